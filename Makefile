@@ -1,0 +1,40 @@
+# Two entry points, each doing all set-up on a fresh machine:
+#   make demo   -- the main job (Signal Propagation Plots of ResNetV2-600: bn, none, nf)
+#   make test   -- the whole test suite
+# torch is installed first so that nothing else can pull a different build:
+#   make demo TORCH='torch==2.13.0'   (default; any pip requirement or wheel path works)
+PYTHON ?= python3
+TORCH  ?= torch==2.13.0
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= out/demo
+# The stamp names the torch requirement, so a different TORCH re-runs the install.
+STAMP  := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | tr -c 'A-Za-z0-9.=_-' '_')
+
+.PHONY: demo test install lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet '$(TORCH)'
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/signalprop spp --model resnetv2_600 --norm bn,none,nf \
+		--input-shape 3,64,64 --batch-size 16 --seed 0 --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_spp.py
+
+clean:
+	rm -rf $(VENV) out build dist src/*.egg-info

@@ -1,0 +1,54 @@
+"""signalprop: measure, predict and fix signal propagation in deep PyTorch networks.
+
+``import signalprop as sp`` is cheap: torch-backed parts (``sp.spp``, ``sp.nn``,
+``sp.models``, ``sp.plot``, ...) load on first use, and ``signalprop.theory`` never
+imports torch at all.
+
+Example:
+    >>> import signalprop as sp
+    >>> round(sp.theory.gamma("relu"), 4)
+    1.7129
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from signalprop import results, theory
+
+__version__ = "0.1.0"
+
+# public name -> (module, attribute or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "nn": ("signalprop.nn", None),
+    "models": ("signalprop.models", None),
+    "measure": ("signalprop.measure", None),
+    "plot": ("signalprop.plot", None),
+    "spp": ("signalprop.measure", "spp"),
+    "SPPResult": ("signalprop.results", "SPPResult"),
+    "BlockStats": ("signalprop.results", "BlockStats"),
+}
+
+if TYPE_CHECKING:
+    from signalprop import measure, models, nn, plot
+    from signalprop.measure import spp
+    from signalprop.results import BlockStats, SPPResult
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'signalprop' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = importlib.import_module(module)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["__version__", "results", "theory", *_LAZY]
