@@ -1,0 +1,5 @@
+import sys
+
+from signalprop.cli import main
+
+sys.exit(main())

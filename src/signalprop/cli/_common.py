@@ -1,0 +1,33 @@
+"""Helpers shared by CLI subcommands: argument parsers for shapes and lists, errors."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class CLIError(Exception):
+    """A user-fixable error: printed as one line, exit status 2."""
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"3,64,64"`` -> ``(3, 64, 64)``; used as an argparse ``type``."""
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 3,64,64, got {text!r}"
+        ) from None
+    if not shape or any(s <= 0 for s in shape):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 3,64,64, got {text!r}"
+        )
+    return shape
+
+
+def parse_list(text: str) -> list[str]:
+    """``"bn,none,nf"`` -> ``["bn", "none", "nf"]``."""
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples' line breaks and shows defaults."""
