@@ -31,9 +31,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 if TYPE_CHECKING:
-    from signalprop import measure, models, nn, plot
-    from signalprop.measure import spp
-    from signalprop.results import BlockStats, SPPResult
+    from signalprop import measure, models, nn, plot  # noqa: F401
+    from signalprop.measure import spp  # noqa: F401
+    from signalprop.results import BlockStats, SPPResult  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,10 @@ depths=(3, 4, 6, 3))`` makes ``create_model("resnetv2_50", norm="nf")`` call
 from __future__ import annotations
 
 import difflib
+import importlib
+import operator
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,3 +66,45 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """
     entry = model_entry(name)
     return entry.factory(**{**entry.defaults, **kwargs})
+
+
+def load_model(spec: str, **kwargs: Any) -> nn.Module:
+    """Build a model from a preset name or a ``package.module:factory`` reference.
+
+    The factory is imported (the current directory is importable, as for ``python -m``)
+    and called with ``kwargs``; it must return an ``nn.Module``.
+
+    Raises:
+        ValueError: unknown preset, a module that cannot be imported (with the reason),
+            a missing attribute, a factory that rejects the arguments or returns no module.
+
+    Example:
+        >>> load_model("torch.nn:Linear", in_features=4, out_features=2)
+        Linear(in_features=4, out_features=2, bias=True)
+    """
+    if ":" not in spec:
+        return create_model(spec, **kwargs)
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"model reference must look like 'package.module:factory', got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 -- any import failure is reported, with its cause
+        raise ValueError(f"cannot import {module_name!r} (from {spec!r}): "
+                         f"{type(e).__name__}: {e}") from e
+    try:
+        factory = operator.attrgetter(attr)(module)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not callable(factory):
+        raise ValueError(f"{spec!r} is a {type(factory).__name__}, not a callable factory")
+    try:
+        model = factory(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"{spec!r} rejected the arguments {kwargs}: {e}") from e
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{spec!r} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model

@@ -1,0 +1,158 @@
+"""``signalprop spp``: Signal Propagation Plots for presets or your own model."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from signalprop.cli._common import CLIError, HelpFormatter, parse_list, parse_shape
+
+EXAMPLES = """\
+examples:
+  # the paper's comparison: ResNetV2-600 with BatchNorm, without, and normalizer-free
+  signalprop spp --model resnetv2_600 --norm bn,none,nf --input-shape 3,64,64 --out out/spp
+
+  # your own model: any importable factory returning an nn.Module
+  signalprop spp --model mypkg.models:build_net --model-arg depth=50 --input-shape 3,32,32
+
+  # a transformer-style model whose channels are last
+  signalprop spp --model mypkg.models:encoder --input-shape 128,256 --channel-dim -1
+
+writes OUT/spp.png (three panels), OUT/spp.csv and OUT/spp.json; results are saved after
+each model, so an interrupted run keeps what it finished.
+"""
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "spp",
+        help="Signal Propagation Plots at initialization",
+        description="Measure per-block signal statistics (Brock, De & Smith 2021) on "
+        "Gaussian input and plot them.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--model", required=True,
+                   help="a preset such as resnetv2_600 ('signalprop models' lists them) "
+                   "or package.module:factory")
+    p.add_argument("--norm", type=parse_list, default=None,
+                   help="comma-separated norms to compare (presets: bn, none, nf)")
+    p.add_argument("--activation", default=None, help="activation for presets, e.g. relu, silu")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra keyword for the model factory (repeatable; VALUE is a "
+                   "Python literal)")
+    p.add_argument("--input-shape", type=parse_shape, default=None,
+                   help="one example's shape without the batch axis, e.g. 3,64,64 "
+                   "(default: the preset's own)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mode", choices=("train", "eval"), default="train",
+                   help="module mode: train uses batch statistics in BatchNorm, as in the paper")
+    p.add_argument("--channel-dim", type=int, default=1, help="channel axis of block outputs")
+    p.add_argument("--blocks", type=parse_list, default=None,
+                   help="comma-separated module names to measure (default: discovered)")
+    p.add_argument("--out", type=Path, default=Path("out/spp"), help="output directory")
+    p.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
+                   help="figure format")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+    return p
+
+
+def _model_kwargs(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--model-arg expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value  # a bare string
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if math.isfinite(v) else str(v)
+
+
+def summarize(res: Any) -> str:
+    """A few lines per model: first/last block, maxima, first non-finite block."""
+    recs = res.records
+    first, last = recs[0], recs[-1]
+    lines = [f"{res.label}: {len(recs)} blocks ({res.discovery})"]
+    for tag, r in (("first", first), ("last", last)):
+        lines.append(f"  {tag:<6} {r.name:<16} sq_mean {_fmt(r.avg_sq_mean):>10}  "
+                     f"var {_fmt(r.avg_var):>10}  res_var {_fmt(r.res_var):>8}")
+    finite = [r for r in recs if not r.nonfinite]
+    if finite:
+        m = max(finite, key=lambda r: r.avg_sq_mean)
+        v = max(finite, key=lambda r: r.avg_var)
+        lines.append(f"  max    sq_mean {_fmt(m.avg_sq_mean)} at {m.name}; "
+                     f"var {_fmt(v.avg_var)} at {v.name}")
+    bad = res.first_nonfinite
+    lines.append("  non-finite values: none" if bad is None else
+                 f"  non-finite values: first at {bad.name} (block {bad.index}, "
+                 f"{bad.nonfinite} values)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from signalprop import models, plot
+    from signalprop.measure import ForwardError, spp
+    from signalprop.results import write_csv
+
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
+    base_kwargs = _model_kwargs(args.model_arg)
+    if args.activation:
+        base_kwargs["activation"] = args.activation
+    norms: list[str | None] = list(args.norm) if args.norm else [None]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    x = None
+    for norm in norms:
+        kwargs = dict(base_kwargs, **({"norm": norm} if norm is not None else {}))
+        label = args.model if norm is None else f"{args.model} {norm}"
+        print(f"building {label} ...", flush=True)
+        torch.manual_seed(args.seed)
+        t0 = time.perf_counter()
+        try:
+            model = models.load_model(args.model, **kwargs)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        model.train(args.mode == "train")
+        if x is None:
+            shape = args.input_shape or getattr(model, "default_input_shape", None)
+            if shape is None:
+                raise CLIError(f"--input-shape is required for {args.model!r} "
+                               "(one example's shape without the batch axis, e.g. 3,64,64)")
+            gen = torch.Generator().manual_seed(args.seed)
+            x = torch.randn((args.batch_size, *shape), generator=gen)
+        try:
+            res = spp(model, x, blocks=args.blocks, channel_dim=args.channel_dim, label=label,
+                      progress=not args.no_progress)
+        except (ValueError, ForwardError) as e:
+            raise CLIError(str(e)) from None
+        res.meta.update(model=args.model, norm=norm, seed=args.seed,
+                        seconds=round(time.perf_counter() - t0, 3))
+        del model
+        results.append(res)
+        print(summarize(res), flush=True)
+        # Save after every model: an interrupted comparison keeps what it finished.
+        write_csv(results, args.out / "spp.csv")
+        (args.out / "spp.json").write_text(
+            json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False))
+    fig = plot.spp(results, args.out / f"spp.{args.format}",
+                   title=f"Signal propagation at initialization, input {tuple(x.shape)}")
+    print(f"wrote {fig}, {args.out / 'spp.csv'}, {args.out / 'spp.json'}")
+    return 0

@@ -1,0 +1,169 @@
+"""Which modules of a model are "blocks" for signal-propagation measurements.
+
+Rule, in order (the first that applies wins; the chosen rule is reported):
+
+1. The model defines ``signal_blocks()`` returning ``[(name, module), ...]`` (signalprop's
+   own models do: the stem, then every residual block).
+2. The model contains subclasses of :class:`signalprop.nn.ResidualBlock`: the outermost
+   ones, in registration order.
+3. The trunk containers: the outermost ``nn.Sequential`` / ``nn.ModuleList`` modules with
+   at least two children (nested containers are flattened into their parent). If any
+   of their children are composite modules (have submodules, like a ResNet block or a
+   Transformer layer), those are the blocks; otherwise (a plain ``Sequential`` MLP)
+   every child is.
+4. Otherwise the root's direct children, or the root itself if it has none.
+
+Explicit ``blocks`` may be qualified names, module types, modules, or a predicate
+``f(name, module) -> bool``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from signalprop.nn import ResidualBlock
+
+BlockSpec = (
+    str | Sequence[str] | type[nn.Module] | tuple[type[nn.Module], ...] | Sequence[nn.Module]
+    | Callable[[str, nn.Module], bool] | None
+)
+_CONTAINERS = (nn.Sequential, nn.ModuleList)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A measurement point: the module's output is recorded after each call."""
+
+    name: str
+    module: nn.Module
+    tap: nn.Module | None  # the branch-end tap of a signalprop ResidualBlock
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    blocks: list[Block]
+    rule: str
+
+
+def _names(model: nn.Module) -> dict[int, str]:
+    return {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+
+
+def _make(model: nn.Module, pairs: Iterable[tuple[str, nn.Module]], rule: str) -> BlockPlan:
+    blocks = []
+    for name, m in pairs:
+        tap = getattr(m, "branch_tap", None) if isinstance(m, ResidualBlock) else None
+        blocks.append(Block(name or "<model>", m, tap))
+    if not blocks:
+        raise ValueError(f"no blocks selected ({rule})")
+    return BlockPlan(blocks, rule)
+
+
+def _outermost(model: nn.Module, kind: tuple[type, ...]) -> list[tuple[str, nn.Module]]:
+    found: list[tuple[str, nn.Module]] = []
+
+    def walk(m: nn.Module, name: str) -> None:
+        if isinstance(m, kind) and m is not model:
+            found.append((name, m))
+            return
+        for child_name, child in m.named_children():
+            walk(child, f"{name}.{child_name}" if name else child_name)
+
+    walk(model, "")
+    return found
+
+
+def _trunks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Outermost containers with >= 2 children (a 1-child container is looked into)."""
+    found: list[tuple[str, nn.Module]] = []
+
+    def walk(m: nn.Module, name: str) -> None:
+        if isinstance(m, _CONTAINERS) and len(m) >= 2:
+            found.append((name, m))
+            return
+        for child_name, child in m.named_children():
+            walk(child, f"{name}.{child_name}" if name else child_name)
+
+    walk(model, "")
+    return found
+
+
+def _flatten(container: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    out: list[tuple[str, nn.Module]] = []
+    for child_name, child in container.named_children():
+        name = f"{prefix}.{child_name}" if prefix else child_name
+        if isinstance(child, _CONTAINERS):
+            out += _flatten(child, name)
+        else:
+            out.append((name, child))
+    return out
+
+
+def discover_blocks(model: nn.Module) -> BlockPlan:
+    """Apply the module docstring's rule to ``model``."""
+    fn = getattr(model, "signal_blocks", None)
+    if callable(fn):
+        return _make(model, fn(), f"{type(model).__name__}.signal_blocks()")
+    residual = _outermost(model, (ResidualBlock,))
+    if residual:
+        return _make(model, residual, "signalprop ResidualBlock subclasses")
+    trunks = _trunks(model)
+    if trunks:
+        children = [pair for name, c in trunks for pair in _flatten(c, name)]
+        composite = [(n, m) for n, m in children if any(True for _ in m.children())]
+        where = ", ".join(f"{type(c).__name__} '{n or '<model>'}'" for n, c in trunks)
+        if composite:
+            return _make(model, composite, f"composite children of {where}")
+        return _make(model, children, f"children of {where}")
+    children = list(model.named_children())
+    if children:
+        return _make(model, children, "children of the root module")
+    return _make(model, [("", model)], "the root module (it has no submodules)")
+
+
+def resolve_blocks(model: nn.Module, blocks: BlockSpec) -> BlockPlan:
+    """Turn an explicit ``blocks`` argument (or None: discovery) into a plan."""
+    if blocks is None:
+        return discover_blocks(model)
+    named = list(model.named_modules())
+    if isinstance(blocks, str):
+        blocks = [blocks]
+    if isinstance(blocks, type) or (
+        isinstance(blocks, tuple) and blocks and all(isinstance(b, type) for b in blocks)
+    ):
+        types = blocks
+        pairs = [(n, m) for n, m in named if isinstance(m, types)]  # type: ignore[arg-type]
+        return _make(model, pairs, f"modules of type {_type_names(types)}")
+    if callable(blocks) and not isinstance(blocks, nn.Module):
+        pred = blocks
+        pairs = [(n, m) for n, m in named if pred(n, m)]
+        return _make(model, pairs, "modules matching a predicate")
+    if isinstance(blocks, Sequence):
+        if all(isinstance(b, str) for b in blocks):
+            by_name = dict(named)
+            missing = [b for b in blocks if b not in by_name]
+            if missing:
+                close = difflib.get_close_matches(missing[0], list(by_name), n=3)
+                hint = f"; close names: {', '.join(close)}" if close else ""
+                raise ValueError(f"blocks: no submodule named {missing[0]!r}{hint}")
+            return _make(model, [(b, by_name[b]) for b in blocks], "modules named by the caller")
+        if all(isinstance(b, nn.Module) for b in blocks):
+            ids = _names(model)
+            unknown = [b for b in blocks if id(b) not in ids]
+            if unknown:
+                kind = type(unknown[0]).__name__
+                raise ValueError(f"blocks: a {kind} given is not a submodule of the model")
+            return _make(model, [(ids[id(b)], b) for b in blocks], "modules given by the caller")
+    raise ValueError(
+        "blocks must be None, qualified names, module types, modules or a predicate "
+        f"f(name, module) -> bool; got {type(blocks).__name__}"
+    )
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    ts = types if isinstance(types, tuple) else (types,)
+    return ", ".join(t.__name__ for t in ts)

@@ -1,0 +1,107 @@
+"""Running a model forward for measurement: inputs, hooks that never linger, and errors
+that name the module where the forward failed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+ModelInput = Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
+
+
+class ForwardError(RuntimeError):
+    """The model's forward raised; the message names the innermost failing module."""
+
+
+def first_tensor(obj: Any, depth: int = 3) -> Tensor | None:
+    """The first floating-point tensor in a (nested) output: tensor, tuple, list or dict."""
+    if isinstance(obj, Tensor):
+        return obj if obj.is_floating_point() else None
+    if depth == 0:
+        return None
+    items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (tuple, list)) else ()
+    for item in items:
+        t = first_tensor(item, depth - 1)
+        if t is not None:
+            return t
+    return None
+
+
+def call_model(model: nn.Module, x: ModelInput) -> Any:
+    """``model(x)``, ``model(*x)`` for a tuple/list, ``model(**x)`` for a dict."""
+    if isinstance(x, dict):
+        return model(**x)
+    if isinstance(x, (tuple, list)):
+        return model(*x)
+    return model(x)
+
+
+def describe_input(args: Any) -> str:
+    shapes = []
+    for a in args if isinstance(args, (tuple, list)) else (args,):
+        if isinstance(a, Tensor):
+            shapes.append(str(tuple(a.shape)))
+        else:
+            shapes.append(type(a).__name__)
+    return ", ".join(shapes) if shapes else "no arguments"
+
+
+@contextlib.contextmanager
+def hooks_removed_after() -> Iterator[list[Any]]:
+    """Collects hook handles and removes every one on exit, even when the body raises."""
+    handles: list[Any] = []
+    try:
+        yield handles
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
+def buffers_restored(model: nn.Module) -> Iterator[None]:
+    """Put every buffer (BatchNorm running statistics, ...) back as it was on exit."""
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, v in saved:
+                b.copy_(v)
+
+
+def locate_failure(model: nn.Module, x: ModelInput, error: BaseException) -> ForwardError:
+    """Re-run the forward with module hooks to name the innermost module that failed."""
+    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    stack: list[tuple[str, nn.Module, str]] = []
+
+    def pre(mod: nn.Module, args: Any) -> None:
+        if id(mod) in names:
+            stack.append((names[id(mod)] or "<model>", mod, describe_input(args)))
+
+    def post(mod: nn.Module, args: Any, out: Any) -> None:
+        if stack and stack[-1][1] is mod:
+            stack.pop()
+
+    h1 = nn.modules.module.register_module_forward_pre_hook(pre)
+    h2 = nn.modules.module.register_module_forward_hook(post)
+    try:
+        with torch.no_grad(), buffers_restored(model):
+            call_model(model, x)
+    except Exception:  # noqa: BLE001 -- the failure being diagnosed
+        pass
+    finally:
+        h1.remove()
+        h2.remove()
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if stack:
+        name, mod, shapes = stack[-1]
+        return ForwardError(
+            f"forward failed in module '{name}' ({type(mod).__name__}), which received input "
+            f"of shape {shapes}: {first_line}"
+        )
+    return ForwardError(f"forward failed on input of shape {describe_input(x)}: {first_line}")

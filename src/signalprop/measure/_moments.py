@@ -1,0 +1,154 @@
+"""Per-channel first and second moments of a tensor, streamed without keeping it.
+
+Fast path (float32/float64 contiguous tensors on the CPU): partial sums of x and x^2 over
+each (outer, channel) row are formed in the tensor's precision, with reductions that
+allocate nothing tensor-sized, and accumulated in float64. Its relative error on a channel
+variance is about 1e-7 * (1 + mean^2 / var). Whenever that bound could exceed 1e-5
+(mean^2 / var > 100), a value is non-finite, or the tensor is half precision,
+non-contiguous or on an accelerator, the exact path runs instead: bounded chunks upcast to
+float64, shifted by a per-channel reference so that large means cost no precision, and
+combined exactly. Either way no more than a small chunk is ever copied.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+# Largest mean^2/var for which the fast path's float32 partial sums stay within ~1e-5.
+_FAST_RATIO_LIMIT = 100.0
+# Elements per float64 chunk on the exact path (8 MiB).
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ChannelMoments:
+    """Channel-averaged statistics of one tensor.
+
+    Attributes:
+        avg_sq_mean: mean over channels of (channel mean)^2.
+        avg_var: mean over channels of the biased channel variance.
+        nonfinite: number of NaN/Inf elements.
+        max_ratio: largest channel mean^2 / var (how hard the variance was to compute).
+    """
+
+    avg_sq_mean: float
+    avg_var: float
+    nonfinite: int
+    max_ratio: float
+
+
+def _layout(t: Tensor, channel_dim: int) -> tuple[int, int, int]:
+    """(outer, channels, inner) sizes of ``t`` around ``channel_dim``."""
+    if t.dim() == 0:
+        return 1, 1, 1
+    if t.dim() == 1:
+        return 1, 1, t.numel()
+    d = channel_dim % t.dim()
+    outer = math.prod(t.shape[:d])
+    inner = math.prod(t.shape[d + 1 :])
+    return outer, t.shape[d], inner
+
+
+def _finish(count: int, s: Tensor, ss: Tensor) -> tuple[Tensor, Tensor]:
+    mean = s / count
+    var = (ss / count - mean * mean).clamp_(min=0.0)
+    return mean, var
+
+
+def _fast_partials(x: Tensor, outer: int, c: int, inner: int) -> tuple[Tensor, Tensor]:
+    """float64 per-channel (sum, sum of squares) from float32/64 partial sums."""
+    if inner >= 32:
+        # Long contiguous rows: reduce each (outer, channel) row; nothing is allocated.
+        rows = x.view(outer, c, inner)
+        s = rows.sum(dim=2).double().sum(dim=0)
+        ss = torch.linalg.vector_norm(rows, dim=2).double().square_().sum(dim=0)
+        return s, ss
+    # Short rows (small maps, channels-last): column sums over chunks of outer rows; the
+    # squares' temporary is bounded by the chunk (<= 1 MiB).
+    cols = x.view(outer, c * inner)
+    step = max(1, (1 << 18) // (c * inner))
+    s = torch.zeros(c * inner, dtype=torch.float64, device=x.device)
+    ss = torch.zeros(c * inner, dtype=torch.float64, device=x.device)
+    for start in range(0, outer, step):
+        part = cols[start : start + step]
+        s += part.sum(dim=0)
+        ss += (part * part).sum(dim=0)
+    return s.view(c, inner).sum(dim=1), ss.view(c, inner).sum(dim=1)
+
+
+def _exact(
+    x: Tensor, outer: int, c: int, inner: int, subtract: Tensor | None
+) -> tuple[Tensor, Tensor, int]:
+    """Per-channel mean and variance in float64 over bounded chunks; exact NaN/Inf count."""
+    xs = x.reshape(outer, c, inner)  # a view whenever x is contiguous
+    ys = subtract.reshape(outer, c, inner) if subtract is not None else None
+    rows_per_chunk = max(1, _CHUNK // max(1, c * inner))
+    s = torch.zeros(c, dtype=torch.float64, device=x.device)
+    ss = torch.zeros(c, dtype=torch.float64, device=x.device)
+    shift: Tensor | None = None
+    nonfinite = 0
+    for start in range(0, outer, rows_per_chunk):
+        chunk = xs[start : start + rows_per_chunk].to(torch.float64)
+        if ys is not None:
+            chunk -= ys[start : start + rows_per_chunk].to(torch.float64)
+        finite = torch.isfinite(chunk)
+        nonfinite += int(chunk.numel() - finite.sum())
+        if shift is None:
+            # Shift by the first chunk's channel means: Var(x) = Var(x - k), no cancellation.
+            shift = torch.where(finite, chunk, 0.0).mean(dim=(0, 2)).view(1, c, 1)
+        chunk -= shift
+        s += chunk.sum(dim=(0, 2))
+        ss += chunk.square_().sum(dim=(0, 2))
+    assert shift is not None
+    mean, var = _finish(outer * inner, s, ss)
+    return mean + shift.view(c), var, nonfinite
+
+
+def channel_moments(
+    t: Tensor, channel_dim: int = 1, subtract: Tensor | None = None
+) -> ChannelMoments:
+    """Channel-averaged squared mean and variance of ``t`` (or of ``t - subtract``).
+
+    Statistics are per channel over every other axis (N, H, W for NCHW), then averaged
+    over channels. Nothing tensor-sized is kept or copied.
+
+    Args:
+        t: activation tensor; ``channel_dim`` indexes its channels (1 for NCHW, -1 for
+            (N, T, C)). 0-d and 1-d tensors count as one channel.
+        subtract: optional tensor of ``t``'s shape; statistics of ``t - subtract`` are
+            computed chunk by chunk (used for Var(y - x) of a foreign residual block).
+
+    Example:
+        >>> m = channel_moments(torch.full((4, 3, 2, 2), 2.0))
+        >>> (m.avg_sq_mean, m.avg_var, m.nonfinite)
+        (4.0, 0.0, 0)
+    """
+    if subtract is not None and subtract.shape != t.shape:
+        raise ValueError(f"subtract has shape {tuple(subtract.shape)}, expected {tuple(t.shape)}")
+    t = t.detach()
+    outer, c, inner = _layout(t, channel_dim)
+    count = outer * inner
+    if count == 0 or c == 0:
+        return ChannelMoments(math.nan, math.nan, 0, math.nan)
+    fast = (
+        subtract is None
+        and t.device.type == "cpu"
+        and t.dtype in (torch.float32, torch.float64)
+        and t.is_contiguous()
+    )
+    if fast:
+        s, ss = _fast_partials(t, outer, c, inner)
+        mean, var = _finish(count, s, ss)
+        sq = mean * mean
+        ratio = float((sq / var.clamp(min=1e-300)).max())
+        if math.isfinite(float(ss.sum())) and ratio <= _FAST_RATIO_LIMIT:
+            return ChannelMoments(float(sq.mean()), float(var.mean()), 0, ratio)
+    sub = subtract.detach() if subtract is not None else None
+    mean, var, nonfinite = _exact(t, outer, c, inner, sub)
+    sq = mean * mean
+    ratio = float((sq / var.clamp(min=1e-300)).max()) if nonfinite == 0 else math.nan
+    return ChannelMoments(float(sq.mean()), float(var.mean()), nonfinite, ratio)

@@ -1,0 +1,33 @@
+"""Model families built from signalprop.nn, and a registry of named presets."""
+
+from signalprop.models._registry import (
+    create_model,
+    list_models,
+    load_model,
+    model_entry,
+    register_model,
+)
+from signalprop.models.resnetv2 import (
+    NORMS,
+    PRESETS,
+    NFBottleneck,
+    PreActBottleneck,
+    ResNetV2,
+    ResNetV2Config,
+    resnetv2,
+)
+
+__all__ = [
+    "NORMS",
+    "PRESETS",
+    "NFBottleneck",
+    "PreActBottleneck",
+    "ResNetV2",
+    "ResNetV2Config",
+    "create_model",
+    "list_models",
+    "load_model",
+    "model_entry",
+    "register_model",
+    "resnetv2",
+]

@@ -1,0 +1,336 @@
+"""Pre-activation bottleneck ResNet-V2 with batch norm, no norm, or normalizer-free blocks.
+
+``norm="bn"``: BN -> act -> conv ordering, He init.
+``norm="none"``: act -> conv, He init; the signal variance doubles per block and the
+channel means drift (mean shift), which is what Signal Propagation Plots show.
+``norm="nf"``: the NF-ResNet block of Brock, De & Smith (ICLR 2021):
+
+    h_{i+1} = h_i + alpha * f_i(h_i / beta_i),   beta_i = sqrt(E[Var h_i])
+
+with Scaled WS convolutions and gamma-scaled activations; the expected variance grows by
+alpha^2 per block and resets to 1 + alpha^2 at each transition block, whose shortcut is
+a 1x1 Scaled-WS projection of the scaled, activated input (as in DeepMind's reference).
+
+Example:
+    >>> import torch
+    >>> m = resnetv2("resnetv2_50", norm="nf", stem="cifar", num_classes=10)
+    >>> m(torch.randn(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from signalprop import theory
+from signalprop.models._registry import register_model
+from signalprop.nn import BranchTap, GammaAct, ResidualBlock, ScaledStdConv2d, SkipInit
+from signalprop.nn.activations import make_activation
+
+# Bottleneck blocks per stage (Brock et al. 2021; He et al. 2016). Layer count is
+# 3 * blocks + 2; "resnetv2_1000" has 1000 convolutions (333 blocks and the stem).
+PRESETS: dict[str, tuple[int, ...]] = {
+    "resnetv2_50": (3, 4, 6, 3),
+    "resnetv2_101": (3, 4, 23, 3),
+    "resnetv2_152": (3, 8, 36, 3),
+    "resnetv2_200": (3, 24, 36, 3),
+    "resnetv2_288": (24, 24, 24, 24),
+    "resnetv2_600": (50, 50, 50, 50),
+    "resnetv2_1000": (83, 83, 83, 84),
+}
+NORMS = ("bn", "none", "nf")
+STEMS = ("imagenet", "cifar")
+_STAGE_WIDTHS = (256, 512, 1024, 2048)  # block outputs; bottlenecks are a quarter of these
+_STAGE_STRIDES = (1, 2, 2, 2)
+
+
+@dataclass(frozen=True)
+class ResNetV2Config:
+    """Everything that defines a ResNetV2 (presets are just ``depths``)."""
+
+    depths: tuple[int, ...]
+    norm: str = "bn"  # one of NORMS
+    activation: str = "relu"
+    width: float = 1.0  # channel multiplier
+    stem: str = "imagenet"  # 7x7/2 conv + 3x3/2 max-pool, or "cifar": 3x3 conv
+    alpha: float = 0.2  # NF: residual branch scale
+    skipinit: bool = False  # learnable scalar on each branch
+    skipinit_init: float = 0.0  # its initial value (the reference uses 0)
+    num_classes: int = 1000
+    in_chans: int = 3
+
+
+def _he_gain(activation: str) -> float:
+    # Generalised He init: Var(w) = gain^2 / fan_in keeps E[x^2] through phi -> conv;
+    # gain^2 = 1 / E[phi(z)^2] (= 2 for ReLU).
+    act = theory.get_activation(activation)
+    return 1.0 / math.sqrt(theory.gauss_expect(lambda u: act.fn(u) ** 2, 1.0, act.kinks))
+
+
+class PreActBottleneck(ResidualBlock):
+    """Pre-activation bottleneck for ``norm="bn"`` (BN -> act -> conv) and ``"none"``.
+
+    out = shortcut + g * conv3(act(n3(conv2(act(n2(conv1(act(n1(x)))))))))
+    where the shortcut is x, or a 1x1 projection of act(n1(x)) at transitions, and g is an
+    optional SkipInit gain.
+    """
+
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int, norm: str, activation: str,
+        skipinit: bool = False, skipinit_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        mid = out_ch // 4
+        bias = norm == "none"
+
+        def norm_layer(c: int) -> nn.Module:
+            return nn.BatchNorm2d(c) if norm == "bn" else nn.Identity()
+
+        self.norm1, self.act1 = norm_layer(in_ch), make_activation(activation)
+        self.conv1 = nn.Conv2d(in_ch, mid, 1, bias=bias)
+        self.norm2, self.act2 = norm_layer(mid), make_activation(activation)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, bias=bias)
+        self.norm3, self.act3 = norm_layer(mid), make_activation(activation)
+        self.conv3 = nn.Conv2d(mid, out_ch, 1, bias=bias)
+        self.is_transition = stride != 1 or in_ch != out_ch
+        self.shortcut = (
+            nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=bias) if self.is_transition else None
+        )
+        self.branch_tap = BranchTap()
+        self.skip_gain = SkipInit(skipinit_init) if skipinit else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.act1(self.norm1(x))
+        shortcut = self.shortcut(pre) if self.shortcut is not None else x
+        out = self.conv1(pre)
+        out = self.conv2(self.act2(self.norm2(out)))
+        out = self.conv3(self.act3(self.norm3(out)))
+        out = self.branch_tap(out)
+        if self.skip_gain is not None:
+            out = self.skip_gain(out)
+        return shortcut + out
+
+
+class NFBottleneck(ResidualBlock):
+    """Normalizer-free pre-activation bottleneck (Brock, De & Smith 2021).
+
+    out = shortcut + alpha * g * f(x / beta), f = conv3 . act . conv2 . act . conv1 . act,
+    with Scaled WS convolutions and gamma-scaled activations, so Var(f) ~ 1 when
+    Var(x) ~ beta^2. ``expected_var`` is the block output's predicted variance.
+    """
+
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int, beta: float, alpha: float,
+        activation: str, expected_var: float, skipinit: bool = False,
+        skipinit_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        mid = out_ch // 4
+        self.beta, self.alpha, self.expected_var = float(beta), float(alpha), float(expected_var)
+        self.act1 = GammaAct(activation)
+        self.conv1 = ScaledStdConv2d(in_ch, mid, 1)
+        self.act2 = GammaAct(activation)
+        self.conv2 = ScaledStdConv2d(mid, mid, 3, stride=stride, padding=1)
+        self.act3 = GammaAct(activation)
+        self.conv3 = ScaledStdConv2d(mid, out_ch, 1)
+        self.is_transition = stride != 1 or in_ch != out_ch
+        # NOTE: like DeepMind's reference, the projection takes the scaled *activated*
+        # input (gamma * act(x / beta)), whose variance is 1 like the branch's.
+        self.shortcut = (
+            ScaledStdConv2d(in_ch, out_ch, 1, stride=stride) if self.is_transition else None
+        )
+        self.branch_tap = BranchTap()
+        self.skip_gain = SkipInit(skipinit_init) if skipinit else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act1(x if self.beta == 1.0 else x * (1.0 / self.beta))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(self.act2(out))
+        out = self.conv3(self.act3(out))
+        out = self.branch_tap(out)
+        if self.skip_gain is not None:
+            out = self.skip_gain(out)
+        return torch.add(shortcut, out, alpha=self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta:.4f}, alpha={self.alpha:g}, expected_var={self.expected_var:.4f}"
+
+
+class ResNetV2(nn.Module):
+    """Pre-activation bottleneck ResNet; build it with :func:`resnetv2`.
+
+    Module layout: ``stem`` -> ``stages.{s}.{b}`` (blocks) -> ``final_norm`` ->
+    ``final_act`` -> global average pool -> ``fc``.
+    """
+
+    def __init__(self, cfg: ResNetV2Config, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        # Modules are built on the meta device and initialised once, in reset_parameters():
+        # torch's default per-layer init would otherwise dominate (seconds for 300M weights).
+        with torch.device("meta"):
+            self._build(cfg)
+        self.to_empty(device=device if device is not None else torch.get_default_device())
+        self.reset_parameters()
+
+    def _build(self, cfg: ResNetV2Config) -> None:
+        nf = cfg.norm == "nf"
+        stem_ch = max(1, round(64 * cfg.width))
+        conv: type[nn.Conv2d] = ScaledStdConv2d if nf else nn.Conv2d
+        if cfg.stem == "imagenet":
+            self.stem = nn.Sequential(OrderedDict(
+                conv=conv(cfg.in_chans, stem_ch, 7, stride=2, padding=3, bias=not nf),
+                pool=nn.MaxPool2d(3, stride=2, padding=1),
+            ))
+            self.default_input_shape: tuple[int, ...] = (cfg.in_chans, 224, 224)
+        else:
+            self.stem = nn.Sequential(OrderedDict(
+                conv=conv(cfg.in_chans, stem_ch, 3, stride=1, padding=1, bias=not nf),
+            ))
+            self.default_input_shape = (cfg.in_chans, 32, 32)
+
+        stages = []
+        in_ch, expected_var = stem_ch, 1.0
+        for depth, out_w, stride in zip(cfg.depths, _STAGE_WIDTHS, _STAGE_STRIDES):
+            out_ch = max(4, round(out_w * cfg.width))
+            blocks = []
+            for b in range(depth):
+                s = stride if b == 0 else 1
+                if nf:
+                    beta = math.sqrt(expected_var)
+                    # A transition's shortcut sees unit-variance input: reset, then grow.
+                    expected_var = (1.0 if b == 0 else expected_var) + cfg.alpha**2
+                    blk: ResidualBlock = NFBottleneck(
+                        in_ch, out_ch, s, beta, cfg.alpha, cfg.activation, expected_var,
+                        cfg.skipinit, cfg.skipinit_init)
+                else:
+                    blk = PreActBottleneck(in_ch, out_ch, s, cfg.norm, cfg.activation,
+                                           cfg.skipinit, cfg.skipinit_init)
+                blocks.append(blk)
+                in_ch = out_ch
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.num_features = in_ch
+        self.final_norm = nn.BatchNorm2d(in_ch) if cfg.norm == "bn" else nn.Identity()
+        self.final_act = GammaAct(cfg.activation) if nf else make_activation(cfg.activation)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_ch, cfg.num_classes)
+
+    def reset_parameters(self) -> None:
+        """(Re-)initialise every parameter and buffer.
+
+        He init (generalised to the activation) for plain convs; fan-in normal weights, unit
+        gains and zero biases for Scaled WS convs; BatchNorm at (1, 0) with fresh running
+        statistics; SkipInit gains at their init; classifier N(0, 0.01) with zero bias.
+        """
+        gain = _he_gain(self.cfg.activation)
+        for m in self.modules():
+            if isinstance(m, ScaledStdConv2d):
+                # Scaled WS makes the raw scale irrelevant; fan-in normal as in the reference.
+                nn.init.normal_(m.weight, std=1.0 / math.sqrt(m.weight[0].numel()))
+                m.reset_ws_parameters()
+            elif isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=gain / math.sqrt(m.weight[0].numel()))
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()
+            elif isinstance(m, SkipInit):
+                m.reset_parameters()
+        nn.init.normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def signal_blocks(self) -> list[tuple[str, nn.Module]]:
+        """Where Signal Propagation Plots measure: the stem output, then every block."""
+        blocks: list[tuple[str, nn.Module]] = [("stem", self.stem)]
+        for s, stage in enumerate(self.stages):
+            blocks += [(f"stages.{s}.{b}", blk) for b, blk in enumerate(stage)]
+        return blocks
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.stages(self.stem(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.final_act(self.final_norm(self.forward_features(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def _choose(name: str, value: str, valid: Sequence[str]) -> str:
+    if value not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+def resnetv2(
+    name_or_depths: str | Sequence[int] = "resnetv2_50",
+    *,
+    norm: str = "bn",
+    activation: str = "relu",
+    width: float = 1.0,
+    stem: str = "imagenet",
+    alpha: float = 0.2,
+    skipinit: bool = False,
+    skipinit_init: float = 0.0,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    device: torch.device | str | None = None,
+) -> ResNetV2:
+    """Build a pre-activation bottleneck ResNet-V2.
+
+    Args:
+        name_or_depths: a preset (``PRESETS``: resnetv2_50 ... resnetv2_1000) or the number
+            of bottleneck blocks per stage (1 to 4 stages).
+        norm: ``"bn"``, ``"none"`` or ``"nf"`` (normalizer-free, Scaled WS).
+        activation: any name from ``signalprop.theory.activation_names()``.
+        width: channel multiplier (stem 64, stage outputs 256..2048 at width 1).
+        stem: ``"imagenet"`` (7x7/2 conv + 3x3/2 max-pool) or ``"cifar"`` (3x3 conv).
+        alpha: NF residual scale.
+        skipinit: add a learnable scalar (SkipInit gain) on every residual branch.
+        skipinit_init: that scalar's initial value (0 in the reference; 1 reproduces the
+            paper's signal propagation plots).
+        num_classes, in_chans: classifier outputs and input channels.
+        device: where to allocate the parameters (default: torch's default device).
+
+    Returns:
+        A :class:`ResNetV2`; ``model.signal_blocks()`` lists the SPP measurement points.
+
+    Example:
+        >>> m = resnetv2([1, 1], norm="bn", stem="cifar", num_classes=5, width=0.25)
+        >>> [name for name, _ in m.signal_blocks()]
+        ['stem', 'stages.0.0', 'stages.1.0']
+    """
+    if isinstance(name_or_depths, str):
+        if name_or_depths not in PRESETS:
+            raise ValueError(
+                f"unknown ResNetV2 preset {name_or_depths!r}; valid: {', '.join(PRESETS)}"
+            )
+        depths = PRESETS[name_or_depths]
+    else:
+        depths = tuple(int(d) for d in name_or_depths)
+        if not 1 <= len(depths) <= len(_STAGE_WIDTHS) or any(d < 1 for d in depths):
+            raise ValueError(
+                f"depths must be 1 to {len(_STAGE_WIDTHS)} positive block counts, got {depths}"
+            )
+    _choose("norm", norm, NORMS)
+    _choose("stem", stem, STEMS)
+    theory.get_activation(activation)  # unknown names list the valid ones
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    if num_classes < 1 or in_chans < 1:
+        raise ValueError(f"num_classes and in_chans must be >= 1, got {num_classes}, {in_chans}")
+    cfg = ResNetV2Config(tuple(depths), norm, activation, float(width), stem, float(alpha),
+                         bool(skipinit), float(skipinit_init), int(num_classes), int(in_chans))
+    return ResNetV2(cfg, device=device)
+
+
+for _name, _depths in PRESETS.items():
+    register_model(_name, resnetv2, f"pre-activation bottleneck ResNet-V2, blocks {_depths}",
+                   name_or_depths=_name)

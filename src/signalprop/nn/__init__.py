@@ -1,0 +1,25 @@
+"""Torch layers that control signal propagation (constants come from signalprop.theory)."""
+
+from signalprop.nn.activations import GammaAct, make_activation, torch_activation
+from signalprop.nn.residual import BranchTap, ResidualBlock, SkipInit
+from signalprop.nn.std_conv import (
+    ScaledStdConv1d,
+    ScaledStdConv2d,
+    ScaledStdConv3d,
+    WSLinear,
+    standardize_weight,
+)
+
+__all__ = [
+    "BranchTap",
+    "GammaAct",
+    "ResidualBlock",
+    "ScaledStdConv1d",
+    "ScaledStdConv2d",
+    "ScaledStdConv3d",
+    "SkipInit",
+    "WSLinear",
+    "make_activation",
+    "standardize_weight",
+    "torch_activation",
+]
