@@ -1,5 +1,7 @@
 """Shared test settings: deterministic torch, few threads (CI has 2 cores)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -17,5 +19,8 @@ def _seed() -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if torch is not None:
-        torch.set_num_threads(2)
+    # CI has 2 free cores. On a machine where another process holds a core, OpenMP
+    # threads wait on each other ~100x longer than the work: set SIGNALPROP_TEST_THREADS=1.
+    threads = int(os.environ.get("SIGNALPROP_TEST_THREADS", "0"))
+    if torch is not None and threads > 0:
+        torch.set_num_threads(threads)

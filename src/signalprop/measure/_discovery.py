@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
+from signalprop.measure._forward import module_names
 from signalprop.nn import ResidualBlock
 
 BlockSpec = (
@@ -47,10 +48,6 @@ class Block:
 class BlockPlan:
     blocks: list[Block]
     rule: str
-
-
-def _names(model: nn.Module) -> dict[int, str]:
-    return {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
 
 
 def _make(model: nn.Module, pairs: Iterable[tuple[str, nn.Module]], rule: str) -> BlockPlan:
@@ -152,7 +149,7 @@ def resolve_blocks(model: nn.Module, blocks: BlockSpec) -> BlockPlan:
                 raise ValueError(f"blocks: no submodule named {missing[0]!r}{hint}")
             return _make(model, [(b, by_name[b]) for b in blocks], "modules named by the caller")
         if all(isinstance(b, nn.Module) for b in blocks):
-            ids = _names(model)
+            ids = module_names(model)
             unknown = [b for b in blocks if id(b) not in ids]
             if unknown:
                 kind = type(unknown[0]).__name__

@@ -32,6 +32,14 @@ def first_tensor(obj: Any, depth: int = 3) -> Tensor | None:
     return None
 
 
+def module_names(model: nn.Module) -> dict[int, str]:
+    """id(module) -> its first qualified name (a shared module keeps its first name)."""
+    names: dict[int, str] = {}
+    for n, m in model.named_modules(remove_duplicate=False):
+        names.setdefault(id(m), n)
+    return names
+
+
 def call_model(model: nn.Module, x: ModelInput) -> Any:
     """``model(x)``, ``model(*x)`` for a tuple/list, ``model(**x)`` for a dict."""
     if isinstance(x, dict):
@@ -76,7 +84,7 @@ def buffers_restored(model: nn.Module) -> Iterator[None]:
 
 def locate_failure(model: nn.Module, x: ModelInput, error: BaseException) -> ForwardError:
     """Re-run the forward with module hooks to name the innermost module that failed."""
-    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    names = module_names(model)
     stack: list[tuple[str, nn.Module, str]] = []
 
     def pre(mod: nn.Module, args: Any) -> None:

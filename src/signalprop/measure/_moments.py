@@ -92,7 +92,8 @@ def _exact(
     shift: Tensor | None = None
     nonfinite = 0
     for start in range(0, outer, rows_per_chunk):
-        chunk = xs[start : start + rows_per_chunk].to(torch.float64)
+        # copy=True: a float64 input must never be shifted in place (it is the model's).
+        chunk = xs[start : start + rows_per_chunk].to(torch.float64, copy=True)
         if ys is not None:
             chunk -= ys[start : start + rows_per_chunk].to(torch.float64)
         finite = torch.isfinite(chunk)

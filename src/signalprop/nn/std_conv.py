@@ -69,7 +69,9 @@ def standardize_weight(
     else:
         scale = torch.rsqrt(n_var + eps * flat.shape[1])
     scale = scale * gamma if gain is None else scale * (gain.reshape(-1, 1) * gamma)
-    if torch.is_grad_enabled() and (centered.requires_grad or scale.requires_grad):
+    if _tracing() or (
+        torch.is_grad_enabled() and (centered.requires_grad or scale.requires_grad)
+    ):
         return (centered * scale).reshape_as(weight)
     # No graph: scale in place; a fresh weight-sized allocation costs more than the math.
     return centered.mul_(scale).reshape_as(weight)
