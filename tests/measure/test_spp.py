@@ -215,3 +215,26 @@ def test_nonfinite_model_is_reported_not_raised():
 def test_channel_dim_out_of_range():
     with pytest.raises(ValueError, match="channel_dim=4 is out of range for an input of shape"):
         sp.spp(hand_residual_cnn(), torch.randn(2, 3, 8, 8), channel_dim=4)
+
+
+def test_buffers_and_batchnorm_flags_are_left_as_they_were():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x):
+            self.calls += 1
+            return x
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), Counter(), ResBlock(4))
+    bn = model[1]
+    x = torch.randn(4, 3, 6, 6)
+    res = sp.spp(model, x, blocks=["1", "3"])
+    assert bn.track_running_stats and model[2].calls.item() == 0
+    assert torch.all(bn.running_mean == 0) and bn.num_batches_tracked.item() == 0
+    # statistics were still taken with batch statistics (train mode)
+    with torch.no_grad():
+        y = model[1](model[0](x))
+    assert res.records[0].avg_var == pytest.approx(_stats64(y)[1], rel=1e-5)
+    assert res.records[0].avg_sq_mean < 1e-10

@@ -39,3 +39,11 @@ def test_bad_arguments(tmp_path):
         plot.spp([_res("a"), _res("b")], tmp_path / "x.png", predicted=[_res("a")])
     with pytest.raises(ValueError, match="non-empty sequence"):
         plot.spp([], tmp_path / "x.png")
+
+
+def test_exploding_result_gets_its_own_row():
+    from signalprop.plot.spp import _rows_by_scale
+
+    rows = _rows_by_scale([_res("bn", 30.0), _res("none", 1e50), _res("nf", 1.0)])
+    assert rows == [[0, 2], [1]]
+    assert _rows_by_scale([_res("a"), _res("b", 5.0)]) == [[0, 1]]

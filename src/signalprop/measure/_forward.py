@@ -72,11 +72,23 @@ def hooks_removed_after() -> Iterator[list[Any]]:
 
 @contextlib.contextmanager
 def buffers_restored(model: nn.Module) -> Iterator[None]:
-    """Put every buffer (BatchNorm running statistics, ...) back as it was on exit."""
-    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    """Leave every buffer (BatchNorm running statistics, ...) as it was.
+
+    BatchNorm layers in train mode stop tracking running statistics for the duration
+    (their output, from batch statistics, is unchanged), so nothing is copied for them;
+    the buffers of any other module are snapshotted and written back on exit.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    frozen = [m for m in bns if m.training and m.track_running_stats]
+    bn_buffers = {id(b) for m in bns for b in m.buffers(recurse=False)}
+    saved = [(b, b.detach().clone()) for b in model.buffers() if id(b) not in bn_buffers]
+    for m in frozen:
+        m.track_running_stats = False
     try:
         yield
     finally:
+        for m in frozen:
+            m.track_running_stats = True
         with torch.no_grad():
             for b, v in saved:
                 b.copy_(v)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -53,36 +54,40 @@ def _layout(t: Tensor, channel_dim: int) -> tuple[int, int, int]:
     return outer, t.shape[d], inner
 
 
-def _finish(count: int, s: Tensor, ss: Tensor) -> tuple[Tensor, Tensor]:
+def _finish(count: int, s: np.ndarray, ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = s / count
-    var = (ss / count - mean * mean).clamp_(min=0.0)
+    var = np.maximum(ss / count - mean * mean, 0.0)
     return mean, var
 
 
-def _fast_partials(x: Tensor, outer: int, c: int, inner: int) -> tuple[Tensor, Tensor]:
-    """float64 per-channel (sum, sum of squares) from float32/64 partial sums."""
+def _fast_partials(x: Tensor, outer: int, c: int, inner: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 per-channel (sum, sum of squares) from float32/64 partial sums.
+
+    Two torch reductions read the tensor; the (small) partials are combined in NumPy,
+    whose per-call overhead is a fraction of torch's.
+    """
     if inner >= 32:
         # Long contiguous rows: reduce each (outer, channel) row; nothing is allocated.
         rows = x.view(outer, c, inner)
-        s = rows.sum(dim=2).double().sum(dim=0)
-        ss = torch.linalg.vector_norm(rows, dim=2).double().square_().sum(dim=0)
-        return s, ss
+        s = rows.sum(dim=2).numpy().astype(np.float64).sum(axis=0)
+        norms = torch.linalg.vector_norm(rows, dim=2).numpy().astype(np.float64)
+        return s, np.square(norms).sum(axis=0)
     # Short rows (small maps, channels-last): column sums over chunks of outer rows; the
     # squares' temporary is bounded by the chunk (<= 1 MiB).
     cols = x.view(outer, c * inner)
     step = max(1, (1 << 18) // (c * inner))
-    s = torch.zeros(c * inner, dtype=torch.float64, device=x.device)
-    ss = torch.zeros(c * inner, dtype=torch.float64, device=x.device)
+    s = np.zeros(c * inner)
+    ss = np.zeros(c * inner)
     for start in range(0, outer, step):
         part = cols[start : start + step]
-        s += part.sum(dim=0)
-        ss += (part * part).sum(dim=0)
-    return s.view(c, inner).sum(dim=1), ss.view(c, inner).sum(dim=1)
+        s += part.sum(dim=0).numpy()
+        ss += (part * part).sum(dim=0).numpy()
+    return s.reshape(c, inner).sum(axis=1), ss.reshape(c, inner).sum(axis=1)
 
 
 def _exact(
     x: Tensor, outer: int, c: int, inner: int, subtract: Tensor | None
-) -> tuple[Tensor, Tensor, int]:
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-channel mean and variance in float64 over bounded chunks; exact NaN/Inf count."""
     xs = x.reshape(outer, c, inner)  # a view whenever x is contiguous
     ys = subtract.reshape(outer, c, inner) if subtract is not None else None
@@ -105,8 +110,8 @@ def _exact(
         s += chunk.sum(dim=(0, 2))
         ss += chunk.square_().sum(dim=(0, 2))
     assert shift is not None
-    mean, var = _finish(outer * inner, s, ss)
-    return mean + shift.view(c), var, nonfinite
+    mean, var = _finish(outer * inner, s.cpu().numpy(), ss.cpu().numpy())
+    return mean + shift.view(c).cpu().numpy(), var, nonfinite
 
 
 def channel_moments(
@@ -141,15 +146,16 @@ def channel_moments(
         and t.dtype in (torch.float32, torch.float64)
         and t.is_contiguous()
     )
-    if fast:
-        s, ss = _fast_partials(t, outer, c, inner)
-        mean, var = _finish(count, s, ss)
+    with np.errstate(all="ignore"):  # non-finite sums are detected, not warned about
+        if fast:
+            s, ss = _fast_partials(t, outer, c, inner)
+            mean, var = _finish(count, s, ss)
+            sq = mean * mean
+            ratio = float((sq / np.maximum(var, 1e-300)).max())
+            if math.isfinite(float(ss.sum())) and ratio <= _FAST_RATIO_LIMIT:
+                return ChannelMoments(float(sq.mean()), float(var.mean()), 0, ratio)
+        sub = subtract.detach() if subtract is not None else None
+        mean, var, nonfinite = _exact(t, outer, c, inner, sub)
         sq = mean * mean
-        ratio = float((sq / var.clamp(min=1e-300)).max())
-        if math.isfinite(float(ss.sum())) and ratio <= _FAST_RATIO_LIMIT:
-            return ChannelMoments(float(sq.mean()), float(var.mean()), 0, ratio)
-    sub = subtract.detach() if subtract is not None else None
-    mean, var, nonfinite = _exact(t, outer, c, inner, sub)
-    sq = mean * mean
-    ratio = float((sq / var.clamp(min=1e-300)).max()) if nonfinite == 0 else math.nan
-    return ChannelMoments(float(sq.mean()), float(var.mean()), nonfinite, ratio)
+        ratio = float((sq / np.maximum(var, 1e-300)).max()) if nonfinite == 0 else math.nan
+        return ChannelMoments(float(sq.mean()), float(var.mean()), nonfinite, ratio)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from signalprop.plot._style import pyplot, save
 from signalprop.results import SPPResult
@@ -62,6 +63,24 @@ def _wants_log(values: list[float]) -> bool:
     return bool(pos) and max(pos) / max(min(pos), 1e-300) > 1e3
 
 
+def _scale(res: SPPResult) -> float:
+    vals = [abs(v) for f in ("avg_sq_mean", "avg_var") for v in _finite_xy(res, f)[1]]
+    return max(vals, default=1.0) or 1.0
+
+
+def _rows_by_scale(results: list[SPPResult], span: float = 1e3) -> list[list[int]]:
+    """Group result indices so each row's largest values lie within ``span`` of each other:
+    a network whose signal explodes gets its own row instead of flattening the others."""
+    order = sorted(range(len(results)), key=lambda i: _scale(results[i]))
+    rows: list[list[int]] = []
+    for i in order:
+        if rows and _scale(results[i]) <= span * _scale(results[rows[-1][0]]):
+            rows[-1].append(i)
+        else:
+            rows.append([i])
+    return [sorted(r) for r in sorted(rows, key=min)]
+
+
 def spp(
     results: SPPResult | Sequence[SPPResult],
     path: str | Path,
@@ -71,10 +90,12 @@ def spp(
     """Draw the three SPP panels (squared mean, variance, residual variance) vs depth.
 
     One solid line per measured result; predictions (``kind="predicted"`` results, e.g.
-    from ``signalprop.theory``) are dashed in the same colour. Panels switch to a log
-    axis when values span more than three decades. The first block with NaN/Inf values is
-    marked with a red cross and a dotted vertical line. Stage transitions listed in a
-    result's ``meta["transitions"]`` get faint vertical lines.
+    from ``signalprop.theory``) are dashed in the same colour. Results whose values lie
+    within three decades of each other share a row of panels; a result far larger (an
+    exploding network) gets a row of its own, so it cannot flatten the others. A panel
+    switches to a log axis when its values span more than three decades. The first block
+    with NaN/Inf values is marked with a red cross and a dotted vertical line; stage
+    transitions in ``meta["transitions"]`` get faint vertical lines.
 
     Args:
         results: one result or several (labels tell them apart).
@@ -94,45 +115,51 @@ def spp(
     """
     res_list = _as_list(results)
     preds = _match_predictions(res_list, predicted)
+    rows = _rows_by_scale(res_list)
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 4.2 * len(rows)), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     labels = stack_labels(res_list)
-    for (field, name), ax in zip(_PANELS, axes):
-        plotted: list[float] = []
-        for i, (res, pred, label) in enumerate(zip(res_list, preds, labels)):
-            color = colors[i % len(colors)]
-            xs, ys = _finite_xy(res, field)
-            if xs:
-                ax.plot(xs, ys, "-", color=color, lw=1.4, label=label)
-                plotted += ys
-            if pred is not None:
-                pxs, pys = _finite_xy(pred, field)
-                if pxs:
-                    ax.plot(pxs, pys, "--", color=color, lw=1.2, alpha=0.9,
-                            label=f"{label} (predicted)")
-                    plotted += pys
-            bad = res.first_nonfinite
-            if bad is not None:
-                ax.axvline(bad.index, color=color, ls=":", lw=1)
-                y = ys[-1] if ys else 1.0
-                ax.plot([bad.index], [y], "x", color="red", ms=9, mew=2)
-                ax.annotate(f"NaN/Inf from {bad.name}", (bad.index, y), fontsize=7,
-                            color="red", xytext=(4, 6), textcoords="offset points")
-            for t in res.meta.get("transitions", []) if i == 0 else []:
-                ax.axvline(t, color="0.85", lw=0.8, zorder=0)
-        if _wants_log(plotted):
-            ax.set_yscale("log")
-        ax.set_title(name, fontsize=11)
-        ax.set_xlabel("block (depth)")
-        if not plotted:
-            ax.text(0.5, 0.5, "not available", ha="center", va="center", color="0.5",
-                    transform=ax.transAxes)
-        ax.grid(alpha=0.3)
-    handles, names = axes[1].get_legend_handles_labels()
-    if handles:
-        axes[1].legend(handles, names, fontsize=8)
+    for row, members in zip(axes, rows):
+        for (field, name), ax in zip(_PANELS, row):
+            _panel(ax, field, name, [(i, res_list[i], preds[i], labels[i],
+                                      colors[i % len(colors)]) for i in members])
+        handles, names = row[1].get_legend_handles_labels()
+        if handles:
+            row[1].legend(handles, names, fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return save(fig, path)
+
+
+def _panel(ax: Any, field: str, name: str, entries: list[tuple[Any, ...]]) -> None:
+    plotted: list[float] = []
+    for n, (_, res, pred, label, color) in enumerate(entries):
+        xs, ys = _finite_xy(res, field)
+        if xs:
+            ax.plot(xs, ys, "-", color=color, lw=1.4, label=label)
+            plotted += ys
+        if pred is not None:
+            pxs, pys = _finite_xy(pred, field)
+            if pxs:
+                ax.plot(pxs, pys, "--", color=color, lw=1.2, alpha=0.9,
+                        label=f"{label} (predicted)")
+                plotted += pys
+        bad = res.first_nonfinite
+        if bad is not None:
+            ax.axvline(bad.index, color=color, ls=":", lw=1)
+            y = ys[-1] if ys else 1.0
+            ax.plot([bad.index], [y], "x", color="red", ms=9, mew=2)
+            ax.annotate(f"NaN/Inf from {bad.name}", (bad.index, y), fontsize=7,
+                        color="red", xytext=(4, 6), textcoords="offset points")
+        for t in res.meta.get("transitions", []) if n == 0 else []:
+            ax.axvline(t, color="0.85", lw=0.8, zorder=0)
+    if _wants_log(plotted):
+        ax.set_yscale("log")
+    ax.set_title(name, fontsize=11)
+    ax.set_xlabel("block (depth)")
+    if not plotted:
+        ax.text(0.5, 0.5, "not available", ha="center", va="center", color="0.5",
+                transform=ax.transAxes)
+    ax.grid(alpha=0.3)
