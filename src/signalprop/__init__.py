@@ -28,12 +28,16 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "spp": ("signalprop.measure", "spp"),
     "SPPResult": ("signalprop.results", "SPPResult"),
     "BlockStats": ("signalprop.results", "BlockStats"),
+    "batch_independence": ("signalprop.measure", "batch_independence"),
+    "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
+    "optim": ("signalprop.optim", None),
+    "convert": ("signalprop.convert", None),
 }
 
 if TYPE_CHECKING:
-    from signalprop import measure, models, nn, plot  # noqa: F401
-    from signalprop.measure import spp  # noqa: F401
-    from signalprop.results import BlockStats, SPPResult  # noqa: F401
+    from signalprop import convert, measure, models, nn, optim, plot  # noqa: F401
+    from signalprop.measure import batch_independence, spp  # noqa: F401
+    from signalprop.results import BatchIndependenceResult, BlockStats, SPPResult  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

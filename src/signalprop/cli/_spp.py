@@ -23,6 +23,9 @@ examples:
   # a transformer-style model whose channels are last
   signalprop spp --model mypkg.models:encoder --input-shape 128,256 --channel-dim -1
 
+  # also check that no example changes another's output (train and eval mode)
+  signalprop spp --model resnetv2_50 --norm bn,nf --check-independence
+
 writes OUT/spp.png (three panels), OUT/spp.csv and OUT/spp.json; results are saved after
 each model, so an interrupted run keeps what it finished.
 """
@@ -59,6 +62,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out/spp"), help="output directory")
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
                    help="figure format")
+    p.add_argument("--check-independence", action="store_true",
+                   help="also perturb one example and report how much the others' outputs "
+                   "move, in train and eval mode (BatchNorm leaks in train mode)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
     return p
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from signalprop import models, plot
-    from signalprop.measure import ForwardError, spp
+    from signalprop.measure import ForwardError, batch_independence, spp
     from signalprop.results import write_csv
 
     if args.batch_size < 1:
@@ -145,9 +151,17 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(str(e)) from None
         res.meta.update(model=args.model, norm=norm, seed=args.seed,
                         seconds=round(time.perf_counter() - t0, 3))
+        if args.check_independence:
+            try:
+                ind = batch_independence(model, x, seed=args.seed, label=label)
+            except (ValueError, ForwardError) as e:
+                raise CLIError(f"--check-independence: {e}") from None
+            res.meta["batch_independence"] = ind.to_dict()
         del model
         results.append(res)
         print(summarize(res), flush=True)
+        if args.check_independence:
+            print(f"  {ind.summary()}", flush=True)
         # Save after every model: an interrupted comparison keeps what it finished.
         write_csv(results, args.out / "spp.csv")
         (args.out / "spp.json").write_text(

@@ -4,12 +4,14 @@ from signalprop.measure._discovery import Block, BlockPlan, discover_blocks, res
 from signalprop.measure._forward import ForwardError
 from signalprop.measure._moments import ChannelMoments, channel_moments
 from signalprop.measure._spp import spp
+from signalprop.measure.batch_independence import batch_independence
 
 __all__ = [
     "Block",
     "BlockPlan",
     "ChannelMoments",
     "ForwardError",
+    "batch_independence",
     "channel_moments",
     "discover_blocks",
     "resolve_blocks",

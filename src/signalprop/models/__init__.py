@@ -7,6 +7,7 @@ from signalprop.models._registry import (
     model_entry,
     register_model,
 )
+from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.resnetv2 import (
     NORMS,
     PRESETS,
@@ -20,6 +21,7 @@ from signalprop.models.resnetv2 import (
 __all__ = [
     "NORMS",
     "PRESETS",
+    "FixupBottleneck",
     "NFBottleneck",
     "PreActBottleneck",
     "ResNetV2",

@@ -3,6 +3,11 @@
 ``norm="bn"``: BN -> act -> conv ordering, He init.
 ``norm="none"``: act -> conv, He init; the signal variance doubles per block and the
 channel means drift (mean shift), which is what Signal Propagation Plots show.
+``norm="skipinit"``: act -> conv without normalization, a learnable scalar (init 0) on
+every branch and a zero classifier (De & Smith, NeurIPS 2020).
+``norm="fixup"``: :class:`FixupBottleneck` blocks and Fixup initialization (Zhang et al.).
+``norm="gn_ws"``: GroupNorm -> act -> Weight-Standardized conv, batch-independent
+(Richemond et al. 2020, the BYOL-without-batch-statistics network).
 ``norm="nf"``: the NF-ResNet block of Brock, De & Smith (ICLR 2021):
 
     h_{i+1} = h_i + alpha * f_i(h_i / beta_i),   beta_i = sqrt(E[Var h_i])
@@ -20,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -31,7 +37,18 @@ from torch import Tensor
 
 from signalprop import theory
 from signalprop.models._registry import register_model
-from signalprop.nn import BranchTap, GammaAct, ResidualBlock, ScaledStdConv2d, SkipInit
+from signalprop.models.fixup_bottleneck import FixupBottleneck
+from signalprop.nn import (
+    BranchTap,
+    GammaAct,
+    ResidualBlock,
+    ScalarBias,
+    ScaledStdConv2d,
+    SkipInit,
+    fixup_init_,
+    group_norm,
+    he_gain,
+)
 from signalprop.nn.activations import make_activation
 
 # Bottleneck blocks per stage (Brock et al. 2021; He et al. 2016). Layer count is
@@ -45,7 +62,7 @@ PRESETS: dict[str, tuple[int, ...]] = {
     "resnetv2_600": (50, 50, 50, 50),
     "resnetv2_1000": (83, 83, 83, 84),
 }
-NORMS = ("bn", "none", "nf")
+NORMS = ("bn", "none", "nf", "skipinit", "fixup", "gn_ws")
 STEMS = ("imagenet", "cifar")
 _STAGE_WIDTHS = (256, 512, 1024, 2048)  # block outputs; bottlenecks are a quarter of these
 _STAGE_STRIDES = (1, 2, 2, 2)
@@ -61,7 +78,7 @@ class ResNetV2Config:
     width: float = 1.0  # channel multiplier
     stem: str = "imagenet"  # 7x7/2 conv + 3x3/2 max-pool, or "cifar": 3x3 conv
     alpha: float = 0.2  # NF: residual branch scale
-    skipinit: bool = False  # learnable scalar on each branch
+    skipinit: bool = False  # learnable scalar on each branch (always on for "skipinit")
     skipinit_init: float = 0.0  # its initial value (the reference uses 0)
     num_classes: int = 1000
     in_chans: int = 3
@@ -70,16 +87,17 @@ class ResNetV2Config:
 def _he_gain(activation: str) -> float:
     # Generalised He init: Var(w) = gain^2 / fan_in keeps E[x^2] through phi -> conv;
     # gain^2 = 1 / E[phi(z)^2] (= 2 for ReLU).
-    act = theory.get_activation(activation)
-    return 1.0 / math.sqrt(theory.gauss_expect(lambda u: act.fn(u) ** 2, 1.0, act.kinks))
+    return he_gain(activation)
 
 
 class PreActBottleneck(ResidualBlock):
-    """Pre-activation bottleneck for ``norm="bn"`` (BN -> act -> conv) and ``"none"``.
+    """Pre-activation bottleneck for ``norm`` in ``"bn"``, ``"none"``, ``"skipinit"``, ``"gn_ws"``.
 
     out = shortcut + g * conv3(act(n3(conv2(act(n2(conv1(act(n1(x)))))))))
     where the shortcut is x, or a 1x1 projection of act(n1(x)) at transitions, and g is an
-    optional SkipInit gain.
+    optional SkipInit gain (always present for ``"skipinit"``). n is BatchNorm (``bn``),
+    GroupNorm (``gn_ws``, whose convolutions are Scaled-WS with the activation's gamma, so
+    a unit-variance input gives unit-variance conv outputs) or nothing.
     """
 
     def __init__(
@@ -88,22 +106,28 @@ class PreActBottleneck(ResidualBlock):
     ) -> None:
         super().__init__()
         mid = out_ch // 4
-        bias = norm == "none"
+        bias = norm in ("none", "skipinit")
+        conv: type[nn.Conv2d] | functools.partial[nn.Conv2d] = nn.Conv2d
+        if norm == "gn_ws":
+            conv = functools.partial(ScaledStdConv2d, gamma=theory.gamma(activation))
 
         def norm_layer(c: int) -> nn.Module:
-            return nn.BatchNorm2d(c) if norm == "bn" else nn.Identity()
+            if norm == "bn":
+                return nn.BatchNorm2d(c)
+            return group_norm(c) if norm == "gn_ws" else nn.Identity()
 
         self.norm1, self.act1 = norm_layer(in_ch), make_activation(activation)
-        self.conv1 = nn.Conv2d(in_ch, mid, 1, bias=bias)
+        self.conv1 = conv(in_ch, mid, 1, bias=bias)
         self.norm2, self.act2 = norm_layer(mid), make_activation(activation)
-        self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, bias=bias)
+        self.conv2 = conv(mid, mid, 3, stride=stride, padding=1, bias=bias)
         self.norm3, self.act3 = norm_layer(mid), make_activation(activation)
-        self.conv3 = nn.Conv2d(mid, out_ch, 1, bias=bias)
+        self.conv3 = conv(mid, out_ch, 1, bias=bias)
         self.is_transition = stride != 1 or in_ch != out_ch
         self.shortcut = (
-            nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=bias) if self.is_transition else None
+            conv(in_ch, out_ch, 1, stride=stride, bias=bias) if self.is_transition else None
         )
         self.branch_tap = BranchTap()
+        skipinit = skipinit or norm == "skipinit"
         self.skip_gain = SkipInit(skipinit_init) if skipinit else None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -168,7 +192,8 @@ class ResNetV2(nn.Module):
     """Pre-activation bottleneck ResNet; build it with :func:`resnetv2`.
 
     Module layout: ``stem`` -> ``stages.{s}.{b}`` (blocks) -> ``final_norm`` ->
-    ``final_act`` -> global average pool -> ``fc``.
+    ``final_act`` -> global average pool -> ``head_bias`` (Fixup's scalar, else identity)
+    -> ``fc``.
     """
 
     def __init__(self, cfg: ResNetV2Config, device: torch.device | str | None = None) -> None:
@@ -184,7 +209,7 @@ class ResNetV2(nn.Module):
     def _build(self, cfg: ResNetV2Config) -> None:
         nf = cfg.norm == "nf"
         stem_ch = max(1, round(64 * cfg.width))
-        conv: type[nn.Conv2d] = ScaledStdConv2d if nf else nn.Conv2d
+        conv: type[nn.Conv2d] = ScaledStdConv2d if cfg.norm in ("nf", "gn_ws") else nn.Conv2d
         if cfg.stem == "imagenet":
             self.stem = nn.Sequential(OrderedDict(
                 conv=conv(cfg.in_chans, stem_ch, 7, stride=2, padding=3, bias=not nf),
@@ -211,6 +236,8 @@ class ResNetV2(nn.Module):
                     blk: ResidualBlock = NFBottleneck(
                         in_ch, out_ch, s, beta, cfg.alpha, cfg.activation, expected_var,
                         cfg.skipinit, cfg.skipinit_init)
+                elif cfg.norm == "fixup":
+                    blk = FixupBottleneck(in_ch, out_ch, s, cfg.activation)
                 else:
                     blk = PreActBottleneck(in_ch, out_ch, s, cfg.norm, cfg.activation,
                                            cfg.skipinit, cfg.skipinit_init)
@@ -219,9 +246,13 @@ class ResNetV2(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.num_features = in_ch
-        self.final_norm = nn.BatchNorm2d(in_ch) if cfg.norm == "bn" else nn.Identity()
+        final_norms = {"bn": lambda: nn.BatchNorm2d(in_ch), "gn_ws": lambda: group_norm(in_ch),
+                       "fixup": ScalarBias}
+        self.final_norm = final_norms.get(cfg.norm, nn.Identity)()
         self.final_act = GammaAct(cfg.activation) if nf else make_activation(cfg.activation)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        # Fixup: a scalar bias before the classifier too.
+        self.head_bias = ScalarBias() if cfg.norm == "fixup" else nn.Identity()
         self.fc = nn.Linear(in_ch, cfg.num_classes)
 
     def reset_parameters(self) -> None:
@@ -229,7 +260,10 @@ class ResNetV2(nn.Module):
 
         He init (generalised to the activation) for plain convs; fan-in normal weights, unit
         gains and zero biases for Scaled WS convs; BatchNorm at (1, 0) with fresh running
-        statistics; SkipInit gains at their init; classifier N(0, 0.01) with zero bias.
+        statistics, GroupNorm at (1, 0); SkipInit gains at their init, scalar biases at 0;
+        classifier N(0, 0.01) with zero bias. ``skipinit``: zero classifier (as the
+        reference). ``fixup``: then :func:`signalprop.nn.fixup_init_` over every block's
+        branch convolutions (zero last conv, L^(-1/4) rescaling) and a zero classifier.
         """
         gain = _he_gain(self.cfg.activation)
         for m in self.modules():
@@ -241,12 +275,15 @@ class ResNetV2(nn.Module):
                 nn.init.normal_(m.weight, std=gain / math.sqrt(m.weight[0].numel()))
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.reset_parameters()
-            elif isinstance(m, SkipInit):
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, SkipInit, ScalarBias)):
                 m.reset_parameters()
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
+        if self.cfg.norm == "skipinit":
+            nn.init.zeros_(self.fc.weight)
+        elif self.cfg.norm == "fixup":
+            branches = [blk.branch_convs() for _, blk in self.signal_blocks()[1:]]
+            fixup_init_(branches, self.fc, activation=self.cfg.activation)
 
     def signal_blocks(self) -> list[tuple[str, nn.Module]]:
         """Where Signal Propagation Plots measure: the stem output, then every block."""
@@ -260,7 +297,7 @@ class ResNetV2(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.final_act(self.final_norm(self.forward_features(x)))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        return self.fc(self.head_bias(torch.flatten(self.pool(x), 1)))
 
 
 def _choose(name: str, value: str, valid: Sequence[str]) -> str:
@@ -288,12 +325,16 @@ def resnetv2(
     Args:
         name_or_depths: a preset (``PRESETS``: resnetv2_50 ... resnetv2_1000) or the number
             of bottleneck blocks per stage (1 to 4 stages).
-        norm: ``"bn"``, ``"none"`` or ``"nf"`` (normalizer-free, Scaled WS).
+        norm: ``"bn"``, ``"none"``, ``"nf"`` (normalizer-free, Scaled WS), ``"skipinit"``
+            (no normalization, scalar gain at ``skipinit_init`` on every branch),
+            ``"fixup"`` (Fixup blocks and init) or ``"gn_ws"`` (GroupNorm + Weight
+            Standardization).
         activation: any name from ``signalprop.theory.activation_names()``.
         width: channel multiplier (stem 64, stage outputs 256..2048 at width 1).
         stem: ``"imagenet"`` (7x7/2 conv + 3x3/2 max-pool) or ``"cifar"`` (3x3 conv).
         alpha: NF residual scale.
-        skipinit: add a learnable scalar (SkipInit gain) on every residual branch.
+        skipinit: add a learnable scalar (SkipInit gain) on every residual branch (implied
+            by ``norm="skipinit"``; Fixup blocks always carry their multiplier).
         skipinit_init: that scalar's initial value (0 in the reference; 1 reproduces the
             paper's signal propagation plots).
         num_classes, in_chans: classifier outputs and input channels.

@@ -1,7 +1,9 @@
 """Torch layers that control signal propagation (constants come from signalprop.theory)."""
 
 from signalprop.nn.activations import GammaAct, make_activation, torch_activation
-from signalprop.nn.residual import BranchTap, ResidualBlock, SkipInit
+from signalprop.nn.fixup import fixup_init_, fixup_scale, he_gain
+from signalprop.nn.group_norm import group_count, group_norm
+from signalprop.nn.residual import BranchTap, ResidualBlock, ReZero, ScalarBias, SkipInit
 from signalprop.nn.std_conv import (
     ScaledStdConv1d,
     ScaledStdConv2d,
@@ -13,12 +15,19 @@ from signalprop.nn.std_conv import (
 __all__ = [
     "BranchTap",
     "GammaAct",
+    "ReZero",
     "ResidualBlock",
+    "ScalarBias",
     "ScaledStdConv1d",
     "ScaledStdConv2d",
     "ScaledStdConv3d",
     "SkipInit",
     "WSLinear",
+    "fixup_init_",
+    "fixup_scale",
+    "group_count",
+    "group_norm",
+    "he_gain",
     "make_activation",
     "standardize_weight",
     "torch_activation",

@@ -60,3 +60,71 @@ class ResidualBlock(nn.Module):
 
     branch_tap: BranchTap
     is_transition: bool = False
+
+
+class ScalarBias(nn.Module):
+    """Add a learnable scalar ``b`` (initialised to ``init``, default 0): ``x + b``.
+
+    Fixup places one before every convolution, linear layer and activation of a residual
+    branch, in place of the shift a normalization layer would learn. At ``b = 0`` it leaves
+    mean and variance unchanged.
+
+    Example:
+        >>> ScalarBias(0.5)(torch.zeros(2)).tolist()
+        [0.5, 0.5]
+
+    References:
+        Zhang, Dauphin & Ma, "Fixup initialization: residual learning without
+        normalization", ICLR 2019 (arXiv 1901.09321).
+    """
+
+    def __init__(self, init: float = 0.0, device: Any = None, dtype: Any = None) -> None:
+        super().__init__()
+        self.init = float(init)
+        self.bias = nn.Parameter(torch.full((), self.init, device=device, dtype=dtype))
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.bias.fill_(self.init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.bias
+
+    def extra_repr(self) -> str:
+        return f"init={self.init:g}"
+
+
+class ReZero(ResidualBlock):
+    """``x + a * f(x)`` with a learnable scalar ``a`` initialised to 0 (no normalization).
+
+    Wraps any shape-preserving branch ``f``. At ``a = 0`` the block is the identity, so
+    a stack of ReZero blocks passes its input's mean and variance through unchanged at
+    initialisation; the output variance is ``Var(x) + a^2 Var(f(x))`` for a branch
+    uncorrelated with its input. The gain is a :class:`SkipInit` (``self.skip_gain``) and
+    the branch output is exposed to measurement through ``self.branch_tap``.
+
+    Args:
+        branch: the residual function ``f`` (output shaped like its input).
+        init: initial value of ``a`` (0 in the paper).
+
+    Example:
+        >>> block = ReZero(nn.Linear(4, 4))
+        >>> x = torch.randn(3, 4)
+        >>> torch.equal(block(x), x)
+        True
+
+    References:
+        Bachlechner, Majumder, Mao, Cottrell & McAuley, "ReZero is all you need: fast
+        convergence at large depth", UAI 2021 (arXiv 2003.04887).
+    """
+
+    def __init__(self, branch: nn.Module, init: float = 0.0) -> None:
+        super().__init__()
+        if not isinstance(branch, nn.Module):
+            raise ValueError(f"branch must be an nn.Module, got {type(branch).__name__}")
+        self.branch = branch
+        self.branch_tap = BranchTap()
+        self.skip_gain = SkipInit(init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.skip_gain(self.branch_tap(self.branch(x)))

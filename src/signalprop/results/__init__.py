@@ -5,6 +5,7 @@ can build the same objects; a plot can then overlay a prediction on a measuremen
 without glue code.
 """
 
+from signalprop.results.independence import BatchIndependenceResult
 from signalprop.results.spp import BlockStats, SPPResult, write_csv
 
-__all__ = ["BlockStats", "SPPResult", "write_csv"]
+__all__ = ["BatchIndependenceResult", "BlockStats", "SPPResult", "write_csv"]
