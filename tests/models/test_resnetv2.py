@@ -75,7 +75,9 @@ def test_nf_uses_scaled_ws_and_gamma_acts_bn_uses_batchnorm():
     nf = resnetv2([1, 1], norm="nf", activation="silu", stem="cifar", width=0.25)
     convs = [m for m in nf.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(isinstance(m, ScaledStdConv2d) for m in convs)
-    assert nf.stages[0][0].act1.gamma == pytest.approx(theory.gamma("silu"))
+    # the gain gamma * act(x) is applied inside the Scaled WS conv that reads act1
+    blk = nf.stages[0][0]
+    assert blk.act1.gamma * blk.conv1.gamma == pytest.approx(theory.gamma("silu"))
     bn = resnetv2([1, 1], norm="bn", stem="cifar", width=0.25)
     assert isinstance(bn.stages[0][0], PreActBottleneck)
     assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == 3 * 2 + 1

@@ -66,6 +66,8 @@ NORMS = ("bn", "none", "nf", "skipinit", "fixup", "gn_ws")
 STEMS = ("imagenet", "cifar")
 _STAGE_WIDTHS = (256, 512, 1024, 2048)  # block outputs; bottlenecks are a quarter of these
 _STAGE_STRIDES = (1, 2, 2, 2)
+# phi(c x) = c phi(x) for c > 0: a positive input scale can move past the activation.
+_HOMOGENEOUS = ("relu", "leaky_relu", "abs", "identity")
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,14 @@ class NFBottleneck(ResidualBlock):
     out = shortcut + alpha * g * f(x / beta), f = conv3 . act . conv2 . act . conv1 . act,
     with Scaled WS convolutions and gamma-scaled activations, so Var(f) ~ 1 when
     Var(x) ~ beta^2. ``expected_var`` is the block output's predicted variance.
+
+    NOTE: the activation gain gamma is applied by the Scaled WS convolutions that read each
+    activation (their ``gamma``: W_hat is scaled by it), not by a separate multiplication,
+    which saves a pass over every activation tensor in forward and backward (timm's NF
+    ResNets offer the same, ``gamma_in_act=False``). For positively homogeneous activations
+    (relu, leaky_relu, abs, identity: phi(x / beta) = phi(x) / beta) 1/beta moves into
+    ``conv1`` and the projection shortcut as well. The function computed is unchanged;
+    ``input_scale`` is what still multiplies x before ``act1``.
     """
 
     def __init__(
@@ -158,23 +168,28 @@ class NFBottleneck(ResidualBlock):
         super().__init__()
         mid = out_ch // 4
         self.beta, self.alpha, self.expected_var = float(beta), float(alpha), float(expected_var)
-        self.act1 = GammaAct(activation)
-        self.conv1 = ScaledStdConv2d(in_ch, mid, 1)
-        self.act2 = GammaAct(activation)
-        self.conv2 = ScaledStdConv2d(mid, mid, 3, stride=stride, padding=1)
-        self.act3 = GammaAct(activation)
-        self.conv3 = ScaledStdConv2d(mid, out_ch, 1)
+        gamma = theory.gamma(activation)
+        homogeneous = theory.get_activation(activation).name in _HOMOGENEOUS
+        self.input_scale = 1.0 if homogeneous else 1.0 / self.beta
+        gamma_in = gamma / self.beta if homogeneous else gamma
+        self.act1 = make_activation(activation)
+        self.conv1 = ScaledStdConv2d(in_ch, mid, 1, gamma=gamma_in)
+        self.act2 = make_activation(activation)
+        self.conv2 = ScaledStdConv2d(mid, mid, 3, stride=stride, padding=1, gamma=gamma)
+        self.act3 = make_activation(activation)
+        self.conv3 = ScaledStdConv2d(mid, out_ch, 1, gamma=gamma)
         self.is_transition = stride != 1 or in_ch != out_ch
         # NOTE: like DeepMind's reference, the projection takes the scaled *activated*
         # input (gamma * act(x / beta)), whose variance is 1 like the branch's.
         self.shortcut = (
-            ScaledStdConv2d(in_ch, out_ch, 1, stride=stride) if self.is_transition else None
+            ScaledStdConv2d(in_ch, out_ch, 1, stride=stride, gamma=gamma_in)
+            if self.is_transition else None
         )
         self.branch_tap = BranchTap()
         self.skip_gain = SkipInit(skipinit_init) if skipinit else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.act1(x if self.beta == 1.0 else x * (1.0 / self.beta))
+        out = self.act1(x if self.input_scale == 1.0 else x * self.input_scale)
         shortcut = self.shortcut(out) if self.shortcut is not None else x
         out = self.conv1(out)
         out = self.conv2(self.act2(out))

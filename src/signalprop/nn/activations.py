@@ -120,7 +120,8 @@ class GammaAct(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.fn is _identity:
             return x if self.gamma == 1.0 else x * self.gamma
-        return self.fn(x) * self.gamma
+        # gamma = 1 (plain activations from make_activation): no extra pass over x
+        return self.fn(x) if self.gamma == 1.0 else self.fn(x) * self.gamma
 
     def extra_repr(self) -> str:
         p = "".join(f", {k}={v}" for k, v in self.params.items())
