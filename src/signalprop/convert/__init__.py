@@ -1,8 +1,9 @@
 """Model surgery: normalizer-free conversion, GroupNorm + WS, folding WS for inference."""
 
+from signalprop.convert._gate import GatedBranch
 from signalprop.convert.fold import fold_ws
 from signalprop.convert.gn_ws import bn_to_gn_ws
-from signalprop.convert.normfree import GatedBranch, to_normfree
+from signalprop.convert.normfree import to_normfree
 from signalprop.convert.report import Change, ConversionError, ConversionReport
 
 __all__ = [

@@ -8,7 +8,8 @@ multiplications NF networks add around convolutions are folded into the weights 
 * ``conv(x) * c`` (SkipInit gains, ``torch.add(a, conv(x), alpha=c)``): W, b <- c W, c b;
 * ``h * c`` read only by convolutions (GammaAct's gamma): W <- c W in each of them;
 * ``relu(x * c)`` with c > 0 (NF's 1/beta) = ``relu(x) * c``, and average pooling or a
-  reshape of ``x * c`` likewise, then folded as above; identities are dropped;
+  reshape of ``x * c`` likewise, then folded as above; identities and (eval-mode)
+  dropouts are dropped;
 
 so the folded network runs what a plain-conv network of the same shape runs. Without a
 traceable graph, only the layers are replaced (the result is still exact).
@@ -82,10 +83,7 @@ def fold_ws(model: nn.Module) -> nn.Module:
     new = copy.deepcopy(model).eval()
     for name, m in list(new.named_modules()):
         if isinstance(m, G.WS_LAYERS):
-            if name:
-                _set(new, name, _plain(m))
-            else:
-                new = _plain(m)
+            new = _set(new, name, _plain(m))
     new.requires_grad_(False)
     try:
         gm = G.trace(new, "fold_ws")
@@ -108,7 +106,7 @@ def _const(gm: fx.GraphModule, a: Any) -> float | None:
     if isinstance(a, fx.Node) and a.op == "get_attr":
         t = gm.get_parameter(str(a.target)) if _is_param(gm, a) else _attr(gm, str(a.target))
         if isinstance(t, torch.Tensor) and t.numel() == 1:
-            return float(t)
+            return float(t.detach().item())
     return None
 
 
@@ -243,9 +241,13 @@ def _commutes(gm: fx.GraphModule, n: fx.Node, c: float) -> bool:
     return n.op == "call_module" and isinstance(gm.get_submodule(str(n.target)), _LINEAR_MODULES)
 
 
+# Identities, and dropouts, which are identities in an eval-mode inference copy.
+_NO_OPS = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
 def _drop_identities(gm: fx.GraphModule) -> None:
     for n in list(gm.graph.nodes):
-        if n.op == "call_module" and type(gm.get_submodule(str(n.target))) is nn.Identity:
+        if n.op == "call_module" and type(gm.get_submodule(str(n.target))) in _NO_OPS:
             n.replace_all_uses_with(n.args[0])
             gm.graph.erase_node(n)
 

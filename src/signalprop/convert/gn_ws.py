@@ -46,8 +46,8 @@ def bn_to_gn_ws(model: nn.Module, groups: int = 32) -> tuple[nn.Module, Conversi
         >>> import torch, signalprop as sp
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 48, 3), torch.nn.BatchNorm2d(48))
         >>> new, report = sp.convert.bn_to_gn_ws(net)
-        >>> new[1]
-        GroupNorm(24, 48, eps=1e-05, affine=True)
+        >>> new[1].num_groups, new[1].num_channels
+        (24, 48)
 
     References:
         Richemond et al., "BYOL works even without batch statistics", arXiv 2010.10241;
@@ -86,7 +86,7 @@ def bn_to_gn_ws(model: nn.Module, groups: int = 32) -> tuple[nn.Module, Conversi
                 with torch.no_grad():
                     gn.weight.copy_(m.weight)
                     gn.bias.copy_(m.bias)
-            _set(new, name, gn)
+            new = _set(new, name, gn)
             report.add(name, f"{type(m).__name__} -> GroupNorm({g}, {c})",
                        "affine copied" if m.affine else "")
             if g != groups:
@@ -94,7 +94,7 @@ def bn_to_gn_ws(model: nn.Module, groups: int = 32) -> tuple[nn.Module, Conversi
                               f"{groups} does not divide {c} channels")
         elif type(m) in _WS_FOR:
             layer = _ws_layer(m, gammas.get(name, 1.0), None)
-            _set(new, name, layer)
+            new = _set(new, name, layer)
             report.add(name, f"{type(m).__name__} -> {type(layer).__name__}",
                        f"gamma={layer.gamma:.6g}")
         elif isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, G.WS_LAYERS):

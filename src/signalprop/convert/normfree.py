@@ -34,40 +34,18 @@ import torch.nn as nn
 
 from signalprop import theory
 from signalprop.convert import _graph as G
+from signalprop.convert._gate import GatedBranch, calibrate_gates
 from signalprop.convert.report import ConversionError, ConversionReport
+from signalprop.measure._forward import ModelInput
 from signalprop.models import ResNetV2, resnetv2
-from signalprop.nn import (
-    BranchTap,
-    ScaledStdConv1d,
-    ScaledStdConv2d,
-    ScaledStdConv3d,
-    SkipInit,
-    WSLinear,
-)
+from signalprop.nn import ScaledStdConv1d, ScaledStdConv2d, ScaledStdConv3d, SkipInit, WSLinear
 
 _WS_FOR = {nn.Conv1d: ScaledStdConv1d, nn.Conv2d: ScaledStdConv2d, nn.Conv3d: ScaledStdConv3d}
 
 
-class GatedBranch(nn.Module):
-    """The end of a converted residual branch: ``gain * tap(inner(x))``.
-
-    ``inner`` is the module that ended the branch (or ``nn.Identity`` where that was a
-    BatchNorm); the tap marks the branch output for measurement, the gain is a SkipInit.
-    """
-
-    def __init__(self, inner: nn.Module, init: float) -> None:
-        super().__init__()
-        self.inner = inner
-        self.branch_tap = BranchTap()
-        self.skip_gain = SkipInit(init)
-
-    def forward(self, x: Any) -> Any:
-        return self.skip_gain(self.branch_tap(self.inner(x)))
-
-
 def to_normfree(
-    model: nn.Module, *, skipinit_init: float = 0.0, convert_linear: bool = True,
-    eps: float | None = None,
+    model: nn.Module, *, skipinit_init: float = 0.0, example_input: ModelInput | None = None,
+    convert_linear: bool = True, eps: float | None = None,
 ) -> tuple[nn.Module, ConversionReport]:
     """A normalizer-free copy of a BatchNorm residual network, and a report of the changes.
 
@@ -77,6 +55,11 @@ def to_normfree(
             graph (``a + b``, ``torch.add``, ``+=``).
         skipinit_init: initial value of every residual gain (0 in De & Smith's reference;
             1 reproduces Brock et al.'s NF signal propagation for ResNetV2).
+        example_input: a batch to calibrate each converted branch on (graph path only):
+            the branch output is divided by its root-mean-square there, so with gain a the
+            stream's second moment grows by about a^2 per block (as in NF-ResNets) instead
+            of by a factor (1 + a^2 Var(f)/Var(x)) per block. Without it the gains should
+            start small (the default 0 makes every block its shortcut).
         convert_linear: replace linear layers other than the classifier by WSLinear.
         eps: Scaled WS eps (default: the layer's default, 1e-4 clamped).
 
@@ -105,8 +88,16 @@ def to_normfree(
     if not math.isfinite(skipinit_init):
         raise ValueError(f"skipinit_init must be finite, got {skipinit_init}")
     if isinstance(model, ResNetV2):
-        return _resnetv2(model, skipinit_init)
-    return _graph_convert(model, skipinit_init, convert_linear, eps)
+        new, report = _resnetv2(model, skipinit_init)
+        if example_input is not None:
+            report.refuse("<model>", "example_input not used", "NF-ResNetV2 scales its "
+                          "branches by its predicted variances (beta) already")
+        return new, report
+    new, report = _graph_convert(model, skipinit_init, convert_linear, eps)
+    if example_input is not None:
+        gates = {n: m for n, m in new.named_modules() if isinstance(m, GatedBranch)}
+        calibrate_gates(new, gates, example_input, report)
+    return new, report
 
 
 def _resnetv2(model: ResNetV2, skipinit_init: float) -> tuple[nn.Module, ConversionReport]:
@@ -152,9 +143,13 @@ def _resnetv2(model: ResNetV2, skipinit_init: float) -> tuple[nn.Module, Convers
     return new, report
 
 
-def _set(root: nn.Module, name: str, module: nn.Module) -> None:
+def _set(root: nn.Module, name: str, module: nn.Module) -> nn.Module:
+    """Put ``module`` at ``name`` in ``root``; returns the root (``module`` itself for "")."""
+    if not name:
+        return module
     parent, _, child = name.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, child, module)
+    return root
 
 
 def _ws_layer(m: nn.Module, gamma: float, eps: float | None) -> nn.Module:
@@ -213,7 +208,7 @@ def _graph_convert(model: nn.Module, skipinit_init: float, convert_linear: bool,
         distinct = {repr(a) for a, _ in feeds}
         gamma = theory.gamma(act[0], **act[1]) if act is not None else 1.0
         layer = _ws_layer(m, gamma, eps)
-        _set(new, name, layer)
+        new = _set(new, name, layer)
         feed = f"{act[0]} at {how}" if act is not None else (how or "no activation before it")
         report.add(name, f"{type(m).__name__} -> {type(layer).__name__}",
                    f"gamma={gamma:.6g} for {feed}")
@@ -224,7 +219,7 @@ def _graph_convert(model: nn.Module, skipinit_init: float, convert_linear: bool,
     # 2. BatchNorm -> Identity
     for name, m in modules.items():
         if isinstance(m, G.BATCHNORMS):
-            _set(new, name, nn.Identity())
+            new = _set(new, name, nn.Identity())
             report.add(name, f"removed {type(m).__name__}")
 
     # 3. residual gains at the end of every branch found in the graph
@@ -237,7 +232,7 @@ def _graph_convert(model: nn.Module, skipinit_init: float, convert_linear: bool,
         if end is None:
             report.refuse(block, "no residual gain", why)
             continue
-        _set(new, end, GatedBranch(new.get_submodule(end), skipinit_init))
+        new = _set(new, end, GatedBranch(new.get_submodule(end), skipinit_init))
         report.add(end, "SkipInit gain after the branch", f"init {skipinit_init:g}, block "
                    f"'{block}'")
         report.residual_blocks.append(block)

@@ -79,7 +79,7 @@ def fixup_init_(
     Example:
         >>> branches = [[nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 3)] for _ in range(4)]
         >>> fixup_init_(branches, nn.Linear(8, 2))
-        >>> float(branches[0][1].weight.abs().max())
+        >>> branches[0][1].weight.abs().max().item()
         0.0
 
     References:

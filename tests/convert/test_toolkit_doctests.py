@@ -1,0 +1,22 @@
+"""The runnable examples in the toolkit's docstrings run and print what they say."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "signalprop.nn.residual", "signalprop.nn.fixup", "signalprop.nn.group_norm",
+    "signalprop.models.fixup_bottleneck", "signalprop.measure.batch_independence",
+    "signalprop.optim.agc", "signalprop.optim.param_groups", "signalprop.optim.unitwise",
+    "signalprop.optim._head", "signalprop.convert.normfree", "signalprop.convert.gn_ws",
+    "signalprop.convert.fold",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no example"
+    assert result.failed == 0
