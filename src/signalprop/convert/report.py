@@ -50,9 +50,9 @@ class ConversionReport:
         return sum(c.action.startswith(prefix) for c in self.changes)
 
     def __str__(self) -> str:
-        lines = [f"conversion by {self.method}: {len(self.changes)} changes, "
-                 f"{len(self.residual_blocks)} residual gains, "
-                 f"{len(self.not_converted)} items not converted"]
+        lines = [f"conversion by {self.method}: changes {len(self.changes)}, "
+                 f"residual gains {len(self.residual_blocks)}, "
+                 f"not converted {len(self.not_converted)}"]
         lines += [f"  {c}" for c in self.changes]
         if self.not_converted:
             lines.append("not converted:")
