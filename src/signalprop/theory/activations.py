@@ -225,6 +225,8 @@ def _softplus(beta: float = 1.0) -> Activation:
     # NOTE: torch switches to the identity above beta*x > 20 (threshold); the difference
     # there is below 2e-9 and ignored here.
     b = float(beta)
+    if b == 0 or not math.isfinite(b):
+        raise ValueError(f"softplus: beta must be finite and non-zero, got {beta!r}")
 
     def d2(x: Any) -> np.ndarray:
         s = expit(b * _arr(x))

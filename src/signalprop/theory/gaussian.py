@@ -49,7 +49,7 @@ def _check_q(q: Any, name: str = "q") -> np.ndarray:
     bad = ~np.isfinite(arr) | (arr < 0)
     if bad.any():
         raise ValueError(
-            f"{name} must be a finite variance >= 0, got {arr[bad].flat[0]!r} "
+            f"{name} must be a finite variance >= 0, got {float(arr[bad].flat[0])!r} "
             f"(valid range [0, inf))"
         )
     return arr
@@ -60,7 +60,8 @@ def _check_c(c: Any) -> np.ndarray:
     bad = ~np.isfinite(arr) | (np.abs(arr) > 1.0)
     if bad.any():
         raise ValueError(
-            f"c must be a correlation in [-1, 1], got {arr[bad].flat[0]!r} (valid range [-1, 1])"
+            f"c must be a correlation in [-1, 1], got {float(arr[bad].flat[0])!r} "
+            "(valid range [-1, 1])"
         )
     return arr
 
@@ -117,16 +118,21 @@ def rule(
     return _panel_rule(np.sort(np.concatenate(edges, axis=-1), axis=-1))
 
 
-def _evaluate(f: ArrayFn, u: np.ndarray, what: str) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
+def _evaluate(f: ArrayFn, u: np.ndarray, what: str, q: np.ndarray | None = None) -> np.ndarray:
+    """f(u), refusing overflow and NaN (``q``: the variance behind each node, for the message)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         vals = np.asarray(f(u), dtype=float)
     if vals.shape != u.shape:
         vals = np.broadcast_to(vals, u.shape)
-    if not np.isfinite(vals).all():
-        bad = u[~np.isfinite(vals)]
+    bad = ~np.isfinite(vals)
+    if bad.any():
+        at = f" at u = {u[bad].flat[0]:.6g}"
+        if q is not None:
+            at += f" for q = {float(np.broadcast_to(q, u.shape)[bad].flat[0])!r}"
         raise ValueError(
-            f"{what} is not finite (overflow or NaN) at u = {bad.flat[0]!r}: its Gaussian "
-            "expectation is undefined here; use a smaller variance q or a bounded activation"
+            f"activation {what!r} overflows (or returns NaN){at}: its Gaussian expectation "
+            "is not finite in double precision there; valid q are those where it stays "
+            "finite: use a smaller variance q (or sigma_w2) or a bounded activation"
         )
     return vals
 
@@ -181,7 +187,7 @@ def gauss_expect(
     s = _std(q)
     z, w = rule(m, s, kinks, scale)
     u = m[..., None] + s[..., None] * z
-    out = np.sum(w * _evaluate(f, u, name), axis=-1)
+    out = np.sum(w * _evaluate(f, u, name, q[..., None]), axis=-1)
     return float(out) if out.ndim == 0 else out
 
 
@@ -203,7 +209,7 @@ def gauss_expect_many(
     s = _std(q)
     z, w = rule(np.zeros_like(q), s, kinks, scale)
     u = s[..., None] * z
-    return [np.sum(w * _evaluate(f, u, name), axis=-1) for f in fs]
+    return [np.sum(w * _evaluate(f, u, name, q[..., None]), axis=-1) for f in fs]
 
 
 def gauss_expect2(
@@ -281,5 +287,5 @@ def _expect2_flat(
     m_in = slope[:, None] * z1  # (B, N1)
     z2, w2 = rule(m_in, np.broadcast_to(sigma[:, None], m_in.shape), kinks_g, scale_g)
     u2 = m_in[..., None] + sigma[:, None, None] * z2  # (B, N1, N2)
-    inner = np.sum(w2 * _evaluate(g, u2, name), axis=-1)  # (B, N1)
-    return np.sum(w1 * _evaluate(f, s1[:, None] * z1, name) * inner, axis=-1)
+    inner = np.sum(w2 * _evaluate(g, u2, name, q2[:, None, None]), axis=-1)  # (B, N1)
+    return np.sum(w1 * _evaluate(f, s1[:, None] * z1, name, q[:, None]) * inner, axis=-1)

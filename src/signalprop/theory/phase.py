@@ -82,14 +82,14 @@ def _grid(name: str, values: np.ndarray | list[float], positive: bool) -> np.nda
     bad = ~np.isfinite(arr) | ((arr <= 0) if positive else (arr < 0))
     if bad.any():
         rng = "(0, inf)" if positive else "[0, inf)"
-        raise ValueError(f"{name} values must be finite and in {rng}, got {arr[bad][0]!r}")
+        raise ValueError(f"{name} values must be finite and in {rng}, got {float(arr[bad][0])!r}")
     return arr
 
 
 def _q_star_homogeneous(act: Activation, sw: np.ndarray, sb: np.ndarray, q0: float) -> np.ndarray:
     gain = sw * 0.5 * (act.slopes[0] ** 2 + act.slopes[1] ** 2)  # type: ignore[index]
     gain, sb = np.broadcast_arrays(gain[None, :], sb[:, None])
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(gain < 1.0, sb / (1.0 - gain), np.inf)
     out = np.where((gain == 1.0) & (sb == 0), q0, out)
     return np.where((gain > 1.0) & (sb == 0) & (q0 == 0), 0.0, out)
@@ -131,8 +131,10 @@ def _c_star_batch(
         slope = sw * dk / norm - 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
             step = c - h / slope
-        inside = np.isfinite(step) & (step >= lo) & (step <= hi)
-        c = np.where(inside, step, 0.5 * (lo + hi))
+        # a step a rounding error outside the bracket is a converged root on its edge
+        tol = 1e-12 * (1.0 + np.abs(c))
+        inside = np.isfinite(step) & (step >= lo - tol) & (step <= hi + tol)
+        c = np.where(inside, np.clip(step, lo, hi), 0.5 * (lo + hi))
     c_s = np.where(at_one, 1.0, c)
     _, dk = kernel(c_s)  # type: ignore[operator]
     return c_s, sw * dk / qs

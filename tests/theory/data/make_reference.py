@@ -50,6 +50,8 @@ def _acts() -> dict:
 Q_1D = ["1e-4", "1e-2", "0.3", "1", "3", "10", "100"]
 # (q, c) pairs for the two-dimensional expectations; |c| = 1 is checked through 1-D ones.
 QC_2D = [("0.5", "-0.6"), ("2", "0.9"), ("10", "0.99")]
+# Parameterised variants share the 2-D code path with their defaults: 1-D references only.
+SKIP_2D = ("elu:alpha=0.5", "celu:alpha=2.0", "softplus:beta=3.0")
 
 
 def _sig(x):
@@ -146,22 +148,33 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default=str(Path(__file__).with_name("gaussian_reference.json")))
+    ap.add_argument("--cases", default="0.5:-0.6,2:0.9,10:0.99",
+                    help="q:c pairs of the 2-D references")
     args = ap.parse_args()
-    names = list(_acts())
-    # 2-D references only where no closed form covers the activation.
-    numeric = [n for n in names if n.split(":")[0] not in
-               ("relu", "leaky_relu", "abs", "identity", "erf")]
-    jobs2 = [(n, w, q, c) for n in numeric for w in ("phi_phi", "dphi_dphi") for q, c in QC_2D]
+    out = Path(args.out)
+    # Resumable: finished entries in an existing file are kept.
+    data = json.loads(out.read_text()) if out.exists() else {"one_d": {}, "two_d": []}
+    data["generator"] = f"tests/theory/data/make_reference.py (mpmath {mp.__version__})"
+    names = [n for n in _acts() if n not in data["one_d"]]
+    done = {(r["name"], r["which"], r["q"], r["c"]) for r in data["two_d"]}
+    cases = [tuple(x.split(":")) for x in args.cases.split(",")]
+    numeric = [n for n in _acts() if n.split(":")[0] not in
+               ("relu", "leaky_relu", "abs", "identity", "erf") and n not in SKIP_2D]
+    jobs2 = [(n, w, q, c) for n in numeric for w in ("phi_phi", "dphi_dphi") for q, c in cases
+             if (n, w, q, c) not in done]
+
+    def save() -> None:
+        data["two_d"].sort(key=lambda r: (r["name"], r["which"], float(r["q"]), float(r["c"])))
+        out.write_text(json.dumps(data, indent=1) + "\n")
+
     with multiprocessing.Pool(args.jobs) as pool:
-        one = pool.map(_one_d, names)
-        two = []
+        for r in pool.imap_unordered(_one_d, names):
+            data["one_d"][r["name"]] = r["one_d"]
+            save()
         for i, r in enumerate(pool.imap_unordered(_two_d, jobs2)):
-            two.append(r)
+            data["two_d"].append(r)
+            save()
             print(f"{i + 1}/{len(jobs2)} {r}", flush=True)
-    two.sort(key=lambda r: (r["name"], r["which"], float(r["q"]), float(r["c"])))
-    data = {"one_d": {r["name"]: r["one_d"] for r in one}, "two_d": two,
-            "generator": f"tests/theory/data/make_reference.py (mpmath {mp.__version__})"}
-    Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
 
 
 if __name__ == "__main__":
