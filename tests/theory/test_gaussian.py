@@ -168,7 +168,8 @@ def test_monte_carlo_agrees_within_its_standard_error(name):
 def test_zero_variance_is_the_limit_from_above():
     assert expect_phi2("tanh", 0.0) == 0.0
     assert expect_dphi2("relu", 0.0) == 0.5  # mean of the one-sided slopes 1 and 0
-    assert expect_dphi_dphi("relu", 0.0, 0.5) == pytest.approx(0.25 + math.asin(0.5) / (2 * math.pi))
+    arc = 0.25 + math.asin(0.5) / (2 * math.pi)
+    assert expect_dphi_dphi("relu", 0.0, 0.5) == pytest.approx(arc)
     step = get_activation("relu").d1
     assert gauss_expect2(step, step, 0.0, 0.5, (0.0,), (0.0,)) == pytest.approx(
         0.25 + math.asin(0.5) / (2 * math.pi), abs=1e-13)

@@ -25,10 +25,12 @@ def _mlp_q(act, sw, sb, width, depth, n_nets, n_inputs, q0, rng):
         h = rng.standard_normal((n_inputs, width)) * math.sqrt(q0)
         out[0, k] = np.mean(h * h)
         for layer in range(depth):
-            w = rng.standard_normal((width, width)) * math.sqrt(sw / width)
+            # float32 weights: the sampling error (~1e-2) dwarfs float32 rounding
+            w = rng.standard_normal((width, width), dtype=np.float32) * np.float32(
+                math.sqrt(sw / width))
             b = rng.standard_normal(width) * math.sqrt(sb)
-            h = act.fn(h) @ w.T + b
-            out[layer + 1, k] = np.mean(h * h)
+            h = act.fn(h).astype(np.float32) @ w.T + b
+            out[layer + 1, k] = np.mean(np.square(h, dtype=np.float64))
     return out
 
 

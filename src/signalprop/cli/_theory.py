@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{'layer':>5}  {'q_l':>12}  {'c_l':>10}  {'grad scale':>12}")
         for layer in range(args.depth + 1):
             c = prop.c[layer] if prop.c is not None else float("nan")
-            print(f"{layer:>5}  {prop.q[layer]:>12.6g}  {c:>10.6f}  {prop.grad_scale[layer]:>12.6g}")
+            q, g = prop.q[layer], prop.grad_scale[layer]
+            print(f"{layer:>5}  {q:>12.6g}  {c:>10.6f}  {g:>12.6g}")
     if args.phase_diagram:
         if args.grid < 2:
             raise CLIError(f"--grid must be >= 2, got {args.grid}")

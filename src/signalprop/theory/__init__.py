@@ -34,11 +34,20 @@ from signalprop.theory.expectations import (
     expect_phi2_dq,
     expect_phi_phi,
 )
+from signalprop.theory.finite_width import FourPointVertex, four_point_vertex, relu_kurtosis_exact
 from signalprop.theory.fixed_points import MeanField, c_star, mean_field, q_star
 from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_variance, gamma
 from signalprop.theory.gaussian import gauss_expect, gauss_expect2
 from signalprop.theory.maps import Propagation, cmap, propagate, qmap
 from signalprop.theory.phase import PhaseDiagram, phase_diagram
+from signalprop.theory.residual import NORMS, nf_expected_variances, residual_schedule
+from signalprop.theory.selu import (
+    alpha_dropout_constants,
+    selu_constants,
+    selu_fixed_point,
+    selu_jacobian,
+    selu_moments,
+)
 
 __all__ = [
     "DEEPMIND_GAMMA",
@@ -46,12 +55,15 @@ __all__ = [
     "SELU_ALPHA",
     "SELU_LAMBDA",
     "UNIVERSALITY_CLASSES",
+    "NORMS",
     "Activation",
     "CriticalPoint",
+    "FourPointVertex",
     "MeanField",
     "PhaseDiagram",
     "Propagation",
     "activation_names",
+    "alpha_dropout_constants",
     "activation_variance",
     "c_star",
     "cmap",
@@ -62,14 +74,22 @@ __all__ = [
     "expect_phi2",
     "expect_phi2_dq",
     "expect_phi_phi",
+    "four_point_vertex",
     "gamma",
     "gauss_expect",
     "gauss_expect2",
     "get_activation",
     "mean_field",
+    "nf_expected_variances",
     "phase_diagram",
     "propagate",
     "q_star",
     "qmap",
+    "relu_kurtosis_exact",
+    "residual_schedule",
+    "selu_constants",
+    "selu_fixed_point",
+    "selu_jacobian",
+    "selu_moments",
     "universality_class",
 ]

@@ -189,7 +189,7 @@ class MehlerKernel:
         >>> mk = MehlerKernel(get_activation("tanh"), np.array([1.0]))
         >>> k, dk = mk(np.array([1.0]))
         >>> round(float(k[0]), 9), round(float(dk[0]), 9)  # E[tanh^2], q E[tanh'^2] at q = 1
-        (0.394294418, 0.464199343)
+        (0.39429449, 0.464402902)
     """
 
     def __init__(self, act: Activation, q: np.ndarray, v: np.ndarray | None = None,

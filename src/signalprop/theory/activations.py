@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,8 @@ class Activation:
         closed_form: name of a closed-form family for Gaussian expectations
             (``"homogeneous"``, ``"erf"``) or ``""`` for quadrature.
         scale: where phi's features lie in u (quadrature refines panels around |u| ~ scale).
+        registered: True when built by :func:`get_activation` from a registry name (it is
+            then fully described by ``name`` and ``params``, so results can be cached).
     """
 
     name: str
@@ -59,6 +61,7 @@ class Activation:
     slopes: tuple[float, float] | None = None
     closed_form: str = ""
     scale: float = 1.0
+    registered: bool = False
 
     def __call__(self, x: np.ndarray | float) -> np.ndarray:
         return self.fn(np.asarray(x, dtype=float))
@@ -346,7 +349,7 @@ def get_activation(
                 f"unknown activation {activation!r}; valid names: {', '.join(activation_names())}"
             )
         try:
-            return _FACTORIES[key](**params)
+            return replace(_FACTORIES[key](**params), registered=True)
         except TypeError as e:
             raise ValueError(f"bad parameters {params} for activation {key!r}: {e}") from None
     if callable(activation):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import optimize
@@ -117,6 +118,20 @@ def critical_point(
     sb = _checks.non_negative("sigma_b2", sigma_b2)
     q0 = _checks.non_negative("q0", q0)
     act = get_activation(activation)
+    if act.registered:
+        # registry activations are fully described by name and parameters: cache them
+        key = (act.name, tuple(sorted(act.params.items())), sb, q0)
+        return _critical_cached(*key)
+    return _critical(act, sb, q0)
+
+
+@lru_cache(maxsize=256)
+def _critical_cached(name: str, params: tuple[tuple[str, float], ...], sb: float,
+                     q0: float) -> CriticalPoint:
+    return _critical(get_activation(name, **dict(params)), sb, q0)
+
+
+def _critical(act: Activation, sb: float, q0: float) -> CriticalPoint:
     cls = universality_class(act)
     if cls == "scale-invariant":
         a_plus, a_minus = act.slopes  # type: ignore[misc]

@@ -52,7 +52,8 @@ def qmap(activation: ActivationLike, q: Any, sigma_w2: float, sigma_b2: float = 
     """
     sw = _checks.positive("sigma_w2", sigma_w2)
     sb = _checks.non_negative("sigma_b2", sigma_b2)
-    return sb + sw * np.asarray(expect_phi2(activation, q))[()]
+    out = sb + sw * np.asarray(expect_phi2(activation, q))
+    return float(out) if out.ndim == 0 else out
 
 
 def cmap(

@@ -42,8 +42,8 @@ from signalprop.results.spp import BlockStats, SPPResult
 from signalprop.theory import _checks
 from signalprop.theory.activations import Activation, get_activation
 from signalprop.theory.expectations import expect_phi2, expect_phi_phi
-from signalprop.theory.gaussian import gauss_expect
 from signalprop.theory.gamma import gamma as _gamma
+from signalprop.theory.gaussian import gauss_expect
 
 NORMS = ("bn", "none", "nf", "skipinit")
 
@@ -164,8 +164,10 @@ def residual_schedule(
 
     Example:
         >>> r = residual_schedule("nf", [2, 2])
-        >>> [(x.name, round(x.avg_var, 2)) for x in r.records]
-        [('stem', 1.0), ('stages.0.0', 1.04), ('stages.0.1', 1.08), ('stages.1.0', 1.04), ('stages.1.1', 1.08)]
+        >>> r.names
+        ['stem', 'stages.0.0', 'stages.0.1', 'stages.1.0', 'stages.1.1']
+        >>> [round(v, 2) for v in r.avg_var]  # 1 + k alpha^2, reset at each transition
+        [1.0, 1.04, 1.08, 1.04, 1.08]
     """
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")

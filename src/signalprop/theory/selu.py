@@ -145,7 +145,8 @@ def selu_fixed_point(
 
     sol = optimize.root(resid, np.asarray(start, dtype=float), jac=jac, method="hybr",
                         options={"xtol": 1e-15})
-    if not sol.success or sol.x[1] <= 0:
+    # "no further improvement" at xtol 1e-15 is convergence to rounding: judge the residual
+    if np.max(np.abs(resid(sol.x))) > 1e-12 or sol.x[1] <= 0:
         raise ValueError(
             f"no SELU fixed point found for omega={omega}, tau={tau} from {start}: "
             f"{sol.message}"
@@ -174,7 +175,7 @@ def selu_constants(
 
     sol = optimize.root(resid, np.array([SELU_LAMBDA, SELU_ALPHA]), method="hybr",
                         options={"xtol": 1e-15})
-    if not sol.success:
+    if np.max(np.abs(resid(sol.x))) > 1e-12:
         raise ValueError(f"no SELU constants for (mu, nu, omega, tau) = "
                          f"{(mu, nu, omega, tau)}: {sol.message}")
     return float(sol.x[0]), float(sol.x[1])
@@ -198,7 +199,7 @@ def alpha_dropout_constants(
 
     Example:
         >>> [round(x, 6) for x in alpha_dropout_constants(0.1)]
-        [0.921285, 0.16197]
+        [0.921285, 0.161971]
     """
     rate = _checks.probability("rate", rate)
     q = 1.0 - rate
