@@ -7,6 +7,7 @@ from signalprop.models._registry import (
     model_entry,
     register_model,
 )
+from signalprop.models.mlp import MLP, mlp
 from signalprop.models.resnetv2 import (
     NORMS,
     PRESETS,
@@ -18,6 +19,7 @@ from signalprop.models.resnetv2 import (
 )
 
 __all__ = [
+    "MLP",
     "NORMS",
     "PRESETS",
     "NFBottleneck",
@@ -27,6 +29,7 @@ __all__ = [
     "create_model",
     "list_models",
     "load_model",
+    "mlp",
     "model_entry",
     "register_model",
     "resnetv2",

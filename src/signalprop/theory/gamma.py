@@ -67,7 +67,7 @@ def gamma(activation: str | Activation | Callable[[Any], Any], **params: float) 
         >>> round(gamma("relu"), 6)
         1.712859
         >>> round(gamma("tanh"), 4)
-        1.5927
+        1.5925
     """
     if isinstance(activation, str):
         act = get_activation(activation, **params)  # validates name and params
