@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(BIN)/signalprop spp --model resnetv2_600 --norm bn,none,nf \
-		--input-shape 3,224,224 --batch-size 8 --seed 0 --out $(OUT)
+		--input-shape 3,224,224 --batch-size 8 --seed 0 --predict --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

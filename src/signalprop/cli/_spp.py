@@ -14,8 +14,9 @@ from signalprop.cli._common import CLIError, HelpFormatter, parse_list, parse_sh
 
 EXAMPLES = """\
 examples:
-  # the paper's comparison: ResNetV2-600 with BatchNorm, without, and normalizer-free
-  signalprop spp --model resnetv2_600 --norm bn,none,nf --input-shape 3,64,64 --out out/spp
+  # the paper's comparison: ResNetV2-600 with BatchNorm, without, and normalizer-free,
+  # with the theory's predictions dashed
+  signalprop spp --model resnetv2_600 --norm bn,none,nf --input-shape 3,224,224 --predict
 
   # your own model: any importable factory returning an nn.Module
   signalprop spp --model mypkg.models:build_net --model-arg depth=50 --input-shape 3,32,32
@@ -56,6 +57,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--channel-dim", type=int, default=1, help="channel axis of block outputs")
     p.add_argument("--blocks", type=parse_list, default=None,
                    help="comma-separated module names to measure (default: discovered)")
+    p.add_argument("--predict", action="store_true",
+                   help="overlay the theory's predicted schedule (dashed) where the model has "
+                   "one (signalprop ResNetV2 presets)")
     p.add_argument("--out", type=Path, default=Path("out/spp"), help="output directory")
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
                    help="figure format")
@@ -104,6 +108,21 @@ def summarize(res: Any) -> str:
     return "\n".join(lines)
 
 
+def _prediction(model: Any, res: Any, x: Any) -> Any:
+    """The model's predicted SPP started from the measured stem, or None (with a note)."""
+    if not callable(getattr(model, "predicted_spp", None)):
+        print(f"  no theory prediction for {type(model).__name__} (--predict needs a "
+              "signalprop ResNetV2)")
+        return None
+    stem = res.records[0]
+    pred = model.predicted_spp(tuple(x.shape[-2:]), stem_var=stem.avg_var,
+                               stem_sq_mean=stem.avg_sq_mean, label=f"{res.label} (predicted)")
+    worst = max((abs(m.avg_var / p.avg_var - 1) for m, p in zip(res.records[1:], pred.records[1:])
+                 if m.nonfinite == 0 and p.avg_var > 0), default=float("nan"))
+    print(f"  theory: average variance within {100 * worst:.0f}% of the prediction at every block")
+    return pred
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -118,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         base_kwargs["activation"] = args.activation
     norms: list[str | None] = list(args.norm) if args.norm else [None]
     args.out.mkdir(parents=True, exist_ok=True)
-    results = []
+    results: list[Any] = []
+    predictions: list[Any] = []
     x = None
     for norm in norms:
         kwargs = dict(base_kwargs, **({"norm": norm} if norm is not None else {}))
@@ -145,14 +165,18 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(str(e)) from None
         res.meta.update(model=args.model, norm=norm, seed=args.seed,
                         seconds=round(time.perf_counter() - t0, 3))
+        print(summarize(res), flush=True)
+        pred = _prediction(model, res, x) if args.predict else None
         del model
         results.append(res)
-        print(summarize(res), flush=True)
+        predictions.append(pred)
         # Save after every model: an interrupted comparison keeps what it finished.
-        write_csv(results, args.out / "spp.csv")
+        saved = results + [p for p in predictions if p is not None]
+        write_csv(saved, args.out / "spp.csv")
         (args.out / "spp.json").write_text(
-            json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False))
-    fig = plot.spp(results, args.out / f"spp.{args.format}",
-                   title=f"Signal propagation at initialization, input {tuple(x.shape)}")
+            json.dumps([r.to_dict() for r in saved], indent=1, allow_nan=False))
+    fig = plot.spp(results, args.out / f"spp.{args.format}", predicted=predictions,
+                   title=f"Signal propagation at initialization, input {tuple(x.shape)}"
+                   + (" (dashed: theory)" if any(p is not None for p in predictions) else ""))
     print(f"wrote {fig}, {args.out / 'spp.csv'}, {args.out / 'spp.json'}")
     return 0

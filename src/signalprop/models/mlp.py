@@ -24,51 +24,12 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torch import Tensor
 
 from signalprop import theory
+from signalprop.nn.activations import GammaAct
 from signalprop.nn.init import critical_, lecun_normal_
 
 INITS = ("critical", "lecun", "he", "torch")
-
-# name -> torch function; parameters mirror signalprop.theory's registry.
-# NOTE: duplicates the lead's signalprop.nn.activations map on purpose until the branches
-# merge; switch to signalprop.nn.make_activation then.
-_TORCH_FNS: dict[str, Callable[..., Callable[[Tensor], Tensor]]] = {
-    "relu": lambda: F.relu,
-    "leaky_relu": lambda negative_slope=0.01: lambda x: F.leaky_relu(x, negative_slope),
-    "abs": lambda: torch.abs,
-    "identity": lambda: lambda x: x,
-    "gelu": lambda: F.gelu,
-    "silu": lambda: F.silu,
-    "tanh": lambda: torch.tanh,
-    "erf": lambda: torch.erf,
-    "sigmoid": lambda: torch.sigmoid,
-    "elu": lambda alpha=1.0: lambda x: F.elu(x, alpha),
-    "selu": lambda: F.selu,
-    "celu": lambda alpha=1.0: lambda x: F.celu(x, alpha),
-    "softplus": lambda beta=1.0: lambda x: F.softplus(x, beta),
-    "mish": lambda: F.mish,
-    "relu6": lambda: F.relu6,
-}
-
-
-class Activation(nn.Module):
-    """A registered activation as a module (``name`` and ``params`` as in the theory)."""
-
-    def __init__(self, name: str, **params: float) -> None:
-        super().__init__()
-        act = theory.get_activation(name, **params)  # validates name and parameters
-        self.name, self.params = act.name, dict(act.params)
-        self.fn = _TORCH_FNS[act.name](**act.params)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fn(x)
-
-    def extra_repr(self) -> str:
-        return repr(self.name) + "".join(f", {k}={v}" for k, v in self.params.items())
-
 
 class MLP(nn.Sequential):
     """``fc0, act0, ..., fc{depth-1}, act{depth-1}[, head]``; see :func:`mlp`."""
@@ -137,7 +98,7 @@ def mlp(
     fan_in = in_features or width
     for layer in range(depth):
         layers[f"fc{layer}"] = nn.Linear(fan_in, width, **kw)
-        layers[f"act{layer}"] = Activation(activation, **params)
+        layers[f"act{layer}"] = GammaAct(activation, gamma=1.0, **params)
         fan_in = width
     if out_features is not None:
         layers["head"] = nn.Linear(width, out_features, **kw)

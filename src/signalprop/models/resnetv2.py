@@ -33,6 +33,7 @@ from signalprop import theory
 from signalprop.models._registry import register_model
 from signalprop.nn import BranchTap, GammaAct, ResidualBlock, ScaledStdConv2d, SkipInit
 from signalprop.nn.activations import make_activation
+from signalprop.results import SPPResult
 
 # Bottleneck blocks per stage (Brock et al. 2021; He et al. 2016). Layer count is
 # 3 * blocks + 2; "resnetv2_1000" has 1000 convolutions (333 blocks and the stem).
@@ -254,6 +255,35 @@ class ResNetV2(nn.Module):
         for s, stage in enumerate(self.stages):
             blocks += [(f"stages.{s}.{b}", blk) for b, blk in enumerate(stage)]
         return blocks
+
+    def stem_output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial size of the stem output for an input of ``height`` x ``width``."""
+        if self.cfg.stem == "imagenet":  # 7x7/2 conv (pad 3), then 3x3/2 max-pool (pad 1)
+            return (-(-(-(-height // 2)) // 2), -(-(-(-width // 2)) // 2))
+        return (height, width)
+
+    def predicted_spp(
+        self, input_hw: tuple[int, int] | None = None, stem_var: float = 1.0,
+        stem_sq_mean: float = 0.0, label: str | None = None,
+    ) -> SPPResult:
+        """The theory's SPP for this network (``signalprop.theory.residual_schedule``).
+
+        Records match :meth:`signal_blocks`, so ``signalprop.plot.spp(measured, path,
+        predicted=...)`` overlays it. Pass the measured stem statistics to start the
+        prediction where the network really starts, and ``input_hw`` to model the variance
+        that zero padding removes on small feature maps.
+
+        Example:
+            >>> m = resnetv2([2, 2], norm="nf", stem="cifar", width=0.25)
+            >>> [round(v, 2) for v in m.predicted_spp().avg_var]
+            [1.0, 1.04, 1.08, 1.04, 1.08]
+        """
+        cfg = self.cfg
+        spatial = self.stem_output_size(*input_hw) if input_hw is not None else None
+        gain = (cfg.skipinit_init if cfg.skipinit else 1.0)
+        return theory.residual_schedule(
+            cfg.norm, cfg.depths, activation=cfg.activation, alpha=cfg.alpha, gain=gain,
+            stem_var=stem_var, stem_sq_mean=stem_sq_mean, spatial=spatial, label=label)
 
     def forward_features(self, x: Tensor) -> Tensor:
         return self.stages(self.stem(x))
