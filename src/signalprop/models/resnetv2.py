@@ -259,7 +259,7 @@ class ResNetV2(nn.Module):
     def stem_output_size(self, height: int, width: int) -> tuple[int, int]:
         """Spatial size of the stem output for an input of ``height`` x ``width``."""
         if self.cfg.stem == "imagenet":  # 7x7/2 conv (pad 3), then 3x3/2 max-pool (pad 1)
-            return (-(-(-(-height // 2)) // 2), -(-(-(-width // 2)) // 2))
+            return (math.ceil(math.ceil(height / 2) / 2), math.ceil(math.ceil(width / 2) / 2))
         return (height, width)
 
     def predicted_spp(
