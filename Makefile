@@ -11,7 +11,7 @@ OUT    ?= out/demo
 # The stamp names the torch requirement, so a different TORCH re-runs the install.
 STAMP  := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | tr -c 'A-Za-z0-9.=_-' '_')
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench docs clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict   # offline; writes out/site/index.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,7 +4,7 @@
 ``sp.models``, ``sp.plot``, ...) load on first use, and ``signalprop.theory`` never
 imports torch at all.
 
-Example:
+Examples:
     >>> import signalprop as sp
     >>> round(sp.theory.gamma("relu"), 4)
     1.7129

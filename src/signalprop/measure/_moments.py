@@ -132,7 +132,7 @@ def channel_moments(
         subtract: optional tensor of ``t``'s shape; statistics of ``t - subtract`` are
             computed chunk by chunk (used for Var(y - x) of a foreign residual block).
 
-    Example:
+    Examples:
         >>> m = channel_moments(torch.full((4, 3, 2, 2), 2.0))
         >>> (m.avg_sq_mean, m.avg_var, m.nonfinite)
         (4.0, 0.0, 0)

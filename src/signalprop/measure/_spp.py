@@ -74,7 +74,7 @@ def spp(
         ForwardError: the forward raised; the message names the innermost module that
             failed and the input shape it received.
 
-    Example:
+    Examples:
         >>> import signalprop as sp
         >>> model = sp.models.resnetv2([2, 2], norm="nf", stem="cifar", width=0.25)
         >>> res = sp.spp(model, torch.randn(8, 3, 16, 16))

@@ -6,7 +6,7 @@
 ``signalprop.theory.propagate`` predicts the per-layer pre-activation variance q_l and the
 finite-width module predicts how their kurtosis grows with depth / width.
 
-Example:
+Examples:
     >>> import torch
     >>> net = mlp(depth=4, width=64, activation="tanh", in_features=10, out_features=3)
     >>> net(torch.randn(5, 10)).shape
@@ -72,12 +72,13 @@ def mlp(
         out_features: size of a linear ``head`` after the last block (default: none).
         sigma_b2: bias variance for ``init="critical"`` (other inits zero the biases).
         bias: whether Linear layers have biases.
-        device, dtype: where and in what precision to create the parameters.
+        device: where to create the parameters.
+        dtype: their precision.
 
     Returns:
         An :class:`MLP` (an ``nn.Sequential``) with ``.sigma_w2`` set for the Gaussian inits.
 
-    Example:
+    Examples:
         >>> net = mlp(depth=3, width=128, activation="relu")
         >>> net.sigma_w2
         2.0

@@ -11,7 +11,7 @@ with Scaled WS convolutions and gamma-scaled activations; the expected variance 
 alpha^2 per block and resets to 1 + alpha^2 at each transition block, whose shortcut is
 a 1x1 Scaled-WS projection of the scaled, activated input (as in DeepMind's reference).
 
-Example:
+Examples:
     >>> import torch
     >>> m = resnetv2("resnetv2_50", norm="nf", stem="cifar", num_classes=10)
     >>> m(torch.randn(2, 3, 32, 32)).shape
@@ -273,7 +273,7 @@ class ResNetV2(nn.Module):
         prediction where the network really starts, and ``input_hw`` to model the variance
         that zero padding removes on small feature maps.
 
-        Example:
+        Examples:
             >>> m = resnetv2([2, 2], norm="nf", stem="cifar", width=0.25)
             >>> [round(v, 2) for v in m.predicted_spp().avg_var]
             [1.0, 1.04, 1.08, 1.04, 1.08]
@@ -326,13 +326,14 @@ def resnetv2(
         skipinit: add a learnable scalar (SkipInit gain) on every residual branch.
         skipinit_init: that scalar's initial value (0 in the reference; 1 reproduces the
             paper's signal propagation plots).
-        num_classes, in_chans: classifier outputs and input channels.
+        num_classes: classifier outputs.
+        in_chans: input channels.
         device: where to allocate the parameters (default: torch's default device).
 
     Returns:
         A :class:`ResNetV2`; ``model.signal_blocks()`` lists the SPP measurement points.
 
-    Example:
+    Examples:
         >>> m = resnetv2([1, 1], norm="bn", stem="cifar", num_classes=5, width=0.25)
         >>> [name for name, _ in m.signal_blocks()]
         ['stem', 'stages.0.0', 'stages.1.0']

@@ -66,7 +66,7 @@ def critical_(
     Returns:
         The critical sigma_w^2 used.
 
-    Example:
+    Examples:
         >>> m = nn.Sequential(nn.Linear(512, 512), nn.Tanh(), nn.Linear(512, 512))
         >>> critical_(m, "tanh")
         1.0
@@ -105,7 +105,7 @@ def lecun_normal_(
     Returns:
         Its argument, initialized in place.
 
-    Example:
+    Examples:
         >>> w = lecun_normal_(torch.empty(256, 1024))
         >>> round(w.var().item() * 1024, 1)
         1.0
@@ -142,7 +142,7 @@ def delta_orthogonal_(
     Returns:
         ``weight``, initialized in place.
 
-    Example:
+    Examples:
         >>> w = delta_orthogonal_(torch.empty(8, 8, 3, 3))
         >>> c = w[:, :, 1, 1]
         >>> torch.allclose(c.T @ c, torch.eye(8), atol=1e-5), int((w != 0).sum())

@@ -36,7 +36,7 @@ def phase_diagram(
     Returns:
         The matplotlib Figure.
 
-    Example:
+    Examples:
         >>> from signalprop import theory
         >>> pd = theory.phase_diagram("tanh", np.linspace(0.5, 4, 20), np.linspace(0, 0.3, 10))
         >>> fig = phase_diagram(pd, None)

@@ -5,7 +5,7 @@ The single source of truth for every constant the library uses (gamma, SELU, ...
 points, criticality and phase diagrams, finite-width corrections, residual variance
 schedules and self-normalizing networks.
 
-Example:
+Examples:
     >>> from signalprop import theory
     >>> theory.critical_point("relu").sigma_w2
     2.0

@@ -184,7 +184,7 @@ class MehlerKernel:
         v, d, vm, dm: optional precomputed E[phi(u)^2], E[phi'(u)^2], E[phi(u) phi(-u)]
             and E[phi'(u) phi'(-u)] at q (all four, or they are computed).
 
-    Example:
+    Examples:
         >>> from signalprop.theory import get_activation
         >>> mk = MehlerKernel(get_activation("tanh"), np.array([1.0]))
         >>> k, dk = mk(np.array([1.0]))

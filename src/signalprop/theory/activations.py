@@ -4,7 +4,7 @@ Every entry carries phi, phi' and phi'' as vectorised NumPy functions and the po
 phi or a derivative is not smooth (``kinks``); quadrature splits its range there so
 integrals stay exact at ReLU-like corners.
 
-Example:
+Examples:
     >>> act = get_activation("leaky_relu", negative_slope=0.2)
     >>> float(act.fn(np.array(-1.0)))
     -0.2

@@ -15,7 +15,7 @@ kernel map. Write phi(u) = s1 u + s2 u^2/2 + s3 u^3/6 + ... near 0; then
   repels at C_W = 1/phi'(0)^2 and the map runs off to another fixed point. We classify
   them as "neither" and find their boundary numerically.
 
-Example:
+Examples:
     >>> cp = critical_point("tanh")
     >>> cp.sigma_w2, cp.q_star, cp.universality
     (1.0, 0.0, 'K*=0')
@@ -73,7 +73,7 @@ def universality_class(activation: ActivationLike) -> str:
     Returns:
         "scale-invariant", "K*=0" or "neither".
 
-    Example:
+    Examples:
         >>> [universality_class(a) for a in ("relu", "tanh", "gelu")]
         ['scale-invariant', 'K*=0', 'neither']
     """
@@ -109,7 +109,7 @@ def critical_point(
     Raises:
         ValueError: bad arguments, or no order-to-chaos transition in that range.
 
-    Example:
+    Examples:
         >>> critical_point("relu").sigma_w2
         2.0
         >>> round(critical_point("tanh", sigma_b2=0.05).sigma_w2, 3)

@@ -56,7 +56,7 @@ def _homogeneous_ab(act: Activation) -> tuple[float, float]:
 def expect_phi(activation: ActivationLike, q: Any) -> Any:
     """E[phi(u)], u ~ N(0, q).
 
-    Example:
+    Examples:
         >>> bool(abs(expect_phi("relu", 1.0) - 1 / np.sqrt(2 * np.pi)) < 1e-15)
         True
     """
@@ -72,7 +72,7 @@ def expect_phi(activation: ActivationLike, q: Any) -> Any:
 def expect_phi2(activation: ActivationLike, q: Any) -> Any:
     """E[phi(u)^2], u ~ N(0, q) (the q-map is q -> sigma_b^2 + sigma_w^2 E[phi(u)^2]).
 
-    Example:
+    Examples:
         >>> expect_phi2("relu", 3.0)
         1.5
     """
@@ -89,7 +89,7 @@ def expect_phi2(activation: ActivationLike, q: Any) -> Any:
 def expect_dphi2(activation: ActivationLike, q: Any) -> Any:
     """E[phi'(u)^2], u ~ N(0, q) (chi_1 = sigma_w^2 E[phi'(u)^2] at q*).
 
-    Example:
+    Examples:
         >>> round(expect_dphi2("tanh", 0.0), 12)
         1.0
     """
@@ -111,7 +111,7 @@ def expect_phi2_dq(activation: ActivationLike, q: Any) -> Any:
     phi(k) (phi'(k+) - phi'(k-)) N(k; 0, q). For user callables (numerical derivatives)
     the equivalent E[phi(u)^2 (u^2 - q)] / (2 q^2) is used instead.
 
-    Example:
+    Examples:
         >>> expect_phi2_dq("relu", 2.0)
         0.5
     """
@@ -144,7 +144,7 @@ def expect_phi2_dq(activation: ActivationLike, q: Any) -> Any:
 def expect_phi_phi(activation: ActivationLike, q: Any, c: Any) -> Any:
     """E[phi(u1) phi(u2)]: Var u1 = Var u2 = q, corr(u1, u2) = c.
 
-    Example:
+    Examples:
         >>> round(expect_phi_phi("relu", 1.0, 0.0) * 2 * np.pi, 12)
         1.0
     """
@@ -165,7 +165,7 @@ def expect_dphi_dphi(activation: ActivationLike, q: Any, c: Any) -> Any:
 
     By Price's theorem this is (1/q) dE[phi(u1)phi(u2)]/dc.
 
-    Example:
+    Examples:
         >>> round(expect_dphi_dphi("relu", 1.0, 0.0), 12)
         0.25
     """

@@ -15,7 +15,7 @@ ReLU (C_W = 2): V_l / K^2 = 5 (l - 1), i.e. 15 (l - 1) / n; tanh (C_W = 1): V_l 
 -> (2/3) l, i.e. -> 2 l / n. For ReLU the exact finite-width value is also known:
 E[z^4] / E[z^2]^2 = 3 (1 + 5/n)^(l-1) (:func:`relu_kurtosis_exact`).
 
-Example:
+Examples:
     >>> fw = four_point_vertex("relu", depth=5, sigma_w2=2.0)
     >>> fw.normalized.tolist()
     [0.0, 5.0, 10.0, 15.0, 20.0]
@@ -80,7 +80,7 @@ def four_point_vertex(
     Returns:
         A :class:`FourPointVertex`.
 
-    Example:
+    Examples:
         >>> fw = four_point_vertex("tanh", depth=200)
         >>> round(float(fw.normalized[-1] / 200), 2)  # -> 2/3 at large depth
         0.66
@@ -116,7 +116,7 @@ def relu_kurtosis_exact(depth: int, width: int) -> np.ndarray:
     that of layer l exactly (E[relu^4] = 3 G^2/2, E[relu_1^2 relu_2^2] = G^2/4 given G), so
     E[z^4] / E[z^2]^2 - 3 = 3 ((1 + 5/n)^(l-1) - 1).
 
-    Example:
+    Examples:
         >>> relu_kurtosis_exact(3, 10).tolist()
         [0.0, 1.5, 3.75]
     """

@@ -11,7 +11,7 @@ At the fixed point q* of the q-map (the one reached from the input variance q0):
 gradients grow with depth (as exp(l / |xi_grad|)); a depth scale is ``inf`` where the
 approach is slower than exponential (chi = 1, power laws).
 
-Example:
+Examples:
     >>> mf = mean_field("tanh", sigma_w2=1.5, sigma_b2=0.05)
     >>> mf.phase, round(mf.chi_1, 3), round(mf.xi_c, 2)
     ('ordered', 0.939, 15.79)
@@ -104,7 +104,7 @@ def q_star(
     Returns:
         q* (0 when the signal dies out, ``inf`` when the q-map diverges).
 
-    Example:
+    Examples:
         >>> q_star("tanh", 0.5)  # ordered phase without bias: the signal dies out
         0.0
         >>> round(q_star("relu", 1.0, 0.5), 12)
@@ -180,7 +180,7 @@ def c_star(
     chaotic phase the stable c* < 1 is the largest root of c-map(c) = c below 1, bracketed
     on a grid (1 - 10^-k/2 down to -1) and refined with Brent's method.
 
-    Example:
+    Examples:
         >>> c_star("tanh", 0.8, 0.1)
         1.0
         >>> 0 < c_star("tanh", 4.0, 0.1) < 0.5
@@ -223,7 +223,7 @@ def mean_field(
     Returns:
         A :class:`MeanField`.
 
-    Example:
+    Examples:
         >>> mf = mean_field("relu", 2.0)
         >>> mf.phase, mf.chi_1, mf.xi_c
         ('critical', 1.0, inf)

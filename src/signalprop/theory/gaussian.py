@@ -173,7 +173,7 @@ def gauss_expect(
     Raises:
         ValueError: q < 0 or non-finite; f overflows or returns NaN.
 
-    Example:
+    Examples:
         >>> round(gauss_expect(lambda u: u * u, q=2.0), 12)
         2.0
         >>> gauss_expect(lambda u: np.maximum(u, 0.0), q=np.array([1.0, 4.0])) * np.sqrt(2 * np.pi)
@@ -201,7 +201,7 @@ def gauss_expect_many(
 ) -> list[np.ndarray]:
     """[E[f(sqrt(q) z)] for f in fs] on one shared rule (fs share kinks and scale).
 
-    Example:
+    Examples:
         >>> [round(float(x), 12) for x in gauss_expect_many([np.abs, np.square], np.array(1.0))]
         [0.797884560803, 1.0]
     """
@@ -235,18 +235,22 @@ def gauss_expect2(
     stays exact. Vectorised over broadcast (q, c, q2).
 
     Args:
-        f, g: vectorised functions of u1 and u2.
-        q, c: variance (>= 0) and correlation (in [-1, 1]); arrays broadcast.
-        kinks_f, kinks_g: non-smooth points of f and g.
+        f: vectorised function of u1.
+        g: vectorised function of u2.
+        q: variance of u1 (>= 0); arrays broadcast with ``c``.
+        c: correlation of u1 and u2, in [-1, 1].
+        kinks_f: non-smooth points of f.
+        kinks_g: non-smooth points of g.
         q2: variance of u2 (default: q).
-        scale_f, scale_g: feature scales of f and g (see :func:`gauss_expect`).
+        scale_f: feature scale of f (see :func:`gauss_expect`).
+        scale_g: feature scale of g.
         name: how error messages call the integrand.
         max_chunk: largest number of integrand evaluations held in memory at once.
 
     Returns:
         A float for scalar inputs, else an ndarray of the broadcast shape.
 
-    Example:
+    Examples:
         >>> relu = lambda u: np.maximum(u, 0.0)
         >>> round(gauss_expect2(relu, relu, 1.0, 0.0, (0.0,), (0.0,)) * 2 * np.pi, 12)
         1.0

@@ -10,7 +10,7 @@ correlation c of two inputs as (Poole et al. 2016; Schoenholz et al. 2017):
 with (u1, u2) of variances q_l and correlation c_l (c-map). Back-propagated gradients
 scale per layer by sigma_w^2 E[phi'(sqrt(q_l) z)^2] (chi_1 at q_l).
 
-Example:
+Examples:
     >>> p = propagate("relu", depth=4, sigma_w2=2.0)
     >>> p.q.tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0]
@@ -46,7 +46,7 @@ def qmap(activation: ActivationLike, q: Any, sigma_w2: float, sigma_b2: float = 
     Returns:
         q of the next layer (float or array like ``q``).
 
-    Example:
+    Examples:
         >>> qmap("relu", 3.0, sigma_w2=2.0)
         3.0
     """
@@ -68,12 +68,13 @@ def cmap(
         activation: registered name, Activation or callable.
         c: correlation(s) in [-1, 1].
         q: variance(s) of both inputs, >= 0 (broadcast against ``c``).
-        sigma_w2, sigma_b2: as in :func:`qmap`.
+        sigma_w2: weight variance times fan-in, as in :func:`qmap`.
+        sigma_b2: bias variance, as in :func:`qmap`.
 
     Returns:
         The next layer's correlation (float or array).
 
-    Example:
+    Examples:
         >>> round(cmap("relu", 0.0, 1.0, sigma_w2=2.0), 12) == round(1 / np.pi, 12)
         True
     """
@@ -126,14 +127,15 @@ def propagate(
     Args:
         activation: registered name, Activation or callable.
         depth: number of layers to apply (>= 1).
-        sigma_w2, sigma_b2: weight variance times fan-in (> 0) and bias variance (>= 0).
+        sigma_w2: weight variance times fan-in (> 0).
+        sigma_b2: bias variance (>= 0).
         q0: variance of the first layer's pre-activations (>= 0).
         c0: correlation of two inputs at layer 0, in [-1, 1] (optional).
 
     Returns:
         A :class:`Propagation` with arrays of length depth + 1.
 
-    Example:
+    Examples:
         >>> p = propagate("tanh", depth=3, sigma_w2=1.5, sigma_b2=0.05, c0=0.5)
         >>> p.q.shape, bool(p.c[-1] > 0.5)
         ((4,), True)

@@ -197,7 +197,7 @@ def phase_diagram(
     Returns:
         A :class:`PhaseDiagram` with (len(sigma_b2_grid), len(sigma_w2_grid)) arrays.
 
-    Example:
+    Examples:
         >>> pd = phase_diagram("tanh", np.linspace(0.5, 4, 8), [0.0, 0.05])
         >>> pd.chi_1.shape, bool(pd.chi_1[0, 0] < 1 < pd.chi_1[0, -1])
         ((2, 8), True)

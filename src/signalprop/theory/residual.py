@@ -158,8 +158,9 @@ def residual_schedule(
         alpha: NF branch scale.
         gain: scalar on every residual branch (SkipInit); default 0 for ``"skipinit"``
             (the reference init) and 1 otherwise.
-        stem_var, stem_sq_mean: average channel variance and squared mean of the stem
-            output (the mean is taken as common to all channels, as after a max-pool).
+        stem_var: average channel variance of the stem output.
+        stem_sq_mean: average squared channel mean of the stem output (taken as common
+            to all channels, as after a max-pool).
         spatial: the stem output's spatial size (H, W); then 3x3 convs lose the variance of
             their zero-padded taps (large on 4x4 and 2x2 maps). None: no padding effects.
         label: the result's label (default ``"<norm> (predicted)"``).
@@ -168,7 +169,7 @@ def residual_schedule(
         ``SPPResult(kind="predicted")``: ``avg_sq_mean``, ``avg_var`` and ``res_var`` (the
         branch output before gain/alpha) per record; the stem has ``res_var=None``.
 
-    Example:
+    Examples:
         >>> r = residual_schedule("nf", [2, 2])
         >>> r.names
         ['stem', 'stages.0.0', 'stages.0.1', 'stages.1.0', 'stages.1.1']
@@ -234,7 +235,7 @@ def residual_schedule(
 def nf_expected_variances(depths: Sequence[int], alpha: float = 0.2) -> np.ndarray:
     """Expected block-output variances of an NF-ResNet: 1 + k alpha^2 within a stage.
 
-    Example:
+    Examples:
         >>> nf_expected_variances([2, 1], alpha=0.5).tolist()
         [1.25, 1.5, 1.25]
     """

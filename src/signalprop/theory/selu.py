@@ -11,7 +11,7 @@ exp(k m + k^2 S / 2) Phi(-(m + k S) / sqrt(S)), evaluated with erfcx so that not
 overflows. (lambda, alpha) are the unique pair making (0, 1) a fixed point for
 (omega, tau) = (0, 1); the map's Jacobian there is a contraction.
 
-Example:
+Examples:
     >>> lam, alpha = selu_constants()
     >>> abs(lam - SELU_LAMBDA) < 1e-12 and abs(alpha - SELU_ALPHA) < 1e-12
     True
@@ -75,14 +75,17 @@ def selu_moments(
     nu~ = E[selu^2] - mu~^2, with m = mu omega, S = s^2 = nu tau.
 
     Args:
-        mu, nu: mean and variance (> 0) of the layer's inputs.
-        omega, tau: sum of the unit's weights and of their squares (> 0).
-        lam, alpha: SELU's constants.
+        mu: mean of the layer's inputs.
+        nu: variance of the layer's inputs (> 0).
+        omega: sum of the unit's weights.
+        tau: sum of the squares of the unit's weights (> 0).
+        lam: SELU's scale lambda.
+        alpha: SELU's negative-side alpha.
 
     Returns:
         (mu~, nu~).
 
-    Example:
+    Examples:
         >>> [round(x, 12) for x in selu_moments(0.0, 1.0)]
         [0.0, 1.0]
     """
@@ -104,7 +107,7 @@ def selu_jacobian(
     Dirac term lam (1 - alpha) delta(z) of its slope jump at 0; then d/dmu = omega d/dm,
     d/dnu = tau d/dS, and d nu~ = d E[selu^2] - 2 mu~ d mu~.
 
-    Example:
+    Examples:
         >>> j = selu_jacobian(0.0, 1.0)
         >>> bool(np.linalg.norm(j, 2) < 1)
         True
@@ -131,7 +134,7 @@ def selu_fixed_point(
 
     Solved with a Newton-type method (scipy ``hybr``) on the closed-form map and Jacobian.
 
-    Example:
+    Examples:
         >>> [round(x, 12) + 0.0 for x in selu_fixed_point()]
         [0.0, 1.0]
     """
@@ -163,7 +166,7 @@ def selu_constants(
     (Newton-type root finding from the published values); the defaults give Klambauer et
     al.'s lambda = 1.0507009873554804934..., alpha = 1.6732632423543772848...
 
-    Example:
+    Examples:
         >>> [round(x, 10) for x in selu_constants()]
         [1.0507009874, 1.6732632424]
     """
@@ -197,7 +200,7 @@ def alpha_dropout_constants(
     Returns:
         (a, b); (1, 0) at rate 0.
 
-    Example:
+    Examples:
         >>> [round(x, 6) for x in alpha_dropout_constants(0.1)]
         [0.921285, 0.161971]
     """
