@@ -18,6 +18,7 @@ from signalprop.cli._common import CLIError
 
 # Subcommand modules, in the order `signalprop --help` lists them.
 _COMMANDS = ["spp", "models"]
+_COMMANDS += ["confusion"]
 
 
 def build_parser() -> argparse.ArgumentParser:

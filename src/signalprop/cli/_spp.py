@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from signalprop.cli import _backward
 from signalprop.cli._common import CLIError, HelpFormatter, parse_list, parse_shape
 
 EXAMPLES = """\
@@ -22,6 +23,9 @@ examples:
 
   # a transformer-style model whose channels are last
   signalprop spp --model mypkg.models:encoder --input-shape 128,256 --channel-dim -1
+
+  # also the gradient panels (writes OUT/grad_spp.png, .csv, .json)
+  signalprop spp --model resnetv2_50 --norm bn,nf --input-shape 3,32,32 --backward
 
 writes OUT/spp.png (three panels), OUT/spp.csv and OUT/spp.json; results are saved after
 each model, so an interrupted run keeps what it finished.
@@ -60,6 +64,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
                    help="figure format")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _backward.add_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -119,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     norms: list[str | None] = list(args.norm) if args.norm else [None]
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
+    grads: list[Any] = []
     x = None
     for norm in norms:
         kwargs = dict(base_kwargs, **({"norm": norm} if norm is not None else {}))
@@ -145,9 +151,14 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(str(e)) from None
         res.meta.update(model=args.model, norm=norm, seed=args.seed,
                         seconds=round(time.perf_counter() - t0, 3))
+        if args.backward:
+            grads.append(_backward.measure(model, x, args, label))
         del model
         results.append(res)
         print(summarize(res), flush=True)
+        if grads:
+            print(_backward.summarize(grads[-1]), flush=True)
+            _backward.write(grads, args, "")
         # Save after every model: an interrupted comparison keeps what it finished.
         write_csv(results, args.out / "spp.csv")
         (args.out / "spp.json").write_text(
@@ -155,4 +166,7 @@ def run(args: argparse.Namespace) -> int:
     fig = plot.spp(results, args.out / f"spp.{args.format}",
                    title=f"Signal propagation at initialization, input {tuple(x.shape)}")
     print(f"wrote {fig}, {args.out / 'spp.csv'}, {args.out / 'spp.json'}")
+    if grads:
+        print("wrote " + _backward.write(
+            grads, args, f"Gradient propagation at initialization, input {tuple(x.shape)}"))
     return 0
