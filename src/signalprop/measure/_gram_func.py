@@ -6,11 +6,11 @@ parameters are vector-Jacobian products of the module alone, vmapped over exampl
 re-running only this module (batch of one per example) with the inputs and output
 gradients recorded in the single batched forward and backward.
 
-Batch axes: inputs are split on axis 0, or axis 1 for modules whose ``batch_first`` is
-False (``nn.MultiheadAttention``, RNNs); tensors without that axis of size B are shared by
-all examples (masks, positions). Output batch axes are found by calling the module on the
-first example alone. Randomness inside the module (dropout in train mode) cannot be
-replayed and is refused.
+Batch axes: inputs are split on axis 0, or axis 1 for torch.nn modules whose
+``batch_first`` is False (``nn.MultiheadAttention``, RNNs, Transformer layers); tensors
+without that axis of size B are shared by all examples (masks, positions). Output batch
+axes are found by calling the module on the first example alone. Randomness inside the
+module (dropout in train mode) cannot be replayed and is refused.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ class FuncLayer(Handler):
         return True
 
     def _in_dim(self) -> int:
-        return 1 if getattr(self.module, "batch_first", True) is False else 0
+        builtin = type(self.module).__module__.startswith("torch.nn")
+        return 1 if builtin and getattr(self.module, "batch_first", True) is False else 0
 
     def _per_example(self) -> dict[str, Tensor]:
         if getattr(self, "_cache", None) is None:

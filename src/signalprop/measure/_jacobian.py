@@ -2,8 +2,10 @@
 
 For a model that treats examples independently, one batched vector-Jacobian product
 (VJP) gives J_b^T u_b for every example b and one batched Jacobian-vector product (JVP)
-gives J_b v_b, so Lanczos runs on all B operators J_b J_b^T (when out <= in) or
-J_b^T J_b (otherwise) in lockstep: the full Jacobian is never formed. Its eigenvalues are
+gives J_b v_b (by differentiating the VJP, which is linear in u, once more: this reuses one
+autograd graph for every product and works for any op with a differentiable backward), so
+Lanczos runs on all B operators J_b J_b^T (when out <= in) or J_b^T J_b (otherwise) in
+lockstep: the full Jacobian is never formed. Its eigenvalues are
 the squared singular values. The mean squared singular value tr(J J^T) / min(in, out) is
 exact (one VJP or JVP per basis vector of the smaller side) when that side has at most
 ``probes`` dimensions, and otherwise a Hutchinson estimate E_z |J^T z|^2 over ``probes``
@@ -12,15 +14,21 @@ Rademacher vectors z, with its standard error std / sqrt(probes).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from signalprop.measure._forward import buffers_restored, call_model, first_tensor
+from signalprop.measure._forward import (
+    buffers_restored,
+    call_model,
+    first_tensor,
+    locate_failure,
+)
 from signalprop.measure._lanczos import lanczos
 from signalprop.measure._nonfinite import NonFiniteError, first_nonfinite_module
 from signalprop.measure._per_example import batch_size, batchnorm_policy
@@ -84,30 +92,36 @@ def jacobian_spectrum(
         raise ValueError(f"k, probes and steps must be >= 1, got k={k}, probes={probes}, "
                          f"steps={steps}")
     _refuse_dropout(model)
-    x = x.detach()
-    with batchnorm_policy(model, batchnorm), buffers_restored(model), torch.no_grad():
-
-        def f(inp: Tensor) -> Tensor:
-            out = first_tensor(call_model(model, inp))
-            if out is None:
-                raise ValueError("the model output holds no floating-point tensor")
-            return out
-
-        out, vjp_fn = torch.func.vjp(f, x)
-        if out.dim() == 0 or out.shape[0] != b:
-            raise ValueError(f"the model output has shape {tuple(out.shape)}; its first axis "
-                             f"must be the batch ({b})")
+    with batchnorm_policy(model, batchnorm), buffers_restored(model), _frozen(model), \
+            torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        try:
+            out = first_tensor(call_model(model, xr))
+        except Exception as e:
+            raise locate_failure(model, x, e) from e
+        if out is None or out.dim() == 0 or out.shape[0] != b:
+            shape = None if out is None else tuple(out.shape)
+            raise ValueError(f"the model output {shape} must be a floating tensor whose first "
+                             f"axis is the batch ({b})")
         if not bool(torch.isfinite(out).all()):
             where = first_nonfinite_module(model, x)
             raise NonFiniteError(f"the model output holds NaN/Inf (first in module {where})")
+        if not out.requires_grad:
+            raise ValueError("the model output does not depend on x")
         n, m = x[0].numel(), out[0].numel()
-        jvp = _jvp(f, x, out, vjp_fn)
+        # J^T u as a differentiable, linear function of u: differentiating it once more
+        # with respect to u gives J v (the double-VJP trick); one graph serves all products
+        u0 = torch.zeros_like(out, requires_grad=True)
+        jt_u0 = torch.autograd.grad(out, xr, u0, create_graph=True)[0]
 
         def vjp(u: Tensor) -> Tensor:
-            return vjp_fn(u.reshape(out.shape))[0].reshape(b, n)
+            g = torch.autograd.grad(out, xr, u.reshape(out.shape), retain_graph=True)[0]
+            return g.reshape(b, n)
 
         def j(v: Tensor) -> Tensor:
-            return jvp(v.reshape(x.shape)).reshape(b, m)
+            g = torch.autograd.grad(jt_u0, u0, v.reshape(x.shape), retain_graph=True,
+                                    allow_unused=True)[0]
+            return (torch.zeros_like(out) if g is None else g).reshape(b, m)
 
         d = min(m, n)
         op = (lambda u: j(vjp(u))) if m <= n else (lambda v: vjp(j(v)))
@@ -131,15 +145,18 @@ def jacobian_spectrum(
 Fn = Callable[[Tensor], Tensor]
 
 
-def _jvp(f: Fn, x: Tensor, out: Tensor, vjp_fn: Callable[..., tuple[Tensor, ...]]) -> Fn:
-    """J v by forward-mode AD; if the model has an op without a forward-mode formula, by
-    differentiating the (linear) VJP once more."""
+@contextlib.contextmanager
+def _frozen(model: nn.Module) -> Iterator[None]:
+    """Parameters stop requiring grad for the duration: only input derivatives are taken,
+    so autograd keeps nothing for weight gradients."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
     try:
-        torch.func.jvp(f, (x,), (torch.zeros_like(x),))
-        return lambda v: torch.func.jvp(f, (x,), (v,))[1]
-    except (RuntimeError, NotImplementedError):
-        _, vjp2 = torch.func.vjp(lambda u: vjp_fn(u)[0], torch.zeros_like(out))
-        return lambda v: vjp2(v)[0]
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def _trace(apply: Fn, b: int, d: int, probes: int, x: Tensor,
