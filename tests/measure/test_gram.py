@@ -50,6 +50,7 @@ def check(model, x, y, methods=METHODS, tol=1e-10, loss_fn=CE):
         layers = sp.gradient_gram(model, loss_fn, x, y, per_layer=True, method=method)
         total = sp.gradient_gram(model, loss_fn, x, y, method=method)
         assert total.dtype == torch.float64 and total.shape == (x.shape[0],) * 2
+        assert torch.equal(total, total.T)
         assert rel_err(total, ref) < tol, method
         expect = {name: torch.zeros_like(ref) for name in layers}
         for pname, r in rows.items():

@@ -81,7 +81,7 @@ class WeightLayer(Handler):
                 if x.shape[0] != b:
                     raise ValueError(f"module '{self.name}' received input of shape "
                                      f"{tuple(x.shape)} whose first axis is not the batch ({b})")
-                pats.append(conv_patches(x.to(dt), m))
+                pats.append(conv_patches(x.to(dt), m).transpose(2, 3))  # a view
                 gts.append(g.to(dt).reshape(b, self.groups, g.shape[1] // self.groups, -1))
             else:
                 x = _batch_first(x, b, f"the input of '{self.name}'").to(dt)

@@ -19,7 +19,7 @@ def _smooth(density: np.ndarray, width_bins: float) -> np.ndarray:
         return density
     half = int(math.ceil(3 * width_bins))
     k = np.exp(-0.5 * (np.arange(-half, half + 1) / width_bins) ** 2)
-    return np.convolve(density, k / k.sum(), mode="same")
+    return np.convolve(np.pad(density, half), k / k.sum(), mode="valid")
 
 
 def confusion(
