@@ -156,6 +156,58 @@ def test_attention_tied_weights_and_root_parameter(batch_first):
     assert float(layers["head"].abs().max()) == 0.0
 
 
+class Recurrent(nn.Module):
+    """LSTM (vmap cannot batch its kernel: one example at a time), sequence-first GRU, and a
+    Transformer encoder layer (torch.func with vmap's fallback for the attention kernel)."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.seq = {"lstm": lambda: nn.LSTM(4, 5, batch_first=True), "gru": lambda: nn.GRU(4, 5),
+                    "transformer": lambda: nn.TransformerEncoderLayer(
+                        4, 2, dim_feedforward=8, dropout=0.0, batch_first=True)}[kind]()
+        self.fc = nn.Linear(4 if kind == "transformer" else 5, 3)
+
+    def forward(self, x):
+        if self.kind == "gru":
+            h = self.seq(x.transpose(0, 1))[0].transpose(0, 1)
+        else:
+            h = self.seq(x)
+            h = h[0] if isinstance(h, tuple) else h
+        return self.fc(h.mean(1))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "transformer"])
+def test_recurrent_and_transformer_layers(kind):
+    torch.manual_seed(0)
+    model = Recurrent(kind).double()
+    check(model, torch.randn(4, 6, 4, dtype=torch.float64), torch.randint(0, 3, (4,)),
+          methods=("auto",))
+
+
+def test_dropout_inside_a_torch_func_module_is_refused_but_plain_dropout_is_fine():
+    torch.manual_seed(0)
+    model = Recurrent("transformer").double()
+    model.seq.self_attn.dropout = 0.5  # attention dropout: inside a module with parameters
+    x, y = torch.randn(4, 6, 4, dtype=torch.float64), torch.randint(0, 3, (4,))
+    with pytest.raises(ValueError, match=r"module 'seq.self_attn' \(MultiheadAttention\) uses "
+                                         "randomness"):
+        sp.gradient_gram(model, CE, x, y)
+    # a Dropout module between layers: the gradients recorded in the forward carry its mask
+    net = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Linear(6, 3)).double()
+    xs, ys = torch.randn(5, 4, dtype=torch.float64), torch.randint(0, 3, (5,))
+    torch.manual_seed(1)
+    g = sp.gradient_gram(net, CE, xs, ys)
+    torch.manual_seed(1)
+    mask = net[1](torch.ones(5, 6, dtype=torch.float64))  # the same mask, from the same seed
+    rows = []
+    for i in range(5):
+        loss = CE(net[2](net[0](xs[i : i + 1]) * mask[i : i + 1]), ys[i : i + 1])
+        rows.append(torch.cat([t.reshape(-1) for t in torch.autograd.grad(loss, list(net.parameters()))]))
+    f = torch.stack(rows)
+    assert rel_err(g, f @ f.T) < 1e-12
+
+
 class Reuse(nn.Module):
     """A conv and a linear called twice, a parameter used without calling its module, and
     a module never used."""
@@ -201,6 +253,31 @@ def test_float32_within_1e5_of_float64_brute_force():
     model.float()
     for method in ("auto", "factor", "materialize"):
         assert rel_err(sp.gradient_gram(model, CE, x, y, method=method), ref) < 1e-5
+
+
+@pytest.mark.parametrize("chunk_bytes", [2000, 200])
+def test_small_working_memory_chunks_give_the_same_gram(chunk_bytes):
+    # 2000 bytes: single-example blocks (shorter layers) and one output unit at a time;
+    # 200 bytes (and the 16-position conv at 2000): position chunks within example pairs
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(3, 4, 3, padding=1), nn.Tanh(), nn.Conv1d(4, 2, 2, stride=2),
+                          nn.Flatten(), nn.Linear(16, 3)).double()
+    emb = TwoEmbeddings().double()
+    for m, x, y in [(model, torch.randn(5, 3, 16, dtype=torch.float64), torch.randint(0, 3, (5,))),
+                    (emb, torch.randint(0, 11, (4, 9)), torch.randint(0, 4, (4,)))]:
+        ref = brute_gram(m, CE, x, y)
+        for method in ("factor", "materialize"):
+            run = gram_run(m, CE, x, y, x.shape[0], method, chunk_bytes=chunk_bytes)
+            assert rel_err(sum(run.layers.values()), ref) < 1e-12, method
+
+
+def test_works_under_no_grad():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+    x, y = torch.randn(4, 4, dtype=torch.float64), torch.randint(0, 3, (4,))
+    with torch.no_grad():
+        g = sp.gradient_gram(model, CE, x, y)
+    assert rel_err(g, brute_gram(model, CE, x, y)) < 1e-12
 
 
 def test_independent_of_the_loss_reduction():

@@ -99,10 +99,11 @@ def gram_run(model: nn.Module, loss_fn: LossFn, x: ModelInput, y: Any, b: int, m
     """The engine behind :func:`gradient_gram` (inputs already validated)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    try:
-        return _run(model, loss_fn, x, y, b, method, chunk_bytes, None)
-    except _Rerun as r:
-        return _run(model, loss_fn, x, y, b, method, chunk_bytes, r.called)
+    with torch.enable_grad():  # also under a caller's torch.no_grad()
+        try:
+            return _run(model, loss_fn, x, y, b, method, chunk_bytes, None)
+        except _Rerun as r:
+            return _run(model, loss_fn, x, y, b, method, chunk_bytes, r.called)
 
 
 def _run(model: nn.Module, loss_fn: LossFn, x: ModelInput, y: Any, b: int, method: str,
@@ -167,7 +168,7 @@ def _run(model: nn.Module, loss_fn: LossFn, x: ModelInput, y: Any, b: int, metho
     def track(mod: nn.Module, args: Any) -> None:
         seen_calls.add(id(mod))
 
-    with hooks_removed_after() as handles, torch.enable_grad():
+    with hooks_removed_after() as handles:
         for h in handlers.values():
             handles.append(h.module.register_forward_hook(fwd_hook(h), with_kwargs=True))
         if called is None:

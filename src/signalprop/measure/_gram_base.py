@@ -106,17 +106,33 @@ def factor_gram(a: Tensor, g: Tensor, chunk_bytes: int,
     """
     b, t = g.shape[:2]
     out = torch.zeros(b, b, dtype=torch.float64, device=g.device)
-    n = block_size(b, t, g.element_size(), chunk_bytes)
     gf = g.reshape(b * t, -1)
     af = a.reshape(b * t, -1) if a is not None else None
+
+    def product(ri: slice, rj: slice) -> Tensor:
+        k = gf[ri] @ gf[rj].T
+        k *= mask(ri, rj) if mask is not None else af[ri] @ af[rj].T  # type: ignore[index]
+        return k
+
+    if 2 * t * t * g.element_size() > chunk_bytes:
+        # one example's (T, T) block is too large: chunk positions within each pair
+        tc = max(1, int(math.sqrt(chunk_bytes / (2 * g.element_size()))))
+        for i in range(b):
+            for j in range(i, b):
+                acc = torch.zeros((), dtype=torch.float64, device=g.device)
+                for t0 in range(0, t, tc):
+                    for s0 in range(0, t, tc):
+                        ri = slice(i * t + t0, i * t + min(t, t0 + tc))
+                        rj = slice(j * t + s0, j * t + min(t, s0 + tc))
+                        acc += product(ri, rj).sum(dtype=torch.float64)
+                out[i, j] = out[j, i] = acc
+        return out
+    n = block_size(b, t, g.element_size(), chunk_bytes)
     for i0 in range(0, b, n):
         i1 = min(b, i0 + n)
-        ri = slice(i0 * t, i1 * t)
         for j0 in range(i0, b, n):
             j1 = min(b, j0 + n)
-            rj = slice(j0 * t, j1 * t)
-            k = gf[ri] @ gf[rj].T
-            k *= mask(ri, rj) if mask is not None else af[ri] @ af[rj].T
+            k = product(slice(i0 * t, i1 * t), slice(j0 * t, j1 * t))
             blk = k.view(i1 - i0, t, j1 - j0, t).sum(dim=(1, 3), dtype=torch.float64)
             out[i0:i1, j0:j1] += blk
             if j0 != i0:

@@ -15,6 +15,7 @@ module (dropout in train mode) cannot be replayed and is refused.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -76,7 +77,10 @@ class FuncLayer(Handler):
                 return vjp_fn(tuple(c.unsqueeze(d) for c, d in zip(cs, out_dims)))[0]
 
             try:
-                with torch.enable_grad():
+                with torch.enable_grad(), warnings.catch_warnings():
+                    # vmap's slow fallback for ops without a batching rule (CPU attention
+                    # kernels) is still exact; its performance notice is not for our users
+                    warnings.filterwarnings("ignore", message="There is a performance drop")
                     grads_i = torch.func.vmap(per_ex, in_dims=(in_dims, out_dims))(
                         tuple(leaves), cots)
             except RuntimeError as e:
@@ -85,10 +89,34 @@ class FuncLayer(Handler):
                         f"module '{self.name}' ({type(self.module).__name__}) uses randomness "
                         "(dropout in train mode?), which per-example gradients cannot replay; "
                         "call model.eval() first") from e
-                raise
+                # ops vmap cannot batch (RNN kernels write in place): one example at a time
+                grads_i = self._loop(params, leaves, spec, in_dims, used, cots, out_dims)
             for k, v in grads_i.items():
                 total[k] = total[k] + v if k in total else v
         return {k: v.reshape(b, -1) for k, v in total.items()}
+
+    def _loop(self, params: dict[str, Tensor], leaves: list[Any], spec: Any,
+              in_dims: tuple[Any, ...], used: list[int], cots: tuple[Tensor, ...],
+              out_dims: tuple[int, ...]) -> dict[str, Tensor]:
+        """Per-example gradients by plain autograd, one batch-of-one call per example."""
+        for name, m in self.module.named_modules():
+            if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
+                raise ValueError(f"module '{self.name}' contains dropout in train mode ('{name}'"
+                                 "), which per-example gradients cannot replay; call "
+                                 "model.eval() first")
+        rows: dict[str, list[Tensor]] = {k: [] for k in params}
+        leafs = {k: p.detach().requires_grad_(True) for k, p in params.items()}
+        for i in range(self.b):
+            ins = [t.narrow(d, i, 1) if d is not None else t for t, d in zip(leaves, in_dims)]
+            args, kwargs = pytree.tree_unflatten(ins, spec)
+            with torch.enable_grad():
+                outs = pytree.tree_leaves(functional_call(self.module, leafs, args, kwargs))
+                gs = torch.autograd.grad([outs[k] for k in used], list(leafs.values()),
+                                         [c.narrow(d, i, 1) for c, d in zip(cots, out_dims)],
+                                         allow_unused=True)
+            for (k, p), g in zip(leafs.items(), gs):
+                rows[k].append(torch.zeros_like(p) if g is None else g)
+        return {k: torch.stack(v) for k, v in rows.items()}
 
     def _output_dims(self, leaves: list[Any], in_dims: tuple[Any, ...], spec: Any,
                      used: list[int], cots: tuple[Tensor, ...]) -> tuple[int, ...]:
