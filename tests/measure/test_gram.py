@@ -297,6 +297,15 @@ def test_independent_of_the_loss_reduction():
     assert rel_err(sp.gradient_gram(model, picky, x, y.argmax(1)), ce[0]) < 1e-12
 
 
+def test_a_batch_coupling_loss_is_taken_on_each_example_alone():
+    # (out - batch mean)^2: zero for a batch of one, so every per-example gradient is 0
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3)).double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    centred = lambda out, t: (out - out.mean(0)).square().sum()  # noqa: E731
+    assert float(sp.gradient_gram(model, centred, x, torch.zeros(5)).abs().max()) == 0.0
+
+
 def test_batchnorm_refused_in_train_mode_or_run_on_running_statistics():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),

@@ -270,6 +270,11 @@ def gradient_gram(
         method: ``"auto"`` (cheaper of factorized/materialized per layer), ``"factor"``,
             ``"materialize"``, or ``"func"`` (torch.func for every module).
 
+    NOTE: a loss that couples examples (contrastive losses, losses on batch statistics) is,
+    by this definition, evaluated on each example alone. A *model* that couples examples
+    other than through train-mode BatchNorm (a module mixing the batch axis) is not
+    detected: the result then splits the batched gradient by example instead.
+
     Returns:
         (B, B) float64 tensor, or a dict from module name to its (B, B) contribution (in
         model order; they sum to the total). Unused parameters contribute zero; a
