@@ -377,3 +377,30 @@ def test_nonfinite_forward_is_located():
     x = torch.ones(3, 4)
     with pytest.raises(NonFiniteError, match=r"first non-finite in module '1' \(Linear\)"):
         sp.gradient_gram(model, CE, x, torch.tensor([0, 1, 1]))
+
+
+def test_in_place_activations_and_dict_inputs():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3),
+                          nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(36, 3)).double()
+    check(model, torch.randn(5, 3, 7, 7, dtype=torch.float64), torch.randint(0, 3, (5,)),
+          methods=("auto",))
+
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+
+        def forward(self, a, shift):
+            return self.lin(a) + shift
+
+    net = TwoInputs().double()
+    a, shift = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    y = torch.randint(0, 2, (4,))
+    g = sp.gradient_gram(net, CE, {"a": a, "shift": shift}, y)
+    rows = []
+    for i in range(4):
+        loss = CE(net(a[i : i + 1], shift[i : i + 1]), y[i : i + 1])
+        rows.append(torch.cat([t.reshape(-1) for t in torch.autograd.grad(loss, list(net.parameters()))]))
+    f = torch.stack(rows)
+    assert rel_err(g, f @ f.T) < 1e-12
