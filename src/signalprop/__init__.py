@@ -28,12 +28,29 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "spp": ("signalprop.measure", "spp"),
     "SPPResult": ("signalprop.results", "SPPResult"),
     "BlockStats": ("signalprop.results", "BlockStats"),
+    "gradient_spp": ("signalprop.measure", "gradient_spp"),
+    "gradient_gram": ("signalprop.measure", "gradient_gram"),
+    "gradient_confusion": ("signalprop.measure", "gradient_confusion"),
+    "jacobian_spectrum": ("signalprop.measure", "jacobian_spectrum"),
+    "hessian_extremes": ("signalprop.measure", "hessian_extremes"),
+    "GradSPPResult": ("signalprop.results", "GradSPPResult"),
+    "ConfusionResult": ("signalprop.results", "ConfusionResult"),
+    "JacobianSpectrum": ("signalprop.results", "JacobianSpectrum"),
+    "HessianExtremes": ("signalprop.results", "HessianExtremes"),
 }
 
 if TYPE_CHECKING:
     from signalprop import measure, models, nn, plot  # noqa: F401
     from signalprop.measure import spp  # noqa: F401
+    from signalprop.measure._confusion import gradient_confusion  # noqa: F401
+    from signalprop.measure._gradient_spp import gradient_spp  # noqa: F401
+    from signalprop.measure._gram import gradient_gram  # noqa: F401
+    from signalprop.measure._hessian import hessian_extremes  # noqa: F401
+    from signalprop.measure._jacobian import jacobian_spectrum  # noqa: F401
     from signalprop.results import BlockStats, SPPResult  # noqa: F401
+    from signalprop.results.confusion import ConfusionResult  # noqa: F401
+    from signalprop.results.grad_spp import GradSPPResult  # noqa: F401
+    from signalprop.results.spectra import HessianExtremes, JacobianSpectrum  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from signalprop.cli import _backward
 from signalprop.cli._common import CLIError, HelpFormatter, parse_list, parse_shape
 
 EXAMPLES = """\
@@ -23,6 +24,9 @@ examples:
 
   # a transformer-style model whose channels are last
   signalprop spp --model mypkg.models:encoder --input-shape 128,256 --channel-dim -1
+
+  # also the gradient panels (writes OUT/grad_spp.png, .csv, .json)
+  signalprop spp --model resnetv2_50 --norm bn,nf --input-shape 3,32,32 --backward
 
 writes OUT/spp.png (three panels), OUT/spp.csv and OUT/spp.json; results are saved after
 each model, so an interrupted run keeps what it finished.
@@ -64,6 +68,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
                    help="figure format")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _backward.add_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -139,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[Any] = []
     predictions: list[Any] = []
+    grads: list[Any] = []
     x = None
     for norm in norms:
         kwargs = dict(base_kwargs, **({"norm": norm} if norm is not None else {}))
@@ -167,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
                         seconds=round(time.perf_counter() - t0, 3))
         print(summarize(res), flush=True)
         pred = _prediction(model, res, x) if args.predict else None
+        if args.backward:
+            grads.append(_backward.measure(model, x, args, label))
+            print(_backward.summarize(grads[-1]), flush=True)
+            _backward.write(grads, args, "")
         del model
         results.append(res)
         predictions.append(pred)
@@ -179,4 +189,7 @@ def run(args: argparse.Namespace) -> int:
                    title=f"Signal propagation at initialization, input {tuple(x.shape)}"
                    + (" (dashed: theory)" if any(p is not None for p in predictions) else ""))
     print(f"wrote {fig}, {args.out / 'spp.csv'}, {args.out / 'spp.json'}")
+    if grads:
+        print("wrote " + _backward.write(
+            grads, args, f"Gradient propagation at initialization, input {tuple(x.shape)}"))
     return 0
