@@ -90,3 +90,15 @@ def test_predict_on_a_model_without_theory_says_so(tmp_path, capsys):
                "--out", str(tmp_path), "--no-progress"])
     assert rc == 0
     assert "no theory prediction for Linear" in capsys.readouterr().out
+
+
+def test_predict_with_backward_on_a_critical_mlp(tmp_path, capsys):
+    rc = main(["spp", "--model", "signalprop.models:mlp", "--model-arg", "depth=6",
+               "--model-arg", "width=64", "--model-arg", "activation='tanh'",
+               "--input-shape", "64", "--batch-size", "32", "--backward", "--predict",
+               "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    assert "theory: average variance within" in capsys.readouterr().out
+    grads = json.loads((tmp_path / "grad_spp.json").read_text())
+    assert [g["kind"] for g in grads] == ["measured", "predicted"]
+    assert len(grads[1]["records"]) == 6

@@ -41,15 +41,33 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
 
 
-def write(results: list[Any], args: argparse.Namespace, title: str) -> str:
+def predict(model: Any, res: Any, x: Any) -> Any:
+    """chi_1-per-layer prediction for plain networks that provide it (signalprop MLPs)."""
+    from signalprop.measure import channel_moments
+    from signalprop.results import chi_prediction
+
+    chi_fn = getattr(model, "predicted_gradient_chi", None)
+    if not callable(chi_fn) or getattr(model, "sigma_w2", None) is None:
+        return None
+    inp = channel_moments(x, 1)
+    chi = chi_fn(inp.avg_var, inp.avg_sq_mean)
+    if len(chi) != len(res.records) - 1:
+        return None  # blocks chosen by the caller, not the model's own
+    return chi_prediction(res, chi)
+
+
+def write(results: list[Any], args: argparse.Namespace, title: str,
+          predicted: list[Any] | None = None) -> str:
     """Write grad_spp.csv/.json (after every model) and, with ``title``, the figure."""
     from signalprop import plot
     from signalprop.results import write_grad_csv
 
-    write_grad_csv(results, args.out / "grad_spp.csv")
+    preds = [p for p in predicted or [] if p is not None]
+    write_grad_csv(results + preds, args.out / "grad_spp.csv")
     (args.out / "grad_spp.json").write_text(
-        json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False))
+        json.dumps([r.to_dict() for r in results + preds], indent=1, allow_nan=False))
     if not title:
         return ""
-    fig = plot.gradient_spp(results, args.out / f"grad_spp.{args.format}", title=title)
+    fig = plot.gradient_spp(results, args.out / f"grad_spp.{args.format}", title=title,
+                            predicted=predicted if preds else None)
     return f"{fig}, {args.out / 'grad_spp.csv'}, {args.out / 'grad_spp.json'}"

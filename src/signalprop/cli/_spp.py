@@ -114,14 +114,24 @@ def summarize(res: Any) -> str:
 
 
 def _prediction(model: Any, res: Any, x: Any) -> Any:
-    """The model's predicted SPP started from the measured stem, or None (with a note)."""
-    if not callable(getattr(model, "predicted_spp", None)):
-        print(f"  no theory prediction for {type(model).__name__} (--predict needs a "
-              "signalprop ResNetV2)")
+    """The theory's SPP for a signalprop ResNetV2 (from the measured stem) or MLP (from the
+    measured input statistics), or None (with a note) for other models."""
+    from signalprop.measure import channel_moments
+    from signalprop.models import MLP, ResNetV2
+
+    label = f"{res.label} (predicted)"
+    if isinstance(model, ResNetV2):
+        stem = res.records[0]
+        pred = model.predicted_spp(tuple(x.shape[-2:]), stem_var=stem.avg_var,
+                                   stem_sq_mean=stem.avg_sq_mean, label=label)
+    elif isinstance(model, MLP) and model.sigma_w2 is not None:
+        inp = channel_moments(x, 1)
+        pred = model.predicted_spp(inp.avg_var, inp.avg_sq_mean, batch_size=x.shape[0],
+                                   label=label)
+    else:
+        print(f"  no theory prediction for {type(model).__name__} (--predict knows "
+              "signalprop's ResNetV2 and MLP with a Gaussian init)")
         return None
-    stem = res.records[0]
-    pred = model.predicted_spp(tuple(x.shape[-2:]), stem_var=stem.avg_var,
-                               stem_sq_mean=stem.avg_sq_mean, label=f"{res.label} (predicted)")
     worst = max((abs(m.avg_var / p.avg_var - 1) for m, p in zip(res.records[1:], pred.records[1:])
                  if m.nonfinite == 0 and p.avg_var > 0), default=float("nan"))
     print(f"  theory: average variance within {100 * worst:.0f}% of the prediction at every block")
@@ -145,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[Any] = []
     predictions: list[Any] = []
     grads: list[Any] = []
+    grad_preds: list[Any] = []
     x = None
     for norm in norms:
         kwargs = dict(base_kwargs, **({"norm": norm} if norm is not None else {}))
@@ -175,8 +186,9 @@ def run(args: argparse.Namespace) -> int:
         pred = _prediction(model, res, x) if args.predict else None
         if args.backward:
             grads.append(_backward.measure(model, x, args, label))
+            grad_preds.append(_backward.predict(model, grads[-1], x) if args.predict else None)
             print(_backward.summarize(grads[-1]), flush=True)
-            _backward.write(grads, args, "")
+            _backward.write(grads, args, "", grad_preds)
         del model
         results.append(res)
         predictions.append(pred)
@@ -191,5 +203,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {fig}, {args.out / 'spp.csv'}, {args.out / 'spp.json'}")
     if grads:
         print("wrote " + _backward.write(
-            grads, args, f"Gradient propagation at initialization, input {tuple(x.shape)}"))
+            grads, args, f"Gradient propagation at initialization, input {tuple(x.shape)}",
+            grad_preds))
     return 0

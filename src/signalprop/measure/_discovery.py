@@ -43,6 +43,15 @@ class Block:
     module: nn.Module
     tap: nn.Module | None  # the branch-end tap of a signalprop ResidualBlock
 
+    @property
+    def residual_by_difference(self) -> bool:
+        """Take Var(output - input) as the residual-branch variance (when shapes agree).
+
+        Only for composite foreign modules: a single layer (Linear, an activation) is not a
+        residual block even when it keeps its input's shape.
+        """
+        return self.tap is None and any(True for _ in self.module.children())
+
 
 @dataclass(frozen=True)
 class BlockPlan:

@@ -28,6 +28,7 @@ import torch.nn as nn
 from signalprop import theory
 from signalprop.nn.activations import GammaAct
 from signalprop.nn.init import critical_, lecun_normal_
+from signalprop.results import BlockStats, SPPResult
 
 INITS = ("critical", "lecun", "he", "torch")
 
@@ -42,6 +43,71 @@ class MLP(nn.Sequential):
     def hidden_layers(self) -> list[nn.Linear]:
         """The ``depth`` hidden Linear layers (their outputs are the pre-activations)."""
         return [m for name, m in self.named_children() if name.startswith("fc")]
+
+    def signal_blocks(self) -> list[tuple[str, nn.Module]]:
+        """Measurement points: every hidden layer's pre-activation h_l (``fc{l}`` output)."""
+        return [(name, m) for name, m in self.named_children() if name.startswith("fc")]
+
+    def _theory_inputs(self, input_var: float, input_sq_mean: float) -> tuple[Any, float]:
+        if self.sigma_w2 is None:
+            raise ValueError(
+                f"no mean-field prediction for init={self.init!r}: the weight variance is "
+                "not sigma_w^2 / fan_in (use init='critical', 'lecun' or 'he')")
+        act = self.get_submodule("act0")
+        activation = theory.get_activation(act.name, **act.params)
+        # h_0 = W_0 x + b_0 sees the raw input: its second moment is sigma_w^2 E[x^2] + sigma_b^2.
+        q0 = self.sigma_w2 * (input_var + input_sq_mean) + self.sigma_b2
+        return activation, q0
+
+    def predicted_spp(
+        self, input_var: float = 1.0, input_sq_mean: float = 0.0,
+        batch_size: int | None = None, label: str | None = None,
+    ) -> SPPResult:
+        """Mean-field SPP of the pre-activations h_l (records match :meth:`signal_blocks`).
+
+        q_l = E[h_l^2] follows the q-map from q_0 = sigma_w^2 E[x^2] + sigma_b^2, and the
+        correlation c_l of two different inputs the c-map from
+        c_0 = (sigma_w^2 E[x_a x_b] + sigma_b^2) / q_0 (independent inputs: E[x_a x_b] is
+        their squared mean). Over a batch of independent inputs a channel's mean squared is
+        then q_l c_l and its variance q_l (1 - c_l): ReLU-like networks drift towards
+        c = 1, so their channel means grow and variances shrink with depth. With
+        ``batch_size`` B, the statistics are those of a batch of B independent inputs:
+        the sample mean carries var / B of noise and the biased variance loses a factor
+        (B - 1) / B.
+
+        Examples:
+            >>> net = mlp(depth=3, width=256, activation="tanh")
+            >>> [round(v, 3) for v in net.predicted_spp().avg_var][:2]
+            [1.0, 0.394]
+        """
+        act, q0 = self._theory_inputs(input_var, input_sq_mean)
+        depth = len(self.signal_blocks())
+        c0 = (self.sigma_w2 * input_sq_mean + self.sigma_b2) / q0 if q0 > 0 else 0.0
+        prop = theory.propagate(act, depth - 1, self.sigma_w2, self.sigma_b2, q0=q0, c0=c0)
+        assert prop.c is not None
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        inv_b = 0.0 if batch_size is None else 1.0 / batch_size
+        records = []
+        for i, (name, _) in enumerate(self.signal_blocks()):
+            var = float(prop.q[i] * (1.0 - prop.c[i]))
+            sq_mean = float(prop.q[i] * prop.c[i]) + var * inv_b
+            records.append(BlockStats(name, i, sq_mean, var * (1.0 - inv_b)))
+        return SPPResult(label or f"{act.name} MLP (predicted)", records, kind="predicted")
+
+    def predicted_gradient_chi(self, input_var: float = 1.0, input_sq_mean: float = 0.0
+                               ) -> list[float]:
+        """Per-gap gradient factors chi_l = sigma_w^2 E[phi'(sqrt(q_l) z)^2], l = 0..depth-2.
+
+        E[(dL/dh_l)^2] = chi_l E[(dL/dh_{l+1})^2] for square hidden layers; pass them to
+        ``signalprop.results.chi_prediction`` to overlay a gradient SPP.
+        """
+        act, q0 = self._theory_inputs(input_var, input_sq_mean)
+        depth = len(self.signal_blocks())
+        if depth < 2:
+            return []
+        return [float(c) for c in
+                theory.propagate(act, depth - 1, self.sigma_w2, self.sigma_b2, q0=q0).chi]
 
 
 def mlp(
