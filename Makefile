@@ -11,7 +11,7 @@ OUT    ?= out/demo
 # The stamp names the torch requirement, so a different TORCH re-runs the install.
 STAMP  := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | tr -c 'A-Za-z0-9.=_-' '_')
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench docs clean
 
 install: $(STAMP)
 
@@ -25,10 +25,13 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(BIN)/signalprop spp --model resnetv2_600 --norm bn,none,nf \
-		--input-shape 3,224,224 --batch-size 8 --seed 0 --out $(OUT)
+		--input-shape 3,224,224 --batch-size 8 --seed 0 --predict --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict   # offline; writes out/site/index.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

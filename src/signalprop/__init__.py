@@ -4,7 +4,7 @@
 ``sp.models``, ``sp.plot``, ...) load on first use, and ``signalprop.theory`` never
 imports torch at all.
 
-Example:
+Examples:
     >>> import signalprop as sp
     >>> round(sp.theory.gamma("relu"), 4)
     1.7129
@@ -28,6 +28,15 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "spp": ("signalprop.measure", "spp"),
     "SPPResult": ("signalprop.results", "SPPResult"),
     "BlockStats": ("signalprop.results", "BlockStats"),
+    "gradient_spp": ("signalprop.measure", "gradient_spp"),
+    "gradient_gram": ("signalprop.measure", "gradient_gram"),
+    "gradient_confusion": ("signalprop.measure", "gradient_confusion"),
+    "jacobian_spectrum": ("signalprop.measure", "jacobian_spectrum"),
+    "hessian_extremes": ("signalprop.measure", "hessian_extremes"),
+    "GradSPPResult": ("signalprop.results", "GradSPPResult"),
+    "ConfusionResult": ("signalprop.results", "ConfusionResult"),
+    "JacobianSpectrum": ("signalprop.results", "JacobianSpectrum"),
+    "HessianExtremes": ("signalprop.results", "HessianExtremes"),
     "batch_independence": ("signalprop.measure", "batch_independence"),
     "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
     "optim": ("signalprop.optim", None),
@@ -36,8 +45,18 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 if TYPE_CHECKING:
     from signalprop import convert, measure, models, nn, optim, plot  # noqa: F401
-    from signalprop.measure import batch_independence, spp  # noqa: F401
-    from signalprop.results import BatchIndependenceResult, BlockStats, SPPResult  # noqa: F401
+    from signalprop.measure import spp  # noqa: F401
+    from signalprop.measure._confusion import gradient_confusion  # noqa: F401
+    from signalprop.measure._gradient_spp import gradient_spp  # noqa: F401
+    from signalprop.measure._gram import gradient_gram  # noqa: F401
+    from signalprop.measure._hessian import hessian_extremes  # noqa: F401
+    from signalprop.measure._jacobian import jacobian_spectrum  # noqa: F401
+    from signalprop.measure.batch_independence import batch_independence  # noqa: F401
+    from signalprop.results import BlockStats, SPPResult  # noqa: F401
+    from signalprop.results.confusion import ConfusionResult  # noqa: F401
+    from signalprop.results.grad_spp import GradSPPResult  # noqa: F401
+    from signalprop.results.independence import BatchIndependenceResult  # noqa: F401
+    from signalprop.results.spectra import HessianExtremes, JacobianSpectrum  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -69,3 +69,36 @@ def test_console_script_help_lists_examples():
     top = subprocess.run([sys.executable, "-m", "signalprop", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "spp" in top and "models" in top
+
+
+def test_predict_overlays_theory_and_saves_predictions(tmp_path, capsys):
+    rc = main(["spp", "--model", "resnetv2_50", "--norm", "nf", "--input-shape", "3,64,64",
+               "--batch-size", "4", "--out", str(tmp_path), "--no-progress", "--predict",
+               "--model-arg", "width=0.25"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "theory: average variance within" in out
+    data = json.loads((tmp_path / "spp.json").read_text())
+    assert [d["kind"] for d in data] == ["measured", "predicted"]
+    assert data[1]["label"] == "resnetv2_50 nf (predicted)"
+    assert len(data[1]["records"]) == len(data[0]["records"]) == 17
+
+
+def test_predict_on_a_model_without_theory_says_so(tmp_path, capsys):
+    rc = main(["spp", "--model", "torch.nn:Linear", "--model-arg", "in_features=4",
+               "--model-arg", "out_features=4", "--input-shape", "4", "--predict",
+               "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    assert "no theory prediction for Linear" in capsys.readouterr().out
+
+
+def test_predict_with_backward_on_a_critical_mlp(tmp_path, capsys):
+    rc = main(["spp", "--model", "signalprop.models:mlp", "--model-arg", "depth=6",
+               "--model-arg", "width=64", "--model-arg", "activation='tanh'",
+               "--input-shape", "64", "--batch-size", "32", "--backward", "--predict",
+               "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    assert "theory: average variance within" in capsys.readouterr().out
+    grads = json.loads((tmp_path / "grad_spp.json").read_text())
+    assert [g["kind"] for g in grads] == ["measured", "predicted"]
+    assert len(grads[1]["records"]) == 6

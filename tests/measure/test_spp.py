@@ -238,3 +238,9 @@ def test_buffers_and_batchnorm_flags_are_left_as_they_were():
         y = model[1](model[0](x))
     assert res.records[0].avg_var == pytest.approx(_stats64(y)[1], rel=1e-5)
     assert res.records[0].avg_sq_mean < 1e-10
+
+
+def test_single_layers_get_no_residual_variance():
+    model = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
+    res = sp.spp(model, torch.randn(16, 8))
+    assert res.res_var == [None, None, None]

@@ -149,3 +149,19 @@ def test_bad_arguments_name_valid_values(kwargs, match):
 def test_unknown_registry_name_suggests_close_ones():
     with pytest.raises(ValueError, match="did you mean resnetv2_600"):
         create_model("resnetv2_60")
+
+
+def test_stem_output_size_matches_a_forward():
+    for stem in ("imagenet", "cifar"):
+        m = resnetv2([1], stem=stem, width=0.125)
+        for h, w in ((65, 63), (224, 224), (32, 17)):
+            assert m.stem(torch.randn(1, 3, h, w)).shape[-2:] == m.stem_output_size(h, w)
+
+
+def test_predicted_spp_matches_signal_blocks_and_the_nf_schedule():
+    m = resnetv2([3, 2], norm="nf", stem="cifar", width=0.25, alpha=0.3)
+    pred = m.predicted_spp()
+    assert pred.kind == "predicted"
+    assert pred.names == [n for n, _ in m.signal_blocks()]
+    expected = [blk.expected_var for _, blk in m.signal_blocks()[1:]]
+    assert pred.avg_var[1:] == pytest.approx(expected, rel=1e-9)

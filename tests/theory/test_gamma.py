@@ -22,7 +22,8 @@ _MP_ACTS = {
     "sigmoid": (lambda x: 1 / (1 + mp.exp(-x)), []),
     "elu": (lambda x: x if x > 0 else mp.expm1(x), [0]),
     "selu": (
-        lambda x: mp.mpf(theory.SELU_LAMBDA) * (x if x > 0 else mp.mpf(theory.SELU_ALPHA) * mp.expm1(x)),
+        lambda x: mp.mpf(theory.SELU_LAMBDA)
+        * (x if x > 0 else mp.mpf(theory.SELU_ALPHA) * mp.expm1(x)),
         [0],
     ),
     "celu": (lambda x: x if x > 0 else mp.expm1(x), [0]),

@@ -10,18 +10,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from signalprop.cli import _backward
 from signalprop.cli._common import CLIError, HelpFormatter, parse_list, parse_shape
 
 EXAMPLES = """\
 examples:
-  # the paper's comparison: ResNetV2-600 with BatchNorm, without, and normalizer-free
-  signalprop spp --model resnetv2_600 --norm bn,none,nf --input-shape 3,64,64 --out out/spp
+  # the paper's comparison: ResNetV2-600 with BatchNorm, without, and normalizer-free,
+  # with the theory's predictions dashed
+  signalprop spp --model resnetv2_600 --norm bn,none,nf --input-shape 3,224,224 --predict
 
   # your own model: any importable factory returning an nn.Module
   signalprop spp --model mypkg.models:build_net --model-arg depth=50 --input-shape 3,32,32
 
   # a transformer-style model whose channels are last
   signalprop spp --model mypkg.models:encoder --input-shape 128,256 --channel-dim -1
+
+  # also the gradient panels (writes OUT/grad_spp.png, .csv, .json)
+  signalprop spp --model resnetv2_50 --norm bn,nf --input-shape 3,32,32 --backward
 
   # also check that no example changes another's output (train and eval mode)
   signalprop spp --model resnetv2_50 --norm bn,nf --check-independence
@@ -59,6 +64,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--channel-dim", type=int, default=1, help="channel axis of block outputs")
     p.add_argument("--blocks", type=parse_list, default=None,
                    help="comma-separated module names to measure (default: discovered)")
+    p.add_argument("--predict", action="store_true",
+                   help="overlay the theory's predicted schedule (dashed) where the model has "
+                   "one (signalprop ResNetV2 presets)")
     p.add_argument("--out", type=Path, default=Path("out/spp"), help="output directory")
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png",
                    help="figure format")
@@ -66,6 +74,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="also perturb one example and report how much the others' outputs "
                    "move, in train and eval mode (BatchNorm leaks in train mode)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _backward.add_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -110,6 +119,31 @@ def summarize(res: Any) -> str:
     return "\n".join(lines)
 
 
+def _prediction(model: Any, res: Any, x: Any) -> Any:
+    """The theory's SPP for a signalprop ResNetV2 (from the measured stem) or MLP (from the
+    measured input statistics), or None (with a note) for other models."""
+    from signalprop.measure import channel_moments
+    from signalprop.models import MLP, ResNetV2
+
+    label = f"{res.label} (predicted)"
+    if isinstance(model, ResNetV2):
+        stem = res.records[0]
+        pred = model.predicted_spp(tuple(x.shape[-2:]), stem_var=stem.avg_var,
+                                   stem_sq_mean=stem.avg_sq_mean, label=label)
+    elif isinstance(model, MLP) and model.sigma_w2 is not None:
+        inp = channel_moments(x, 1)
+        pred = model.predicted_spp(inp.avg_var, inp.avg_sq_mean, batch_size=x.shape[0],
+                                   label=label)
+    else:
+        print(f"  no theory prediction for {type(model).__name__} (--predict knows "
+              "signalprop's ResNetV2 and MLP with a Gaussian init)")
+        return None
+    worst = max((abs(m.avg_var / p.avg_var - 1) for m, p in zip(res.records[1:], pred.records[1:])
+                 if m.nonfinite == 0 and p.avg_var > 0), default=float("nan"))
+    print(f"  theory: average variance within {100 * worst:.0f}% of the prediction at every block")
+    return pred
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -124,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
         base_kwargs["activation"] = args.activation
     norms: list[str | None] = list(args.norm) if args.norm else [None]
     args.out.mkdir(parents=True, exist_ok=True)
-    results = []
+    results: list[Any] = []
+    predictions: list[Any] = []
+    grads: list[Any] = []
+    grad_preds: list[Any] = []
     x = None
     for norm in norms:
         kwargs = dict(base_kwargs, **({"norm": norm} if norm is not None else {}))
@@ -157,16 +194,29 @@ def run(args: argparse.Namespace) -> int:
             except (ValueError, ForwardError) as e:
                 raise CLIError(f"--check-independence: {e}") from None
             res.meta["batch_independence"] = ind.to_dict()
-        del model
-        results.append(res)
         print(summarize(res), flush=True)
         if args.check_independence:
             print(f"  {ind.summary()}", flush=True)
+        pred = _prediction(model, res, x) if args.predict else None
+        if args.backward:
+            grads.append(_backward.measure(model, x, args, label))
+            grad_preds.append(_backward.predict(model, grads[-1], x) if args.predict else None)
+            print(_backward.summarize(grads[-1]), flush=True)
+            _backward.write(grads, args, "", grad_preds)
+        del model
+        results.append(res)
+        predictions.append(pred)
         # Save after every model: an interrupted comparison keeps what it finished.
-        write_csv(results, args.out / "spp.csv")
+        saved = results + [p for p in predictions if p is not None]
+        write_csv(saved, args.out / "spp.csv")
         (args.out / "spp.json").write_text(
-            json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False))
-    fig = plot.spp(results, args.out / f"spp.{args.format}",
-                   title=f"Signal propagation at initialization, input {tuple(x.shape)}")
+            json.dumps([r.to_dict() for r in saved], indent=1, allow_nan=False))
+    fig = plot.spp(results, args.out / f"spp.{args.format}", predicted=predictions,
+                   title=f"Signal propagation at initialization, input {tuple(x.shape)}"
+                   + (" (dashed: theory)" if any(p is not None for p in predictions) else ""))
     print(f"wrote {fig}, {args.out / 'spp.csv'}, {args.out / 'spp.json'}")
+    if grads:
+        print("wrote " + _backward.write(
+            grads, args, f"Gradient propagation at initialization, input {tuple(x.shape)}",
+            grad_preds))
     return 0

@@ -43,6 +43,15 @@ class Block:
     module: nn.Module
     tap: nn.Module | None  # the branch-end tap of a signalprop ResidualBlock
 
+    @property
+    def residual_by_difference(self) -> bool:
+        """Take Var(output - input) as the residual-branch variance (when shapes agree).
+
+        Only for composite foreign modules: a single layer (Linear, an activation) is not a
+        residual block even when it keeps its input's shape.
+        """
+        return self.tap is None and any(True for _ in self.module.children())
+
 
 @dataclass(frozen=True)
 class BlockPlan:
@@ -60,11 +69,14 @@ def _make(model: nn.Module, pairs: Iterable[tuple[str, nn.Module]], rule: str) -
     return BlockPlan(blocks, rule)
 
 
-def _outermost(model: nn.Module, kind: tuple[type, ...]) -> list[tuple[str, nn.Module]]:
+def _outermost(
+    model: nn.Module, match: Callable[[nn.Module], bool]
+) -> list[tuple[str, nn.Module]]:
+    """Modules satisfying ``match`` that are not inside another match, in registration order."""
     found: list[tuple[str, nn.Module]] = []
 
     def walk(m: nn.Module, name: str) -> None:
-        if isinstance(m, kind) and m is not model:
+        if m is not model and match(m):
             found.append((name, m))
             return
         for child_name, child in m.named_children():
@@ -76,17 +88,9 @@ def _outermost(model: nn.Module, kind: tuple[type, ...]) -> list[tuple[str, nn.M
 
 def _trunks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Outermost containers with >= 2 children (a 1-child container is looked into)."""
-    found: list[tuple[str, nn.Module]] = []
-
-    def walk(m: nn.Module, name: str) -> None:
-        if isinstance(m, _CONTAINERS) and len(m) >= 2:
-            found.append((name, m))
-            return
-        for child_name, child in m.named_children():
-            walk(child, f"{name}.{child_name}" if name else child_name)
-
-    walk(model, "")
-    return found
+    if isinstance(model, _CONTAINERS) and len(model) >= 2:
+        return [("", model)]
+    return _outermost(model, lambda m: isinstance(m, _CONTAINERS) and len(m) >= 2)
 
 
 def _flatten(container: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
@@ -105,7 +109,7 @@ def discover_blocks(model: nn.Module) -> BlockPlan:
     fn = getattr(model, "signal_blocks", None)
     if callable(fn):
         return _make(model, fn(), f"{type(model).__name__}.signal_blocks()")
-    residual = _outermost(model, (ResidualBlock,))
+    residual = _outermost(model, lambda m: isinstance(m, ResidualBlock))
     if residual:
         return _make(model, residual, "signalprop ResidualBlock subclasses")
     trunks = _trunks(model)

@@ -78,10 +78,21 @@ def buffers_restored(model: nn.Module) -> Iterator[None]:
     (their output, from batch statistics, is unchanged), so nothing is copied for them;
     the buffers of any other module are snapshotted and written back on exit.
     """
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    frozen = [m for m in bns if m.training and m.track_running_stats]
-    bn_buffers = {id(b) for m in bns for b in m.buffers(recurse=False)}
-    saved = [(b, b.detach().clone()) for b in model.buffers() if id(b) not in bn_buffers]
+    frozen: list[nn.Module] = []
+    saved: list[tuple[torch.Tensor, torch.Tensor]] = []
+    seen: set[int] = set()
+    stack = [model]
+    while stack:  # one walk over the module tree (models can have thousands of modules)
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        stack.extend(c for c in m._modules.values() if c is not None)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if m.training and m.track_running_stats:
+                frozen.append(m)
+        else:
+            saved += [(b, b.detach().clone()) for b in m._buffers.values() if b is not None]
     for m in frozen:
         m.track_running_stats = False
     try:

@@ -48,8 +48,8 @@ def spp(
 
     * ``avg_sq_mean`` = mean_c (mean y_c)^2, ``avg_var`` = mean_c var(y_c);
     * ``res_var`` = mean_c var(branch_c) for signalprop residual blocks (at the branch end,
-      before any skip gain or alpha), Var(y - x) for a foreign block whose output has its
-      input's shape, otherwise ``None``;
+      before any skip gain or alpha), Var(y - x) for a foreign composite block (one with
+      submodules) whose output has its input's shape, otherwise ``None``;
     * ``nonfinite``: the number of NaN/Inf values in y.
 
     The forward runs under ``torch.no_grad()`` in the model's current mode (train mode:
@@ -74,7 +74,7 @@ def spp(
         ForwardError: the forward raised; the message names the innermost module that
             failed and the input shape it received.
 
-    Example:
+    Examples:
         >>> import signalprop as sp
         >>> model = sp.models.resnetv2([2, 2], norm="nf", stem="cifar", width=0.25)
         >>> res = sp.spp(model, torch.randn(8, 3, 16, 16))
@@ -90,7 +90,7 @@ def spp(
     bar = tqdm(total=len(plan.blocks), desc=label or type(model).__name__, unit="block",
                disable=not progress, leave=False)
 
-    def block_hook(name: str, module: nn.Module, has_tap: bool) -> Any:
+    def block_hook(name: str, module: nn.Module, has_tap: bool, by_difference: bool) -> Any:
         def hook(mod: nn.Module, args: Any, out: Any) -> None:
             y = first_tensor(out)
             calls[name] += 1
@@ -100,7 +100,7 @@ def spp(
             res: float | None = None
             if has_tap:
                 res = branch_var.pop(name, None)
-            else:
+            elif by_difference:
                 inp = first_tensor(args)
                 if inp is not None and inp.shape == y.shape:
                     res = channel_moments(y, channel_dim, subtract=inp).avg_var
@@ -121,7 +121,7 @@ def spp(
 
     with hooks_removed_after() as handles:
         for b in plan.blocks:
-            hook = block_hook(b.name, b.module, b.tap is not None)
+            hook = block_hook(b.name, b.module, b.tap is not None, b.residual_by_difference)
             handles.append(b.module.register_forward_hook(hook))
             if b.tap is not None:
                 handles.append(b.tap.register_forward_hook(tap_hook(b.name)))

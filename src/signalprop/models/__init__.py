@@ -8,6 +8,7 @@ from signalprop.models._registry import (
     register_model,
 )
 from signalprop.models.fixup_bottleneck import FixupBottleneck
+from signalprop.models.mlp import MLP, mlp
 from signalprop.models.resnetv2 import (
     NORMS,
     PRESETS,
@@ -19,6 +20,7 @@ from signalprop.models.resnetv2 import (
 )
 
 __all__ = [
+    "MLP",
     "NORMS",
     "PRESETS",
     "FixupBottleneck",
@@ -29,6 +31,7 @@ __all__ = [
     "create_model",
     "list_models",
     "load_model",
+    "mlp",
     "model_entry",
     "register_model",
     "resnetv2",

@@ -58,7 +58,7 @@ def model_entry(name: str) -> ModelEntry:
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the preset ``name``; ``kwargs`` override the preset's defaults.
 
-    Example:
+    Examples:
         >>> from signalprop.models import create_model
         >>> m = create_model("resnetv2_50", norm="nf", num_classes=10, stem="cifar")
         >>> type(m).__name__
@@ -78,7 +78,7 @@ def load_model(spec: str, **kwargs: Any) -> nn.Module:
         ValueError: unknown preset, a module that cannot be imported (with the reason),
             a missing attribute, a factory that rejects the arguments or returns no module.
 
-    Example:
+    Examples:
         >>> load_model("torch.nn:Linear", in_features=4, out_features=2)
         Linear(in_features=4, out_features=2, bias=True)
     """

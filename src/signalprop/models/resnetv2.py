@@ -16,7 +16,7 @@ with Scaled WS convolutions and gamma-scaled activations; the expected variance 
 alpha^2 per block and resets to 1 + alpha^2 at each transition block, whose shortcut is
 a 1x1 Scaled-WS projection of the scaled, activated input (as in DeepMind's reference).
 
-Example:
+Examples:
     >>> import torch
     >>> m = resnetv2("resnetv2_50", norm="nf", stem="cifar", num_classes=10)
     >>> m(torch.randn(2, 3, 32, 32)).shape
@@ -50,6 +50,7 @@ from signalprop.nn import (
     he_gain,
 )
 from signalprop.nn.activations import make_activation
+from signalprop.results import SPPResult
 
 # Bottleneck blocks per stage (Brock et al. 2021; He et al. 2016). Layer count is
 # 3 * blocks + 2; "resnetv2_1000" has 1000 convolutions (333 blocks and the stem).
@@ -307,6 +308,35 @@ class ResNetV2(nn.Module):
             blocks += [(f"stages.{s}.{b}", blk) for b, blk in enumerate(stage)]
         return blocks
 
+    def stem_output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial size of the stem output for an input of ``height`` x ``width``."""
+        if self.cfg.stem == "imagenet":  # 7x7/2 conv (pad 3), then 3x3/2 max-pool (pad 1)
+            return (math.ceil(math.ceil(height / 2) / 2), math.ceil(math.ceil(width / 2) / 2))
+        return (height, width)
+
+    def predicted_spp(
+        self, input_hw: tuple[int, int] | None = None, stem_var: float = 1.0,
+        stem_sq_mean: float = 0.0, label: str | None = None,
+    ) -> SPPResult:
+        """The theory's SPP for this network (``signalprop.theory.residual_schedule``).
+
+        Records match :meth:`signal_blocks`, so ``signalprop.plot.spp(measured, path,
+        predicted=...)`` overlays it. Pass the measured stem statistics to start the
+        prediction where the network really starts, and ``input_hw`` to model the variance
+        that zero padding removes on small feature maps.
+
+        Examples:
+            >>> m = resnetv2([2, 2], norm="nf", stem="cifar", width=0.25)
+            >>> [round(v, 2) for v in m.predicted_spp().avg_var]
+            [1.0, 1.04, 1.08, 1.04, 1.08]
+        """
+        cfg = self.cfg
+        spatial = self.stem_output_size(*input_hw) if input_hw is not None else None
+        gain = (cfg.skipinit_init if cfg.skipinit else 1.0)
+        return theory.residual_schedule(
+            cfg.norm, cfg.depths, activation=cfg.activation, alpha=cfg.alpha, gain=gain,
+            stem_var=stem_var, stem_sq_mean=stem_sq_mean, spatial=spatial, label=label)
+
     def forward_features(self, x: Tensor) -> Tensor:
         return self.stages(self.stem(x))
 
@@ -352,13 +382,14 @@ def resnetv2(
             by ``norm="skipinit"``; Fixup blocks always carry their multiplier).
         skipinit_init: that scalar's initial value (0 in the reference; 1 reproduces the
             paper's signal propagation plots).
-        num_classes, in_chans: classifier outputs and input channels.
+        num_classes: classifier outputs.
+        in_chans: input channels.
         device: where to allocate the parameters (default: torch's default device).
 
     Returns:
         A :class:`ResNetV2`; ``model.signal_blocks()`` lists the SPP measurement points.
 
-    Example:
+    Examples:
         >>> m = resnetv2([1, 1], norm="bn", stem="cifar", num_classes=5, width=0.25)
         >>> [name for name, _ in m.signal_blocks()]
         ['stem', 'stages.0.0', 'stages.1.0']

@@ -3,6 +3,7 @@
 from signalprop.nn.activations import GammaAct, make_activation, torch_activation
 from signalprop.nn.fixup import fixup_init_, fixup_scale, he_gain
 from signalprop.nn.group_norm import group_count, group_norm
+from signalprop.nn.init import critical_, delta_orthogonal_, lecun_normal_
 from signalprop.nn.residual import BranchTap, ResidualBlock, ReZero, ScalarBias, SkipInit
 from signalprop.nn.std_conv import (
     ScaledStdConv1d,
@@ -23,6 +24,9 @@ __all__ = [
     "ScaledStdConv3d",
     "SkipInit",
     "WSLinear",
+    "critical_",
+    "delta_orthogonal_",
+    "lecun_normal_",
     "fixup_init_",
     "fixup_scale",
     "group_count",

@@ -49,7 +49,7 @@ def _identity(x: Tensor) -> Tensor:
 def torch_activation(name: str, **params: float) -> TensorFn:
     """The torch function for a registered activation name.
 
-    Example:
+    Examples:
         >>> torch_activation("leaky_relu", negative_slope=0.2)(torch.tensor([-1.0]))
         tensor([-0.2000])
     """
@@ -77,7 +77,7 @@ class GammaAct(nn.Module):
         gamma: override the computed gain.
         **params: activation parameters (``negative_slope``, ``alpha``, ``beta``).
 
-    Example:
+    Examples:
         >>> act = GammaAct("relu")
         >>> round(act.gamma, 4)
         1.7129

@@ -16,7 +16,7 @@ class SkipInit(nn.Module):
     residual network of any depth starts with the signal variance of its input: the
     branch contributes ``a^2 * Var(f(x))`` to the block output.
 
-    Example:
+    Examples:
         >>> gate = SkipInit(0.0)
         >>> gate(torch.ones(3)).tolist()
         [0.0, 0.0, 0.0]

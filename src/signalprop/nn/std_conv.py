@@ -51,7 +51,7 @@ def standardize_weight(
     Returns:
         Tensor of ``weight``'s shape.
 
-    Example:
+    Examples:
         >>> w = torch.randn(4, 3, 3, 3)
         >>> ws = standardize_weight(w, None)
         >>> torch.allclose(ws.flatten(1).pow(2).sum(1), torch.ones(4), atol=1e-5)
@@ -177,7 +177,7 @@ _CONV_DOC = """Scaled Weight Standardization drop-in replacement for :class:`tor
     Signal propagation: for input channels with equal means and unit variance, every output
     unit has zero mean and variance ``(gamma * gain_i)^2``, whatever the raw weights are.
 
-    Example:
+    Examples:
         >>> conv = ScaledStdConv{d}d(8, 16, 3, padding=1)
         >>> conv.standardized_weight().shape == conv.weight.shape
         True
@@ -207,7 +207,7 @@ class WSLinear(_ScaledWSMixin, nn.Linear):
     ``W_hat_i = gain_i * gamma * (W_i - mean W_i) / (std W_i * sqrt(in_features))``.
     Takes ``nn.Linear``'s arguments plus ``gamma``, ``eps``, ``eps_mode``, ``gain_init``.
 
-    Example:
+    Examples:
         >>> lin = WSLinear(64, 32)
         >>> lin(torch.randn(5, 64)).shape
         torch.Size([5, 32])

@@ -1,5 +1,8 @@
 """Figures (matplotlib only). Plots take result objects and never recompute them."""
 
+from signalprop.plot.confusion import confusion
+from signalprop.plot.grad_spp import gradient_spp
+from signalprop.plot.phase import phase_diagram
 from signalprop.plot.spp import spp
 
-__all__ = ["spp"]
+__all__ = ["confusion", "gradient_spp", "phase_diagram", "spp"]

@@ -56,7 +56,7 @@ class BlockStats:
 class SPPResult:
     """The per-block statistics of one model on one input (measured or predicted).
 
-    Example:
+    Examples:
         >>> r = SPPResult("toy", [BlockStats("b0", 0, 0.0, 1.0, 1.0)])
         >>> SPPResult.from_json(r.to_json()).records[0].avg_var
         1.0

@@ -1,6 +1,16 @@
 """Signal-propagation theory: NumPy/SciPy only (this package never imports torch).
 
-The single source of truth for every constant the library uses (gamma, SELU, ...).
+The single source of truth for every constant the library uses (gamma, SELU, ...), and the
+"predict" pillar: Gaussian expectations of activations, mean-field maps and their fixed
+points, criticality and phase diagrams, finite-width corrections, residual variance
+schedules and self-normalizing networks.
+
+Examples:
+    >>> from signalprop import theory
+    >>> theory.critical_point("relu").sigma_w2
+    2.0
+    >>> theory.mean_field("tanh", sigma_w2=1.0).phase
+    'critical'
 """
 
 from signalprop.theory.activations import (
@@ -10,18 +20,76 @@ from signalprop.theory.activations import (
     activation_names,
     get_activation,
 )
+from signalprop.theory.criticality import (
+    UNIVERSALITY_CLASSES,
+    CriticalPoint,
+    critical_point,
+    universality_class,
+)
+from signalprop.theory.expectations import (
+    expect_dphi2,
+    expect_dphi_dphi,
+    expect_phi,
+    expect_phi2,
+    expect_phi2_dq,
+    expect_phi_phi,
+)
+from signalprop.theory.finite_width import FourPointVertex, four_point_vertex, relu_kurtosis_exact
+from signalprop.theory.fixed_points import MeanField, c_star, mean_field, q_star
 from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_variance, gamma
-from signalprop.theory.gaussian import gauss_expect
+from signalprop.theory.gaussian import gauss_expect, gauss_expect2
+from signalprop.theory.maps import Propagation, cmap, propagate, qmap
+from signalprop.theory.phase import PhaseDiagram, phase_diagram
+from signalprop.theory.residual import NORMS, nf_expected_variances, residual_schedule
+from signalprop.theory.selu import (
+    alpha_dropout_constants,
+    selu_constants,
+    selu_fixed_point,
+    selu_jacobian,
+    selu_moments,
+)
 
 __all__ = [
     "DEEPMIND_GAMMA",
     "RELU_GAMMA",
     "SELU_ALPHA",
     "SELU_LAMBDA",
+    "UNIVERSALITY_CLASSES",
+    "NORMS",
     "Activation",
+    "CriticalPoint",
+    "FourPointVertex",
+    "MeanField",
+    "PhaseDiagram",
+    "Propagation",
     "activation_names",
+    "alpha_dropout_constants",
     "activation_variance",
+    "c_star",
+    "cmap",
+    "critical_point",
+    "expect_dphi2",
+    "expect_dphi_dphi",
+    "expect_phi",
+    "expect_phi2",
+    "expect_phi2_dq",
+    "expect_phi_phi",
+    "four_point_vertex",
     "gamma",
     "gauss_expect",
+    "gauss_expect2",
     "get_activation",
+    "mean_field",
+    "nf_expected_variances",
+    "phase_diagram",
+    "propagate",
+    "q_star",
+    "qmap",
+    "relu_kurtosis_exact",
+    "residual_schedule",
+    "selu_constants",
+    "selu_fixed_point",
+    "selu_jacobian",
+    "selu_moments",
+    "universality_class",
 ]

@@ -4,7 +4,7 @@ Every entry carries phi, phi' and phi'' as vectorised NumPy functions and the po
 phi or a derivative is not smooth (``kinks``); quadrature splits its range there so
 integrals stay exact at ReLU-like corners.
 
-Example:
+Examples:
     >>> act = get_activation("leaky_relu", negative_slope=0.2)
     >>> float(act.fn(np.array(-1.0)))
     -0.2
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,14 @@ class Activation:
         kinks: points where phi, phi' or phi'' is discontinuous (quadrature splits there).
         params: keyword parameters the activation was built with.
         exact_derivatives: False for user callables, whose derivatives are finite differences.
+        slopes: ``(a_plus, a_minus)`` when phi is positively homogeneous (phi(u) = a_plus u
+            for u > 0, a_minus u for u < 0): ReLU, leaky ReLU, abs, identity. Gaussian
+            expectations then have arc-cosine closed forms.
+        closed_form: name of a closed-form family for Gaussian expectations
+            (``"homogeneous"``, ``"erf"``) or ``""`` for quadrature.
+        scale: where phi's features lie in u (quadrature refines panels around |u| ~ scale).
+        registered: True when built by :func:`get_activation` from a registry name (it is
+            then fully described by ``name`` and ``params``, so results can be cached).
     """
 
     name: str
@@ -50,6 +58,10 @@ class Activation:
     kinks: tuple[float, ...] = ()
     params: Mapping[str, float] = field(default_factory=dict)
     exact_derivatives: bool = True
+    slopes: tuple[float, float] | None = None
+    closed_form: str = ""
+    scale: float = 1.0
+    registered: bool = False
 
     def __call__(self, x: np.ndarray | float) -> np.ndarray:
         return self.fn(np.asarray(x, dtype=float))
@@ -66,6 +78,8 @@ def _relu() -> Activation:
         lambda x: (_arr(x) > 0).astype(float),
         lambda x: np.zeros_like(_arr(x)),
         kinks=(0.0,),
+        slopes=(1.0, 0.0),
+        closed_form="homogeneous",
     )
 
 
@@ -78,6 +92,8 @@ def _leaky_relu(negative_slope: float = 0.01) -> Activation:
         lambda x: np.zeros_like(_arr(x)),
         kinks=(0.0,),
         params={"negative_slope": a},
+        slopes=(1.0, a),
+        closed_form="homogeneous",
     )
 
 
@@ -88,6 +104,8 @@ def _abs() -> Activation:
         lambda x: np.sign(_arr(x)),
         lambda x: np.zeros_like(_arr(x)),
         kinks=(0.0,),
+        slopes=(1.0, -1.0),
+        closed_form="homogeneous",
     )
 
 
@@ -97,6 +115,8 @@ def _identity() -> Activation:
         lambda x: _arr(x).copy(),
         lambda x: np.ones_like(_arr(x)),
         lambda x: np.zeros_like(_arr(x)),
+        slopes=(1.0, 1.0),
+        closed_form="homogeneous",
     )
 
 
@@ -149,6 +169,7 @@ def _erf() -> Activation:
         lambda x: erf(_arr(x)),
         lambda x: c * np.exp(-_arr(x) ** 2),
         lambda x: -2.0 * c * _arr(x) * np.exp(-_arr(x) ** 2),
+        closed_form="erf",
     )
 
 
@@ -184,7 +205,9 @@ def _elu_like(name: str, alpha: float, scale: float, celu: bool) -> Activation:
         return scale * np.where(x > 0, 0.0, alpha * k * k * np.exp(k * np.minimum(x, 0.0)))
 
     params = {"alpha": alpha} if name != "selu" else {}
-    return Activation(name, fn, d1, d2, kinks=(0.0,), params=params)
+    # CELU's exponential decays over |u| ~ alpha.
+    feature = abs(alpha) if celu else 1.0
+    return Activation(name, fn, d1, d2, kinks=(0.0,), params=params, scale=feature)
 
 
 def _elu(alpha: float = 1.0) -> Activation:
@@ -205,6 +228,8 @@ def _softplus(beta: float = 1.0) -> Activation:
     # NOTE: torch switches to the identity above beta*x > 20 (threshold); the difference
     # there is below 2e-9 and ignored here.
     b = float(beta)
+    if b == 0 or not math.isfinite(b):
+        raise ValueError(f"softplus: beta must be finite and non-zero, got {beta!r}")
 
     def d2(x: Any) -> np.ndarray:
         s = expit(b * _arr(x))
@@ -216,6 +241,7 @@ def _softplus(beta: float = 1.0) -> Activation:
         lambda x: expit(b * _arr(x)),
         d2,
         params={"beta": b},
+        scale=1.0 / abs(b),
     )
 
 
@@ -323,7 +349,7 @@ def get_activation(
                 f"unknown activation {activation!r}; valid names: {', '.join(activation_names())}"
             )
         try:
-            return _FACTORIES[key](**params)
+            return replace(_FACTORIES[key](**params), registered=True)
         except TypeError as e:
             raise ValueError(f"bad parameters {params} for activation {key!r}: {e}") from None
     if callable(activation):

@@ -63,11 +63,11 @@ def gamma(activation: str | Activation | Callable[[Any], Any], **params: float) 
             :class:`Activation`, or a NumPy-vectorised callable.
         **params: activation parameters, e.g. ``negative_slope=0.2`` for leaky_relu.
 
-    Example:
+    Examples:
         >>> round(gamma("relu"), 6)
         1.712859
         >>> round(gamma("tanh"), 4)
-        1.5927
+        1.5925
     """
     if isinstance(activation, str):
         act = get_activation(activation, **params)  # validates name and params

@@ -1,0 +1,188 @@
+"""Gradient propagation plots: the backward counterpart of the SPP, for any nn.Module."""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from signalprop.measure._discovery import BlockSpec, resolve_blocks
+from signalprop.measure._forward import (
+    ModelInput,
+    buffers_restored,
+    call_model,
+    first_tensor,
+    hooks_removed_after,
+    locate_failure,
+)
+from signalprop.measure._moments import channel_moments
+from signalprop.measure._nonfinite import first_nonfinite_module
+from signalprop.measure._per_example import LossFn, batch_size, check_targets
+from signalprop.measure._spp import _check_channel_dim
+from signalprop.results.grad_spp import GradBlockStats, GradSPPResult
+
+
+def gradient_spp(
+    model: nn.Module,
+    x: ModelInput,
+    y: Any = None,
+    loss_fn: LossFn | None = None,
+    blocks: BlockSpec = None,
+    channel_dim: int = 1,
+    *,
+    probe_seed: int = 0,
+    label: str | None = None,
+    progress: bool = False,
+) -> GradSPPResult:
+    """Per-block statistics of the backward pass, in one forward and one backward.
+
+    For every block (discovered as for :func:`signalprop.spp`) records the channel
+    statistics of g = dL/d(block output) -- ``grad_avg_var`` = mean_c var(g_c) and
+    ``grad_avg_sq_mean`` = mean_c (mean g_c)^2 -- and the norm of the gradient of the
+    block's trainable parameters. Without labels the loss is L = <output, P> for a fixed
+    Gaussian probe P ~ N(0, 1) (seeded by ``probe_seed``), so dL/d(output) = P has unit
+    variance and the statistics show how the network scales gradients on the way back;
+    with ``y`` and ``loss_fn`` it is ``loss_fn(output, y)``.
+
+    The model runs in its current mode; buffers are restored afterwards; parameters'
+    ``.grad`` are left untouched (gradients come from ``torch.autograd.grad``).
+
+    Args:
+        model: any module.
+        x: input tensor (or a tuple / dict of inputs).
+        y: targets, given together with ``loss_fn`` (or neither).
+        loss_fn: ``loss_fn(output, y) -> scalar``.
+        blocks: None to discover, or names, module types, modules or a predicate
+            (``blocks=nn.Linear`` puts the points at the pre-activations of an MLP).
+        channel_dim: channel axis of block outputs (1 for NCHW, -1 for (N, T, C)).
+        probe_seed: seed of the Gaussian probe.
+        label: the result's label (default: the model's class name).
+        progress: show a progress bar over blocks.
+
+    Returns:
+        :class:`~signalprop.results.GradSPPResult`; overlay a mean-field prediction with
+        :func:`~signalprop.results.grad_spp.chi_prediction`.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh())
+        >>> g = gradient_spp(net, torch.randn(16, 32), blocks=nn.Linear)
+        >>> [r.name for r in g.records], g.records[0].n_params
+        (['0', '2'], 1056)
+
+    References:
+        Schoenholz, Gilmer, Ganguli & Sohl-Dickstein, "Deep information propagation",
+        ICLR 2017; Brock, De & Smith, ICLR 2021 (the forward SPP).
+    """
+    if (y is None) != (loss_fn is None):
+        raise ValueError("give y and loss_fn together (a labelled loss), or neither "
+                         f"(the Gaussian probe loss); got y={'None' if y is None else 'a value'}"
+                         f", loss_fn={'None' if loss_fn is None else 'a callable'}")
+    b = batch_size(x)
+    check_targets(y, b)
+    _check_channel_dim(x, channel_dim)
+    plan = resolve_blocks(model, blocks)
+    if isinstance(x, Tensor) and x.is_floating_point():
+        x = x.detach().requires_grad_(True)  # every block on the path from x gets a gradient
+    stats: list[dict[str, Any]] = []
+    calls: collections.Counter[str] = collections.Counter()
+    transitions: list[int] = []
+    bar = tqdm(total=len(plan.blocks), desc=label or type(model).__name__, unit="block",
+               disable=not progress, leave=False)
+
+    def grad_hook(rec: dict[str, Any]) -> Any:
+        def hook(g: Tensor) -> None:
+            m = channel_moments(g, channel_dim)
+            rec.update(sq=m.avg_sq_mean, var=m.avg_var, bad=m.nonfinite)
+            bar.update()
+
+        return hook
+
+    def block_hook(name: str, module: nn.Module) -> Any:
+        def hook(mod: nn.Module, args: Any, out: Any) -> None:
+            calls[name] += 1
+            t = first_tensor(out)
+            if t is None:
+                return
+            if getattr(module, "is_transition", False):
+                transitions.append(len(stats))
+            k = calls[name]
+            rec = {"name": name if k == 1 else f"{name}#{k}", "module": module, "first": k == 1}
+            stats.append(rec)
+            if t.requires_grad:
+                t.register_hook(grad_hook(rec))
+
+        return hook
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    with hooks_removed_after() as handles, buffers_restored(model), torch.enable_grad():
+        for blk in plan.blocks:
+            handles.append(blk.module.register_forward_hook(block_hook(blk.name, blk.module)))
+        try:
+            out = call_model(model, x)
+        except Exception as e:
+            bar.close()
+            for h in handles:
+                h.remove()
+            handles.clear()
+            raise locate_failure(model, x, e) from e
+        loss, kind = _loss(out, y, loss_fn, probe_seed)
+        inputs = params + ([x] if isinstance(x, Tensor) and x.requires_grad else [])
+        if not loss.requires_grad or not inputs:
+            bar.close()
+            raise ValueError("the loss does not depend on the input or any parameter")
+        grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    bar.close()
+    if not stats:
+        raise ValueError(f"none of the {len(plan.blocks)} blocks ran ({plan.rule})")
+    by_param = {id(p): g for p, g in zip(params, grads[: len(params)])}
+    records = [_record(i, rec, by_param) for i, rec in enumerate(stats)]
+    loss_value = float(loss.detach())
+    meta: dict[str, Any] = {"transitions": transitions, "loss_value": loss_value,
+                            "mode": "train" if model.training else "eval"}
+    if not math.isfinite(loss_value):
+        meta["forward_nonfinite"] = first_nonfinite_module(model, x)
+    t = first_tensor(x)
+    return GradSPPResult(label=label or type(model).__name__, records=records, loss=kind,
+                         input_shape=tuple(t.shape) if t is not None else None,
+                         channel_dim=channel_dim, discovery=plan.rule, meta=meta)
+
+
+def _loss(out: Any, y: Any, loss_fn: LossFn | None, seed: int) -> tuple[Tensor, str]:
+    if loss_fn is not None:
+        loss = loss_fn(out, y)
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+            raise ValueError(f"loss_fn must return a scalar, got {shape}")
+        return loss.reshape(()), "loss_fn"
+    t = first_tensor(out)
+    if t is None:
+        raise ValueError("the model output holds no floating-point tensor for the probe loss")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    probe = torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.dtype).to(t.device)
+    return (t * probe).sum(), "probe"
+
+
+def _record(i: int, rec: dict[str, Any], by_param: dict[int, Tensor | None]) -> GradBlockStats:
+    norm: float | None = None
+    bad = int(rec.get("bad", 0))
+    n_params = 0
+    if rec["first"]:
+        seen: set[int] = set()
+        total = 0.0
+        for p in rec["module"].parameters():
+            if id(p) in seen or id(p) not in by_param:
+                continue
+            seen.add(id(p))
+            n_params += p.numel()
+            g = by_param[id(p)]
+            if g is not None:
+                g64 = g.detach().to(torch.float64)
+                bad += int(g.numel() - torch.isfinite(g64).sum())
+                total += float(g64.square().sum())
+        norm = math.sqrt(total) if n_params else None
+    return GradBlockStats(rec["name"], i, rec.get("sq"), rec.get("var"), norm, n_params, bad)

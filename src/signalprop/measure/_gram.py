@@ -1,0 +1,310 @@
+"""Per-example gradient Gram matrix in one forward and one backward pass.
+
+Every module holding trainable parameters gets a handler (Linear/ConvNd/Scaled-WS:
+:mod:`._gram_layers`; Embedding: :mod:`._gram_embedding`; anything else: torch.func,
+:mod:`._gram_func`). The forward records each such module's inputs and adds a zero scalar
+"anchor" to its output; the backward asks autograd for the gradients of sum_i l_i with
+respect to the anchors only, so no parameter gradient is formed, and hooks on the anchored
+outputs hand dL/d(output) to the handler, which turns it into its (B, B) contribution as
+soon as its last call's gradient has arrived and frees it.
+
+Parameters used by a parent module without calling their own module (the output
+projection of ``nn.MultiheadAttention``) belong to that parent. Parameters shared by
+several modules (tied weights) are materialized per example in each and summed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+from torch.utils import _pytree as pytree
+
+from signalprop.measure._forward import (
+    ModelInput,
+    buffers_restored,
+    call_model,
+    hooks_removed_after,
+    locate_failure,
+)
+from signalprop.measure._gram_base import DEFAULT_CHUNK_BYTES, Handler, add_gram
+from signalprop.measure._gram_embedding import EmbeddingLayer, is_embedding
+from signalprop.measure._gram_func import FuncLayer
+from signalprop.measure._gram_layers import WeightLayer, weight_layer_kind
+from signalprop.measure._nonfinite import NonFiniteError, check_losses
+from signalprop.measure._per_example import (
+    LossFn,
+    batch_size,
+    batchnorm_policy,
+    check_targets,
+    per_example_losses,
+)
+
+METHODS = ("auto", "factor", "materialize", "func")
+# Modules whose forward reads their children's parameters without calling the children.
+_FUSED = (nn.MultiheadAttention,)
+
+
+@dataclass
+class GramRun:
+    """Per-module Gram contributions (model order), the strategy each used, and the order
+    in which their gradients arrived during the backward."""
+
+    layers: dict[str, Tensor]
+    strategies: dict[str, str]
+    arrival: list[str] = field(default_factory=list)
+
+
+class _Rerun(Exception):
+    def __init__(self, called: set[int]) -> None:
+        self.called = called
+
+
+def _owners(model: nn.Module, called: set[int] | None) -> dict[str, tuple[nn.Module, dict]]:
+    """owner module name -> (module, {relative attr: parameter}) for trainable parameters."""
+    mods = dict(model.named_modules())
+    out: dict[str, tuple[nn.Module, dict[str, nn.Parameter]]] = {}
+    for name, m in mods.items():
+        for attr, p in m._parameters.items():
+            if p is None or not p.requires_grad:
+                continue
+            chain = [name] + [name.rsplit(".", k)[0] for k in range(1, name.count(".") + 1)]
+            chain += [""] if name else []
+            owner = next((a for a in chain if isinstance(mods[a], _FUSED)), name)
+            if called is not None and id(mods[owner]) not in called:
+                up = chain[chain.index(owner):]
+                owner = next((a for a in up if id(mods[a]) in called), owner)
+            rel = f"{name[len(owner):].lstrip('.')}.{attr}".lstrip(".") if owner != name else attr
+            out.setdefault(owner, (mods[owner], {}))[1][rel] = p
+    return out
+
+
+def _make_handler(name: str, module: nn.Module, params: dict[str, nn.Parameter], b: int,
+                  method: str, chunk_bytes: int) -> Handler:
+    kind = weight_layer_kind(module)
+    own = set(module._parameters)
+    if method != "func" and set(params) <= own:
+        if kind is not None:
+            return WeightLayer(name, module, params, b, method, chunk_bytes)
+        if is_embedding(module):
+            return EmbeddingLayer(name, module, params, b, method, chunk_bytes)
+    return FuncLayer(name, module, params, b, method, chunk_bytes)
+
+
+def gram_run(model: nn.Module, loss_fn: LossFn, x: ModelInput, y: Any, b: int, method: str,
+             chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> GramRun:
+    """The engine behind :func:`gradient_gram` (inputs already validated)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    with torch.enable_grad():  # also under a caller's torch.no_grad()
+        try:
+            return _run(model, loss_fn, x, y, b, method, chunk_bytes, None)
+        except _Rerun as r:
+            return _run(model, loss_fn, x, y, b, method, chunk_bytes, r.called)
+
+
+def _run(model: nn.Module, loss_fn: LossFn, x: ModelInput, y: Any, b: int, method: str,
+         chunk_bytes: int, called: set[int] | None) -> GramRun:
+    owners = _owners(model, called)
+    if not owners:
+        raise ValueError("model has no trainable parameters (none with requires_grad=True)")
+    handlers = {n: _make_handler(n, m, ps, b, method, chunk_bytes)
+                for n, (m, ps) in owners.items()}
+    # tied weights: the same parameter owned twice
+    seen: dict[int, list[tuple[Handler, str]]] = {}
+    for h in handlers.values():
+        for attr, p in h.params.items():
+            seen.setdefault(id(p), []).append((h, attr))
+    shared = {pid: uses for pid, uses in seen.items() if len(uses) > 1}
+    excluded = {h.name: frozenset(a for uses in shared.values() for hh, a in uses if hh is h)
+                for h in handlers.values()}
+    results: dict[str, Tensor | None] = {}
+    arrival: list[str] = []
+    anchors: list[Tensor] = []
+    capturing = [True]
+    seen_calls: set[int] = set()
+
+    def finish(h: Handler) -> None:
+        results[h.name] = h.gram(excluded[h.name])
+        if not excluded[h.name]:
+            h.release()
+
+    def grad_hook(h: Handler, call: int, leaf: int) -> Any:
+        streaming = not isinstance(h, FuncLayer) and not excluded[h.name]
+
+        def hook(grad: Tensor) -> None:
+            if h.name not in arrival:
+                arrival.append(h.name)
+            h.receive(call, leaf, grad)
+            if streaming and h.pending == 0:
+                with torch.no_grad():
+                    finish(h)
+
+        return hook
+
+    def fwd_hook(h: Handler) -> Any:
+        def hook(mod: nn.Module, args: Any, kwargs: Any, out: Any) -> Any:
+            if not capturing[0]:
+                return None
+            leaves, spec = pytree.tree_flatten(out)
+            call = h.capture(args, kwargs, len(leaves))
+            changed = False
+            for k, t in enumerate(leaves):
+                if (isinstance(t, Tensor) and t.is_floating_point() and t.requires_grad
+                        and h.wants(k)):
+                    anchor = torch.zeros((), dtype=t.dtype, device=t.device, requires_grad=True)
+                    leaves[k] = t + anchor
+                    leaves[k].register_hook(grad_hook(h, call, k))
+                    anchors.append(anchor)
+                    h.pending += 1
+                    changed = True
+            return pytree.tree_unflatten(leaves, spec) if changed else None
+
+        return hook
+
+    def track(mod: nn.Module, args: Any) -> None:
+        seen_calls.add(id(mod))
+
+    with hooks_removed_after() as handles:
+        for h in handlers.values():
+            handles.append(h.module.register_forward_hook(fwd_hook(h), with_kwargs=True))
+        if called is None:
+            handles += [m.register_forward_pre_hook(track) for m in model.modules()]
+        try:
+            with buffers_restored(model):
+                out = call_model(model, x)
+        except Exception as e:
+            for hd in handles:
+                hd.remove()
+            handles.clear()
+            raise locate_failure(model, x, e) from e
+        capturing[0] = False
+    losses = per_example_losses(loss_fn, out, y, b)
+    check_losses(losses, model, x)
+    total = losses.sum()
+    if not total.requires_grad:
+        raise ValueError("the loss does not depend on any trainable parameter "
+                         "(loss_fn detached the output, or nothing requires grad)")
+    idle = [p for h in handlers.values() if not h.inputs for p in h.params.values()]
+    if idle and called is None:
+        used = torch.autograd.grad(total, idle, allow_unused=True, retain_graph=True)
+        if any(g is not None for g in used):
+            raise _Rerun(seen_calls)
+    if anchors:
+        torch.autograd.grad(total, anchors, allow_unused=True)
+    with torch.no_grad():
+        for h in handlers.values():
+            if h.name not in results:
+                finish(h)
+        for uses in shared.values():
+            rows = sum(h.per_example(a) if h.has_grads() else
+                       torch.zeros(b, h.params[a].numel(), device=h.params[a].device)
+                       for h, a in uses)
+            key = uses[0][0].name
+            results[key] = add_gram(results.get(key), rows)
+            for h, _ in uses:
+                h.strategy = h.strategy if h.strategy != "?" else "materialized"
+        for h in handlers.values():
+            h.release()
+    return _collect(model, handlers, results, arrival, b)
+
+
+def _collect(model: nn.Module, handlers: dict[str, Handler], results: dict[str, Tensor | None],
+             arrival: list[str], b: int) -> GramRun:
+    device = next(iter(handlers.values())).params
+    device = next(iter(device.values())).device
+    for name in arrival + [n for n in handlers if n not in arrival]:
+        g = results.get(name)
+        if g is not None and not bool(torch.isfinite(g).all()):
+            raise NonFiniteError(
+                f"per-example gradients are NaN/Inf at module '{name}' "
+                f"({type(handlers[name].module).__name__}), the first such module in backward "
+                "order; the forward and the losses were finite")
+    layers = {}
+    for n in handlers:
+        g = results.get(n)
+        # exact symmetry: float32 products G G^T differ from their transposes by rounding
+        layers[n or "<model>"] = (0.5 * (g + g.T) if g is not None else
+                                  torch.zeros(b, b, dtype=torch.float64, device=device))
+    strategies = {n or "<model>": h.strategy for n, h in handlers.items()}
+    return GramRun(layers, strategies, arrival)  # type: ignore[arg-type]
+
+
+def gradient_gram(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: ModelInput,
+    y: Any = None,
+    per_layer: bool = False,
+    *,
+    batchnorm: str = "error",
+    method: str = "auto",
+) -> Tensor | dict[str, Tensor]:
+    """Gram matrix of per-example gradients, Gram_ij = <grad l_i, grad l_j>, in one backward.
+
+    l_i is the loss of example i alone, ``loss_fn(model(x)[i:i+1], y[i:i+1])`` (see
+    :func:`~signalprop.measure._per_example.per_example_losses`: it does not depend on
+    ``loss_fn``'s reduction), and the gradient runs over every trainable parameter. For
+    Linear and ConvNd layers (any stride, padding, dilation, groups)
+
+        Gram_ij = sum_{t,s} <g_it, g_js> <a_it, a_js> + <sum_t g_it, sum_s g_js>
+
+    from per-example inputs a and output gradients g, or from explicitly formed per-example
+    weight gradients where that is cheaper for the layer's shapes; Embedding likewise;
+    other modules go through torch.func (vmap over per-example vector-Jacobian products).
+
+    Args:
+        model: any module that treats examples independently (no BatchNorm in train mode:
+            see ``batchnorm``; no other cross-example operations).
+        loss_fn: ``loss_fn(output, y) -> scalar`` (``loss_fn(output)`` when ``y`` is None),
+            e.g. ``torch.nn.CrossEntropyLoss()``.
+        x: (B, ...) input (or a tuple / dict of inputs with batch axis 0), B >= 1.
+        y: (B, ...) targets or None.
+        per_layer: return one matrix per module holding trainable parameters instead of
+            their sum.
+        batchnorm: ``"error"`` refuses BatchNorm in train mode; ``"eval"`` uses running
+            statistics for the duration of the call.
+        method: ``"auto"`` (cheaper of factorized/materialized per layer), ``"factor"``,
+            ``"materialize"``, or ``"func"`` (torch.func for every module).
+
+    NOTE: a loss that couples examples (contrastive losses, losses on batch statistics) is,
+    by this definition, evaluated on each example alone. A *model* that couples examples
+    other than through train-mode BatchNorm (a module mixing the batch axis) is not
+    detected: the result then splits the batched gradient by example instead.
+
+    Returns:
+        (B, B) float64 tensor, or a dict from module name to its (B, B) contribution (in
+        model order; they sum to the total). Unused parameters contribute zero; a
+        parameter shared by several modules is counted once, under the first module.
+
+    Raises:
+        ValueError: empty batch, mismatched ``y``, a loss that is not one number per
+            example, train-mode BatchNorm, no trainable parameters.
+        NonFiniteError: NaN/Inf in the forward, the losses or the gradients (the message
+            names the first module).
+
+    Examples:
+        >>> model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+        >>> G = gradient_gram(model, nn.CrossEntropyLoss(), torch.randn(4, 5),
+        ...                   torch.tensor([0, 1, 2, 0]))
+        >>> G.shape, bool(torch.equal(G, G.T)), bool((torch.linalg.eigvalsh(G) > -1e-6).all())
+        (torch.Size([4, 4]), True, True)
+
+    References:
+        Goodfellow, "Efficient per-example gradient computations" (2015); Rochette et al.,
+        "Efficient per-example gradient computations in convolutional neural networks"
+        (2019); Sankararaman et al., "The impact of neural network overparameterization on
+        gradient confusion and stochastic gradient descent", ICML 2020.
+    """
+    b = batch_size(x)
+    check_targets(y, b)
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    with batchnorm_policy(model, batchnorm):
+        run = gram_run(model, loss_fn, x, y, b, method)
+    if per_layer:
+        return run.layers
+    return torch.stack(list(run.layers.values())).sum(dim=0)

@@ -1,0 +1,179 @@
+"""Singular values of per-example input-output Jacobians from JVPs and VJPs only.
+
+For a model that treats examples independently, one batched vector-Jacobian product
+(VJP) gives J_b^T u_b for every example b and one batched Jacobian-vector product (JVP)
+gives J_b v_b (by differentiating the VJP, which is linear in u, once more: this reuses one
+autograd graph for every product and works for any op with a differentiable backward), so
+Lanczos runs on all B operators J_b J_b^T (when out <= in) or J_b^T J_b (otherwise) in
+lockstep: the full Jacobian is never formed. Its eigenvalues are
+the squared singular values. The mean squared singular value tr(J J^T) / min(in, out) is
+exact (one VJP or JVP per basis vector of the smaller side) when that side has at most
+``probes`` dimensions, and otherwise a Hutchinson estimate E_z |J^T z|^2 over ``probes``
+Rademacher vectors z, with its standard error std / sqrt(probes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from signalprop.measure._forward import (
+    buffers_restored,
+    call_model,
+    first_tensor,
+    locate_failure,
+)
+from signalprop.measure._lanczos import lanczos
+from signalprop.measure._nonfinite import NonFiniteError, first_nonfinite_module
+from signalprop.measure._per_example import batch_size, batchnorm_policy
+from signalprop.results.spectra import JacobianSpectrum
+
+
+def _refuse_dropout(model: nn.Module) -> None:
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
+            raise ValueError(f"module '{name}' ({type(m).__name__}, p={m.p}) is in train mode: "
+                             "the Jacobian of a randomly masked network changes with every "
+                             "product; call model.eval() first")
+
+
+def jacobian_spectrum(
+    model: nn.Module,
+    x: Tensor,
+    k: int = 8,
+    *,
+    steps: int | None = None,
+    probes: int = 32,
+    seed: int = 0,
+    batchnorm: str = "error",
+    label: str | None = None,
+) -> JacobianSpectrum:
+    """Top and bottom singular values and the mean squared singular value of each example's
+    input-output Jacobian J_b = d model(x)_b / d x_b (dynamical isometry: all near 1).
+
+    Args:
+        model: a module that treats examples independently (train-mode BatchNorm is refused
+            unless ``batchnorm="eval"``; train-mode dropout is refused).
+        x: (B, ...) floating-point input, B >= 1; the first floating tensor of the output
+            is differentiated, flattened per example.
+        k: how many of the largest and of the smallest singular values to report (at most
+            min(in, out)).
+        steps: Lanczos steps (default min(min(in, out), max(3k, 30))); min(in, out) steps
+            give exact values.
+        probes: Hutchinson probe vectors for the trace (exact when min(in, out) <= probes).
+        seed: seed of the start and probe vectors.
+        batchnorm: ``"error"`` or ``"eval"`` (see :func:`gradient_gram`).
+        label: the result's label (default: the model's class name).
+
+    Returns:
+        :class:`~signalprop.results.JacobianSpectrum`.
+
+    Examples:
+        >>> lin = nn.Linear(4, 4, bias=False)
+        >>> _ = nn.init.orthogonal_(lin.weight)  # an isometry: every singular value is 1
+        >>> s = jacobian_spectrum(lin, torch.randn(2, 4), k=2)
+        >>> [round(v, 4) for v in s.top[0] + s.bottom[0]], round(s.mean_sq_sv[1], 4)
+        ([1.0, 1.0, 1.0, 1.0], 1.0)
+
+    References:
+        Pennington, Schoenholz & Ganguli, "Resurrecting the sigmoid in deep learning
+        through dynamical isometry", NeurIPS 2017; Lanczos (1950); Hutchinson (1990).
+    """
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor (B, ...), got "
+                         f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
+    b = batch_size(x)
+    if k < 1 or probes < 1 or (steps is not None and steps < 1):
+        raise ValueError(f"k, probes and steps must be >= 1, got k={k}, probes={probes}, "
+                         f"steps={steps}")
+    _refuse_dropout(model)
+    with batchnorm_policy(model, batchnorm), buffers_restored(model), _frozen(model), \
+            torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        try:
+            out = first_tensor(call_model(model, xr))
+        except Exception as e:
+            raise locate_failure(model, x, e) from e
+        if out is None or out.dim() == 0 or out.shape[0] != b:
+            shape = None if out is None else tuple(out.shape)
+            raise ValueError(f"the model output {shape} must be a floating tensor whose first "
+                             f"axis is the batch ({b})")
+        if not bool(torch.isfinite(out).all()):
+            where = first_nonfinite_module(model, x)
+            raise NonFiniteError(f"the model output holds NaN/Inf (first in module {where})")
+        if not out.requires_grad:
+            raise ValueError("the model output does not depend on x")
+        n, m = x[0].numel(), out[0].numel()
+        # J^T u as a differentiable, linear function of u: differentiating it once more
+        # with respect to u gives J v (the double-VJP trick); one graph serves all products
+        u0 = torch.zeros_like(out, requires_grad=True)
+        jt_u0 = torch.autograd.grad(out, xr, u0, create_graph=True)[0]
+
+        def vjp(u: Tensor) -> Tensor:
+            g = torch.autograd.grad(out, xr, u.reshape(out.shape), retain_graph=True)[0]
+            return g.reshape(b, n)
+
+        def j(v: Tensor) -> Tensor:
+            g = torch.autograd.grad(jt_u0, u0, v.reshape(x.shape), retain_graph=True,
+                                    allow_unused=True)[0]
+            return (torch.zeros_like(out) if g is None else g).reshape(b, m)
+
+        d = min(m, n)
+        op = (lambda u: j(vjp(u))) if m <= n else (lambda v: vjp(j(v)))
+        n_steps = steps if steps is not None else min(d, max(3 * k, 30))
+        ritz = lanczos(op, b, d, n_steps, dtype=x.dtype, device=x.device, seed=seed)
+        trace, se, exact, used = _trace(vjp if m <= n else j, b, d, probes, x, seed)
+    kk = min(k, ritz.steps)
+    vals = np.sqrt(np.clip(ritz.values, 0.0, None))
+    res = JacobianSpectrum(
+        label=label or type(model).__name__, in_dim=n, out_dim=m,
+        top=vals[:, ::-1][:, :kk].tolist(), bottom=vals[:, :kk].tolist(),
+        top_residual=ritz.residuals[:, ::-1][:, :kk].tolist(),
+        bottom_residual=ritz.residuals[:, :kk].tolist(),
+        mean_sq_sv=(trace / d).tolist(), mean_sq_sv_se=(se / d).tolist(),
+        trace_probes=used, exact_trace=exact, steps=ritz.steps,
+    )
+    res.meta.update(mode="train" if model.training else "eval")
+    return res
+
+
+Fn = Callable[[Tensor], Tensor]
+
+
+@contextlib.contextmanager
+def _frozen(model: nn.Module) -> Iterator[None]:
+    """Parameters stop requiring grad for the duration: only input derivatives are taken,
+    so autograd keeps nothing for weight gradients."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _trace(apply: Fn, b: int, d: int, probes: int, x: Tensor,
+           seed: int) -> tuple[np.ndarray, np.ndarray, bool, int]:
+    """tr(J J^T) per example: sum_i |apply(e_i)|^2 over a basis, or Hutchinson."""
+    if d <= probes:
+        total = torch.zeros(b, dtype=torch.float64)
+        for i in range(d):
+            e = torch.zeros(b, d, dtype=x.dtype, device=x.device)
+            e[:, i] = 1.0
+            total += apply(e).to(torch.float64).square().sum(dim=1).cpu()
+        return total.numpy(), np.zeros(b), True, d
+    gen = torch.Generator(device="cpu").manual_seed(seed + 1)
+    samples = np.empty((probes, b))
+    for p in range(probes):
+        z = (torch.randint(0, 2, (b, d), generator=gen) * 2 - 1).to(x.dtype).to(x.device)
+        samples[p] = apply(z).to(torch.float64).square().sum(dim=1).cpu().numpy()
+    se = samples.std(axis=0, ddof=1) / math.sqrt(probes)
+    return samples.mean(axis=0), se, False, probes

@@ -1,0 +1,213 @@
+"""Gradient propagation records: :class:`GradBlockStats`, :class:`GradSPPResult`, and
+:func:`chi_prediction`, the mean-field overlay for plain networks.
+
+Per block, over channels c of g = dL/d(block output) (statistics as for the forward SPP):
+
+* ``grad_avg_sq_mean`` = mean_c (mean g_c)^2, ``grad_avg_var`` = mean_c var(g_c);
+* ``param_grad_norm`` = |dL/d theta| over the block's trainable parameters.
+
+In a plain deep network at mean-field initialization the gradient variance changes by
+chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] per layer going backwards (Schoenholz et al.
+2017): it decays as chi_1^depth in the ordered phase and grows in the chaotic one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from signalprop.results._serial import decode_float, encode_float
+
+_FLOAT_FIELDS = ("grad_avg_sq_mean", "grad_avg_var", "param_grad_norm")
+CSV_COLUMNS = ("label", "kind", "index", "name", "grad_avg_sq_mean", "grad_avg_var",
+               "param_grad_norm", "n_params", "nonfinite")
+
+
+@dataclass(frozen=True)
+class GradBlockStats:
+    """Gradient statistics at one block.
+
+    Attributes:
+        name: qualified module name (``#k`` for its k-th call) or a theory label.
+        index: position along the trunk (0 = first block, nearest the input).
+        grad_avg_sq_mean: mean over channels of the squared channel mean of dL/dy.
+        grad_avg_var: mean over channels of the (biased) channel variance of dL/dy.
+        param_grad_norm: L2 norm of the gradient of the block's trainable parameters
+            (``None`` for a repeated call, for predictions, or without parameters).
+        n_params: number of trainable parameters of the block.
+        nonfinite: NaN/Inf values in dL/dy and the parameter gradients.
+    """
+
+    name: str
+    index: int
+    grad_avg_sq_mean: float | None
+    grad_avg_var: float | None
+    param_grad_norm: float | None = None
+    n_params: int = 0
+    nonfinite: int = 0
+
+
+@dataclass
+class GradSPPResult:
+    """Per-block gradient statistics of one model on one batch (measured or predicted).
+
+    Examples:
+        >>> r = GradSPPResult("toy", [GradBlockStats("b0", 0, 0.0, 2.0, 1.5, 10)])
+        >>> GradSPPResult.from_json(r.to_json()).records[0].grad_avg_var
+        2.0
+    """
+
+    label: str
+    records: list[GradBlockStats]
+    kind: str = "measured"  # "measured" or "predicted"
+    loss: str = "probe"  # "probe": <output, fixed Gaussian>; "loss_fn": the caller's loss
+    input_shape: tuple[int, ...] | None = None
+    channel_dim: int = 1
+    discovery: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("measured", "predicted"):
+            raise ValueError(f"kind must be 'measured' or 'predicted', got {self.kind!r}")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def grad_avg_var(self) -> list[float | None]:
+        return [r.grad_avg_var for r in self.records]
+
+    @property
+    def param_grad_norm(self) -> list[float | None]:
+        return [r.param_grad_norm for r in self.records]
+
+    @property
+    def first_nonfinite(self) -> GradBlockStats | None:
+        """The block nearest the output whose gradients hold NaN/Inf (where the backward
+        pass first produced them), or ``None``."""
+        return next((r for r in reversed(self.records) if r.nonfinite), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        recs = []
+        for r in self.records:
+            d = asdict(r)
+            for k in _FLOAT_FIELDS:
+                d[k] = encode_float(d[k])
+            recs.append(d)
+        return {"label": self.label, "kind": self.kind, "loss": self.loss,
+                "input_shape": list(self.input_shape) if self.input_shape else None,
+                "channel_dim": self.channel_dim, "discovery": self.discovery,
+                "meta": self.meta, "records": recs}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GradSPPResult:
+        recs = []
+        for r in d["records"]:
+            r = dict(r)
+            for k in _FLOAT_FIELDS:
+                r[k] = decode_float(r.get(k))
+            recs.append(GradBlockStats(**r))
+        shape = d.get("input_shape")
+        return cls(label=d["label"], records=recs, kind=d.get("kind", "measured"),
+                   loss=d.get("loss", "probe"),
+                   input_shape=tuple(shape) if shape is not None else None,
+                   channel_dim=d.get("channel_dim", 1), discovery=d.get("discovery", ""),
+                   meta=d.get("meta", {}))
+
+    def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
+        """Serialise to strict JSON (non-finite floats as strings); also write ``path``."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> GradSPPResult:
+        """Load from a JSON string or a path written by :meth:`to_json`."""
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
+        return cls.from_dict(json.loads(text))
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """One row per block; see :func:`write_grad_csv` for several results."""
+        return write_grad_csv([self], path)
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return ""
+    return repr(float(v)) if math.isfinite(v) else str(encode_float(v))
+
+
+def write_grad_csv(results: Iterable[GradSPPResult], path: str | Path | None = None) -> str:
+    """Several results as one CSV table (columns ``CSV_COLUMNS``)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for res in results:
+        for r in res.records:
+            w.writerow([res.label, res.kind, r.index, r.name, _fmt(r.grad_avg_sq_mean),
+                        _fmt(r.grad_avg_var), _fmt(r.param_grad_norm), r.n_params, r.nonfinite])
+    text = buf.getvalue()
+    if path is not None:
+        Path(path).write_text(text)
+    return text
+
+
+def chi_prediction(measured: GradSPPResult, chi: float | Sequence[float],
+                   anchor: int = -1) -> GradSPPResult:
+    """The mean-field prediction of gradient variance along depth, anchored on a block.
+
+    predicted_var[l] = var[a] * prod_{j=l}^{a-1} chi_j for blocks l <= a (and divided by
+    those factors above a), where chi_j is the factor by which the gradient variance
+    grows from block j+1 back to block j: a scalar chi_1 (every block alike), or one value
+    per gap between consecutive blocks (length len(records) - 1), e.g. per-layer chi_1 from
+    the theory module's layer-by-layer propagation.
+
+    Args:
+        measured: a measured result; its ``grad_avg_var`` at ``anchor`` fixes the scale.
+        chi: chi_1 (> 0), or a sequence of len(records) - 1 positive factors.
+        anchor: index of the anchoring record (default: the last block, nearest the loss).
+
+    Returns:
+        A ``kind="predicted"`` result with ``grad_avg_var`` only.
+
+    Examples:
+        >>> m = GradSPPResult("mlp", [GradBlockStats(f"b{i}", i, 0.0, 1.0) for i in range(3)])
+        >>> chi_prediction(m, 0.5).grad_avg_var
+        [0.25, 0.5, 1.0]
+    """
+    n = len(measured.records)
+    if n == 0:
+        raise ValueError("measured has no records")
+    factors = [float(chi)] * (n - 1) if isinstance(chi, (int, float)) else [float(c) for c in chi]
+    if len(factors) != n - 1:
+        raise ValueError(f"chi must be a number or have len(records) - 1 = {n - 1} entries, "
+                         f"got {len(factors)}")
+    if any(not (c > 0 and math.isfinite(c)) for c in factors):
+        raise ValueError(f"chi factors must be positive and finite, got {factors}")
+    a = anchor % n
+    base = measured.records[a].grad_avg_var
+    if base is None or not math.isfinite(base):
+        raise ValueError(f"the anchor block {measured.records[a].name!r} has no finite "
+                         f"gradient variance ({base})")
+    log_var = [0.0] * n
+    for j in range(a - 1, -1, -1):
+        log_var[j] = log_var[j + 1] + math.log(factors[j])
+    for j in range(a + 1, n):
+        log_var[j] = log_var[j - 1] - math.log(factors[j - 1])
+    recs = [replace(r, grad_avg_sq_mean=None, grad_avg_var=base * math.exp(lv),
+                    param_grad_norm=None, n_params=0, nonfinite=0)
+            for r, lv in zip(measured.records, log_var)]
+    return GradSPPResult(measured.label, recs, kind="predicted", loss=measured.loss,
+                         input_shape=measured.input_shape, channel_dim=measured.channel_dim,
+                         discovery=measured.discovery,
+                         meta={"chi": factors, "anchor": measured.records[a].name})
+
