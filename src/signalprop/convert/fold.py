@@ -68,7 +68,7 @@ def fold_ws(model: nn.Module) -> nn.Module:
     Returns:
         A ``torch.fx.GraphModule`` when the model traces, else the copied module.
 
-    Example:
+    Examples:
         >>> import torch, signalprop as sp
         >>> net = sp.models.resnetv2([1], norm="nf", stem="cifar", width=0.25).eval()
         >>> plain = sp.convert.fold_ws(net)

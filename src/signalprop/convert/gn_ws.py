@@ -42,7 +42,7 @@ def bn_to_gn_ws(model: nn.Module, groups: int = 32) -> tuple[nn.Module, Conversi
     Raises:
         ValueError: ``groups`` < 1.
 
-    Example:
+    Examples:
         >>> import torch, signalprop as sp
         >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 48, 3), torch.nn.BatchNorm2d(48))
         >>> new, report = sp.convert.bn_to_gn_ws(net)

@@ -70,7 +70,7 @@ def to_normfree(
         ConversionError: the model cannot be traced (the failing module is named), or it
             calls batch_norm functionally (those modules are named).
 
-    Example:
+    Examples:
         >>> import torch, signalprop as sp
         >>> net = sp.models.resnetv2([1, 1], norm="bn", stem="cifar", width=0.25)
         >>> nf, report = sp.convert.to_normfree(net)

@@ -158,7 +158,7 @@ def batch_independence(
         ValueError: batch smaller than 2, bad ``index``, ``modes``, ``tolerance``, or an
             output without the batch axis first.
 
-    Example:
+    Examples:
         >>> import signalprop as sp
         >>> bn = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
         >>> res = sp.batch_independence(bn, torch.randn(8, 4))

@@ -25,7 +25,7 @@ class FixupBottleneck(ResidualBlock):
     ``branch_convs()`` lists the branch's weight layers in order, for
     :func:`signalprop.nn.fixup_init_`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> blk = FixupBottleneck(16, 16, 1, "relu")
         >>> blk(torch.randn(2, 16, 4, 4)).shape

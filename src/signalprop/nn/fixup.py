@@ -29,7 +29,7 @@ _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 def he_gain(activation: str = "relu") -> float:
     """He gain g = 1 / sqrt(E[phi(z)^2]), z ~ N(0, 1): Var(w) = g^2 / fan_in keeps E[x^2].
 
-    Example:
+    Examples:
         >>> round(he_gain("relu") ** 2, 6)
         2.0
     """
@@ -40,7 +40,7 @@ def he_gain(activation: str = "relu") -> float:
 def fixup_scale(num_branches: int, layers_per_branch: int) -> float:
     """The Fixup factor L^(-1/(2m-2)) on the He standard deviation (1 when m = 1).
 
-    Example:
+    Examples:
         >>> fixup_scale(16, 3)
         0.5
     """
@@ -76,7 +76,7 @@ def fixup_init_(
         classifier: the final linear layer (weight and bias set to 0), or None.
         activation: the branch activation (sets the He gain).
 
-    Example:
+    Examples:
         >>> branches = [[nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 3)] for _ in range(4)]
         >>> fixup_init_(branches, nn.Linear(8, 2))
         >>> branches[0][1].weight.abs().max().item()

@@ -10,7 +10,7 @@ import torch.nn as nn
 def group_count(channels: int, groups: int = 32) -> int:
     """The largest divisor of ``channels`` that is at most ``groups``.
 
-    Example:
+    Examples:
         >>> group_count(48, 32), group_count(256, 32), group_count(7, 32)
         (24, 32, 7)
     """
@@ -30,7 +30,7 @@ def group_norm(
     channels and positions), so with Weight Standardization it replaces BatchNorm in
     batch-independent networks (Richemond et al. 2020).
 
-    Example:
+    Examples:
         >>> group_norm(48).num_groups
         24
     """

@@ -69,7 +69,7 @@ class ScalarBias(nn.Module):
     branch, in place of the shift a normalization layer would learn. At ``b = 0`` it leaves
     mean and variance unchanged.
 
-    Example:
+    Examples:
         >>> ScalarBias(0.5)(torch.zeros(2)).tolist()
         [0.5, 0.5]
 
@@ -107,7 +107,7 @@ class ReZero(ResidualBlock):
         branch: the residual function ``f`` (output shaped like its input).
         init: initial value of ``a`` (0 in the paper).
 
-    Example:
+    Examples:
         >>> block = ReZero(nn.Linear(4, 4))
         >>> x = torch.randn(3, 4)
         >>> torch.equal(block(x), x)

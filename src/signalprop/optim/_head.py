@@ -71,7 +71,7 @@ def find_classifier(model: nn.Module, x: ModelInput) -> tuple[str, nn.Linear]:
     Raises:
         ValueError: the model applies no ``nn.Linear``.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
         >>> find_classifier(net, torch.randn(1, 3))[0]
         '2'

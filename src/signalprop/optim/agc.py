@@ -44,7 +44,7 @@ class AGC:
             ``f(name, parameter) -> bool``; ``()`` clips everything.
         example_input: a batch to find the classifier now instead of at the first step.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> agc = AGC(torch.optim.SGD(net.parameters(), lr=0.1), net, clipping=0.01)
         >>> net(torch.randn(16, 4)).square().sum().backward()

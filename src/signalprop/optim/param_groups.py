@@ -43,7 +43,7 @@ def param_groups(
         "lr_mult": 1.0}, {"name": "scalars", ..., "lr_mult": scalar_lr_mult,
         "weight_decay": 0.0}]``, without empty groups.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
         >>> groups = param_groups(net, lr=0.1, weight_decay=5e-5, scalar_lr_mult=0.1)

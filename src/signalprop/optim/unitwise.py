@@ -31,7 +31,7 @@ def unitwise_norm(t: Tensor, layout: str = "rows", groups: int = 1) -> Tensor:
     Returns:
         A tensor of norms, broadcastable to ``t.shape`` after :func:`unit_view`.
 
-    Example:
+    Examples:
         >>> w = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
         >>> unitwise_norm(w).flatten().tolist()
         [5.0, 1.0]

@@ -24,7 +24,8 @@ class BatchIndependenceResult:
             unperturbed example moved by more than ``tolerance``; None when none did.
         nonfinite: mode -> the first module whose output held NaN/Inf, or None.
         tolerance: the largest relative leak still counted as independent.
-        index: the perturbed example; batch_size: the batch size checked.
+        index: the perturbed example.
+        batch_size: the batch size checked.
     """
 
     leak: dict[str, float]
