@@ -332,9 +332,12 @@ class ResNetV2(nn.Module):
         """
         cfg = self.cfg
         spatial = self.stem_output_size(*input_hw) if input_hw is not None else None
-        gain = (cfg.skipinit_init if cfg.skipinit else 1.0)
+        gain = (cfg.skipinit_init if cfg.skipinit or cfg.norm == "skipinit" else 1.0)
+        norm = cfg.norm
+        if norm == "fixup":  # zero last conv: at init every branch adds 0, as SkipInit at 0
+            norm, gain = "skipinit", 0.0
         return theory.residual_schedule(
-            cfg.norm, cfg.depths, activation=cfg.activation, alpha=cfg.alpha, gain=gain,
+            norm, cfg.depths, activation=cfg.activation, alpha=cfg.alpha, gain=gain,
             stem_var=stem_var, stem_sq_mean=stem_sq_mean, spatial=spatial, label=label)
 
     def forward_features(self, x: Tensor) -> Tensor:
