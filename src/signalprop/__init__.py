@@ -25,6 +25,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "models": ("signalprop.models", None),
     "measure": ("signalprop.measure", None),
     "plot": ("signalprop.plot", None),
+    "data": ("signalprop.data", None),
+    "train": ("signalprop.train", None),
+    "sweep": ("signalprop.sweep", None),
     "spp": ("signalprop.measure", "spp"),
     "SPPResult": ("signalprop.results", "SPPResult"),
     "BlockStats": ("signalprop.results", "BlockStats"),
@@ -32,6 +35,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 if TYPE_CHECKING:
     from signalprop import measure, models, nn, plot  # noqa: F401
+    from signalprop import data, sweep, train  # noqa: F401
     from signalprop.measure import spp  # noqa: F401
     from signalprop.results import BlockStats, SPPResult  # noqa: F401
 
