@@ -34,7 +34,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 if TYPE_CHECKING:
-    from signalprop import data, measure, models, nn, plot, sweep, train  # noqa: F401  # noqa: F401
+    from signalprop import measure, models, nn, plot  # noqa: F401
     from signalprop.measure import spp  # noqa: F401
     from signalprop.results import BlockStats, SPPResult  # noqa: F401
 
