@@ -59,6 +59,16 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
                               f"{kept}") from e
 
 
+def _reason(e: Exception) -> str:
+    """One line from torch's multi-paragraph unpickling errors."""
+    text = str(e)
+    marker = "WeightsUnpickler error: "
+    if marker in text:
+        return "only tensors and plain containers are accepted; " + (
+            text.split(marker, 1)[1].split(" was not", 1)[0].strip())
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
 
@@ -71,8 +81,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 -- any unpickling failure means an unusable file
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); "
-                              "delete it to start the run over") from e
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: "
+                              f"{_reason(e)}); delete it to start the run over") from e
     if not isinstance(state, dict) or "step" not in state:
         raise CheckpointError(f"{path} is not a signalprop checkpoint")
     return state
