@@ -153,9 +153,6 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
     start, prior_seconds, resumed_from = 0, 0.0, None
     window = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count since last log
     if out is not None:
-        if d.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-        d.barrier()
         if not resume and (ckpt_path.exists() or (out / METRICS).exists()):
             raise ValueError(f"{out} already holds a run; pass resume=True (--resume) to "
                              "continue it, or choose another output directory")
@@ -172,6 +169,9 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
             start, prior_seconds = int(state["step"]), float(state["seconds"])
             window = state["window"].clone()
             resumed_from = start
+        if d.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+    d.barrier()  # every process has checked the directory before rank 0 writes to it
     writer = MetricsWriter(out / METRICS if out is not None and d.is_main else None,
                            keep_until_step=start if resume else None)
     net = ddp_utils.wrap_model(model, d)
