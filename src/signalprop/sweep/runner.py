@@ -116,7 +116,7 @@ def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     runs = spec.runs()
-    out = spec.out
+    out = spec.out.resolve()  # rows store absolute history paths
     with sweep_lock(out), SweepDB(out / DB_NAME) as db:
         db.add_runs([(r.run_id, r.label, json.dumps(r.config.to_dict()), r.config.seed,
                       str(out / "runs" / r.run_id / "metrics.jsonl")) for r in runs])
