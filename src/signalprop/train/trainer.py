@@ -90,6 +90,18 @@ def evaluate(model: nn.Module, split: ArraySplit, d: ddp_utils.Dist, batch: int 
     return float(sums[0] / sums[2]), float(sums[1] / sums[2])
 
 
+def _batch_stats(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
+                 d: ddp_utils.Dist) -> list[float]:
+    """[loss sum, correct, count] over the global batch (summed over processes)."""
+    n = y.numel()
+    if not d.active:  # plain floats: two scalar reads, the cheapest per-step bookkeeping
+        return [loss.item() * n, float((logits.detach().argmax(dim=1) == y).sum()), float(n)]
+    t = torch.stack([loss.detach().double() * n,
+                     (logits.detach().argmax(dim=1) == y).sum().double(),
+                     torch.tensor(float(n), dtype=torch.float64)])
+    return d.all_sum(t).tolist()
+
+
 def _check_resume(state: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     saved = json.loads(state["config"])
     now = cfg.to_dict()
@@ -151,7 +163,7 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
 
     ckpt_path = out / CHECKPOINT if out is not None else None
     start, prior_seconds, resumed_from = 0, 0.0, None
-    window = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count since last log
+    window = [0.0, 0.0, 0.0]  # loss sum, correct, count since the last train record
     if out is not None:
         if not resume and (ckpt_path.exists() or (out / METRICS).exists()):
             raise ValueError(f"{out} already holds a run; pass resume=True (--resume) to "
@@ -167,7 +179,7 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
                                  f"it with the same number, not {d.world_size}")
             torch.set_rng_state(rngs[d.rank])
             start, prior_seconds = int(state["step"]), float(state["seconds"])
-            window = state["window"].clone()
+            window = [float(v) for v in state["window"]]
             resumed_from = start
         if d.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -184,7 +196,7 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
         if ckpt_path is not None and d.is_main:
             save_checkpoint(ckpt_path, {
                 "step": step, "model": model.state_dict(), "optimizer": base.state_dict(),
-                "rng": rngs, "seconds": elapsed(), "window": window.clone(),
+                "rng": rngs, "seconds": elapsed(), "window": list(window),
                 "config": json.dumps(cfg.to_dict())})
 
     final: dict[str, float] = {}
@@ -209,30 +221,27 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
                     f"{cfg.dataset!r} needs (batch, {data.num_classes}): set "
                     f"model_args.num_classes={data.num_classes} (or the factory's equivalent)")
             loss = F.cross_entropy(logits, y)
-            stats = torch.stack([loss.detach().double() * y.numel(),
-                                 (logits.detach().argmax(dim=1) == y).sum().double(),
-                                 torch.tensor(float(y.numel()), dtype=torch.float64)])
-            d.all_sum(stats)
-            if not math.isfinite(float(stats[0])):
+            stats = _batch_stats(loss, logits, y, d)  # global batch: loss sum, correct, count
+            if not math.isfinite(stats[0]):
                 status, step = "diverged", t + 1
-                message = f"loss became {float(stats[0] / stats[2])} at step {t + 1}"
+                message = f"loss became {stats[0] / stats[2]} at step {t + 1}"
                 writer.write({"step": t + 1, "epoch": epoch, "split": "train",
-                              "loss": float(stats[0] / stats[2]), "lr": lr,
+                              "loss": stats[0] / stats[2], "lr": lr,
                               "event": "diverged", "seconds": elapsed()})
                 break
             base.zero_grad(set_to_none=True)
             loss.backward()
             stepper.step()
             step = t + 1
-            window += stats
+            window = [w + s for w, s in zip(window, stats)]
             if step % cfg.log_every == 0 or step == total:
                 rec = {"step": step, "epoch": epoch, "split": "train",
-                       "loss": float(window[0] / window[2]), "acc": float(window[1] / window[2]),
+                       "loss": window[0] / window[2], "acc": window[1] / window[2],
                        "lr": lr, "seconds": elapsed()}
                 writer.write(rec)
                 final.update(train_loss=rec["loss"], train_acc=rec["acc"])
                 bar.set_postfix(loss=f"{rec['loss']:.4g}", acc=f"{rec['acc']:.3f}", refresh=False)
-                window.zero_()
+                window = [0.0, 0.0, 0.0]
             epoch_end = step % per_epoch == 0 and cfg.eval_every == 0
             if step == total or epoch_end or (cfg.eval_every and step % cfg.eval_every == 0):
                 test_loss, test_acc = evaluate(model, data.test, d)
