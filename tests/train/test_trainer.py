@@ -107,3 +107,43 @@ def test_input_errors_name_the_problem():
         fit(TrainConfig(**{**LINEAR, "batch_size": 500}, steps=1), progress=False)
     with pytest.raises(ValueError, match="--ddp needs the environment torchrun sets up"):
         fit(TrainConfig(**LINEAR, steps=1), progress=False, ddp=True)
+
+
+INTERRUPTING = """
+import torch.nn as nn
+
+STOP_AT = {"call": None}  # the test arms this: raise KeyboardInterrupt on that training forward
+
+
+class Interruptible(nn.Linear):
+    calls = 0
+
+    def forward(self, x):
+        if self.training:
+            Interruptible.calls += 1
+            if Interruptible.calls == STOP_AT["call"]:
+                raise KeyboardInterrupt
+        return super().forward(x)
+
+
+def build():
+    return Interruptible(4, 3)
+"""
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_completes_identically(tmp_path, monkeypatch):
+    (tmp_path / "interruptmod.py").write_text(INTERRUPTING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import interruptmod
+
+    cfg = TrainConfig(model="interruptmod:build", dataset="iris", batch_size=16, lr=0.1, steps=12, seed=2)
+    interruptmod.STOP_AT["call"] = 8
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, tmp_path / "a", progress=False)
+    assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["step"] == 7  # no checkpoint_every set
+    interruptmod.STOP_AT["call"] = None
+    resumed = fit(cfg, tmp_path / "a", resume=True, progress=False)
+    whole = fit(cfg, tmp_path / "b", progress=False)
+    assert resumed.resumed_from == 7
+    for a, b in zip(resumed.model.parameters(), whole.model.parameters()):
+        assert torch.equal(a, b)

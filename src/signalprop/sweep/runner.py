@@ -92,7 +92,10 @@ def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
 
     Args:
         spec: the sweep.
-        workers: local processes running runs in parallel (1: in this process).
+        workers: local processes running runs in parallel (1: in this process). They are
+            started with multiprocessing's "spawn", which re-imports the calling script:
+            a script that calls ``run_sweep(workers=2)`` needs the usual
+            ``if __name__ == "__main__":`` guard (the CLI has it).
         ray_address: run as Ray tasks on this cluster instead ("auto", "host:port", ...).
         progress: a progress bar over runs.
         log: where one-line messages go.

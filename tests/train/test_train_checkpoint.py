@@ -40,7 +40,7 @@ def test_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatc
 def test_loading_is_weights_only_and_errors_are_clear(tmp_path):
     bad = tmp_path / "evil.pt"
     torch.save({"step": 1, "obj": NotATensor()}, bad)  # a class outside the weights-only allow-list
-    with pytest.raises(CheckpointError, match=r"evil.pt cannot be read \(UnpicklingError: only tensors and plain containers are accepted; Unsupported global: GLOBAL test_checkpoint.NotATensor\); delete it to start the run over"):
+    with pytest.raises(CheckpointError, match=r"evil.pt cannot be read \(UnpicklingError: only tensors and plain containers are accepted; Unsupported global: GLOBAL test_train_checkpoint.NotATensor\); delete it to start the run over"):
         load_checkpoint(bad)
     (tmp_path / "junk.pt").write_bytes(pickle.dumps([1, 2]))
     with pytest.raises(CheckpointError, match="junk.pt cannot be read"):
