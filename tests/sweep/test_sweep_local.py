@@ -130,9 +130,9 @@ def alive(pid):
 
 @pytest.mark.slow
 def test_killed_driver_with_two_workers_then_rerun_loses_and_duplicates_nothing(tmp_path, monkeypatch):
-    (tmp_path / "slowmod.py").write_text(SLOW)
+    (tmp_path / "sweep_slowmod.py").write_text(SLOW)
     (tmp_path / "spec.yaml").write_text(textwrap.dedent("""
-        base: {model: "slowmod:build", dataset: iris, steps: 40, batch_size: 16, checkpoint_every: 4}
+        base: {model: "sweep_slowmod:build", dataset: iris, steps: 40, batch_size: 16, checkpoint_every: 4}
         grid: {lr: [0.1, 0.05, 0.02]}
         seeds: 2
     """))
@@ -187,7 +187,7 @@ def test_killed_driver_with_two_workers_then_rerun_loses_and_duplicates_nothing(
         assert steps == sorted(set(steps)) and steps[-1] == 40  # nothing repeated or lost
     # a resumed run ends exactly where an uninterrupted one does
     k = interrupted[0]
-    cfg = TrainConfig.from_dict({"model": "slowmod:build", "dataset": "iris", "steps": 40, "batch_size": 16,
+    cfg = TrainConfig.from_dict({"model": "sweep_slowmod:build", "dataset": "iris", "steps": 40, "batch_size": 16,
                                  "lr": float(k.split()[0][3:]), "seed": int(k.split()[1][5:])})
     ref = fit(cfg, progress=False)
     assert after[k]["test_loss"] == ref.metrics["test_loss"] and after[k]["train_loss"] == ref.metrics["train_loss"]

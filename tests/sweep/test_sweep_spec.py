@@ -31,7 +31,7 @@ def test_from_file_defaults_and_relative_out(tmp_path):
 
 @pytest.mark.parametrize("data,msg", [
     ({"base": BASE, "grdi": {}}, "unknown sweep key 'grdi'; valid keys: name, out, base, grid, seeds"),
-    ({"base": {**BASE, "lrate": 1}}, r"unknown config key 'lrate' \(did you mean lr"),
+    ({"base": {**BASE, "optimiser": "sgd"}}, r"unknown config key 'optimiser' \(did you mean optimizer\?\); valid keys: model,"),
     ({"base": BASE, "grid": {"lr": 0.1}}, "grid key 'lr' must map to a non-empty list of values, got 0.1"),
     ({"base": BASE, "grid": {"lr": []}}, "grid key 'lr' must map to a non-empty list"),
     ({"base": BASE, "grid": {"seed": [1, 2]}}, "grid key 'seed': list the seeds under 'seeds' instead"),

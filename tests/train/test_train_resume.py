@@ -46,10 +46,10 @@ def child_env(tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_kill_gives_the_uninterrupted_weights(tmp_path, monkeypatch):
-    (tmp_path / "slowmod.py").write_text(SLOW_MODEL)
+    (tmp_path / "resume_slowmod.py").write_text(SLOW_MODEL)
     monkeypatch.syspath_prepend(str(tmp_path))
     steps, every = 60, 4
-    argv = [sys.executable, "-m", "signalprop", "train", "--model", "slowmod:build", "--model-arg", "delay=0.04",
+    argv = [sys.executable, "-m", "signalprop", "train", "--model", "resume_slowmod:build", "--model-arg", "delay=0.04",
             "--dataset", "iris", "--optimizer", "adam", "--lr", "0.01", "--schedule", "cosine", "--batch-size", "16",
             "--steps", str(steps), "--checkpoint-every", str(every), "--log-every", "3", "--seed", "7",
             "--no-progress", "--out", str(tmp_path / "killed")]
@@ -69,7 +69,7 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(tmp_path, monkeypatch
     assert 0 < killed_at < steps, "the run must be killed half-way for this test to mean anything"
     assert not (tmp_path / "killed" / "result.json").exists()
 
-    cfg = TrainConfig(model="slowmod:build", model_args={"delay": 0.0}, dataset="iris", optimizer="adam", lr=0.01,
+    cfg = TrainConfig(model="resume_slowmod:build", model_args={"delay": 0.0}, dataset="iris", optimizer="adam", lr=0.01,
                       schedule="cosine", batch_size=16, steps=steps, checkpoint_every=every, log_every=3, seed=7)
     # the delay is a model argument, so the resumed run must use the killed run's value
     with pytest.raises(ValueError, match=r"cannot resume from .*: the config differs in model_args \(saved \{'delay': 0.04\}, now \{'delay': 0.0\}\)"):

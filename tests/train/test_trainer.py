@@ -82,6 +82,11 @@ def test_files_metrics_and_final_evaluation(tmp_path):
         fit(cfg, tmp_path, progress=False)
     again = fit(cfg, tmp_path, resume=True, progress=False)  # nothing left to do
     assert again.resumed_from == 21 and again.metrics == res.metrics
+    # killed after the final checkpoint but before result.json: resuming restores it
+    (tmp_path / "result.json").unlink()
+    again = fit(cfg, tmp_path, resume=True, progress=False)
+    assert again.metrics == res.metrics
+    assert json.loads((tmp_path / "result.json").read_text())["metrics"] == saved["metrics"]
 
 
 def test_nonfinite_loss_ends_the_run_as_diverged_with_the_step(tmp_path):

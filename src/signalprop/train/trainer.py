@@ -186,6 +186,12 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
     d.barrier()  # every process has checked the directory before rank 0 writes to it
     writer = MetricsWriter(out / METRICS if out is not None and d.is_main else None,
                            keep_until_step=start if resume else None)
+    final: dict[str, float] = {}
+    for rec in writer.records:  # a resumed run carries its latest metrics forward
+        if rec.get("split") == "train" and "acc" in rec:
+            final.update(train_loss=rec["loss"], train_acc=rec["acc"])
+        elif rec.get("split") == "test":
+            final.update(test_loss=rec["loss"], test_acc=rec["acc"])
     net = ddp_utils.wrap_model(model, d)
 
     def elapsed() -> float:
@@ -199,7 +205,6 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
                 "rng": rngs, "seconds": elapsed(), "window": list(window),
                 "config": json.dumps(cfg.to_dict())})
 
-    final: dict[str, float] = {}
     status, message, step = "completed", "", start
     bar = tqdm(total=total, initial=start, disable=not (progress and d.is_main),
                desc=f"train {cfg.model}", unit="step", dynamic_ncols=True, leave=False)
@@ -259,8 +264,6 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
     finally:
         bar.close()
         writer.close()
-    if start == total and out is not None and (out / RESULT).exists():
-        final = json.loads((out / RESULT).read_text())["metrics"]
     result = TrainResult(status, step, total, final, round(elapsed(), 3),
                          str(out) if out is not None else None, resumed_from, message, model)
     if out is not None and d.is_main:
