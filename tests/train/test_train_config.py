@@ -33,6 +33,8 @@ def test_run_key_ignores_cadence_but_not_training_fields():
     ({"batch_size": 2.5, "steps": 1}, "batch_size must be an integer, got 2.5"),
     ({"momentum": 1.0, "steps": 1}, r"momentum must be in \[0, 1\), got 1.0"),
     ({"betas": [0.9], "steps": 1}, r"betas must be two numbers in \[0, 1\), got \(0.9,\)"),
+    ({"betas": 0.9, "steps": 1}, r"betas must be two numbers in \[0, 1\), got 0.9"),
+    ({"milestones": ["half"], "steps": 1}, "milestones must be a number, got 'half'"),
     ({}, "set exactly one of epochs and steps, got epochs=None, steps=None"),
     ({"epochs": 1, "steps": 1}, "set exactly one of epochs and steps"),
     ({"steps": 0}, "steps must be >= 1, got 0"),

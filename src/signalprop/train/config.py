@@ -66,8 +66,9 @@ class TrainConfig:
     checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
-        self.milestones = tuple(float(m) for m in self.milestones)
+        self.betas = _floats("betas", self.betas, "two numbers in [0, 1)")  # type: ignore[assignment]
+        self.milestones = _floats("milestones", self.milestones,
+                                  "increasing fractions in (0, 1)")
         for name in ("lr", "momentum", "eps", "weight_decay", "gamma", "min_lr"):
             setattr(self, name, _number(name, getattr(self, name), float))
         for name in ("batch_size", "warmup_steps", "seed", "log_every", "eval_every",
@@ -210,6 +211,13 @@ def _nest(data: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str,
         else:
             out[key] = value
     return out
+
+
+def _floats(name: str, value: Any, allowed: str) -> tuple[float, ...]:
+    try:
+        return tuple(_number(name, v, float) for v in value)
+    except TypeError:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
