@@ -25,6 +25,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "models": ("signalprop.models", None),
     "measure": ("signalprop.measure", None),
     "plot": ("signalprop.plot", None),
+    "data": ("signalprop.data", None),
+    "train": ("signalprop.train", None),
+    "sweep": ("signalprop.sweep", None),
     "spp": ("signalprop.measure", "spp"),
     "SPPResult": ("signalprop.results", "SPPResult"),
     "BlockStats": ("signalprop.results", "BlockStats"),
@@ -44,7 +47,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 if TYPE_CHECKING:
-    from signalprop import convert, measure, models, nn, optim, plot  # noqa: F401
+    from signalprop import measure, models, nn, plot  # noqa: F401
     from signalprop.measure import spp  # noqa: F401
     from signalprop.measure._confusion import gradient_confusion  # noqa: F401
     from signalprop.measure._gradient_spp import gradient_spp  # noqa: F401

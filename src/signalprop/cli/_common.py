@@ -42,3 +42,20 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         ):
             text += " (default: %(default)s)"
         return text
+
+
+def parse_key_values(items: list[str], option: str) -> dict[str, object]:
+    """``["depth=50", "norm=nf"]`` -> ``{"depth": 50, "norm": "nf"}`` (values are Python
+    literals where they parse as one, else strings)."""
+    import ast
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"{option} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value
+    return out

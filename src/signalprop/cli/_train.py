@@ -1,0 +1,143 @@
+"""``signalprop train``: one training run from flags and/or a YAML config file."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from signalprop.cli._common import CLIError, HelpFormatter, parse_key_values
+
+EXAMPLES = """\
+examples:
+  # a small normalizer-free ResNet on scikit-learn's digits as 1x8x8 images
+  signalprop train --model resnetv2_50 --model-arg "name_or_depths=[1,1]" \\
+      --model-arg stem=cifar --model-arg norm=nf --model-arg in_chans=1 \\
+      --model-arg num_classes=10 --dataset digits --data-arg as_image=True \\
+      --optimizer nesterov --lr 0.05 --schedule cosine --epochs 5 --out runs/digits
+
+  # the same from a file (any config key; flags override it), checkpoint every 50 steps
+  signalprop train --config run.yaml --checkpoint-every 50 --out runs/a
+
+  # continue an interrupted run: the final weights equal those of an uninterrupted run
+  signalprop train --config run.yaml --out runs/a --resume
+
+  # data-parallel on 2 processes (gloo); --batch-size is the global batch
+  torchrun --standalone --nproc-per-node 2 -m signalprop train --ddp --config run.yaml
+
+writes OUT/metrics.jsonl (JSON lines), OUT/checkpoint.pt and OUT/result.json; a run whose
+loss becomes NaN/Inf ends with status "diverged" and the step, exit status 0.
+"""
+
+# config field -> (flag help, parser for a single flag value)
+_HELP = {
+    "model": "a preset ('signalprop models') or package.module:factory",
+    "dataset": "mnist1d, digits, iris, wine, breast_cancer, cifar10, gaussian",
+    "optimizer": "sgd, nesterov, adam or nag",
+    "schedule": "constant, step, cosine or warmup (linear warm-up then constant)",
+    "betas": "Adam's two betas, e.g. 0.9,0.999",
+    "milestones": "step schedule: fractions of the run where lr *= gamma, e.g. 0.5,0.75",
+    "epochs": "run length in epochs (or --steps)",
+    "steps": "run length in steps (or --epochs)",
+    "agc_clipping": "adaptive gradient clipping threshold (signalprop.optim.AGC)",
+    "log_every": "write a train metrics line every N steps",
+    "eval_every": "evaluate on the test split every N steps (0: every epoch and at the end)",
+    "checkpoint_every": "checkpoint every N steps (0: only at the end and on Ctrl-C)",
+}
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}"
+                                         ) from None
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    from signalprop.train.config import TrainConfig
+
+    p = sub.add_parser(
+        "train", help="train a model (resumable, metrics as JSON lines)",
+        description="Train a preset or your own model on an offline dataset.",
+        epilog=EXAMPLES, formatter_class=HelpFormatter)
+    p.add_argument("--config", type=Path, default=None,
+                   help="YAML or JSON file of config keys (flags given here override it)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("model_args", "dataset_args"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"betas": _floats, "milestones": _floats, "lr": float, "momentum": float,
+                "eps": float, "weight_decay": float, "gamma": float, "min_lr": float,
+                "agc_clipping": float}.get(f.name, str if f.name in (
+                    "model", "dataset", "optimizer", "schedule") else int)
+        p.add_argument(flag, dest=f.name, type=kind, default=None,
+                       help=_HELP.get(f.name, f.name.replace("_", " ")))
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword for the model factory (repeatable; VALUE is a Python literal)")
+    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="option of the dataset loader, e.g. root=DIR, as_image=True")
+    p.add_argument("--out", type=Path, default=Path("out/train"), help="run directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt (starts afresh if there is none)")
+    p.add_argument("--ddp", action="store_true", help="data-parallel training under torchrun")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The ``TrainConfig`` the flags and ``--config`` file describe (flags win)."""
+    from signalprop.train.config import TrainConfig, field_names, read_mapping
+
+    data: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            data = read_mapping(args.config)
+        except (OSError, ValueError, ImportError) as e:
+            raise CLIError(str(e)) from None
+    for name in field_names():
+        value = getattr(args, name, None)
+        if value is not None:
+            data[name] = value
+    if args.steps is not None:  # a flag picks the run length even if the file set the other
+        data.pop("epochs", None)
+    if args.epochs is not None:
+        data.pop("steps", None)
+    if "epochs" not in data and "steps" not in data:
+        data["epochs"] = 1
+    for key, value in parse_key_values(args.model_arg, "--model-arg").items():
+        data[f"model_args.{key}"] = value
+    for key, value in parse_key_values(args.data_arg, "--data-arg").items():
+        data[f"dataset_args.{key}"] = value
+    try:
+        return TrainConfig.from_dict(data)
+    except (ValueError, TypeError) as e:
+        raise CLIError(str(e)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from signalprop.data import DatasetNotFoundError
+    from signalprop.train import CheckpointError, fit
+
+    cfg = config_from_args(args)
+    try:
+        result = fit(cfg, args.out, resume=args.resume, progress=not args.no_progress,
+                     ddp=args.ddp)
+    except (ValueError, DatasetNotFoundError, CheckpointError, ImportError) as e:
+        raise CLIError(str(e)) from None
+    if result.out is None or not args.ddp or _is_main():
+        m = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
+        if result.status == "diverged":
+            print(f"diverged at step {result.step}/{result.total_steps}: {result.message}")
+        else:
+            print(f"completed {result.step} steps in {result.seconds:.1f} s: {m}")
+        print(f"wrote {args.out / 'metrics.jsonl'}, {args.out / 'result.json'}")
+    return 0
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"

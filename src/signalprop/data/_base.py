@@ -1,0 +1,152 @@
+"""In-memory datasets: a train/test pair of tensors, a registry of names, one error type.
+
+Every dataset signalprop knows is small enough to hold in memory (CIFAR-10 as uint8 is
+150 MB), so a split is two tensors and batches are plain indexing: no ``DataLoader``, no
+worker processes, and a batch order that depends only on the seed and the epoch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset that must be supplied by the user is not where it was looked for.
+
+    The message says which files to put in which directory.
+    """
+
+
+@dataclass
+class ArraySplit(torch.utils.data.Dataset):
+    """One split held as tensors: ``x`` (N, *input_shape) and integer labels ``y`` (N,).
+
+    ``x`` may be stored compactly (CIFAR-10 keeps uint8); ``mean`` and ``std`` (broadcast
+    against one example, e.g. (C, 1, 1)) standardize it when a batch is taken:
+    ``batch = (x[idx].float() - mean) / std``.
+
+    Example:
+        >>> s = ArraySplit(torch.arange(6.0).reshape(3, 2), torch.tensor([0, 1, 0]))
+        >>> s.batch(torch.tensor([2, 0]))[0]
+        tensor([[4., 5.],
+                [0., 1.]])
+    """
+
+    x: Tensor
+    y: Tensor
+    mean: Tensor | None = None
+    std: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(
+                f"x and y must hold the same number of examples, got {self.x.shape[0]} "
+                f"and {self.y.shape[0]}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """Examples ``idx`` (B,) as float32 ``x`` (B, *input_shape) and int64 ``y`` (B,)."""
+        x = self.x[idx].to(torch.float32)
+        if self.mean is not None:
+            x = x - self.mean
+        if self.std is not None:
+            x = x / self.std
+        return x, self.y[idx]
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        x, y = self.batch(torch.tensor([i]))
+        return x[0], y[0]
+
+    def tensors(self) -> tuple[Tensor, Tensor]:
+        """The whole split as float32 ``x`` and int64 ``y`` (materializes a float copy)."""
+        return self.batch(torch.arange(len(self)))
+
+
+@dataclass
+class DatasetSplits:
+    """A dataset: its train and test splits and what a model needs to know about it."""
+
+    name: str
+    train: ArraySplit
+    test: ArraySplit
+    num_classes: int
+    input_shape: tuple[int, ...]  # one example, without the batch axis
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line: name, sizes, shape and classes."""
+        return (f"{self.name}: {len(self.train)} train / {len(self.test)} test examples of "
+                f"shape {self.input_shape}, {self.num_classes} classes")
+
+
+Loader = Callable[..., DatasetSplits]
+_DATASETS: dict[str, tuple[Loader, str]] = {}
+
+
+def register_dataset(name: str, loader: Loader, description: str) -> None:
+    """Register ``loader(**options) -> DatasetSplits`` under ``name``."""
+    if name in _DATASETS:
+        raise ValueError(f"dataset {name!r} is already registered")
+    _DATASETS[name] = (loader, description)
+
+
+def list_datasets() -> dict[str, str]:
+    """Registered dataset names and a one-line description of each."""
+    return {name: desc for name, (_, desc) in sorted(_DATASETS.items())}
+
+
+def load_dataset(name: str, **options: Any) -> DatasetSplits:
+    """Load the dataset ``name`` with its ``options`` (each loader documents its own).
+
+    Nothing is downloaded: generated and bundled datasets are built in memory, CIFAR-10 is
+    read from a directory you provide (``root=`` or the ``SIGNALPROP_DATA`` variable).
+
+    Raises:
+        ValueError: an unknown name (the valid ones are listed) or an option the loader
+            does not take (its options are listed).
+        DatasetNotFoundError: the files of a user-supplied dataset are missing.
+
+    Example:
+        >>> d = load_dataset("iris", seed=0)
+        >>> d.describe()
+        'iris: 120 train / 30 test examples of shape (4,), 3 classes'
+    """
+    if name not in _DATASETS:
+        close = difflib.get_close_matches(name, _DATASETS, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown dataset {name!r}{hint}; valid: {', '.join(sorted(_DATASETS))}")
+    loader, _ = _DATASETS[name]
+    params = inspect.signature(loader).parameters
+    unknown = [k for k in options if k not in params]
+    if unknown:
+        raise ValueError(f"dataset {name!r} has no option {unknown[0]!r}; valid options: "
+                         f"{', '.join(params) or 'none'}")
+    return loader(**options)
+
+
+def standardize(train: Tensor, test: Tensor, dims: tuple[int, ...] = (0,)) -> tuple[Tensor, ...]:
+    """Standardize both splits with the train split's mean and std over ``dims``.
+
+    Features constant on the train split (std 0) are only centred.
+    """
+    mean = train.mean(dim=dims, keepdim=True)
+    std = train.std(dim=dims, keepdim=True, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return (train - mean) / std, (test - mean) / std
+
+
+def check_fraction(name: str, value: float) -> float:
+    """``value`` as a float in (0, 1), else a ValueError naming ``name``."""
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    return float(value)

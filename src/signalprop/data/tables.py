@@ -1,0 +1,139 @@
+"""scikit-learn's bundled datasets: the 8x8 digits and small UCI tables.
+
+These ship inside scikit-learn (nothing is downloaded). Each is split once, stratified by
+class, with a seeded generator, and standardized with the train split's statistics:
+
+    x' = (x - mean_train) / std_train
+
+per feature for tables and flat digits; for digits as 1x8x8 images one mean and one std
+over all pixels, so the spatial structure a convolution sees is unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from signalprop.data._base import (
+    ArraySplit,
+    DatasetSplits,
+    check_fraction,
+    register_dataset,
+    standardize,
+)
+
+# name -> scikit-learn loader function name (all bundled with the package)
+TABLES = {
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "breast_cancer": "load_breast_cancer",
+}
+
+
+def _sklearn_datasets():  # noqa: ANN202 -- a module
+    try:
+        import sklearn.datasets
+    except ImportError:
+        raise ImportError(
+            "scikit-learn's bundled datasets need scikit-learn: "
+            "pip install 'signalprop[data]' (or pip install scikit-learn)"
+        ) from None
+    return sklearn.datasets
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    """Indices (train, test) with ``round(test_fraction * n_c)`` test examples of each class.
+
+    Deterministic in ``seed``; both index arrays are sorted.
+
+    Example:
+        >>> tr, te = stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0.5, seed=0)
+        >>> len(tr), len(te)
+        (4, 4)
+    """
+    check_fraction("test_fraction", test_fraction)
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        k = int(round(test_fraction * len(members)))
+        test.append(rng.permutation(members)[:k])
+    test_idx = np.sort(np.concatenate(test))
+    train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
+    return train_idx, test_idx
+
+
+def _split_tensors(
+    x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, dims: tuple[int, ...]
+) -> tuple[ArraySplit, ArraySplit]:
+    tr, te = stratified_split(y, test_fraction, seed)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.int64)
+    x_tr, x_te = standardize(xt[tr], xt[te], dims)
+    return ArraySplit(x_tr, yt[tr]), ArraySplit(x_te, yt[te])
+
+
+def load_table(name: str, seed: int = 0, test_fraction: float = 0.2) -> DatasetSplits:
+    """A UCI table bundled with scikit-learn (``TABLES``: iris, wine, breast_cancer).
+
+    Args:
+        name: one of ``TABLES``.
+        seed: seeds the stratified train/test split.
+        test_fraction: share of each class held out for testing.
+
+    Returns:
+        ``DatasetSplits`` with x (N, F) float32 standardized per feature, y (N,) int64.
+
+    Example:
+        >>> load_table("wine").describe()
+        'wine: 142 train / 36 test examples of shape (13,), 3 classes'
+
+    References:
+        Dua & Graff, UCI Machine Learning Repository; scikit-learn ``sklearn.datasets``.
+    """
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
+    bunch = getattr(_sklearn_datasets(), TABLES[name])()
+    x, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target)
+    train, test = _split_tensors(x, y, test_fraction, seed, dims=(0,))
+    return DatasetSplits(name, train, test, int(y.max()) + 1, (x.shape[1],),
+                         meta={"seed": seed, "test_fraction": test_fraction,
+                               "source": f"sklearn.datasets.{TABLES[name]}"})
+
+
+def load_digits(seed: int = 0, test_fraction: float = 0.2, as_image: bool = False
+                ) -> DatasetSplits:
+    """scikit-learn's 1797 handwritten digits, 8x8 pixels with values 0..16, 10 classes.
+
+    Args:
+        seed: seeds the stratified train/test split.
+        test_fraction: share of each class held out for testing.
+        as_image: return x as (N, 1, 8, 8) standardized with one mean and std over all
+            pixels; otherwise (N, 64) standardized per pixel.
+
+    Example:
+        >>> load_digits(as_image=True).input_shape
+        (1, 8, 8)
+    """
+    bunch = _sklearn_datasets().load_digits()
+    x, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target)
+    if as_image:
+        x = x.reshape(-1, 1, 8, 8)
+    dims = (0, 1, 2, 3) if as_image else (0,)
+    train, test = _split_tensors(x, y, test_fraction, seed, dims=dims)
+    return DatasetSplits("digits", train, test, 10, tuple(x.shape[1:]),
+                         meta={"seed": seed, "test_fraction": test_fraction,
+                               "as_image": as_image, "source": "sklearn.datasets.load_digits"})
+
+
+def _table_loader(name: str):  # noqa: ANN202 -- a closure with the loader's signature
+    def load(seed: int = 0, test_fraction: float = 0.2) -> DatasetSplits:
+        return load_table(name, seed=seed, test_fraction=test_fraction)
+
+    return load
+
+
+register_dataset("digits", load_digits,
+                 "scikit-learn's 8x8 digits (64 features, or 1x8x8 with as_image=True)")
+for _name in TABLES:
+    register_dataset(_name, _table_loader(_name), f"UCI {_name} table bundled with scikit-learn")

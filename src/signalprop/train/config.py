@@ -1,0 +1,242 @@
+"""The training configuration: one flat dataclass, validated, JSON/YAML round-trippable.
+
+Every field is something a sweep can vary. Dict fields (``model_args``, ``dataset_args``)
+are passed to the model factory and the dataset loader; a sweep addresses their entries
+as ``model_args.width``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OPTIMIZERS = ("sgd", "nesterov", "adam", "nag")
+SCHEDULES = ("constant", "step", "cosine", "warmup")
+
+# Fields that change where files go or what is printed, never the trained weights.
+OUTPUT_FIELDS = ("log_every", "eval_every", "checkpoint_every")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (with the seed, the final weights).
+
+    Example:
+        >>> cfg = TrainConfig(model="resnetv2_50", dataset="digits", lr=0.05, steps=100)
+        >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+        True
+    """
+
+    # model: a preset ('signalprop models') or package.module:factory, and its keywords
+    model: str = "resnetv2_50"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    # data: a name from signalprop.data.list_datasets() and the loader's options
+    dataset: str = "gaussian"
+    dataset_args: dict[str, Any] = field(default_factory=dict)
+    # optimizer: sgd (heavy-ball momentum), nesterov (torch's SGD nesterov=True),
+    # adam (betas, eps), nag (Sutskever's Nesterov accelerated gradient)
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    # learning-rate schedule (see signalprop.train.lr_at)
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of the run
+    gamma: float = 0.1  # step schedule: factor at each milestone
+    min_lr: float = 0.0  # cosine: final learning rate
+    # length: exactly one of epochs / steps
+    batch_size: int = 128
+    epochs: int | None = None
+    steps: int | None = None
+    # adaptive gradient clipping (signalprop.optim.AGC) when set
+    agc_clipping: float | None = None
+    seed: int = 0
+    # cadence (steps); 0 = never for checkpoints, once per epoch and at the end for eval
+    log_every: int = 10
+    eval_every: int = 0
+    checkpoint_every: int = 0
+
+    def __post_init__(self) -> None:
+        self.betas = _floats("betas", self.betas, "two numbers in [0, 1)")  # type: ignore[assignment]
+        self.milestones = _floats("milestones", self.milestones,
+                                  "increasing fractions in (0, 1)")
+        for name in ("lr", "momentum", "eps", "weight_decay", "gamma", "min_lr"):
+            setattr(self, name, _number(name, getattr(self, name), float))
+        for name in ("batch_size", "warmup_steps", "seed", "log_every", "eval_every",
+                     "checkpoint_every"):
+            setattr(self, name, _number(name, getattr(self, name), int))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field, the value and what is allowed."""
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"model must be a preset name or 'package.module:factory', "
+                             f"got {self.model!r}")
+        for name in ("model_args", "dataset_args"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        _positive("lr", self.lr, strict=True)
+        _positive("eps", self.eps, strict=True)
+        _positive("weight_decay", self.weight_decay)
+        _positive("min_lr", self.min_lr)
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+        if any(not 0.0 < m < 1.0 for m in self.milestones) or list(self.milestones) != sorted(
+                self.milestones):
+            raise ValueError(f"milestones must be increasing fractions in (0, 1), "
+                             f"got {self.milestones!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError(f"set exactly one of epochs and steps, got epochs={self.epochs!r}, "
+                             f"steps={self.steps!r}")
+        for name in ("epochs", "steps"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, _number(name, value, int))
+                if getattr(self, name) < 1:
+                    raise ValueError(f"{name} must be >= 1, got {value!r}")
+        if self.agc_clipping is not None:
+            self.agc_clipping = _number("agc_clipping", self.agc_clipping, float)
+            _positive("agc_clipping", self.agc_clipping, strict=True)
+        for name in ("warmup_steps", "log_every", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every!r}")
+        if self.schedule == "warmup" and self.warmup_steps < 1:
+            raise ValueError("schedule 'warmup' needs warmup_steps >= 1, "
+                             f"got {self.warmup_steps!r}")
+
+    # --- serialization ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping; unknown keys are rejected with the valid ones listed.
+
+        Keys may be dotted (``model_args.width``) to set one entry of a dict field.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a training config must be a mapping, got {type(data).__name__}")
+        return cls(**_nest(data))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (dotted keys allowed), validated."""
+        return TrainConfig.from_dict({**self.to_dict(), **_nest(changes, base=self.to_dict())})
+
+    def run_key(self) -> str:
+        """A short stable hash of every field that affects the trained weights."""
+        d = {k: v for k, v in self.to_dict().items() if k not in OUTPUT_FIELDS}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML (``.yaml``/``.yml``, needs PyYAML) or JSON file holding one mapping.
+
+    Raises:
+        ValueError: unreadable, unparsable, or not a mapping (names the file and why).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ImportError(f"reading {path} needs PyYAML: pip install 'signalprop[sweep]' "
+                              "(or pip install pyyaml), or write the file as JSON") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path} is not valid YAML: {e}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of keys to values, "
+                         f"got {type(data).__name__}")
+    return data
+
+
+def field_names() -> list[str]:
+    """Names of all config fields, in declaration order."""
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def check_key(key: str) -> None:
+    """Raise ``ValueError`` unless ``key`` (possibly dotted) names a config field."""
+    head, dot, _ = key.partition(".")
+    names = field_names()
+    if head not in names:
+        close = difflib.get_close_matches(head, names, n=2)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(names)}")
+    if dot and head not in ("model_args", "dataset_args"):
+        raise ValueError(f"config key {key!r}: only model_args and dataset_args take "
+                         "dotted sub-keys")
+
+
+def _nest(data: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        check_key(key)
+        head, dot, sub = key.partition(".")
+        if dot:
+            current = out.get(head, dict((base or {}).get(head, {})))
+            current = dict(current)
+            current[sub] = value
+            out[head] = current
+        else:
+            out[key] = value
+    return out
+
+
+def _floats(name: str, value: Any, allowed: str) -> tuple[float, ...]:
+    try:
+        return tuple(_number(name, v, float) for v in value)
+    except TypeError:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; valid: {', '.join(allowed)}")
+
+
+def _number(name: str, value: Any, kind: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if kind is int:
+        if float(value) != int(value):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        return int(value)
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _positive(name: str, value: float, strict: bool = False) -> None:
+    if value < 0 or (strict and value == 0):
+        raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'}, got {value!r}")
