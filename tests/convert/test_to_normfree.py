@@ -135,7 +135,7 @@ def test_huggingface_style_calibrated_growth_is_linear_not_geometric():
         return (math.sqrt(m[0]) + 1.2 * a * 2 * k) ** 2
 
     for k, mk in enumerate(m):
-        assert mk <= bound(k), (k, m)
+        assert mk <= bound(k) * (1 + 1e-12), (k, m)  # sqrt(m0)**2 may round below m0
     raw, _ = to_normfree(model, skipinit_init=a)  # without calibration: geometric growth
     m_raw = _second_moments(sp.spp(raw, x, channel_dim=-1))
     assert m_raw[-1] > 10 * bound(len(m) - 1)

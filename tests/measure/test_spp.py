@@ -244,3 +244,33 @@ def test_single_layers_get_no_residual_variance():
     model = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
     res = sp.spp(model, torch.randn(16, 8))
     assert res.res_var == [None, None, None]
+
+
+def test_exact_second_pass_reproduces_random_layers_and_rng_use():
+    # A bias of 1e3 makes mean^2/var ~ 1e6: the fast path defers to the exact pass, which
+    # must see the same dropout masks as the first pass.
+    lin = nn.Linear(16, 16)
+    with torch.no_grad():
+        lin.bias.fill_(1e3)
+    model = nn.Sequential(lin, nn.Dropout(0.5), nn.Linear(16, 16), nn.Dropout(0.3)).train()
+    x = torch.randn(64, 16)
+    stored = []
+    hs = [m.register_forward_hook(lambda m, a, o: stored.append(o.clone())) for m in model]
+    torch.manual_seed(5)
+    with torch.no_grad():
+        model(x)
+    after_forward = torch.random.get_rng_state()
+    for h in hs:
+        h.remove()
+    torch.manual_seed(5)
+    res = sp.spp(model, x, blocks=lambda n, m: n in {"0", "1", "2", "3"})
+    assert torch.equal(torch.random.get_rng_state(), after_forward)
+    exact_records = 0
+    for rec, out in zip(res.records, stored):
+        sq, var = _stats64(out)
+        # the exact pass (mean^2 / var > 100) is float64-exact; the fast path ~1e-7
+        exact = sq / var > 100
+        exact_records += exact
+        assert rec.avg_sq_mean == pytest.approx(sq, rel=1e-12 if exact else 1e-6)
+        assert rec.avg_var == pytest.approx(var, rel=1e-9 if exact else 1e-5)
+    assert exact_records == 1  # the biased Linear (dropout then zeroes half: var explodes)

@@ -62,31 +62,78 @@ def _finish(count: int, s: np.ndarray, ss: np.ndarray) -> tuple[np.ndarray, np.n
     return mean, var
 
 
-def _fast_partials(x: Tensor, outer: int, c: int, inner: int) -> tuple[np.ndarray, np.ndarray]:
-    """float64 per-channel (sum, sum of squares) from float32/64 partial sums.
+@dataclass(frozen=True)
+class PartialMoments:
+    """Per-channel partial sums of one tensor: cheap to take in a hook, finished later.
 
-    Two torch reductions read the tensor; the (small) partials are combined in NumPy,
-    accumulating in float64, at a fraction of torch's per-call overhead.
+    Two torch reductions read the tensor once each and leave small tensors: for long rows
+    ``sums`` / ``norms`` are the (outer, C) row sums and row L2 norms; for short rows the
+    (C * inner,) column sums and column sums of squares. :meth:`finish` combines them in
+    float64 NumPy.
     """
+
+    count: int  # elements per channel
+    channels: int
+    inner: int
+    rows: bool
+    sums: Tensor
+    squares: Tensor  # row norms (rows=True) or column sums of squares
+
+    def finish(self) -> ChannelMoments | None:
+        """The channel statistics, or None when the fast path's precision bound fails
+        (mean^2 / var above 100 in some channel, or non-finite sums): then the tensor
+        must be measured with the exact path."""
+        c, inner = self.channels, self.inner
+        with np.errstate(all="ignore"):  # non-finite sums are detected, not warned about
+            if self.rows:
+                s = self.sums.numpy().sum(axis=0, dtype=np.float64)
+                ss = np.square(self.squares.numpy(), dtype=np.float64).sum(axis=0)
+            else:
+                # (c, inner) @ ones: numpy's sum over a short last axis is ~10x slower.
+                ones = np.ones(inner)
+                s = self.sums.numpy().reshape(c, inner) @ ones
+                ss = self.squares.numpy().reshape(c, inner) @ ones
+            if not math.isfinite(float(ss.sum())):
+                return None
+            mean, var = _finish(self.count, s, ss)
+            sq = mean * mean
+            ratio = float((sq / np.maximum(var, 1e-300)).max())
+        if ratio > _FAST_RATIO_LIMIT:
+            return None
+        return ChannelMoments(float(sq.sum()) / c, float(var.sum()) / c, 0, ratio)
+
+
+def partial_moments(t: Tensor, channel_dim: int = 1) -> PartialMoments | None:
+    """Take the fast path's partial sums of ``t``, or None where it does not apply
+    (accelerators, half precision, non-contiguous or empty tensors)."""
+    if not (
+        t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+        and t.is_contiguous()
+    ):
+        return None
+    t = t.detach()
+    outer, c, inner = _layout(t, channel_dim)
+    if outer * inner == 0 or c == 0:
+        return None
     if inner >= 32:
         # Long contiguous rows: reduce each (outer, channel) row; nothing is allocated.
-        rows = x.view(outer, c, inner)
-        s = rows.sum(dim=2).numpy()
-        norms = torch.linalg.vector_norm(rows, dim=2).numpy()
-        return s.sum(axis=0, dtype=np.float64), np.square(norms, dtype=np.float64).sum(axis=0)
+        rows = t.view(outer, c, inner)
+        return PartialMoments(outer * inner, c, inner, True, rows.sum(dim=2),
+                              torch.linalg.vector_norm(rows, dim=2))
     # Short rows (small maps, channels-last): column sums over chunks of outer rows; the
-    # squares' temporary is bounded by the chunk (<= 1 MiB). (c, inner) @ ones finishes
-    # the per-channel sums: numpy's sum over a short last axis is ~10x slower.
-    cols = x.view(outer, c * inner)
+    # squares' temporary is bounded by the chunk (<= 1 MiB).
+    cols = t.view(outer, c * inner)
     step = max(1, (1 << 18) // (c * inner))
-    ones = np.ones(inner)
-    s = np.zeros(c)
-    ss = np.zeros(c)
-    for start in range(0, outer, step):
-        part = cols[start : start + step]
-        s += part.sum(dim=0).numpy().reshape(c, inner) @ ones
-        ss += (part * part).sum(dim=0).numpy().reshape(c, inner) @ ones
-    return s, ss
+    if step >= outer:
+        s, ss = cols.sum(dim=0), (cols * cols).sum(dim=0)
+    else:
+        s = torch.zeros(c * inner, dtype=torch.float64)
+        ss = torch.zeros(c * inner, dtype=torch.float64)
+        for start in range(0, outer, step):
+            part = cols[start : start + step]
+            s += part.sum(dim=0)
+            ss += (part * part).sum(dim=0)
+    return PartialMoments(outer * inner, c, inner, False, s, ss)
 
 
 def _exact(
@@ -139,27 +186,19 @@ def channel_moments(
     """
     if subtract is not None and subtract.shape != t.shape:
         raise ValueError(f"subtract has shape {tuple(subtract.shape)}, expected {tuple(t.shape)}")
+    if subtract is None:
+        partial = partial_moments(t, channel_dim)
+        if partial is not None:
+            fast = partial.finish()
+            if fast is not None:
+                return fast
     t = t.detach()
     outer, c, inner = _layout(t, channel_dim)
-    count = outer * inner
-    if count == 0 or c == 0:
+    if outer * inner == 0 or c == 0:
         return ChannelMoments(math.nan, math.nan, 0, math.nan)
-    fast = (
-        subtract is None
-        and t.device.type == "cpu"
-        and t.dtype in (torch.float32, torch.float64)
-        and t.is_contiguous()
-    )
-    with np.errstate(all="ignore"):  # non-finite sums are detected, not warned about
-        if fast:
-            s, ss = _fast_partials(t, outer, c, inner)
-            mean, var = _finish(count, s, ss)
-            sq = mean * mean
-            ratio = float((sq / np.maximum(var, 1e-300)).max())
-            if ratio <= _FAST_RATIO_LIMIT and math.isfinite(float(ss.sum())):
-                return ChannelMoments(float(sq.sum()) / c, float(var.sum()) / c, 0, ratio)
-        sub = subtract.detach() if subtract is not None else None
+    sub = subtract.detach() if subtract is not None else None
+    with np.errstate(all="ignore"):
         mean, var, nonfinite = _exact(t, outer, c, inner, sub)
         sq = mean * mean
         ratio = float((sq / np.maximum(var, 1e-300)).max()) if nonfinite == 0 else math.nan
-        return ChannelMoments(float(sq.sum()) / c, float(var.sum()) / c, nonfinite, ratio)
+    return ChannelMoments(float(sq.sum()) / c, float(var.sum()) / c, nonfinite, ratio)

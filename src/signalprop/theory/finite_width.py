@@ -17,7 +17,7 @@ E[z^4] / E[z^2]^2 = 3 (1 + 5/n)^(l-1) (:func:`relu_kurtosis_exact`).
 
 Examples:
     >>> fw = four_point_vertex("relu", depth=5, sigma_w2=2.0)
-    >>> fw.normalized.tolist()
+    >>> fw.normalized.round(12).tolist()
     [0.0, 5.0, 10.0, 15.0, 20.0]
 """
 
