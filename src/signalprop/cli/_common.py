@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 class CLIError(Exception):
@@ -59,3 +60,32 @@ def parse_key_values(items: list[str], option: str) -> dict[str, object]:
         except (ValueError, SyntaxError):
             out[key.strip()] = value
     return out
+
+
+def build_model(spec: str, kwargs: dict[str, object], seed: int) -> Any:
+    """The model a ``--model`` argument names (a preset such as ``resnetv2_50`` or
+    ``package.module:factory``), built with ``kwargs`` after seeding torch with ``seed``."""
+    import torch
+
+    from signalprop import models
+
+    torch.manual_seed(seed)
+    try:
+        return models.load_model(spec, **kwargs)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+def gaussian_input(model: Any, spec: str, shape: tuple[int, ...] | None, batch_size: int,
+                   seed: int) -> Any:
+    """A seeded N(0, 1) batch of ``shape`` (default: the model's ``default_input_shape``)."""
+    import torch
+
+    if batch_size < 1:
+        raise CLIError(f"--batch-size must be >= 1, got {batch_size}")
+    shape = shape or getattr(model, "default_input_shape", None)
+    if shape is None:
+        raise CLIError(f"--input-shape is required for {spec!r} "
+                       "(one example's shape without the batch axis, e.g. 3,64,64)")
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn((batch_size, *shape), generator=gen)
