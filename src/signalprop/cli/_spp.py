@@ -136,7 +136,6 @@ def _prediction(model: Any, res: Any, x: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from signalprop import plot
     from signalprop.measure import ForwardError, batch_independence, spp

@@ -268,8 +268,9 @@ def build_report(
 
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 1 \
             or x.shape[0] < 2:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError("x must be a floating-point tensor with at least 2 examples on its "
-                         f"first axis, got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+                         f"first axis, got {got}")
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -282,7 +282,8 @@ def diagnose_nonfinite(res: SPPResult, grad: GradSPPResult | None = None, *,
 
     Examples:
         >>> from signalprop.results import BlockStats, SPPResult
-        >>> r = SPPResult("r", [BlockStats("a", 0, 0.0, 1.0), BlockStats("b", 1, 0.0, 1.0, None, 3)])
+        >>> r = SPPResult("r", [BlockStats("a", 0, 0.0, 1.0),
+        ...                     BlockStats("b", 1, 0.0, 1.0, None, 3)])
         >>> diagnose_nonfinite(r).block
         'b'
     """
