@@ -72,8 +72,8 @@ def build_model(spec: str, kwargs: dict[str, object], seed: int) -> Any:
     torch.manual_seed(seed)
     try:
         return models.load_model(spec, **kwargs)
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+    except (ValueError, TypeError) as e:  # TypeError: a keyword the factory does not take
+        raise CLIError(f"--model {spec}: {e}") from None
 
 
 def gaussian_input(model: Any, spec: str, shape: tuple[int, ...] | None, batch_size: int,
