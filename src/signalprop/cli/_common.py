@@ -62,6 +62,21 @@ def parse_key_values(items: list[str], option: str) -> dict[str, object]:
     return out
 
 
+def add_model_input_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that build a model and its Gaussian input batch (with ``build_model``
+    and ``gaussian_input``): --model-arg, --input-shape, --batch-size, --seed, --mode."""
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra keyword for the model factory (repeatable; VALUE is a "
+                   "Python literal), e.g. norm=none")
+    p.add_argument("--input-shape", type=parse_shape, default=None,
+                   help="one example's shape without the batch axis, e.g. 3,64,64 "
+                   "(default: the preset's own)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mode", choices=("train", "eval"), default="train",
+                   help="module mode: train uses batch statistics in BatchNorm, as in the paper")
+
+
 def build_model(spec: str, kwargs: dict[str, object], seed: int) -> Any:
     """The model a ``--model`` argument names (a preset such as ``resnetv2_50`` or
     ``package.module:factory``), built with ``kwargs`` after seeding torch with ``seed``."""

@@ -9,10 +9,10 @@ from typing import Any
 from signalprop.cli._common import (
     CLIError,
     HelpFormatter,
+    add_model_input_arguments,
     build_model,
     gaussian_input,
     parse_key_values,
-    parse_shape,
 )
 
 EXAMPLES = """\
@@ -45,16 +45,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL",
                    help="a preset such as resnetv2_50 ('signalprop models' lists them) "
                    "or package.module:factory")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra keyword for the model factory (repeatable; VALUE is a "
-                   "Python literal), e.g. norm=none")
-    p.add_argument("--input-shape", type=parse_shape, default=None,
-                   help="one example's shape without the batch axis, e.g. 3,32,32 "
-                   "(default: the preset's own)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mode", choices=("train", "eval"), default="train",
-                   help="module mode: train uses batch statistics in BatchNorm, as in the paper")
+    add_model_input_arguments(p)
     p.add_argument("--fix", action="store_true",
                    help="apply the fix (to_normfree, or the critical init for plain "
                    "networks), measure again and add before/after plots")

@@ -14,10 +14,10 @@ from signalprop.cli import _backward
 from signalprop.cli._common import (
     CLIError,
     HelpFormatter,
+    add_model_input_arguments,
     build_model,
     gaussian_input,
     parse_list,
-    parse_shape,
 )
 
 EXAMPLES = """\
@@ -58,16 +58,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--norm", type=parse_list, default=None,
                    help="comma-separated norms to compare (presets: bn, none, nf)")
     p.add_argument("--activation", default=None, help="activation for presets, e.g. relu, silu")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra keyword for the model factory (repeatable; VALUE is a "
-                   "Python literal)")
-    p.add_argument("--input-shape", type=parse_shape, default=None,
-                   help="one example's shape without the batch axis, e.g. 3,64,64 "
-                   "(default: the preset's own)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mode", choices=("train", "eval"), default="train",
-                   help="module mode: train uses batch statistics in BatchNorm, as in the paper")
+    add_model_input_arguments(p)
     p.add_argument("--channel-dim", type=int, default=1, help="channel axis of block outputs")
     p.add_argument("--blocks", type=parse_list, default=None,
                    help="comma-separated module names to measure (default: discovered)")
