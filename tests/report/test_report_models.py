@@ -80,3 +80,19 @@ def test_model_summary(reports):
     assert s["parameters"] > 0 and s["depth"] == 5
     assert s["block_types"] == {"Sequential": 1, "PreActBottleneck": 4}
     assert s["discovery"] == "ResNetV2.signal_blocks()" and s["activation"] == "relu"
+
+
+def test_a_foreign_model_gets_its_report_without_a_prediction(tmp_path):
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(12):
+        layers += [torch.nn.Linear(32, 32), torch.nn.Tanh()]
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(32, 5))  # torch init: sigma_w^2 = 1/3
+    r = sp.report.build_report(net, torch.randn(8, 32), tmp_path, fix=True, label="tanh mlp")
+    assert r.before.prediction is None and "no theory prediction for Sequential" in r.before.notes[0]
+    assert "no theory prediction for Sequential" in r.path.read_text()
+    assert r.before.summary["activation"] == "tanh"
+    d = next(d for d in r.diagnoses if d.kind == "vanishing_gradients")
+    assert "Critical initialization for tanh is sigma_w^2 = 1 " in d.message
+    assert r.fix_summary.startswith('sp.nn.init.critical_(model, "tanh")')
+    assert not {"vanishing_gradients", "exploding_gradients"} & _kinds(r.after)

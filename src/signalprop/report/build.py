@@ -31,6 +31,10 @@ from signalprop.results import (
     SPPResult,
 )
 
+#: Lanczos steps and Hutchinson probes of the report's Jacobian spectrum
+JACOBIAN_STEPS = 20
+JACOBIAN_PROBES = 8
+
 
 @dataclass
 class Measurements:
@@ -168,9 +172,15 @@ def measure_all(model: nn.Module, x: torch.Tensor, label: str, *, seed: int = 0,
                                "batch-independent layers")
         except (ValueError, ForwardError, RuntimeError) as e:
             m.notes.append(f"gradient confusion not measured: {e}")
+    else:
+        m.notes.append("gradient confusion not measured: it needs a tensor output and at "
+                       "least 2 examples")
     bar.update()
     try:
+        # few Lanczos steps and trace probes: extremes to a few digits, affordable for a
+        # ResNet-50 with 1000 outputs (the residual bounds say how accurate they are)
         m.jacobian = jacobian_spectrum(model, x[: min(2, x.shape[0])], k=jacobian_k,
+                                       steps=JACOBIAN_STEPS, probes=JACOBIAN_PROBES,
                                        seed=seed, batchnorm="eval" if bn else "error",
                                        label=label)
     except (ValueError, ForwardError, RuntimeError) as e:
