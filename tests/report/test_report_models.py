@@ -96,3 +96,20 @@ def test_a_foreign_model_gets_its_report_without_a_prediction(tmp_path):
     assert "Critical initialization for tanh is sigma_w^2 = 1 " in d.message
     assert r.fix_summary.startswith('sp.nn.init.critical_(model, "tanh")')
     assert not {"vanishing_gradients", "exploding_gradients"} & _kinds(r.after)
+
+
+def test_the_fix_lines_run_as_printed():
+    torch.manual_seed(0)
+    net = sp.models.resnetv2([2, 2], norm="none", stem="cifar", width=0.25, num_classes=10)
+    x = torch.randn(8, 3, 16, 16)
+    lines = {d.fix_code for d in measure_all(net, x, "none").diagnoses}
+    assert lines == {"model, conversion = sp.convert.to_normfree(model)"}
+    namespace = {"sp": sp, "model": net}
+    exec(lines.pop(), namespace)
+    assert measure_all(namespace["model"], x, "fixed").diagnoses == []
+    mlp = sp.models.mlp(depth=16, width=64, init="torch")
+    line = next(d.fix_code for d in measure_all(mlp, torch.randn(16, 64), "mlp").diagnoses
+                if d.kind == "vanishing_gradients")
+    namespace = {"sp": sp, "model": mlp}
+    exec(line, namespace)
+    assert "vanishing_gradients" not in _kinds(measure_all(mlp, torch.randn(16, 64), "mlp"))
