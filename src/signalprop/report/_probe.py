@@ -70,16 +70,11 @@ def theory_numbers(model: nn.Module, activation: str | None,
     return crit, chi if chi is None or math.isfinite(chi) else None
 
 
-def _module(model: nn.Module, name: str) -> nn.Module | None:
-    modules = dict(model.named_modules())
-    return modules.get(name.split("#")[0])
-
-
 def block_types(model: nn.Module, names: Sequence[str]) -> dict[str, int]:
     """Class name -> how many of the measured blocks have it (first calls only)."""
+    modules = dict(model.named_modules())
     seen = {n.split("#")[0] for n in names}
-    return dict(Counter(type(m).__name__ for n in sorted(seen)
-                        if (m := _module(model, n)) is not None))
+    return dict(Counter(type(modules[n]).__name__ for n in sorted(seen) if n in modules))
 
 
 def block_numel(model: nn.Module, names: Sequence[str], x: Any) -> tuple[list[int] | None, Any]:
@@ -129,5 +124,5 @@ def module_type(model: nn.Module, name: str | None) -> str | None:
     """The class name of module ``name`` (None when absent)."""
     if not name:
         return None
-    m = _module(model, name)
+    m = dict(model.named_modules()).get(name.split("#")[0])
     return None if m is None else type(m).__name__
