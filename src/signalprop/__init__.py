@@ -44,6 +44,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
     "optim": ("signalprop.optim", None),
     "convert": ("signalprop.convert", None),
+    "report": ("signalprop.report", None),
 }
 
 if TYPE_CHECKING:

@@ -11,6 +11,9 @@ MODULES = [
     "signalprop.optim.agc", "signalprop.optim.param_groups", "signalprop.optim.unitwise",
     "signalprop.optim._head", "signalprop.convert.normfree", "signalprop.convert.gn_ws",
     "signalprop.convert.fold",
+    # the report, built on the toolkit
+    "signalprop.report.diagnosis", "signalprop.report._predict", "signalprop.report._probe",
+    "signalprop.report.build", "signalprop.report.html",
 ]
 
 

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from signalprop.cli import _backward
-from signalprop.cli._common import CLIError, HelpFormatter, parse_list, parse_shape
+from signalprop.cli._common import (
+    CLIError,
+    HelpFormatter,
+    add_model_input_arguments,
+    build_model,
+    gaussian_input,
+    parse_list,
+)
 
 EXAMPLES = """\
 examples:
@@ -51,16 +58,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--norm", type=parse_list, default=None,
                    help="comma-separated norms to compare (presets: bn, none, nf)")
     p.add_argument("--activation", default=None, help="activation for presets, e.g. relu, silu")
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra keyword for the model factory (repeatable; VALUE is a "
-                   "Python literal)")
-    p.add_argument("--input-shape", type=parse_shape, default=None,
-                   help="one example's shape without the batch axis, e.g. 3,64,64 "
-                   "(default: the preset's own)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mode", choices=("train", "eval"), default="train",
-                   help="module mode: train uses batch statistics in BatchNorm, as in the paper")
+    add_model_input_arguments(p)
     p.add_argument("--channel-dim", type=int, default=1, help="channel axis of block outputs")
     p.add_argument("--blocks", type=parse_list, default=None,
                    help="comma-separated module names to measure (default: discovered)")
@@ -120,34 +118,17 @@ def summarize(res: Any) -> str:
 
 
 def _prediction(model: Any, res: Any, x: Any) -> Any:
-    """The theory's SPP for a signalprop ResNetV2 (from the measured stem) or MLP (from the
-    measured input statistics), or None (with a note) for other models."""
-    from signalprop.measure import channel_moments
-    from signalprop.models import MLP, ResNetV2
+    """The theory's SPP where the model has one (printing a note either way)."""
+    from signalprop.report import predicted_spp
 
-    label = f"{res.label} (predicted)"
-    if isinstance(model, ResNetV2):
-        stem = res.records[0]
-        pred = model.predicted_spp(tuple(x.shape[-2:]), stem_var=stem.avg_var,
-                                   stem_sq_mean=stem.avg_sq_mean, label=label)
-    elif isinstance(model, MLP) and model.sigma_w2 is not None:
-        inp = channel_moments(x, 1)
-        pred = model.predicted_spp(inp.avg_var, inp.avg_sq_mean, batch_size=x.shape[0],
-                                   label=label)
-    else:
-        print(f"  no theory prediction for {type(model).__name__} (--predict knows "
-              "signalprop's ResNetV2 and MLP with a Gaussian init)")
-        return None
-    worst = max((abs(m.avg_var / p.avg_var - 1) for m, p in zip(res.records[1:], pred.records[1:])
-                 if m.nonfinite == 0 and p.avg_var > 0), default=float("nan"))
-    print(f"  theory: average variance within {100 * worst:.0f}% of the prediction at every block")
+    pred, note = predicted_spp(model, res, x)
+    print(f"  {note}")
     return pred
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
-    from signalprop import models, plot
+    from signalprop import plot
     from signalprop.measure import ForwardError, batch_independence, spp
     from signalprop.results import write_csv
 
@@ -167,20 +148,11 @@ def run(args: argparse.Namespace) -> int:
         kwargs = dict(base_kwargs, **({"norm": norm} if norm is not None else {}))
         label = args.model if norm is None else f"{args.model} {norm}"
         print(f"building {label} ...", flush=True)
-        torch.manual_seed(args.seed)
         t0 = time.perf_counter()
-        try:
-            model = models.load_model(args.model, **kwargs)
-        except ValueError as e:
-            raise CLIError(str(e)) from None
+        model = build_model(args.model, kwargs, args.seed)
         model.train(args.mode == "train")
         if x is None:
-            shape = args.input_shape or getattr(model, "default_input_shape", None)
-            if shape is None:
-                raise CLIError(f"--input-shape is required for {args.model!r} "
-                               "(one example's shape without the batch axis, e.g. 3,64,64)")
-            gen = torch.Generator().manual_seed(args.seed)
-            x = torch.randn((args.batch_size, *shape), generator=gen)
+            x = gaussian_input(model, args.model, args.input_shape, args.batch_size, args.seed)
         try:
             res = spp(model, x, blocks=args.blocks, channel_dim=args.channel_dim, label=label,
                       progress=not args.no_progress)

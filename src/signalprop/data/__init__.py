@@ -9,7 +9,7 @@
 - ``cifar10``: read from your own copy (``root=DIR`` or ``$SIGNALPROP_DATA``);
 - ``gaussian``: Gaussian inputs with a random linear teacher.
 
-Example:
+Examples:
     >>> from signalprop.data import load_dataset
     >>> load_dataset("digits", as_image=True).input_shape
     (1, 8, 8)

@@ -32,7 +32,7 @@ class ArraySplit(torch.utils.data.Dataset):
     against one example, e.g. (C, 1, 1)) standardize it when a batch is taken:
     ``batch = (x[idx].float() - mean) / std``.
 
-    Example:
+    Examples:
         >>> s = ArraySplit(torch.arange(6.0).reshape(3, 2), torch.tensor([0, 1, 0]))
         >>> s.batch(torch.tensor([2, 0]))[0]
         tensor([[4., 5.],
@@ -116,7 +116,7 @@ def load_dataset(name: str, **options: Any) -> DatasetSplits:
             does not take (its options are listed).
         DatasetNotFoundError: the files of a user-supplied dataset are missing.
 
-    Example:
+    Examples:
         >>> d = load_dataset("iris", seed=0)
         >>> d.describe()
         'iris: 120 train / 30 test examples of shape (4,), 3 classes'

@@ -112,7 +112,7 @@ def load_cifar10(root: str | Path | None = None, train_batches: int = 5) -> Data
         ``DatasetSplits`` with x (N, 3, 32, 32) uint8, standardized per channel with the
         train split's mean and std whenever a batch is taken; y (N,) int64.
 
-    Example:
+    Examples:
         >>> d = load_cifar10("~/datasets")        # doctest: +SKIP
         >>> d.describe()                           # doctest: +SKIP
         'cifar10: 50000 train / 10000 test examples of shape (3, 32, 32), 10 classes'

@@ -70,7 +70,7 @@ def load_mnist1d(
         ``DatasetSplits`` with float32 x (already zero-mean, unit-std over the whole set)
         and int64 y.
 
-    Example:
+    Examples:
         >>> d = load_mnist1d(num_samples=100)
         >>> d.describe()
         'mnist1d: 80 train / 20 test examples of shape (40,), 10 classes'

@@ -29,13 +29,14 @@ def load_gaussian(
     Args:
         input_shape: one example's shape, e.g. (32,) or (3, 8, 8).
         num_classes: number of teacher outputs (>= 2).
-        num_train, num_test: split sizes.
+        num_train: training examples.
+        num_test: test examples.
         seed: seeds the teacher and both splits (train and test draw from separate streams).
 
     Returns:
         ``DatasetSplits`` with float32 x (N, *input_shape) and int64 y (N,).
 
-    Example:
+    Examples:
         >>> d = load_gaussian((3, 4, 4), num_classes=3, num_train=8, num_test=4)
         >>> d.train.x.shape, d.test.y.shape
         (torch.Size([8, 3, 4, 4]), torch.Size([4]))

@@ -46,7 +46,7 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
 
     Deterministic in ``seed``; both index arrays are sorted.
 
-    Example:
+    Examples:
         >>> tr, te = stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0.5, seed=0)
         >>> len(tr), len(te)
         (4, 4)
@@ -84,7 +84,7 @@ def load_table(name: str, seed: int = 0, test_fraction: float = 0.2) -> DatasetS
     Returns:
         ``DatasetSplits`` with x (N, F) float32 standardized per feature, y (N,) int64.
 
-    Example:
+    Examples:
         >>> load_table("wine").describe()
         'wine: 142 train / 36 test examples of shape (13,), 3 classes'
 
@@ -111,7 +111,7 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2, as_image: bool = Fals
         as_image: return x as (N, 1, 8, 8) standardized with one mean and std over all
             pixels; otherwise (N, 64) standardized per pixel.
 
-    Example:
+    Examples:
         >>> load_digits(as_image=True).input_shape
         (1, 8, 8)
     """

@@ -1,6 +1,6 @@
 """Sweeps: a grid of training runs over config fields and seeds, recorded in SQLite.
 
-Example:
+Examples:
     >>> from signalprop.sweep import SweepSpec
     >>> spec = SweepSpec.from_dict({"base": {"dataset": "iris", "steps": 10},
     ...                             "grid": {"lr": [0.1, 0.01]}, "seeds": 2})

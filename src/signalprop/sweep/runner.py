@@ -106,7 +106,7 @@ def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
     Raises:
         SweepDBError: another driver runs this sweep, or the database is locked/corrupt.
 
-    Example:
+    Examples:
         >>> spec = SweepSpec.from_dict({"base": {"model": "torch.nn:Linear",
         ...     "model_args": {"in_features": 4, "out_features": 3}, "dataset": "iris",
         ...     "steps": 5, "batch_size": 16}, "grid": {"lr": [0.1, 0.01]}},

@@ -3,7 +3,7 @@
 ``signalprop.train.config`` needs no torch, so the command line can build its options
 from ``TrainConfig`` cheaply; the torch-backed names below load on first use.
 
-Example:
+Examples:
     >>> from signalprop.train import TrainConfig, fit
     >>> cfg = TrainConfig(model="torch.nn:Linear", model_args={"in_features": 4,
     ...     "out_features": 3}, dataset="iris", lr=0.1, steps=20, batch_size=16)

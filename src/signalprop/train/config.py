@@ -27,7 +27,7 @@ OUTPUT_FIELDS = ("log_every", "eval_every", "checkpoint_every")
 class TrainConfig:
     """Everything that determines a training run (with the seed, the final weights).
 
-    Example:
+    Examples:
         >>> cfg = TrainConfig(model="resnetv2_50", dataset="digits", lr=0.05, steps=100)
         >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
         True

@@ -25,7 +25,7 @@ def _encode(record: dict[str, Any]) -> str:
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """All complete records of a metrics file (a torn last line, from a kill, is dropped).
 
-    Example:
+    Examples:
         >>> read_metrics("/nonexistent/metrics.jsonl")
         []
     """

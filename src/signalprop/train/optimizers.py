@@ -35,7 +35,7 @@ class NAG(torch.optim.Optimizer):
         momentum: mu in [0, 1).
         weight_decay: L2 coefficient added to the gradient (g + wd * phi).
 
-    Example:
+    Examples:
         >>> w = torch.nn.Parameter(torch.tensor([1.0]))
         >>> opt = NAG([w], lr=0.1, momentum=0.9)
         >>> (w**2).sum().backward(); opt.step()

@@ -27,7 +27,7 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     Returns:
         The learning rate (formulas in the module docstring).
 
-    Example:
+    Examples:
         >>> cfg = TrainConfig(lr=1.0, schedule="cosine", steps=11)
         >>> [round(lr_at(t, cfg, 11), 3) for t in (0, 5, 10)]
         [1.0, 0.5, 0.0]

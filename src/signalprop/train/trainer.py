@@ -130,7 +130,7 @@ def fit(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = False
     Returns:
         :class:`TrainResult` (``result.model`` is the trained module).
 
-    Example:
+    Examples:
         >>> cfg = TrainConfig(model="torch.nn:Linear", model_args={"in_features": 4,
         ...     "out_features": 3}, dataset="iris", lr=0.1, steps=20, batch_size=16)
         >>> fit(cfg, progress=False).status

@@ -1,0 +1,308 @@
+"""Orchestration: measure a model, diagnose it, optionally fix it, and write the page."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from signalprop.measure import (
+    ForwardError,
+    batch_independence,
+    gradient_confusion,
+    gradient_spp,
+    jacobian_spectrum,
+    spp,
+)
+from signalprop.report import _probe
+from signalprop.report._predict import predicted_spp
+from signalprop.report.diagnosis import Diagnosis, diagnose
+from signalprop.results import (
+    BatchIndependenceResult,
+    ConfusionResult,
+    GradSPPResult,
+    JacobianSpectrum,
+    SPPResult,
+)
+
+#: Lanczos steps and Hutchinson probes of the report's Jacobian spectrum
+JACOBIAN_STEPS = 20
+JACOBIAN_PROBES = 8
+
+
+@dataclass
+class Measurements:
+    """Everything measured on one model (a step that could not run leaves None and a note).
+
+    Attributes:
+        label: the model's name on the page.
+        spp: forward SPP.
+        prediction: the theory's SPP, or None.
+        grad: gradient SPP.
+        confusion: gradient confusion statistics.
+        jacobian: input-output Jacobian spectrum.
+        independence: batch-independence check.
+        diagnoses: what :func:`~signalprop.report.diagnosis.diagnose` found.
+        summary: parameter count, depth, block types, discovery, activation, theory numbers.
+        notes: why a step was skipped, and other remarks for the page.
+    """
+
+    label: str
+    spp: SPPResult
+    prediction: SPPResult | None = None
+    grad: GradSPPResult | None = None
+    confusion: ConfusionResult | None = None
+    jacobian: JacobianSpectrum | None = None
+    independence: BatchIndependenceResult | None = None
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` wrote and found.
+
+    Attributes:
+        path: the HTML page.
+        images: the PNGs written beside it (also inlined in the page).
+        before: measurements of the model as given.
+        after: measurements of the fixed model (``fix=True``), else None.
+        fix_summary: what the fix changed (conversion report or init), else "".
+        seconds: wall-clock time of the whole build.
+    """
+
+    path: Path
+    images: list[Path]
+    before: Measurements
+    after: Measurements | None = None
+    fix_summary: str = ""
+    seconds: float = 0.0
+
+    @property
+    def diagnoses(self) -> list[Diagnosis]:
+        """The diagnoses of the model as given."""
+        return self.before.diagnoses
+
+
+def _steps(progress: bool, total: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not progress, leave=False)
+
+
+def _loss_and_target(out: Any, seed: int) -> tuple[Any, Any]:
+    """Cross-entropy on random labels for (B, K) logits, else MSE to a Gaussian target."""
+    gen = torch.Generator().manual_seed(seed)
+    if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] > 1:
+        return nn.CrossEntropyLoss(), torch.randint(0, out.shape[1], (out.shape[0],),
+                                                    generator=gen)
+    if isinstance(out, torch.Tensor):
+        return nn.MSELoss(), torch.randn(out.shape, generator=gen, dtype=out.dtype)
+    return None, None
+
+
+def measure_all(model: nn.Module, x: torch.Tensor, label: str, *, seed: int = 0,
+                progress: bool = False, jacobian_k: int = 4) -> Measurements:
+    """Run every measurement of the report on ``model`` and diagnose the results.
+
+    Args:
+        model: the model, in the mode to measure (train mode: as in the SPP paper).
+        x: a batch of at least 2 examples.
+        label: its name on the page.
+        seed: seed of the probes, targets and the perturbation.
+        progress: show a progress bar over the steps.
+        jacobian_k: largest / smallest singular values to report per example.
+
+    Returns:
+        :class:`Measurements`.
+
+    Raises:
+        ForwardError: the forward pass fails (the failing module is named).
+
+    Examples:
+        >>> import signalprop as sp
+        >>> net = sp.models.mlp(depth=4, width=32)
+        >>> m = measure_all(net, torch.randn(8, 32), "mlp")
+        >>> m.summary["depth"], m.diagnoses
+        (4, [])
+    """
+    bar = _steps(progress, 6, f"measuring {label}")
+    res = spp(model, x, label=label)
+    bar.update()
+    names = [r.name for r in res.records]
+    activation = _probe.activation_name(model)
+    crit, chi = _probe.theory_numbers(model, activation, x)
+    m = Measurements(label, res)
+    m.summary = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "depth": len(res.records),
+        "block_types": _probe.block_types(model, names),
+        "discovery": res.discovery,
+        "activation": activation,
+        "critical_sigma_w2": crit,
+        "theory_chi_1": chi,
+        "input_shape": tuple(x.shape),
+        "mode": "train" if model.training else "eval",
+    }
+    m.prediction, note = predicted_spp(model, res, x)
+    m.notes.append(note)
+    bar.update()
+    numel, out = _probe.block_numel(model, names, x)
+    try:
+        m.grad = gradient_spp(model, x, probe_seed=seed, label=label)
+    except (ValueError, ForwardError, RuntimeError) as e:
+        m.notes.append(f"gradient SPP not measured: {e}")
+    bar.update()
+    bn = _probe.has_batchnorm(model)
+    loss_fn, y = _loss_and_target(out, seed)
+    if loss_fn is not None and x.shape[0] >= 2:
+        try:
+            m.confusion = gradient_confusion(model, loss_fn, x, y, label=label,
+                                             batchnorm="eval" if bn else "error")
+            if bn:
+                m.notes.append("gradient confusion and the Jacobian use BatchNorm's running "
+                               "statistics (eval mode): per-example gradients need "
+                               "batch-independent layers")
+        except (ValueError, ForwardError, RuntimeError) as e:
+            m.notes.append(f"gradient confusion not measured: {e}")
+    else:
+        m.notes.append("gradient confusion not measured: it needs a tensor output and at "
+                       "least 2 examples")
+    bar.update()
+    try:
+        # few Lanczos steps and trace probes: extremes to a few digits, affordable for a
+        # ResNet-50 with 1000 outputs (the residual bounds say how accurate they are)
+        m.jacobian = jacobian_spectrum(model, x[: min(2, x.shape[0])], k=jacobian_k,
+                                       steps=JACOBIAN_STEPS, probes=JACOBIAN_PROBES,
+                                       seed=seed, batchnorm="eval" if bn else "error",
+                                       label=label)
+    except (ValueError, ForwardError, RuntimeError) as e:
+        m.notes.append(f"Jacobian spectrum not measured: {e}")
+    bar.update()
+    if x.shape[0] >= 2:
+        try:
+            ind = batch_independence(model, x, seed=seed, label=label)
+            ind.meta["first_leak_type"] = {k: _probe.module_type(model, v)
+                                           for k, v in ind.first_leak.items()}
+            m.independence = ind
+        except (ValueError, ForwardError, RuntimeError) as e:
+            m.notes.append(f"batch independence not checked: {e}")
+    bar.update()
+    bar.close()
+    m.diagnoses = diagnose(res, m.grad, m.independence, numel=numel, activation=activation,
+                           critical_sigma_w2=crit, theory_chi_1=chi)
+    return m
+
+
+def apply_fix(model: nn.Module, before: Measurements) -> tuple[nn.Module | None, str]:
+    """The fixed model: NF conversion for BatchNorm or residual networks, the critical
+    initialization for plain ones; ``(None, reason)`` when neither applies.
+
+    Args:
+        model: the model as given (left unchanged).
+        before: its measurements (they tell residual from plain).
+
+    Returns:
+        ``(fixed model or None, what was done)``.
+    """
+    from signalprop.convert import ConversionError, to_normfree
+    from signalprop.nn.init import critical_
+
+    residual = any(r.res_var is not None for r in before.spp.records)
+    activation = before.summary.get("activation")
+    if residual or _probe.has_batchnorm(model):
+        try:
+            fixed, conversion = to_normfree(model)
+        except ConversionError as e:
+            return None, f"to_normfree could not convert the model: {e}"
+        return fixed, f"sp.convert.to_normfree(model)\n{conversion}"
+    if activation:
+        fixed = copy.deepcopy(model)
+        sw2 = critical_(fixed, activation)
+        return fixed, (f'sp.nn.init.critical_(model, "{activation}"): every Linear/Conv '
+                       f"re-drawn with sigma_w^2 = {sw2:.4g}")
+    return None, "no automatic fix: the model has no residual blocks and no known activation"
+
+
+def build_report(
+    model: nn.Module,
+    x: torch.Tensor,
+    out: str | Path,
+    *,
+    fix: bool = False,
+    label: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> ReportResult:
+    """Measure ``model`` on ``x``, diagnose it and write ``out/report.html`` and its PNGs.
+
+    The page is self-contained (styles and images inline, no network access needed): the
+    forward SPP with the theory's prediction where one exists, the gradient SPP, gradient
+    confusion, the Jacobian spectrum, batch independence, and the diagnoses with the line
+    of code that fixes each. With ``fix=True`` the model is converted with
+    :func:`~signalprop.convert.to_normfree` (residual / BatchNorm networks) or re-drawn at
+    the critical initialization (plain networks), measured again, and before/after plots
+    are added. ``report.json`` holds the diagnoses.
+
+    Args:
+        model: any module, in the mode to measure (train mode for the paper's SPPs).
+        x: a batch of at least 2 examples.
+        out: output directory (created).
+        fix: also apply the fix and compare.
+        label: the model's name on the page (default: its class name).
+        seed: seed of the probes, targets and the perturbation.
+        progress: show progress bars in the terminal.
+
+    Returns:
+        :class:`ReportResult`.
+
+    Raises:
+        ValueError: ``x`` is not a floating tensor with at least 2 examples.
+        ForwardError: the forward pass fails.
+
+    Examples:
+        >>> import signalprop as sp
+        >>> net = sp.models.resnetv2([1, 1], norm="none", stem="cifar", width=0.25)
+        >>> r = build_report(net, torch.randn(4, 3, 16, 16), "/tmp/signalprop_doctest_report")
+        >>> r.path.name, "mean_shift" in [d.kind for d in r.diagnoses]
+        ('report.html', True)
+    """
+    from signalprop.report import html, plots
+
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 1 \
+            or x.shape[0] < 2:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError("x must be a floating-point tensor with at least 2 examples on its "
+                         f"first axis, got {got}")
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    label = label or type(model).__name__
+    before = measure_all(model, x, label, seed=seed, progress=progress)
+    after, fix_summary = None, ""
+    if fix:
+        fixed, fix_summary = apply_fix(model, before)
+        if fixed is not None:
+            fixed.train(model.training)
+            after = measure_all(fixed, x, f"{label} (fixed)", seed=seed, progress=progress)
+    images = plots.write_all(before, after, out)
+    result = ReportResult(out / "report.html", images, before, after, fix_summary)
+    result.seconds = time.perf_counter() - t0
+    page = html.render(result)
+    tmp = out / "report.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out / "report.html")
+    (out / "report.json").write_text(json.dumps({
+        "label": label,
+        "diagnoses": [d.to_dict() for d in before.diagnoses],
+        "fixed_diagnoses": None if after is None else [d.to_dict() for d in after.diagnoses],
+        "fix": fix_summary,
+    }, indent=1))
+    return result
