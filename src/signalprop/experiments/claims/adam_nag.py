@@ -250,5 +250,5 @@ CLAIM = register(Claim(
               "norms and the Hessian's minimum eigenvalue are recorded over training).",
     criterion=CRITERION,
     run=run,
-    quick_minutes=4.0,
+    quick_minutes=2.5,
 ))

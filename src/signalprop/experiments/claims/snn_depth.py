@@ -142,5 +142,5 @@ CLAIM = register(Claim(
               "ReLU MLPs degrade.",
     criterion=CRITERION,
     run=run,
-    quick_minutes=5.0,
+    quick_minutes=4.0,
 ))
