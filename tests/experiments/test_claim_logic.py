@@ -129,3 +129,15 @@ def test_adam_nag_run_and_decision() -> None:
     out = adam_nag.decide(final, final)
     assert out["best_lr"]["adam b1=0.99"] == 3e-3 and out["best_nag"] == "nag mu=0.9"
     assert not out["reproduced"]  # NAG is lower here
+
+
+@pytest.mark.slow
+def test_adam_nag_workers_give_the_same_runs(tmp_path) -> None:
+    from signalprop.experiments import RunContext
+
+    jobs = [{"family": f, "lr": 0.01, "seed": 1, "steps": 20, "batch": 64,
+             "record_every": 10, "hessian_every": 20, "hidden": [8, 4, 8]}
+            for f in ("adam b1=0.99", "nag mu=0.9")]
+    here = adam_nag._run_all(RunContext("full", tmp_path, progress=False), jobs)
+    pool = adam_nag._run_all(RunContext("full", tmp_path, workers=2, progress=False), jobs)
+    assert [r["record"] for r in pool] == [r["record"] for r in here]

@@ -17,6 +17,7 @@ pairs, train-mode BatchNorm on each mini-batch), summarized by their minimum.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,7 @@ def run(ctx: RunContext) -> ClaimResult:
     for i, phase in enumerate(PHASES):
         stats = [mean_se(values[phase][deepest if n == "plain" else n]) for n in names]
         axes[2].bar([j + 0.4 * i for j in range(len(names))], [s[0] for s in stats], 0.4,
-                    yerr=[0 if s[1] != s[1] else s[1] for s in stats], capsize=3,
+                    yerr=[0.0 if math.isnan(s[1]) else s[1] for s in stats], capsize=3,
                     label=phase)
     axes[2].set_xticks([j + 0.2 for j in range(len(names))], names)
     axes[2].set_title(f"depth {deep}, width {mid_w}")
