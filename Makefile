@@ -1,6 +1,7 @@
 # Two entry points, each doing all set-up on a fresh machine:
 #   make demo   -- the main job (Signal Propagation Plots of ResNetV2-600: bn, none, nf)
 #   make test   -- the whole test suite
+#   make reproduce -- every paper claim at --quick size, summary in docs/reproduce-results.md
 # torch is installed first so that nothing else can pull a different build:
 #   make demo TORCH='torch==2.13.0'   (default; any pip requirement or wheel path works)
 PYTHON ?= python3
@@ -11,7 +12,7 @@ OUT    ?= out/demo
 # The stamp names the torch requirement, so a different TORCH re-runs the install.
 STAMP  := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | tr -c 'A-Za-z0-9.=_-' '_')
 
-.PHONY: demo test install lint bench docs clean
+.PHONY: demo test install lint bench docs clean reproduce
 
 install: $(STAMP)
 
@@ -26,6 +27,13 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/signalprop spp --model resnetv2_600 --norm bn,none,nf \
 		--input-shape 3,224,224 --batch-size 8 --seed 0 --predict --out $(OUT)
+
+# Every claim in --quick mode (minutes each), then the summary table the README links.
+reproduce: $(STAMP)
+	$(BIN)/signalprop reproduce --all --quick --out out/reproduce --no-progress; \
+	status=$$?; \
+	$(BIN)/signalprop reproduce --summary out/reproduce && \
+	cp out/reproduce/SUMMARY.md docs/reproduce-results.md && exit $$status
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

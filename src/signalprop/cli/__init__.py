@@ -17,7 +17,7 @@ from signalprop import __version__
 from signalprop.cli._common import CLIError
 
 # Subcommand modules, in the order `signalprop --help` lists them.
-_COMMANDS = ["spp", "confusion", "theory", "report", "train", "sweep", "models"]
+_COMMANDS = ["spp", "confusion", "theory", "report", "train", "sweep", "reproduce", "models"]
 
 
 def build_parser() -> argparse.ArgumentParser:

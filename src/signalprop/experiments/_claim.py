@@ -1,0 +1,241 @@
+"""A reproducible claim: what a paper says, the test fixed in advance, and its result.
+
+A :class:`Claim` holds the statement and the pre-registered criterion (words; the code
+that decides is the claim's ``run``). ``run(ctx)`` measures, draws a figure into
+``ctx.out`` and returns a :class:`ClaimResult` whose ``reproduced`` applies that fixed
+criterion. :class:`RunContext` carries the mode (how big the experiment is) and how to
+parallelize training sweeps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from signalprop.results._serial import encode_float
+
+MODES = ("smoke", "quick", "full")
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's headline claim and the test that decides whether it reproduces.
+
+    Attributes:
+        name: kebab-case name used on the command line ("nf-spp").
+        paper: the source ("Brock, De & Smith (ICLR 2021)").
+        statement: the claim, one sentence.
+        criterion: the pre-registered test in words, fixed in code before any run and
+            never tuned after seeing a result.
+        run: ``run(ctx) -> ClaimResult``.
+        quick_minutes: expected ``quick`` wall time on 2 quiet cores.
+    """
+
+    name: str
+    paper: str
+    statement: str
+    criterion: str
+    run: Callable[[RunContext], ClaimResult]
+    quick_minutes: float
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.lower() or " " in self.name or "_" in self.name:
+            raise ValueError(f"claim name must be kebab-case such as 'nf-spp', got {self.name!r}")
+        for attr in ("paper", "statement", "criterion"):
+            if not str(getattr(self, attr)).strip():
+                raise ValueError(f"claim {self.name!r}: {attr} must not be empty")
+        if not callable(self.run):
+            raise ValueError(f"claim {self.name!r}: run must be callable, got {self.run!r}")
+        if not (self.quick_minutes > 0 and math.isfinite(self.quick_minutes)):
+            raise ValueError(f"claim {self.name!r}: quick_minutes must be > 0, "
+                             f"got {self.quick_minutes!r}")
+
+
+@dataclass
+class RunContext:
+    """How one claim runs: its mode, its output folder, parallelism, logging.
+
+    Attributes:
+        mode: "smoke" (seconds; checks the pipeline), "quick" (minutes; decides) or
+            "full" (closer to the paper).
+        out: this claim's output folder (created by ``run_claim``).
+        workers: local processes for training sweeps.
+        ray_address: run training sweeps as Ray tasks on this cluster instead.
+        progress: show progress bars.
+        log: where one-line messages go.
+    """
+
+    mode: str
+    out: Path
+    workers: int = 1
+    ray_address: str | None = None
+    progress: bool = True
+    log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} is not allowed; valid: {', '.join(MODES)}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {self.workers!r}")
+        self.out = Path(self.out)
+
+    def pick(self, smoke: Any, quick: Any, full: Any) -> Any:
+        """The value for this context's mode.
+
+        Examples:
+            >>> RunContext("quick", Path(".")).pick(smoke=1, quick=3, full=10)
+            3
+        """
+        return {"smoke": smoke, "quick": quick, "full": full}[self.mode]
+
+    def sweep(self, name: str, base: dict[str, Any], grid: dict[str, list[Any]],
+              seeds: list[int]) -> list[dict[str, Any]]:
+        """Run a grid of training runs with :func:`signalprop.sweep.run_sweep`.
+
+        Runs go to ``out/sweeps/<name>`` (resumable: finished runs are skipped), in this
+        process or on ``workers`` processes / Ray as the context says.
+
+        Args:
+            name: the sweep's folder name.
+            base: TrainConfig keys shared by every run.
+            grid: config keys (dotted for ``model_args.x``) -> list of values.
+            seeds: seeds run at every grid point.
+
+        Returns:
+            One dict per run, in grid order: ``{"label", "config" (TrainConfig dict),
+            "result" (status, step, total_steps, metrics, seconds, error), "history"
+            (path of metrics.jsonl)}``. ``result["status"]`` is "completed" or "diverged".
+
+        Raises:
+            RuntimeError: a run failed with an exception (its error is in the message).
+        """
+        from signalprop.sweep import SweepDB, SweepSpec, run_sweep
+
+        out = (self.out / "sweeps" / name).resolve()
+        spec = SweepSpec.from_dict({"name": name, "out": str(out), "base": base,
+                                    "grid": grid, "seeds": list(seeds)})
+        run_sweep(spec, workers=self.workers, ray_address=self.ray_address,
+                  progress=self.progress, log=self.log)
+        with SweepDB(out / "sweep.sqlite", create=False) as db:
+            rows = {row["run_id"]: row for row in db.rows()}
+        results = []
+        for run in spec.runs():
+            row = rows[run.run_id]
+            if row["status"] not in ("completed", "diverged"):
+                raise RuntimeError(f"sweep {name}: run {run.label} ended {row['status']}: "
+                                   f"{row['error'] or 'no error recorded'} (see {out})")
+            metrics = {k: _decode(v) for k, v in json.loads(row["metrics"] or "{}").items()}
+            results.append({
+                "label": run.label,
+                "config": run.config.to_dict(),
+                "result": {"status": row["status"], "step": row["step"],
+                           "total_steps": row["total_steps"], "metrics": metrics,
+                           "seconds": row["seconds"], "error": row["error"]},
+                "history": row["history"],
+            })
+        return results
+
+
+@dataclass
+class ClaimResult:
+    """The outcome of one claim run: the verdict, the effect in words, every number.
+
+    Attributes:
+        claim: the claim's name.
+        mode: the mode it ran in.
+        reproduced: the pre-registered criterion's verdict.
+        effect: the measured effect in words with numbers.
+        criterion: the criterion, copied from the claim.
+        measurements: every number measured (JSON-able; NaN/Inf allowed).
+        figure: file name of the figure inside the claim's output folder.
+        seconds: wall time of the run.
+    """
+
+    claim: str
+    mode: str
+    reproduced: bool
+    effect: str
+    criterion: str
+    measurements: dict[str, Any] = field(default_factory=dict)
+    figure: str = "figure.png"
+    seconds: float = 0.0
+
+    def verdict_line(self) -> str:
+        """``"<claim>: REPRODUCED -- <effect> [criterion: <criterion>]"``.
+
+        Examples:
+            >>> ClaimResult("x", "smoke", False, "d = 0.1", "d > 1").verdict_line()
+            'x: NOT REPRODUCED -- d = 0.1 [criterion: d > 1]'
+        """
+        verdict = "REPRODUCED" if self.reproduced else "NOT REPRODUCED"
+        return f"{self.claim}: {verdict} -- {self.effect} [criterion: {self.criterion}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Strict-JSON dict (non-finite floats become "NaN"/"Infinity" strings)."""
+        return _encode(asdict(self))
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the result as JSON to ``path`` (atomically: a temporary file, renamed)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClaimResult:
+        """Inverse of :meth:`to_dict`; missing or unknown keys raise ``ValueError``."""
+        names = {f for f in cls.__dataclass_fields__}
+        required = {"claim", "mode", "reproduced", "effect", "criterion"}
+        if not isinstance(data, dict) or not required <= set(data):
+            raise ValueError(f"a claim result needs the keys {sorted(required)}")
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown claim result keys {sorted(unknown)}; "
+                             f"valid: {sorted(names)}")
+        return cls(**_decode(data))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> ClaimResult:
+        """Read a result written by :meth:`to_json`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot read a claim result from {path}: {e}") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return encode_float(value)
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # NumPy / torch scalars
+        return _encode(value.item())
+    if hasattr(value, "tolist"):
+        return _encode(value.tolist())
+    raise TypeError(f"cannot store {type(value).__name__} {value!r} in a claim result")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str) and value in _NONFINITE:
+        return _NONFINITE[value]
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value

@@ -1,0 +1,103 @@
+"""The markdown summary table of reproduced claims, built from their result.json files.
+
+Nothing is re-run: ``summary_markdown(find_results(folder))`` reads what ``run_claim``
+wrote (``<folder>/<claim>/result.json``) and lists every registered claim, with "not
+run" where no result was found.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from signalprop.experiments._claim import ClaimResult
+from signalprop.experiments._registry import ORDER, RESULT, list_claims
+
+SUMMARY = "SUMMARY.md"
+_HEADER = ("claim", "paper", "verdict", "measured effect", "criterion", "mode", "minutes")
+
+
+def find_results(folder: str | Path) -> list[ClaimResult]:
+    """Claim results under ``folder`` (``folder/<claim>/result.json`` and deeper, skipping
+    the per-run ``result.json`` files of training sweeps), in the issue's order.
+
+    Raises:
+        ValueError: ``folder`` is not a directory.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"no results folder at {folder}: run 'signalprop reproduce' first")
+    found = []
+    for path in sorted(folder.rglob(RESULT)):
+        if "sweeps" in path.relative_to(folder).parts:
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "reproduced" in data and "claim" in data:
+            found.append(ClaimResult.from_dict(data))
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return sorted(found, key=lambda r: (rank.get(r.claim, len(ORDER)), r.claim, r.mode))
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def summary_markdown(results: list[ClaimResult], title: str = "Reproductions") -> str:
+    """A markdown page: one table row per result, and a "not run" row per registered claim
+    without one.
+
+    Args:
+        results: claim results (e.g. from :func:`find_results`).
+        title: the page's heading.
+
+    Returns:
+        The markdown text.
+
+    Examples:
+        >>> r = ClaimResult("nf-spp", "quick", True, "d = 2", "d > 1", seconds=90)
+        >>> print(summary_markdown([r]).splitlines()[6])
+        | nf-spp | Brock, De & Smith (ICLR 2021) | **REPRODUCED** | d = 2 | d > 1 | quick | 1.5 |
+    """
+    claims = {c.name: c for c in list_claims()}
+    lines = [
+        f"# {title}",
+        "",
+        "`signalprop reproduce` re-checks each paper's headline claim on CPU-sized tasks. "
+        "Each criterion is fixed in code before the run and is never changed after seeing "
+        "a result; verdicts are as measured. Regenerate with `make reproduce`.",
+        "",
+        "| " + " | ".join(_HEADER) + " |",
+        "|" + "---|" * len(_HEADER),
+    ]
+    seen = set()
+    for r in results:
+        seen.add(r.claim)
+        paper = claims[r.claim].paper if r.claim in claims else ""
+        verdict = "**REPRODUCED**" if r.reproduced else "**NOT REPRODUCED**"
+        cells = [r.claim, paper, verdict, r.effect, r.criterion, r.mode,
+                 f"{r.seconds / 60:.1f}"]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    for name, claim in claims.items():
+        if name not in seen:
+            cells = [name, claim.paper, "not run", "", claim.criterion, "", ""]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += ["", "Minutes are wall time on the machine that ran them (not a benchmark). "
+              "Each claim's figure and every measurement are in "
+              "`out/reproduce/<claim>/` after a run. The claims and their criteria:", "",
+              "```python", "from signalprop.experiments import list_claims",
+              "for claim in list_claims():", "    print(claim.name, '--', claim.criterion)",
+              "```", ""]
+    return "\n".join(lines)
+
+
+def write_summary(folder: str | Path, path: str | Path | None = None) -> Path:
+    """Write the summary of the results under ``folder`` to ``path``
+    (default ``folder/SUMMARY.md``) and return the path."""
+    text = summary_markdown(find_results(folder))
+    path = Path(path) if path is not None else Path(folder) / SUMMARY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

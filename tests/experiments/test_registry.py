@@ -1,0 +1,108 @@
+"""Registry errors, run_claim's files and verdict line, ClaimResult JSON, the summary."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from signalprop.experiments import (
+    ORDER,
+    Claim,
+    ClaimResult,
+    RunContext,
+    find_results,
+    get_claim,
+    list_claims,
+    register,
+    run_claim,
+    summary_markdown,
+    write_summary,
+)
+
+
+def test_unknown_claim_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match="unknown claim 'nf-sp'.*did you mean nf-spp.*valid"):
+        get_claim("nf-sp")
+
+
+def test_duplicate_and_bad_claims_are_rejected(fake_claim: Claim) -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register(fake_claim)
+    with pytest.raises(ValueError, match="kebab-case"):
+        Claim("Bad_Name", "p", "s", "c", lambda ctx: None, 1.0)
+    with pytest.raises(ValueError, match="criterion must not be empty"):
+        Claim("ok-name", "p", "s", " ", lambda ctx: None, 1.0)
+    with pytest.raises(ValueError, match="quick_minutes"):
+        Claim("ok-name", "p", "s", "c", lambda ctx: None, 0)
+    with pytest.raises(ValueError, match="mode='huge'"):
+        RunContext("huge", Path("."))
+    with pytest.raises(ValueError, match="mode='huge'"):
+        run_claim(fake_claim.name, "huge", "unused")
+
+
+def test_list_follows_issue_order(fake_claim: Claim) -> None:
+    names = [c.name for c in list_claims()]
+    known = [n for n in names if n in ORDER]
+    assert known == sorted(known, key=ORDER.index)
+    assert names[-1] == "fake-claim"  # unlisted claims come last
+
+
+def test_run_claim_writes_result_figure_and_verdict(fake_claim: Claim, tmp_path: Path) -> None:
+    lines: list[str] = []
+    res = run_claim("fake-claim", "smoke", tmp_path, progress=False, log=lines.append)
+    folder = tmp_path / "fake-claim"
+    assert (folder / "figure.png").stat().st_size > 0
+    data = json.loads((folder / "result.json").read_text())  # strict JSON: NaN as a string
+    assert data["measurements"]["nan"] == "NaN" and data["reproduced"] is False
+    assert lines[-1] == ("fake-claim: NOT REPRODUCED -- size 1 [criterion: size > 1]")
+    back = ClaimResult.from_json(folder / "result.json")
+    assert math.isnan(back.measurements["nan"]) and back.seconds == res.seconds >= 0
+    assert run_claim("fake-claim", "quick", tmp_path, log=lines.append).reproduced
+    assert lines[-1].startswith("fake-claim: REPRODUCED -- size 2")
+
+
+def test_run_claim_checks_what_the_claim_returns(fake_claim: Claim, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from signalprop.experiments import _registry
+
+    def no_figure(ctx: RunContext) -> ClaimResult:
+        return ClaimResult("fake-claim", ctx.mode, True, "e", fake_claim.criterion)
+
+    def moved_criterion(ctx: RunContext) -> ClaimResult:
+        return ClaimResult("fake-claim", ctx.mode, True, "e", "size > 0")
+
+    for fn, match in ((no_figure, "did not write its figure"),
+                      (moved_criterion, "criterion that differs")):
+        monkeypatch.setitem(_registry._REGISTRY, "fake-claim",
+                            Claim("fake-claim", "p", "s", fake_claim.criterion, fn, 1.0))
+        with pytest.raises(RuntimeError, match=match):
+            run_claim("fake-claim", "smoke", tmp_path, log=lambda m: None)
+
+
+def test_summary_table_from_result_files(fake_claim: Claim, tmp_path: Path) -> None:
+    run_claim("fake-claim", "quick", tmp_path, log=lambda m: None)
+    sweep_result = tmp_path / "fake-claim" / "sweeps" / "s" / "runs" / "r" / "result.json"
+    sweep_result.parent.mkdir(parents=True)
+    sweep_result.write_text(json.dumps({"status": "completed"}))  # a training run: ignored
+    found = find_results(tmp_path)
+    assert [(r.claim, r.mode) for r in found] == [("fake-claim", "quick")]
+    path = write_summary(tmp_path)
+    text = path.read_text()
+    assert path == tmp_path / "SUMMARY.md"
+    row = next(line for line in text.splitlines() if line.startswith("| fake-claim"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells == ["fake-claim", "Nobody (2099)", "**REPRODUCED**", "size 2",
+                     "size > 1", "quick", f"{found[0].seconds / 60:.1f}"]
+    assert "| nf-spp |" in text and "not run" in text  # registered but without a result
+    assert "a \\| b" in summary_markdown([ClaimResult("x", "smoke", True, "a | b", "c")])
+    with pytest.raises(ValueError, match="no results folder"):
+        find_results(tmp_path / "missing")
+
+
+def test_result_json_rejects_unknown_keys(tmp_path: Path) -> None:
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps({"claim": "x", "mode": "smoke", "reproduced": True, "effect": "",
+                             "criterion": "", "colour": "red"}))
+    with pytest.raises(ValueError, match="unknown claim result keys"):
+        ClaimResult.from_json(p)
