@@ -1,6 +1,8 @@
 """Helpers shared by the ResNet-training claims: grouping over seeds, diverged runs,
 best learning rate (checked against brute force)."""
 
+import doctest
+import importlib
 import math
 import random
 
@@ -46,3 +48,10 @@ def test_best_lr_matches_brute_force() -> None:
             means = {lr: sum(acc[(norm, b, lr)]) / 3 for lr in (0.01, 0.1, 1.0)}
             lr = max(means, key=means.get)
             assert got[(norm, b)] == (lr, acc[(norm, b, lr)])
+
+
+@pytest.mark.parametrize("name", ["_resnet_runs", "skipinit_depth", "bn_batchsize",
+                                  "nf_vs_bn", "sgd_noise"])
+def test_doctests(name: str) -> None:
+    module = importlib.import_module(f"signalprop.experiments.claims.{name}")
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
