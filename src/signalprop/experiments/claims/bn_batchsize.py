@@ -89,8 +89,10 @@ def _figure(ctx: RunContext, batches: list[int], best: dict, epochs: int) -> Non
     fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(9.5, 3.8))
     accuracy_vs_batch(ax, batches, best, dict(zip(NORMS, LABELS)),
                       f"digits, {epochs} epochs: mean +- s.e. over seeds")
-    for norm, label in zip(NORMS, LABELS):
-        ax_lr.plot(batches, [best[(norm, b)][0] for b in batches], marker="o", label=label)
+    for norm, label, marker, size in zip(NORMS, LABELS, "os^", (9, 6, 4)):
+        # distinct markers: several norms often share a best lr
+        ax_lr.plot(batches, [best[(norm, b)][0] for b in batches], marker=marker,
+                   markersize=size, alpha=0.8, label=label)
     ax_lr.set_xscale("log", base=2)
     ax_lr.set_xlabel("batch size")
     ax_lr.set_yscale("log", base=2)

@@ -144,6 +144,7 @@ def _figure(ctx: RunContext, batches: list[int], best: dict, loss: dict, steps: 
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig.subplots_adjust(wspace=0.35)
     errorbar(axes[0], batches, [best[b][1] for b in batches], "test accuracy")
     axes[0].axhline(CHANCE, color="grey", ls=":", lw=1)
     axes[0].set_ylabel("test accuracy at best lr")
