@@ -133,7 +133,10 @@ def run(ctx: RunContext) -> ClaimResult:
               f"B={top} {fmt(*mean_se(loss[top]), 4)} vs B={b_max} "
               f"{fmt(*mean_se(loss[b_max]), 4)}; best lr "
               + ", ".join(f"B={b}: {best[b][0]:g}" for b in batches)
-              + f"; slope over B<={SMALL_BATCH}: {slope:.2f}")
+              + f"; slope over B<={SMALL_BATCH}: {slope:.2f}; criterion parts: (a) "
+              + ("yes" if winner is not None else "no") + ", (b) "
+              + (("yes" if lower_loss else "no") if winner is not None else "n/a") + ", (c) "
+              + ("yes" if linear else "no"))
     _figure(ctx, batches, best, loss, size["steps"])
     return ClaimResult(NAME, ctx.mode, reproduced, effect, CRITERION, measurements,
                        "figure.png")
