@@ -7,7 +7,12 @@ import pytest
 
 MODULES = ["signalprop.experiments", "signalprop.experiments._stats",
            "signalprop.experiments._claim", "signalprop.experiments._registry",
-           "signalprop.experiments.summary", "signalprop.experiments.claims.nf_spp"]
+           "signalprop.experiments._rows", "signalprop.experiments._models",
+           "signalprop.experiments.summary", "signalprop.experiments.claims.nf_spp",
+           "signalprop.experiments.claims.criticality_depth",
+           "signalprop.experiments.claims.snn_depth",
+           "signalprop.experiments.claims.confusion_width_depth",
+           "signalprop.experiments.claims.adam_nag"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -53,13 +53,15 @@ def test_errors_are_one_line(argv: list[str], message: str,
 def test_all_reports_errors_but_runs_the_rest(fake_claim: Claim, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import signalprop.experiments as experiments
     from signalprop.experiments import _registry
 
     broken = Claim("broken-claim", "p", "s", "c", lambda ctx: 1 / 0, 1.0)
-    monkeypatch.setattr(_registry, "list_claims", lambda: [broken, fake_claim])
+    monkeypatch.setattr(experiments, "list_claims", lambda: [broken, fake_claim])
     monkeypatch.setitem(_registry._REGISTRY, "broken-claim", broken)
     assert main(["reproduce", "--all", "--smoke", "--out", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert "broken-claim: ERROR -- ZeroDivisionError" in captured.out
     assert "fake-claim: NOT REPRODUCED" in captured.out
     assert "1 claim(s) could not run: broken-claim" in captured.err
+    assert "nf-spp" not in captured.out  # only the two claims listed ran
