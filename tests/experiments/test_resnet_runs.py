@@ -20,7 +20,7 @@ from signalprop.experiments.claims._resnet_runs import (
 
 def _run(lr: float, seed: int, st: str = "completed", acc: float = 0.5) -> dict:
     return {"config": {"lr": lr, "seed": seed, "model_args": {"name_or_depths": [2]}},
-            "result": {"status": st, "metrics": {"test_acc": acc, "train_loss": "NaN"}},
+            "result": {"status": st, "metrics": {"test_acc": acc, "train_loss": math.nan}},
             "history": "/x/runs/a/metrics.jsonl"}
 
 
@@ -28,6 +28,7 @@ def test_diverged_runs_score_chance_and_failed_runs_raise() -> None:
     assert accuracy(_run(0.1, 0, "diverged", 0.9)) == CHANCE
     assert accuracy(_run(0.1, 0, acc=0.7)) == 0.7
     assert math.isnan(metric(_run(0.1, 0), "train_loss"))
+    assert math.isnan(metric(_run(0.1, 0), "test_loss"))  # never recorded
     with pytest.raises(RuntimeError, match="failed"):
         status(_run(0.1, 0, "failed"))
 

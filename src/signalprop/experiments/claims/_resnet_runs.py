@@ -12,15 +12,15 @@ failing to train is a result, not a missing value.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from signalprop.experiments import _rows
+from signalprop.experiments._rows import errorbar_lines
 from signalprop.experiments._stats import mean_se
-from signalprop.results._serial import decode_float
 
 CHANCE = 0.1  # ten balanced digit classes
 MOMENTUM = 0.9
@@ -49,10 +49,13 @@ def config_value(run: dict[str, Any], key: str) -> Any:
     """A config value of a sweep run: ``"lr"``, ``"batch_size"`` or ``"model_args.norm"``.
 
     Lists (``name_or_depths``) come back as tuples so they can key a dict.
+
+    Examples:
+        >>> config_value({"config": {"model_args": {"name_or_depths": [2]}}},
+        ...              "model_args.name_or_depths")
+        (2,)
     """
-    value: Any = run["config"]
-    for part in key.split("."):
-        value = value[part]
+    value = _rows.config_value(run["config"], key)
     return tuple(value) if isinstance(value, list) else value
 
 
@@ -67,17 +70,9 @@ def status(run: dict[str, Any]) -> str:
 
 
 def metric(run: dict[str, Any], key: str) -> float:
-    """A final metric (``test_acc``, ``train_loss`` ...) of a sweep run; NaN if absent.
-
-    Accepts both a TrainResult dict (``metrics`` mapping) and a sweep-database row (the
-    metric as a column, ``metrics`` as JSON text).
-    """
-    res = run["result"]
-    metrics = res.get("metrics")
-    if isinstance(metrics, str):
-        metrics = json.loads(metrics)
-    value = (metrics or {}).get(key, res.get(key))
-    return math.nan if value is None else float(decode_float(value))
+    """A final metric (``test_acc``, ``train_loss`` ...) of a sweep run; NaN if absent."""
+    value = run["result"]["metrics"].get(key)
+    return math.nan if value is None else float(value)
 
 
 def accuracy(run: dict[str, Any]) -> float:
@@ -117,15 +112,6 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
 def fmt(mean: float, se: float, digits: int = 3) -> str:
     """``"0.953 +- 0.004"`` (``+- nan`` with one seed)."""
     return f"{mean:.{digits}f} +- {se:.{digits}f}"
-
-
-def errorbar(ax: Any, xs: Sequence[float], groups: Sequence[Sequence[float]], label: str,
-             **kwargs: Any) -> None:
-    """Mean +- standard error over seeds at each x (one-seed points without a bar)."""
-    stats = [mean_se(g) for g in groups]
-    means = [m for m, _ in stats]
-    errs = [s if math.isfinite(s) else 0.0 for _, s in stats]
-    ax.errorbar(list(xs), means, yerr=errs, capsize=3, marker="o", label=label, **kwargs)
 
 
 def best_lr(acc: dict[tuple, list[float]]) -> dict[tuple, tuple[float, list[float]]]:
@@ -170,7 +156,7 @@ def accuracy_vs_batch(ax: Any, batches: Sequence[int], best: dict[tuple, tuple],
                       norms: dict[str, str], title: str) -> None:
     """Test accuracy at the best lr against batch size, one error-bar line per norm."""
     for norm, label in norms.items():
-        errorbar(ax, batches, [best[(norm, b)][1] for b in batches], label)
+        errorbar_lines(ax, batches, {label: [best[(norm, b)][1] for b in batches]})
     ax.axhline(CHANCE, color="grey", ls=":", lw=1, label="chance")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size")

@@ -22,12 +22,12 @@ import numpy as np
 
 from signalprop.experiments._claim import Claim, ClaimResult, RunContext
 from signalprop.experiments._registry import register
+from signalprop.experiments._rows import errorbar_lines
 from signalprop.experiments._stats import diff_se, mean_se
 from signalprop.experiments.claims._resnet_runs import (
     CHANCE,
     by_seed,
     digits_resnet,
-    errorbar,
     fmt,
     run_dir,
     status,
@@ -148,11 +148,11 @@ def _figure(ctx: RunContext, batches: list[int], best: dict, loss: dict, steps: 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     fig.subplots_adjust(wspace=0.35)
-    errorbar(axes[0], batches, [best[b][1] for b in batches], "test accuracy")
+    errorbar_lines(axes[0], batches, {"test accuracy": [best[b][1] for b in batches]})
     axes[0].axhline(CHANCE, color="grey", ls=":", lw=1)
     axes[0].set_ylabel("test accuracy at best lr")
     finite = [[v for v in loss[b] if math.isfinite(v)] or [math.nan] for b in batches]
-    errorbar(axes[1], batches, finite, "training loss", color="C1")
+    errorbar_lines(axes[1], batches, {"training loss": finite}, color="C1")
     axes[1].set_yscale("log")
     axes[1].set_ylabel("final training loss at best lr")
     axes[2].plot(batches, [best[b][0] for b in batches], marker="o", label="best lr")

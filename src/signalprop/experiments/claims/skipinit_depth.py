@@ -16,13 +16,13 @@ from typing import Any
 
 from signalprop.experiments._claim import Claim, ClaimResult, RunContext
 from signalprop.experiments._registry import register
+from signalprop.experiments._rows import errorbar_lines
 from signalprop.experiments._stats import diff_se, mean_se
 from signalprop.experiments.claims._resnet_runs import (
     CHANCE,
     accuracy,
     by_seed,
     digits_resnet,
-    errorbar,
     fmt,
     status,
     summary,
@@ -98,7 +98,7 @@ def _figure(ctx: RunContext, depths: list[int], acc: dict[tuple, list[float]]) -
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     layers = [3 * d + 2 for d in depths]
     for norm, label in zip(NORMS, ("no norm (He init)", "SkipInit", "BatchNorm")):
-        errorbar(ax, layers, [acc[((d,), norm)] for d in depths], label)
+        errorbar_lines(ax, layers, {label: [acc[((d,), norm)] for d in depths]})
     ax.axhline(CHANCE, color="grey", ls=":", lw=1, label="chance")
     ax.set_xscale("log")
     ax.set_xlabel("depth (layers)")
