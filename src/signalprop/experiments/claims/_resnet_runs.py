@@ -1,0 +1,165 @@
+"""Shared pieces of the ResNet-training claims: the digits ResNet, reading sweep runs,
+grouping them over seeds, picking the best learning rate, and error-bar panels.
+
+Every claim here trains pre-activation ResNet-V2s (``signalprop.models.resnetv2``, CIFAR
+stem) on scikit-learn's 8x8 digits as 1x8x8 images (1438 train / 359 test examples, ten
+classes, chance 0.1): the one real image dataset that ships offline with the library's
+dependencies. Runs go through ``RunContext.sweep`` so ``--full`` parallelizes.
+
+A diverged run (non-finite loss) scores chance accuracy and an infinite training loss:
+failing to train is a result, not a missing value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from signalprop.experiments import _rows
+from signalprop.experiments._rows import errorbar_lines
+from signalprop.experiments._stats import mean_se
+
+CHANCE = 0.1  # ten balanced digit classes
+MOMENTUM = 0.9
+
+
+def digits_resnet(depths: Sequence[int], norm: str, width: float = 0.125) -> dict[str, Any]:
+    """TrainConfig entries for a ResNetV2 on 1x8x8 digits (a sweep's ``base`` mapping).
+
+    Examples:
+        >>> digits_resnet([2], "bn")["model_args"]["stem"]
+        'cifar'
+    """
+    return {
+        "model": "resnetv2_50",
+        "model_args": {"name_or_depths": list(depths), "stem": "cifar", "norm": norm,
+                       "width": width, "in_chans": 1, "num_classes": 10},
+        "dataset": "digits",
+        "dataset_args": {"as_image": True},
+        "optimizer": "sgd",
+        "momentum": MOMENTUM,
+        "schedule": "cosine",
+    }
+
+
+def config_value(run: dict[str, Any], key: str) -> Any:
+    """A config value of a sweep run: ``"lr"``, ``"batch_size"`` or ``"model_args.norm"``.
+
+    Lists (``name_or_depths``) come back as tuples so they can key a dict.
+
+    Examples:
+        >>> config_value({"config": {"model_args": {"name_or_depths": [2]}}},
+        ...              "model_args.name_or_depths")
+        (2,)
+    """
+    value = _rows.config_value(run["config"], key)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def status(run: dict[str, Any]) -> str:
+    """``completed`` or ``diverged``; any other status (a crash) is an error here."""
+    s = run["result"].get("status")
+    if s not in ("completed", "diverged"):
+        detail = run["result"].get("error") or run["result"].get("message") or ""
+        raise RuntimeError(f"training run {run.get('history')} ended with status {s!r}: "
+                           f"{detail}".rstrip())
+    return str(s)
+
+
+def metric(run: dict[str, Any], key: str) -> float:
+    """A final metric (``test_acc``, ``train_loss`` ...) of a sweep run; NaN if absent."""
+    value = run["result"]["metrics"].get(key)
+    return math.nan if value is None else float(value)
+
+
+def accuracy(run: dict[str, Any]) -> float:
+    """Final test accuracy; a diverged run scores chance."""
+    if status(run) == "diverged":
+        return CHANCE
+    acc = metric(run, "test_acc")
+    return acc if math.isfinite(acc) else CHANCE
+
+
+def run_dir(run: dict[str, Any]) -> Path:
+    """The run's directory (its metrics.jsonl, checkpoint.pt and result.json)."""
+    return Path(run["history"]).parent
+
+
+def by_seed(runs: Iterable[dict[str, Any]], keys: Sequence[str],
+            value: Callable[[dict[str, Any]], float]) -> dict[tuple, list[float]]:
+    """``{(config values of keys): [value of each seed, in seed order]}``."""
+    groups: dict[tuple, list[tuple[int, float]]] = defaultdict(list)
+    for run in runs:
+        key = tuple(config_value(run, k) for k in keys)
+        groups[key].append((config_value(run, "seed"), value(run)))
+    return {k: [v for _, v in sorted(vals)] for k, vals in groups.items()}
+
+
+def best_by_mean(values: dict[Any, list[float]]) -> Any:
+    """The key whose values have the highest mean (ties: the first key in order)."""
+    return max(values, key=lambda k: mean_se(values[k])[0])
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """``{"values": [...], "mean": m, "se": s}`` (``se`` is NaN for one seed)."""
+    m, s = mean_se(values)
+    return {"values": [float(v) for v in values], "mean": m, "se": s}
+
+
+def fmt(mean: float, se: float, digits: int = 3) -> str:
+    """``"0.953 +- 0.004"`` (``+- nan`` with one seed)."""
+    return f"{mean:.{digits}f} +- {se:.{digits}f}"
+
+
+def best_lr(acc: dict[tuple, list[float]]) -> dict[tuple, tuple[float, list[float]]]:
+    """Per setting, the learning rate with the highest mean test accuracy over seeds.
+
+    Args:
+        acc: ``{(*setting, lr): [per-seed accuracy]}`` (the lr last in each key).
+
+    Returns:
+        ``{setting: (best lr, [per-seed accuracy at it])}``.
+
+    Examples:
+        >>> best_lr({("bn", 0.1): [0.5, 0.6], ("bn", 0.3): [0.7, 0.7]})
+        {('bn',): (0.3, [0.7, 0.7])}
+    """
+    per: dict[tuple, dict[float, list[float]]] = defaultdict(dict)
+    for key, values in acc.items():
+        per[key[:-1]][key[-1]] = values
+    out = {}
+    for setting, by_lr in per.items():
+        lr = best_by_mean(dict(sorted(by_lr.items())))
+        out[setting] = (lr, by_lr[lr])
+    return out
+
+
+def sweep_best_lr(ctx: Any, name: str, base: dict[str, Any], grid: dict[str, list[Any]],
+                  seeds: list[int]) -> tuple[list[dict[str, Any]], dict[tuple, list[float]],
+                                             dict[tuple, tuple[float, list[float]]]]:
+    """Run ``grid`` (its last key must be ``lr``) and pick the best lr per setting.
+
+    Returns:
+        (runs, ``{(*grid values): [per-seed accuracy]}``, :func:`best_lr` of that).
+    """
+    if list(grid)[-1] != "lr":
+        raise ValueError(f"the grid's last key must be 'lr', got {list(grid)}")
+    runs = ctx.sweep(name, base, grid, seeds)
+    acc = by_seed(runs, list(grid), accuracy)
+    return runs, acc, best_lr(acc)
+
+
+def accuracy_vs_batch(ax: Any, batches: Sequence[int], best: dict[tuple, tuple],
+                      norms: dict[str, str], title: str) -> None:
+    """Test accuracy at the best lr against batch size, one error-bar line per norm."""
+    for norm, label in norms.items():
+        errorbar_lines(ax, batches, {label: [best[(norm, b)][1] for b in batches]})
+    ax.axhline(CHANCE, color="grey", ls=":", lw=1, label="chance")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("test accuracy at best lr")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)

@@ -1,0 +1,20 @@
+"""nf-vs-bn: the smoke run writes its files and prints a verdict line (verdict not
+asserted); the gaps are the differences of the per-norm means."""
+
+from pathlib import Path
+
+from signalprop.experiments import run_claim
+from signalprop.experiments.claims.nf_vs_bn import SIZES
+
+
+def test_smoke_end_to_end(tmp_path: Path) -> None:
+    lines: list[str] = []
+    res = run_claim("nf-vs-bn", "smoke", tmp_path, progress=False, log=lines.append)
+    assert (tmp_path / "nf-vs-bn" / "figure.png").stat().st_size > 0
+    assert (tmp_path / "nf-vs-bn" / "result.json").is_file()
+    assert lines[-1].startswith("nf-vs-bn: ") and "REPRODUCED -- " in lines[-1]
+    m = res.measurements
+    for b in SIZES["smoke"]["batches"]:
+        expected = m["best"][f"nf/B{b}"]["mean"] - m["best"][f"bn/B{b}"]["mean"]
+        assert abs(m["nf_minus_bn"][f"B{b}"]["gap"] - expected) < 1e-12
+    assert set(m["nf_much_better_at"]) == {"B4"}
