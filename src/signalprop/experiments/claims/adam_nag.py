@@ -263,5 +263,5 @@ CLAIM = register(Claim(
               "norms and the Hessian's minimum eigenvalue are recorded over training).",
     criterion=CRITERION,
     run=run,
-    quick_minutes=5.0,
+    quick_minutes=2.5,
 ))
