@@ -15,7 +15,8 @@ BN, which the criterion does not use, trains slower: 0.2-0.3 on digits at depth 
 ReLU run that diverges counts as accuracy 0, as the criterion says). The earlier design
 (batch 32, constant rate, 500 steps) left every depth-32 network at a training loss of
 about 1.5, so it compared unfinished training, not depth.
-The SNN runs WITHOUT alpha dropout (rate 0, the paper's other setting besides 0.05):
+The SNN runs WITHOUT alpha dropout (rate 0; PAPERS.md gives 0.05 and 0.1 as the
+paper's rates, so this departs from it):
 with alpha dropout 0.05 after each of 32 SELU layers the network did not train in the
 pilot at any learning rate tried (0.003, 0.01, 0.02: training loss 1.6-1.8 after 1500
 steps), so keeping it would test the regularizer, not self-normalization. Only the
