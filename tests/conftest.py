@@ -24,3 +24,16 @@ def pytest_configure(config: pytest.Config) -> None:
     threads = int(os.environ.get("SIGNALPROP_TEST_THREADS", "0"))
     if torch is not None and threads > 0:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def local_ray():  # noqa: ANN201 -- the ray module
+    """A local Ray instance (2 CPUs, one OpenMP thread per worker) for one test module."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

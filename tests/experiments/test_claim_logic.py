@@ -141,3 +141,41 @@ def test_adam_nag_workers_give_the_same_runs(tmp_path) -> None:
     here = adam_nag._run_all(RunContext("full", tmp_path, progress=False), jobs)
     pool = adam_nag._run_all(RunContext("full", tmp_path, workers=2, progress=False), jobs)
     assert [r["record"] for r in pool] == [r["record"] for r in here]
+
+
+def test_at_grid_edge_matches_sorted_ends() -> None:
+    from signalprop.experiments._rows import at_grid_edge
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        grid = list(rng.choice([1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3], rng.integers(1, 6),
+                               replace=False))
+        ends = sorted(grid)
+        for value in grid:  # an edge: the first or last of the sorted grid, if 3 or more
+            assert at_grid_edge(value, grid) == (len(grid) >= 3 and value in (ends[0], ends[-1]))
+
+
+def test_snn_and_confusion_quick_designs_cover_the_criterion(tmp_path) -> None:
+    """The quick grids give ``decide`` every configuration it reads (checked on the design
+    only: the sweep is replaced by a recorder, nothing trains)."""
+    from signalprop.experiments import RunContext
+
+    calls: list[tuple[str, dict, dict]] = []
+
+    class Stop(Exception):
+        pass
+
+    class Recorder(RunContext):
+        def sweep(self, name, base, grid, seeds):  # noqa: ANN001, ANN201
+            calls.append((name, base, grid))
+            if name == "res-bn":
+                raise Stop
+            return []
+
+    with pytest.raises(Stop):
+        confusion_width_depth.run(Recorder("quick", tmp_path, progress=False))
+    got = {(w, d) for _, _, g in calls[:2] for w in g["model_args.width"]
+           for d in g["model_args.depth"]}
+    # widest/narrowest at the middle depth, shallowest/deepest at the middle width
+    assert {(16, 8), (64, 8), (256, 8), (64, 2), (64, 32)} == got
+    assert all(b["schedule"] == "cosine" and b["batch_size"] == 128 for _, b, _ in calls)

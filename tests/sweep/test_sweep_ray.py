@@ -9,19 +9,6 @@ from signalprop.sweep import SweepDB, SweepSpec, run_sweep
 BASE = {"model": "torch.nn:Linear", "model_args": {"in_features": 4, "out_features": 3}, "dataset": "iris", "steps": 10, "batch_size": 16}
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 def rows(out):
     with SweepDB(out / "sweep.sqlite", create=False) as db:
         return {r["run_id"]: r for r in db.rows()}

@@ -61,3 +61,16 @@ def errorbar_lines(ax: Any, xs: Sequence[Any], series: dict[str, Sequence[Sequen
         ax.errorbar(list(xs), [m for m, _ in stats],
                     yerr=[0.0 if math.isnan(e) else e for _, e in stats], marker="o",
                     capsize=3, label=label, **kwargs)
+
+
+def at_grid_edge(value: float, grid: Sequence[float]) -> bool:
+    """Whether ``value`` is the smallest or largest of a grid of 3 or more values: a best
+    setting there may lie outside the grid, so the grid was too narrow to find it.
+
+    Examples:
+        >>> at_grid_edge(0.1, [0.01, 0.03, 0.1]), at_grid_edge(0.03, [0.01, 0.03, 0.1])
+        (True, False)
+        >>> at_grid_edge(0.1, [0.1])  # a single value is a choice, not a search
+        False
+    """
+    return len(grid) >= 3 and value in (min(grid), max(grid))

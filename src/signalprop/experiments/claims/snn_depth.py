@@ -4,9 +4,25 @@ Klambauer, Unterthiner, Mayr & Hochreiter (NeurIPS 2017) (PAPERS.md section 4): 
 with LeCun-normal init and alpha dropout keeps activations at mean 0 / variance 1 through
 depth, so the best SNNs are deep, while other feed-forward nets degrade with depth.
 
-Experiment: MLPs of depth 4 to 32 on scikit-learn's digits and two UCI tables (wine,
-breast cancer), trained with the same SGD + momentum recipe: SNN (SELU, LeCun, alpha
-dropout 0.05), plain ReLU (He init) and ReLU with BatchNorm. Test accuracy per seed.
+Experiment: MLPs of depth 4 and 32 (quick; 2 to 64 in full) on scikit-learn's digits and
+two UCI tables (wine, breast cancer), trained with the same recipe -- SGD + momentum 0.9,
+batch 128, learning rate 0.01 on a cosine schedule: SNN (SELU, LeCun-normal init), plain
+ReLU (He init) and ReLU with BatchNorm. Test accuracy per seed.
+
+Design (quick): 1500 steps on digits (about 130 epochs) and 1000 on the tables, which
+trained the SNN and plain ReLU at depth 32 to a training loss below 0.05 in pilots (ReLU +
+BN, which the criterion does not use, trains slower: 0.2-0.3 on digits at depth 32; a plain
+ReLU run that diverges counts as accuracy 0, as the criterion says). The earlier design
+(batch 32, constant rate, 500 steps) left every depth-32 network at a training loss of
+about 1.5, so it compared unfinished training, not depth.
+The SNN runs WITHOUT alpha dropout (rate 0; PAPERS.md gives 0.05 and 0.1 as the
+paper's rates, so this departs from it):
+with alpha dropout 0.05 after each of 32 SELU layers the network did not train in the
+pilot at any learning rate tried (0.003, 0.01, 0.02: training loss 1.6-1.8 after 1500
+steps), so keeping it would test the regularizer, not self-normalization. Only the
+shallowest and deepest depths enter the criterion, so quick trains just those two; 4 seeds.
+The SNN keeps the label ``SNN`` in result keys; ``measurements["snn_dropout"]`` records the
+rate.
 """
 
 from __future__ import annotations
@@ -20,8 +36,8 @@ from signalprop.experiments._rows import errorbar_lines, group_metric
 from signalprop.experiments._stats import diff_se, mean_se, separated
 
 FEATURES = {"digits": (64, 10), "wine": (13, 3), "breast_cancer": (30, 2)}
-MODELS = {  # label -> (factory, extra keyword arguments)
-    "SNN (SELU + alpha dropout)": ("snn_mlp", {"dropout": 0.05}),
+MODELS = {  # label -> (factory, extra keyword arguments); the SNN's dropout is set in run
+    "SNN (SELU + alpha dropout)": ("snn_mlp", {}),
     "ReLU": ("relu_mlp", {"batchnorm": False}),
     "ReLU + BN": ("relu_mlp", {"batchnorm": True}),
 }
@@ -67,22 +83,28 @@ def decide(acc: dict[tuple[str, str, int], list[float]], datasets: list[str],
 
 
 def run(ctx: RunContext) -> ClaimResult:
+    import torch
+
     from signalprop.plot._style import pyplot, save
 
+    torch.set_num_threads(1)  # in-process sweep runs inherit it
     datasets = ctx.pick(["digits"], list(FEATURES), list(FEATURES))
-    depths = ctx.pick([2, 4], [4, 8, 16, 32], [2, 4, 8, 16, 32, 64])
-    seeds = ctx.pick([0, 1], [0, 1, 2], [0, 1, 2, 3, 4])
-    steps = ctx.pick(20, 500, 2000)
+    depths = ctx.pick([2, 4], [4, 32], [2, 4, 8, 16, 32, 64])
+    seeds = ctx.pick([0, 1], [0, 1, 2, 3], [0, 1, 2, 3, 4])
+    steps = {ds: ctx.pick(20, 1500 if ds == "digits" else 1000, 4000) for ds in datasets}
     width = ctx.pick(16, 64, 128)
+    dropout = 0.0  # see the module docstring: alpha dropout stops depth-32 SNNs training
     rows: list[dict[str, Any]] = []
     for ds in datasets:
         n_in, n_out = FEATURES[ds]
         for label, (factory, extra) in MODELS.items():
+            extra = {**extra, "dropout": dropout} if label == SNN else extra
             base = {"model": f"{ZOO}:{factory}",
                     "model_args": {"width": width, "in_features": n_in, "num_classes": n_out,
                                    **extra},
                     "dataset": ds, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9,
-                    "batch_size": 32, "steps": steps, "log_every": 50}
+                    "batch_size": 128, "schedule": "cosine", "steps": steps[ds],
+                    "log_every": 50, "eval_every": steps[ds]}
             tag = factory + ("-bn" if extra.get("batchnorm") else "")
             for row in ctx.sweep(f"{ds}-{tag}", base, {"model_args.depth": depths}, seeds):
                 row["model_label"] = label
@@ -95,12 +117,19 @@ def run(ctx: RunContext) -> ClaimResult:
             for (d,), values in group_metric(sub, ["model_args.depth"], failed=0.0).items():
                 acc[(ds, label, d)] = values
     verdict = decide(acc, datasets, depths)
+    train_loss = {}
+    for ds in datasets:
+        for label in MODELS:
+            sub = [r for r in rows if r["config"]["dataset"] == ds and r["model_label"] == label]
+            for (d,), values in group_metric(sub, ["model_args.depth"], "train_loss").items():
+                train_loss[f"{ds}|{label}|{d}"] = values
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
-        errorbar_lines(ax, depths, {label: [acc[(ds, label, d)] for d in depths]
-                                    for label in MODELS})
+        errorbar_lines(ax, depths, {
+            (f"SNN (SELU, alpha dropout {dropout:g})" if label == SNN else label):
+            [acc[(ds, label, d)] for d in depths] for label in MODELS})
         ax.set_xscale("log", base=2)
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel("test accuracy (mean +- s.e.)")
@@ -125,7 +154,8 @@ def run(ctx: RunContext) -> ClaimResult:
         claim=CLAIM.name, mode=ctx.mode, reproduced=bool(verdict["reproduced"]),
         effect=effect, criterion=CLAIM.criterion,
         measurements={"datasets": datasets, "depths": depths, "seeds": seeds,
-                      "steps": steps, "width": width,
+                      "steps": steps, "width": width, "snn_dropout": dropout,
+                      "train_loss": train_loss,
                       "test_acc": {f"{ds}|{m}|{d}": v for (ds, m, d), v in acc.items()},
                       "test_acc_mean_se": means,
                       "statuses": {r["label"] + f" {r['config']['dataset']} "
