@@ -208,5 +208,5 @@ CLAIM = register(Claim(
                "while batches are small."),
     criterion=CRITERION,
     run=run,
-    quick_minutes=6.0,
+    quick_minutes=4.0,
 ))
