@@ -6,6 +6,7 @@ import sklearn.datasets
 import torch
 
 from signalprop.data import DatasetSplits, list_datasets, load_dataset, stratified_split
+from signalprop.data.tables import digits_indices
 
 RAW = {
     "iris": sklearn.datasets.load_iris,
@@ -92,3 +93,39 @@ def test_array_split_batches_standardize_and_check_lengths():
     assert torch.equal(s[2][0], (x[2].float() - s.mean) / s.std)
     with pytest.raises(ValueError, match="same number of examples, got 4 and 3"):
         ArraySplit(x, torch.tensor([0, 1, 2]))
+
+
+def test_digits_validation_split_is_disjoint_stratified_and_deterministic():
+    raw = sklearn.datasets.load_digits()
+    x_raw = raw.data.astype(np.float64)
+    for seed in (0, 3):
+        tr, va, te = digits_indices(seed, 0.2, 0.25)
+        # brute force: the three index sets partition the dataset
+        assert set(tr) | set(va) | set(te) == set(range(len(raw.target)))
+        assert not set(tr) & set(va) and not set(tr) & set(te) and not set(va) & set(te)
+        assert np.array_equal(te, stratified_split(raw.target, 0.2, seed)[1])  # test unchanged
+        before = stratified_split(raw.target, 0.2, seed)[0]
+        for c in range(10):
+            assert (raw.target[va] == c).sum() == round(0.25 * (raw.target[before] == c).sum())
+        again = digits_indices(seed, 0.2, 0.25)
+        assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
+    assert not np.array_equal(digits_indices(0, 0.2, 0.25)[1], digits_indices(1, 0.2, 0.25)[1])
+    train = load_dataset("digits", seed=0, validation_fraction=0.25)
+    val = load_dataset("digits", seed=0, validation_fraction=0.25, holdout="validation")
+    tr, va, te = digits_indices(0, 0.2, 0.25)
+    assert torch.equal(train.train.x, val.train.x) and len(train.train) == len(tr)
+    # the held-out splits hold exactly those examples, standardized with train's statistics
+    mean, std = x_raw[tr].mean(axis=0), x_raw[tr].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    for split, idx in ((val.test, va), (train.test, te)):
+        np.testing.assert_allclose(split.x.numpy(), (x_raw[idx] - mean) / std, rtol=1e-5, atol=1e-5)
+        assert split.y.tolist() == raw.target[idx].tolist()
+
+
+def test_digits_holdout_errors():
+    with pytest.raises(ValueError, match="holdout must be one of test, validation, got 'val'"):
+        load_dataset("digits", validation_fraction=0.2, holdout="val")
+    with pytest.raises(ValueError, match="holdout='validation' needs validation_fraction > 0"):
+        load_dataset("digits", holdout="validation")
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\), got 1.5"):
+        load_dataset("digits", validation_fraction=1.5)

@@ -1,21 +1,33 @@
 """Helpers shared by the ResNet-training claims: grouping over seeds, diverged runs,
-best learning rate (checked against brute force)."""
+best learning rate (checked against brute force), lr chosen on a validation split and
+reported on the test split (checked against refitted models)."""
 
 import doctest
 import importlib
 import math
 import random
+from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
+from signalprop.data import load_dataset
+from signalprop.experiments import RunContext
 from signalprop.experiments.claims._resnet_runs import (
     CHANCE,
     accuracy,
+    at_best_lr,
     best_lr,
     by_seed,
+    digits_resnet,
+    evaluate_final,
+    final_test_accuracy,
     metric,
     status,
+    sweep_best_lr,
 )
+from signalprop.train import TrainConfig, fit
 
 
 def _run(lr: float, seed: int, st: str = "completed", acc: float = 0.5) -> dict:
@@ -56,3 +68,42 @@ def test_best_lr_matches_brute_force() -> None:
 def test_doctests(name: str) -> None:
     module = importlib.import_module(f"signalprop.experiments.claims.{name}")
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def _model_accuracy(model: torch.nn.Module, split) -> float:
+    with torch.no_grad():
+        return (model(split.x).argmax(1) == split.y).sum().item() / len(split)
+
+
+def test_sweep_best_lr_picks_on_validation_and_reports_test(tmp_path: Path) -> None:
+    base = {**digits_resnet([1], "bn", validation=0.2), "batch_size": 64, "steps": 4}
+    ctx = RunContext("smoke", tmp_path, progress=False, log=lambda s: None)
+    runs, val_acc, best = sweep_best_lr(ctx, "v", base, {"lr": [0.02, 0.3]}, [0, 1])
+    val = load_dataset("digits", as_image=True, validation_fraction=0.2, holdout="validation")
+    test = load_dataset("digits", as_image=True, validation_fraction=0.2)
+    assert len(val.test) == 287 and len(test.test) == 359
+    direct_val: dict[float, list[float]] = {}
+    direct_test: dict[float, list[float]] = {}
+    for run in sorted(runs, key=lambda r: r["config"]["seed"]):
+        cfg = TrainConfig.from_dict(run["config"])
+        model = fit(cfg, progress=False).model.eval()  # same seed, same weights
+        direct_val.setdefault(cfg.lr, []).append(_model_accuracy(model, val.test))
+        direct_test.setdefault(cfg.lr, []).append(_model_accuracy(model, test.test))
+        loss, acc = evaluate_final(run, "train")
+        with torch.no_grad():
+            expected = float(F.cross_entropy(model(val.train.x), val.train.y))
+        assert loss == pytest.approx(expected, rel=1e-5)
+        assert acc == pytest.approx(_model_accuracy(model, test.train), abs=1e-6)
+    for lr, values in direct_val.items():  # the runs' own held-out metric is validation
+        assert val_acc[(lr,)] == pytest.approx(values, abs=1e-6)
+    # brute force: the lr with the best mean validation accuracy (first on ties) ...
+    means = {lr: sum(v) / len(v) for lr, v in sorted(direct_val.items())}
+    chosen = next(lr for lr, m in means.items() if m == max(means.values()))
+    # ... reported with the test accuracy of the same trained models
+    assert best == {(): (chosen, pytest.approx(direct_test[chosen], abs=1e-6))}
+    assert at_best_lr(runs, [], {(): (chosen, [])}) == [
+        r for r in runs if r["config"]["lr"] == chosen]
+    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'val'"):
+        evaluate_final(runs[0], "val")
+    diverged = {**runs[0], "result": {**runs[0]["result"], "status": "diverged"}}
+    assert final_test_accuracy(diverged) == CHANCE

@@ -1,6 +1,6 @@
 """sgd-noise: the smoke run writes its files and prints a verdict line (verdict not
 asserted); the training loss read back from a checkpoint matches a direct forward pass;
-the lr-scaling slope matches a closed form."""
+the lr-scaling slope matches a closed form; every lr tried lies on one lattice."""
 
 import math
 from pathlib import Path
@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from signalprop.data import load_dataset
 from signalprop.experiments import RunContext, run_claim
 from signalprop.experiments.claims._resnet_runs import digits_resnet
-from signalprop.experiments.claims.sgd_noise import lr_slope, train_loss
+from signalprop.experiments.claims.sgd_noise import (
+    LATTICE,
+    LR_WINDOWS,
+    lr_slope,
+    lr_window,
+    train_loss,
+)
 from signalprop.train import TrainConfig, fit
 
 
@@ -23,10 +29,27 @@ def test_smoke_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "sgd-noise" / "figure.png").stat().st_size > 0
     assert (tmp_path / "sgd-noise" / "result.json").is_file()
     assert lines[-1].startswith("sgd-noise: ") and "REPRODUCED -- " in lines[-1]
-    best = res.measurements["best"]
+    m = res.measurements
+    best = m["best"]
     assert set(best) == {"B8", "B32", "B128"}
     for cell in best.values():
         assert all(v > 0 for v in cell["train_loss"]["values"])
+    for b, (lo, hi) in LR_WINDOWS["smoke"].items():
+        lrs = lr_window(lo, hi)
+        assert m["setup"]["lr_grids"][f"B{b}"] == lrs
+        # brute force: the lr with the best mean validation accuracy (first on ties)
+        means = {lr: m["val_acc"][f"B{b}/lr{lr:g}"]["mean"] for lr in lrs}
+        top = max(means.values())
+        assert best[f"B{b}"]["lr"] == min(lr for lr, v in means.items() if v == top)
+
+
+@pytest.mark.parametrize("mode", list(LR_WINDOWS))
+def test_lr_windows_lie_on_one_lattice(mode: str) -> None:
+    for lo, hi in LR_WINDOWS[mode].values():
+        lrs = lr_window(lo, hi)
+        assert len(lrs) == hi - lo + 1
+        ks = np.log2(np.array(lrs) / LATTICE)
+        np.testing.assert_allclose(ks, np.arange(lo, hi + 1), atol=1e-12)
 
 
 def test_train_loss_matches_a_direct_forward_pass(tmp_path: Path) -> None:

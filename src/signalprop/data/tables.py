@@ -101,29 +101,72 @@ def load_table(name: str, seed: int = 0, test_fraction: float = 0.2) -> DatasetS
                                "source": f"sklearn.datasets.{TABLES[name]}"})
 
 
-def load_digits(seed: int = 0, test_fraction: float = 0.2, as_image: bool = False
-                ) -> DatasetSplits:
+HOLDOUTS = ("test", "validation")
+
+
+def digits_indices(seed: int = 0, test_fraction: float = 0.2, validation_fraction: float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices into scikit-learn's digits of the (train, validation, test) examples.
+
+    The test examples are :func:`stratified_split`'s (the same whatever
+    ``validation_fraction`` is); the validation examples are a second stratified split of
+    the remaining ones, seeded with ``seed + 1``; train is what is left. All sorted.
+
+    Examples:
+        >>> tr, va, te = digits_indices(validation_fraction=0.2)
+        >>> len(tr), len(va), len(te)
+        (1151, 287, 359)
+    """
+    y = np.asarray(_sklearn_datasets().load_digits().target)
+    train, test = stratified_split(y, test_fraction, seed)
+    if validation_fraction == 0:
+        return train, np.zeros(0, dtype=train.dtype), test
+    check_fraction("validation_fraction", validation_fraction)
+    keep, val = stratified_split(y[train], validation_fraction, seed + 1)
+    return train[keep], train[val], test
+
+
+def load_digits(seed: int = 0, test_fraction: float = 0.2, as_image: bool = False,
+                validation_fraction: float = 0.0, holdout: str = "test") -> DatasetSplits:
     """scikit-learn's 1797 handwritten digits, 8x8 pixels with values 0..16, 10 classes.
 
     Args:
-        seed: seeds the stratified train/test split.
+        seed: seeds the stratified train/test (and train/validation) split.
         test_fraction: share of each class held out for testing.
         as_image: return x as (N, 1, 8, 8) standardized with one mean and std over all
             pixels; otherwise (N, 64) standardized per pixel.
+        validation_fraction: share of each class of the non-test examples held out for
+            validation (0: none); the train split is then the rest (see
+            :func:`digits_indices`) and standardization uses its statistics only.
+        holdout: the held-out split returned as ``test``: ``"test"`` or ``"validation"``
+            (which needs ``validation_fraction > 0``), e.g. to choose hyperparameters
+            without looking at the test examples.
 
     Examples:
         >>> load_digits(as_image=True).input_shape
         (1, 8, 8)
+        >>> load_digits(validation_fraction=0.2, holdout="validation").describe()
+        'digits: 1151 train / 287 test examples of shape (64,), 10 classes'
     """
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
+    if holdout == "validation" and validation_fraction == 0:
+        raise ValueError("holdout='validation' needs validation_fraction > 0, got 0")
     bunch = _sklearn_datasets().load_digits()
     x, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target)
     if as_image:
         x = x.reshape(-1, 1, 8, 8)
     dims = (0, 1, 2, 3) if as_image else (0,)
-    train, test = _split_tensors(x, y, test_fraction, seed, dims=dims)
-    return DatasetSplits("digits", train, test, 10, tuple(x.shape[1:]),
+    tr, va, te = digits_indices(seed, test_fraction, validation_fraction)
+    held = va if holdout == "validation" else te
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.int64)
+    x_tr, x_held = standardize(xt[tr], xt[held], dims)
+    return DatasetSplits("digits", ArraySplit(x_tr, yt[tr]), ArraySplit(x_held, yt[held]), 10,
+                         tuple(x.shape[1:]),
                          meta={"seed": seed, "test_fraction": test_fraction,
-                               "as_image": as_image, "source": "sklearn.datasets.load_digits"})
+                               "as_image": as_image, "validation_fraction": validation_fraction,
+                               "holdout": holdout, "source": "sklearn.datasets.load_digits"})
 
 
 def _table_loader(name: str):  # noqa: ANN202 -- a closure with the loader's signature

@@ -8,6 +8,13 @@ dependencies. Runs go through ``RunContext.sweep`` so ``--full`` parallelizes.
 
 A diverged run (non-finite loss) scores chance accuracy and an infinite training loss:
 failing to train is a result, not a missing value.
+
+Learning rates can be chosen without looking at the test set: with ``validation`` set,
+:func:`digits_resnet` trains on the training examples less a stratified validation split
+(``signalprop.data.tables.digits_indices``) and the runs evaluate on that validation
+split; :func:`sweep_best_lr` picks each setting's lr by mean validation accuracy and then
+reports the test accuracy of exactly those trained models (read back from their final
+checkpoints).
 """
 
 from __future__ import annotations
@@ -26,19 +33,32 @@ CHANCE = 0.1  # ten balanced digit classes
 MOMENTUM = 0.9
 
 
-def digits_resnet(depths: Sequence[int], norm: str, width: float = 0.125) -> dict[str, Any]:
+def digits_resnet(depths: Sequence[int], norm: str, width: float = 0.125,
+                  validation: float | None = None) -> dict[str, Any]:
     """TrainConfig entries for a ResNetV2 on 1x8x8 digits (a sweep's ``base`` mapping).
+
+    Args:
+        depths: bottleneck blocks per stage.
+        norm: the blocks' normalization (``bn``, ``skipinit``, ``nf`` ...).
+        width: channel multiplier.
+        validation: if set, this share of each class of the training examples is held out
+            and the runs evaluate on it instead of on the test split.
 
     Examples:
         >>> digits_resnet([2], "bn")["model_args"]["stem"]
         'cifar'
+        >>> digits_resnet([2], "bn", validation=0.2)["dataset_args"]["holdout"]
+        'validation'
     """
+    data_args: dict[str, Any] = {"as_image": True}
+    if validation is not None:
+        data_args.update(validation_fraction=validation, holdout="validation")
     return {
         "model": "resnetv2_50",
         "model_args": {"name_or_depths": list(depths), "stem": "cifar", "norm": norm,
                        "width": width, "in_chans": 1, "num_classes": 10},
         "dataset": "digits",
-        "dataset_args": {"as_image": True},
+        "dataset_args": data_args,
         "optimizer": "sgd",
         "momentum": MOMENTUM,
         "schedule": "cosine",
@@ -86,6 +106,46 @@ def accuracy(run: dict[str, Any]) -> float:
 def run_dir(run: dict[str, Any]) -> Path:
     """The run's directory (its metrics.jsonl, checkpoint.pt and result.json)."""
     return Path(run["history"]).parent
+
+
+def validated(run: dict[str, Any]) -> bool:
+    """Whether the run evaluated on a validation split (its test split is untouched)."""
+    return run["config"]["dataset_args"].get("holdout") == "validation"
+
+
+def evaluate_final(run: dict[str, Any], split: str) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of the run's final model on ``split``.
+
+    Rebuilds the model from the run's config, loads its final checkpoint and evaluates
+    in eval mode on ``"train"`` (the examples it trained on) or ``"test"`` (the test
+    split, also for a run that evaluated on a validation split while training).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    import torch
+
+    from signalprop.data import load_dataset
+    from signalprop.models import load_model
+    from signalprop.train import TrainConfig, evaluate, load_checkpoint
+    from signalprop.train.distributed import Dist
+
+    cfg = TrainConfig.from_dict(run["config"])
+    args = dict(cfg.dataset_args)
+    if "holdout" in args:
+        args["holdout"] = "test"
+    data = load_dataset(cfg.dataset, **args)
+    model = load_model(cfg.model, **cfg.model_args)
+    model.load_state_dict(load_checkpoint(run_dir(run) / "checkpoint.pt")["model"])
+    with torch.no_grad():
+        return evaluate(model, data.train if split == "train" else data.test, Dist())
+
+
+def final_test_accuracy(run: dict[str, Any]) -> float:
+    """Final accuracy on the test split (read back if the run evaluated on validation)."""
+    if not validated(run) or status(run) == "diverged":
+        return accuracy(run)
+    acc = evaluate_final(run, "test")[1]
+    return acc if math.isfinite(acc) else CHANCE
 
 
 def by_seed(runs: Iterable[dict[str, Any]], keys: Sequence[str],
@@ -137,19 +197,42 @@ def best_lr(acc: dict[tuple, list[float]]) -> dict[tuple, tuple[float, list[floa
     return out
 
 
+def at_best_lr(runs: Iterable[dict[str, Any]], keys: Sequence[str],
+               best: dict[tuple, tuple[float, list[float]]]) -> list[dict[str, Any]]:
+    """The runs whose lr is their setting's best (``best`` keyed by the values of ``keys``).
+
+    Examples:
+        >>> runs = [{"config": {"batch_size": 8, "lr": lr}} for lr in (0.1, 0.2)]
+        >>> at_best_lr(runs, ["batch_size"], {(8,): (0.2, [0.9])})[0]["config"]["lr"]
+        0.2
+    """
+    return [r for r in runs
+            if best[tuple(config_value(r, k) for k in keys)][0] == config_value(r, "lr")]
+
+
 def sweep_best_lr(ctx: Any, name: str, base: dict[str, Any], grid: dict[str, list[Any]],
                   seeds: list[int]) -> tuple[list[dict[str, Any]], dict[tuple, list[float]],
                                              dict[tuple, tuple[float, list[float]]]]:
     """Run ``grid`` (its last key must be ``lr``) and pick the best lr per setting.
 
+    The runs' own held-out accuracy picks the lr: validation accuracy when ``base`` comes
+    from ``digits_resnet(..., validation=...)``, else test accuracy.
+
     Returns:
-        (runs, ``{(*grid values): [per-seed accuracy]}``, :func:`best_lr` of that).
+        (runs, ``{(*grid values): [per-seed held-out accuracy]}``, ``{setting: (best lr,
+        [per-seed test accuracy at it])}``; the test accuracies are read back from the
+        chosen runs' checkpoints when the lr was picked on validation).
     """
     if list(grid)[-1] != "lr":
         raise ValueError(f"the grid's last key must be 'lr', got {list(grid)}")
     runs = ctx.sweep(name, base, grid, seeds)
-    acc = by_seed(runs, list(grid), accuracy)
-    return runs, acc, best_lr(acc)
+    keys = list(grid)
+    acc = by_seed(runs, keys, accuracy)
+    best = best_lr(acc)
+    if base.get("dataset_args", {}).get("holdout") == "validation":
+        test = by_seed(at_best_lr(runs, keys[:-1], best), keys[:-1], final_test_accuracy)
+        best = {setting: (lr, test[setting]) for setting, (lr, _) in best.items()}
+    return runs, acc, best
 
 
 def accuracy_vs_batch(ax: Any, batches: Sequence[int], best: dict[tuple, tuple],
