@@ -118,6 +118,11 @@ def digits_indices(seed: int = 0, test_fraction: float = 0.2, validation_fractio
         (1151, 287, 359)
     """
     y = np.asarray(_sklearn_datasets().load_digits().target)
+    return _three_way_split(y, seed, test_fraction, validation_fraction)
+
+
+def _three_way_split(y: np.ndarray, seed: int, test_fraction: float,
+                     validation_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     train, test = stratified_split(y, test_fraction, seed)
     if validation_fraction == 0:
         return train, np.zeros(0, dtype=train.dtype), test
@@ -157,7 +162,7 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2, as_image: bool = Fals
     if as_image:
         x = x.reshape(-1, 1, 8, 8)
     dims = (0, 1, 2, 3) if as_image else (0,)
-    tr, va, te = digits_indices(seed, test_fraction, validation_fraction)
+    tr, va, te = _three_way_split(y, seed, test_fraction, validation_fraction)
     held = va if holdout == "validation" else te
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.int64)
