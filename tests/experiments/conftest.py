@@ -1,10 +1,14 @@
-"""Fixtures for the reproduction tests: a throw-away claim registered only in a test."""
+"""Fixtures for the reproduction tests: a throw-away claim registered only in a test, and
+the end-to-end check every claim's smoke run must pass."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
-from signalprop.experiments import Claim, ClaimResult, RunContext, _registry
+from signalprop.experiments import Claim, ClaimResult, RunContext, _registry, run_claim
 
 
 def _fake_run(ctx: RunContext) -> ClaimResult:
@@ -29,3 +33,25 @@ def fake_claim(monkeypatch: pytest.MonkeyPatch) -> Claim:
                   _fake_run, 0.1)
     monkeypatch.setitem(_registry._REGISTRY, claim.name, claim)
     return claim
+
+
+def _run_smoke(name: str, tmp_path: Path) -> ClaimResult:
+    """Run ``name`` at smoke size and check the pipeline end to end, not the verdict: a
+    non-empty figure, a result.json that reads back as this run, and one verdict line
+    '<name>: REPRODUCED|NOT REPRODUCED -- <effect> [criterion: <criterion>]'."""
+    lines: list[str] = []
+    res = run_claim(name, "smoke", tmp_path, progress=False, log=lines.append)
+    folder = tmp_path / name
+    assert (folder / "figure.png").stat().st_size > 0
+    back = ClaimResult.from_json(folder / "result.json")
+    assert (back.claim, back.mode, back.reproduced) == (name, "smoke", res.reproduced)
+    verdict = "REPRODUCED" if res.reproduced else "NOT REPRODUCED"
+    assert lines[-1].startswith(f"{name}: {verdict} -- ")
+    assert lines[-1].endswith(f"[criterion: {_registry.get_claim(name).criterion}]")
+    return res
+
+
+@pytest.fixture
+def smoke_run() -> Callable[[str, Path], ClaimResult]:
+    """``smoke_run(name, tmp_path)``: the claim's smoke result, after the end-to-end checks."""
+    return _run_smoke

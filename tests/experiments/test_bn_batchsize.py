@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from signalprop.experiments import run_claim
 from signalprop.experiments.claims.bn_batchsize import NORMS, SIZES, lr_grid
 
 
-def test_smoke_end_to_end(tmp_path: Path) -> None:
-    lines: list[str] = []
-    res = run_claim("bn-batchsize", "smoke", tmp_path, progress=False, log=lines.append)
-    assert (tmp_path / "bn-batchsize" / "figure.png").stat().st_size > 0
-    assert (tmp_path / "bn-batchsize" / "result.json").is_file()
-    assert lines[-1].startswith("bn-batchsize: ") and "REPRODUCED -- " in lines[-1]
+def test_smoke_end_to_end(tmp_path: Path, smoke_run) -> None:
+    res = smoke_run("bn-batchsize", tmp_path)
     m = res.measurements
     size = SIZES["smoke"]
     for norm in NORMS:

@@ -5,20 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from signalprop.experiments import ClaimResult, run_claim
-
 CLAIMS = ["criticality-depth", "snn-depth", "confusion-width-depth", "adam-nag"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CLAIMS)
-def test_smoke_end_to_end(name: str, tmp_path: Path) -> None:
-    lines: list[str] = []
-    res = run_claim(name, "smoke", tmp_path, progress=False, log=lines.append)
-    folder = tmp_path / name
-    assert (folder / "figure.png").stat().st_size > 0
-    back = ClaimResult.from_json(folder / "result.json")
-    assert back.claim == name and back.mode == "smoke" and back.reproduced == res.reproduced
-    verdict = "REPRODUCED" if res.reproduced else "NOT REPRODUCED"
-    assert lines[-1].startswith(f"{name}: {verdict} -- ")
-    assert "[criterion: " in lines[-1]
+def test_smoke_end_to_end(name: str, tmp_path: Path, smoke_run) -> None:
+    smoke_run(name, tmp_path)  # files written, result.json reads back, one verdict line

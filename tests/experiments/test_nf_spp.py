@@ -3,16 +3,11 @@ the shape checks decide as their definitions say."""
 
 from pathlib import Path
 
-from signalprop.experiments import run_claim
 from signalprop.experiments.claims.nf_spp import check_bn, check_nf, check_none
 
 
-def test_smoke_end_to_end(tmp_path: Path) -> None:
-    lines: list[str] = []
-    res = run_claim("nf-spp", "smoke", tmp_path, progress=False, log=lines.append)
-    assert (tmp_path / "nf-spp" / "figure.png").is_file()
-    assert (tmp_path / "nf-spp" / "result.json").is_file()
-    assert lines[-1].startswith("nf-spp: ") and "REPRODUCED -- " in lines[-1]
+def test_smoke_end_to_end(tmp_path: Path, smoke_run) -> None:
+    res = smoke_run("nf-spp", tmp_path)
     per_seed = res.measurements["per_seed"][0]
     assert set(per_seed) == {"seed", "bn", "none", "nf"}
     assert len(per_seed["nf"]["avg_var"]) == 1 + sum((3, 4, 6, 3))

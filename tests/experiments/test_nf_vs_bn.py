@@ -4,16 +4,11 @@ its own grid's best mean validation accuracy."""
 
 from pathlib import Path
 
-from signalprop.experiments import run_claim
 from signalprop.experiments.claims.nf_vs_bn import SIZES
 
 
-def test_smoke_end_to_end(tmp_path: Path) -> None:
-    lines: list[str] = []
-    res = run_claim("nf-vs-bn", "smoke", tmp_path, progress=False, log=lines.append)
-    assert (tmp_path / "nf-vs-bn" / "figure.png").stat().st_size > 0
-    assert (tmp_path / "nf-vs-bn" / "result.json").is_file()
-    assert lines[-1].startswith("nf-vs-bn: ") and "REPRODUCED -- " in lines[-1]
+def test_smoke_end_to_end(tmp_path: Path, smoke_run) -> None:
+    res = smoke_run("nf-vs-bn", tmp_path)
     m = res.measurements
     for b in SIZES["smoke"]["batches"]:
         expected = m["best"][f"nf/B{b}"]["mean"] - m["best"][f"bn/B{b}"]["mean"]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from signalprop.data import load_dataset
-from signalprop.experiments import RunContext, run_claim
+from signalprop.experiments import RunContext
 from signalprop.experiments.claims._resnet_runs import digits_resnet
 from signalprop.experiments.claims.sgd_noise import (
     LATTICE,
@@ -23,12 +23,8 @@ from signalprop.experiments.claims.sgd_noise import (
 from signalprop.train import TrainConfig, fit
 
 
-def test_smoke_end_to_end(tmp_path: Path) -> None:
-    lines: list[str] = []
-    res = run_claim("sgd-noise", "smoke", tmp_path, progress=False, log=lines.append)
-    assert (tmp_path / "sgd-noise" / "figure.png").stat().st_size > 0
-    assert (tmp_path / "sgd-noise" / "result.json").is_file()
-    assert lines[-1].startswith("sgd-noise: ") and "REPRODUCED -- " in lines[-1]
+def test_smoke_end_to_end(tmp_path: Path, smoke_run) -> None:
+    res = smoke_run("sgd-noise", tmp_path)
     m = res.measurements
     best = m["best"]
     assert set(best) == {"B8", "B32", "B128"}
