@@ -1,12 +1,16 @@
 """Cost of spp() relative to a plain no-grad forward of the same model on the same input.
 
-Prints, per model, the median time of each (runs interleaved so drift hits both) and the
-peak memory allocated during each call, measured from the torch profiler's allocation
-timeline (memory held before the call, i.e. parameters and caches, is not counted: the
-ratio is that of the working memory the call adds).
+Prints, per model, the median time of each, the median and interquartile range of the
+per-pair time ratio (pairs run in alternating order, forward-spp then spp-forward, so
+drift and cache warm-up hit both sides alike) and the peak memory allocated during each
+call, measured from the torch profiler's allocation timeline (memory held before the
+call, i.e. parameters and caches, is not counted: the ratio is that of the working
+memory the call adds). With --fallback, a third column times spp() with the C
+accelerator switched off (the torch-reduction path), in the same interleaved run.
 
     python benchmarks/bench_spp.py                       # ResNetV2-600 bn and nf, 64x64, batch 8
-    python benchmarks/bench_spp.py --norms nf --repeats 3
+    python benchmarks/bench_spp.py --threads 1 --clock cpu --repeats 15
+    python benchmarks/bench_spp.py --norms nf --repeats 3 --fallback
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import signalprop as sp
+from signalprop.measure import _moments
 
 
 def peak_bytes(fn) -> int:
@@ -38,10 +43,18 @@ def peak_bytes(fn) -> int:
     return peak
 
 
+def _quartiles(xs: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
+    return q[0], q[2]
+
+
 def compare(
-    model: torch.nn.Module, x: torch.Tensor, repeats: int, clock: str = "wall"
+    model: torch.nn.Module, x: torch.Tensor, repeats: int, clock: str = "wall",
+    fallback: bool = False,
 ) -> dict[str, float]:
-    """Median times, their per-pair ratio, and peak working memory of forward vs spp."""
+    """Median times, per-pair ratios (median and quartiles) and peak working memory of
+    a plain forward versus spp() (and spp() on the torch fallback with ``fallback``)."""
+    accelerator = _moments._c_channel_sums
 
     def forward() -> None:
         with torch.no_grad():
@@ -50,29 +63,38 @@ def compare(
     def measure() -> None:
         sp.spp(model, x)
 
+    def measure_fallback() -> None:
+        _moments._c_channel_sums = None
+        try:
+            sp.spp(model, x)
+        finally:
+            _moments._c_channel_sums = accelerator
+
     forward()  # warm-up (NF: builds the standardized-weight cache)
     measure()
     # "cpu": this process's CPU time, robust on a shared machine when torch uses one
     # thread (time other processes take from us is not counted).
     now = time.process_time if clock == "cpu" else time.perf_counter
-    t_fwd, t_spp = [], []
-    for _ in range(repeats):
-        t0 = now()
-        forward()
-        t1 = now()
-        measure()
-        t2 = now()
-        t_fwd.append(t1 - t0)
-        t_spp.append(t2 - t1)
+    calls = {"forward": forward, "spp": measure}
+    if fallback:
+        calls["fallback"] = measure_fallback
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for i in range(repeats):
+        order = list(calls) if i % 2 == 0 else list(reversed(calls))
+        for name in order:
+            t0 = now()
+            calls[name]()
+            times[name].append(now() - t0)
+    out: dict[str, float] = {}
+    for name in calls:
+        out[f"{name}_s"] = statistics.median(times[name])
+        if name != "forward":
+            ratios = [b / a for a, b in zip(times["forward"], times[name])]
+            out[f"{name}_ratio"] = statistics.median(ratios)
+            out[f"{name}_q1"], out[f"{name}_q3"] = _quartiles(ratios)
     m_fwd, m_spp = peak_bytes(forward), peak_bytes(measure)
-    return {
-        "forward_s": statistics.median(t_fwd),
-        "spp_s": statistics.median(t_spp),
-        "time_ratio": statistics.median(b / a for a, b in zip(t_fwd, t_spp)),
-        "forward_mib": m_fwd / 2**20,
-        "spp_mib": m_spp / 2**20,
-        "mem_ratio": m_spp / m_fwd,
-    }
+    out.update(forward_mib=m_fwd / 2**20, spp_mib=m_spp / 2**20, mem_ratio=m_spp / m_fwd)
+    return out
 
 
 def main() -> None:
@@ -82,26 +104,36 @@ def main() -> None:
     ap.add_argument("--norms", default="bn,nf")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="cpu: process CPU time (use with --threads 1 on a busy machine)")
+    ap.add_argument("--fallback", action="store_true",
+                    help="also time spp() without the C accelerator (torch reductions)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    accel = "C accelerator" if _moments._c_channel_sums is not None else "torch fallback"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.model} input ({args.batch}, 3, {args.size}, {args.size}), train mode, "
-          f"{args.clock} clock, median of {args.repeats}")
-    print(f"{'model':<22}{'forward s':>11}{'spp s':>9}{'time ratio':>12}"
-          f"{'fwd peak MiB':>14}{'spp peak MiB':>14}{'mem ratio':>11}")
+          f"{args.clock} clock, {args.repeats} interleaved pairs, spp() with the {accel}")
+    header = (f"{'model':<22}{'forward s':>11}{'spp s':>9}{'time ratio':>12}{'IQR':>15}"
+              f"{'fwd peak MiB':>14}{'spp peak MiB':>14}{'mem ratio':>11}")
+    if args.fallback:
+        header += f"{'fallback ratio':>16}"
+    print(header)
     for norm in args.norms.split(","):
         torch.manual_seed(0)
         model = sp.models.create_model(args.model, norm=norm)  # train mode, as in the paper
         x = torch.randn(args.batch, 3, args.size, args.size)
-        r = compare(model, x, args.repeats, args.clock)
-        print(f"{args.model + ' ' + norm:<22}{r['forward_s']:>11.3f}{r['spp_s']:>9.3f}"
-              f"{r['time_ratio']:>12.3f}{r['forward_mib']:>14.1f}{r['spp_mib']:>14.1f}"
-              f"{r['mem_ratio']:>11.3f}")
+        r = compare(model, x, args.repeats, args.clock, args.fallback)
+        iqr = f"{r['spp_q1']:.3f}-{r['spp_q3']:.3f}"
+        line = (f"{args.model + ' ' + norm:<22}{r['forward_s']:>11.3f}{r['spp_s']:>9.3f}"
+                f"{r['spp_ratio']:>12.3f}{iqr:>15}{r['forward_mib']:>14.1f}"
+                f"{r['spp_mib']:>14.1f}{r['mem_ratio']:>11.3f}")
+        if args.fallback:
+            line += f"{r['fallback_ratio']:>16.3f}"
+        print(line, flush=True)
         del model
 
 

@@ -1,13 +1,17 @@
 """Per-channel first and second moments of a tensor, streamed without keeping it.
 
-Fast path (float32/float64 contiguous tensors on the CPU): partial sums of x and x^2 over
-each (outer, channel) row are formed in the tensor's precision, with reductions that
-allocate nothing tensor-sized, and accumulated in float64. Its relative error on a channel
-variance is about 1e-7 * (1 + mean^2 / var). Whenever that bound could exceed 1e-5
-(mean^2 / var > 100), a value is non-finite, or the tensor is half precision,
-non-contiguous or on an accelerator, the exact path runs instead: bounded chunks upcast to
-float64, shifted by a per-channel reference so that large means cost no precision, and
-combined exactly. Either way no more than a small chunk is ever copied.
+Fast path (float32/float64 contiguous tensors on the CPU): one read of the tensor gives
+the per-channel sums S_c and the total sum of squares; the channel-averaged squared mean
+is mean_c (S_c / n)^2 and the channel-averaged variance sum(x^2) / (n C) minus it. The
+read is done by the optional C accelerator :mod:`signalprop.measure._cmoments` (built at
+install; OpenMP threads shared with torch) or, where it is missing, by torch reductions
+(row sums and row norms). Partial sums are float runs folded into float64, so the
+relative error of the average variance is about 1e-7 * (1 + avg_sq_mean / avg_var).
+Whenever that bound could exceed 1e-5 (ratio above 100), a value is non-finite, or the
+tensor is half precision, non-contiguous or on an accelerator, the exact path runs
+instead: bounded chunks upcast to float64, shifted by a per-channel reference so that
+large means cost no precision, and combined exactly. Either way no more than a small
+chunk is ever copied.
 """
 
 from __future__ import annotations
@@ -19,8 +23,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+try:  # built from _cmoments.c at install; optional (no compiler: torch reductions)
+    from signalprop.measure._cmoments import channel_sums as _c_channel_sums
+except ImportError:  # pragma: no cover - depends on the build
+    _c_channel_sums = None
+
 # Largest mean^2/var for which the fast path's float32 partial sums stay within ~1e-5.
 _FAST_RATIO_LIMIT = 100.0
+# dtypes of the fast path -> "is double" flag for the C accelerator.
+_FAST_DTYPES = {torch.float32: False, torch.float64: True}
 # Elements per float64 chunk on the exact path (8 MiB).
 _CHUNK = 1 << 20
 
@@ -33,13 +44,14 @@ class ChannelMoments:
         avg_sq_mean: mean over channels of (channel mean)^2.
         avg_var: mean over channels of the biased channel variance.
         nonfinite: number of NaN/Inf elements.
-        max_ratio: largest channel mean^2 / var (how hard the variance was to compute).
+        ratio: avg_sq_mean / avg_var, which bounds how much precision the variance
+            loses to cancellation (the fast path hands over to the exact one above 100).
     """
 
     avg_sq_mean: float
     avg_var: float
     nonfinite: int
-    max_ratio: float
+    ratio: float
 
 
 def _layout(t: Tensor, channel_dim: int) -> tuple[int, int, int]:
@@ -62,78 +74,61 @@ def _finish(count: int, s: np.ndarray, ss: np.ndarray) -> tuple[np.ndarray, np.n
     return mean, var
 
 
-@dataclass(frozen=True)
-class PartialMoments:
-    """Per-channel partial sums of one tensor: cheap to take in a hook, finished later.
-
-    Two torch reductions read the tensor once each and leave small tensors: for long rows
-    ``sums`` / ``norms`` are the (outer, C) row sums and row L2 norms; for short rows the
-    (C * inner,) column sums and column sums of squares. :meth:`finish` combines them in
-    float64 NumPy.
-    """
-
-    count: int  # elements per channel
-    channels: int
-    inner: int
-    rows: bool
-    sums: Tensor
-    squares: Tensor  # row norms (rows=True) or column sums of squares
-
-    def finish(self) -> ChannelMoments | None:
-        """The channel statistics, or None when the fast path's precision bound fails
-        (mean^2 / var above 100 in some channel, or non-finite sums): then the tensor
-        must be measured with the exact path."""
-        c, inner = self.channels, self.inner
-        with np.errstate(all="ignore"):  # non-finite sums are detected, not warned about
-            if self.rows:
-                s = self.sums.numpy().sum(axis=0, dtype=np.float64)
-                ss = np.square(self.squares.numpy(), dtype=np.float64).sum(axis=0)
-            else:
-                # (c, inner) @ ones: numpy's sum over a short last axis is ~10x slower.
-                ones = np.ones(inner)
-                s = self.sums.numpy().reshape(c, inner) @ ones
-                ss = self.squares.numpy().reshape(c, inner) @ ones
-            if not math.isfinite(float(ss.sum())):
-                return None
-            mean, var = _finish(self.count, s, ss)
-            sq = mean * mean
-            ratio = float((sq / np.maximum(var, 1e-300)).max())
-        if ratio > _FAST_RATIO_LIMIT:
-            return None
-        return ChannelMoments(float(sq.sum()) / c, float(var.sum()) / c, 0, ratio)
-
-
-def partial_moments(t: Tensor, channel_dim: int = 1) -> PartialMoments | None:
-    """Take the fast path's partial sums of ``t``, or None where it does not apply
-    (accelerators, half precision, non-contiguous or empty tensors)."""
-    if not (
-        t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
-        and t.is_contiguous()
-    ):
+def _from_sums(count: int, c: int, sum_sq_channel_sums: float, sum_squares: float
+               ) -> ChannelMoments | None:
+    """Statistics from sum_c S_c^2 and sum x^2 (``count`` elements per channel), or None
+    when they are non-finite or the cancellation bound fails (the exact path must run)."""
+    if not (math.isfinite(sum_squares) and math.isfinite(sum_sq_channel_sums)):
         return None
-    t = t.detach()
+    avg_sq = sum_sq_channel_sums / (count * count * c)
+    avg_var = max(sum_squares / (count * c) - avg_sq, 0.0)
+    ratio = avg_sq / avg_var if avg_var > 0 else (math.inf if avg_sq > 0 else 0.0)
+    if ratio > _FAST_RATIO_LIMIT:
+        return None
+    return ChannelMoments(avg_sq, avg_var, 0, ratio)
+
+
+def _torch_sums(t: Tensor, outer: int, c: int, inner: int) -> tuple[float, float]:
+    """(sum_c S_c^2, sum x^2) from torch reductions that allocate nothing tensor-sized;
+    the fallback when the C accelerator is not built."""
+    if inner >= 32:
+        # Long contiguous rows: row sums and row norms, combined in float64.
+        rows = t.view(outer, c, inner)
+        s = rows.sum(dim=2).numpy().sum(axis=0, dtype=np.float64)
+        norms = torch.linalg.vector_norm(rows, dim=2).numpy()
+        ss = float(np.square(norms, dtype=np.float64).sum())
+    else:
+        # Short rows (small maps, channels-last): column sums over chunks of outer rows;
+        # the squares' temporary is bounded by the chunk (<= 1 MiB).
+        cols = t.view(outer, c * inner)
+        step = max(1, (1 << 18) // (c * inner))
+        col_s = np.zeros(c * inner)
+        ss = 0.0
+        for start in range(0, outer, step):
+            part = cols[start : start + step]
+            col_s += part.sum(dim=0).numpy()
+            ss += float((part * part).sum(dim=0).numpy().sum(dtype=np.float64))
+        # (c, inner) @ ones: numpy's sum over a short last axis is ~10x slower.
+        s = col_s.reshape(c, inner) @ np.ones(inner)
+    return float(s @ s), ss
+
+
+def _fast(t: Tensor, channel_dim: int) -> ChannelMoments | None:
+    """The fast path's statistics, or None where it does not apply (accelerators, half
+    precision, non-contiguous or empty tensors) or its precision bound fails."""
+    is_double = _FAST_DTYPES.get(t.dtype)
+    if is_double is None or not t.is_cpu or not t.is_contiguous():
+        return None
     outer, c, inner = _layout(t, channel_dim)
     if outer * inner == 0 or c == 0:
         return None
-    if inner >= 32:
-        # Long contiguous rows: reduce each (outer, channel) row; nothing is allocated.
-        rows = t.view(outer, c, inner)
-        return PartialMoments(outer * inner, c, inner, True, rows.sum(dim=2),
-                              torch.linalg.vector_norm(rows, dim=2))
-    # Short rows (small maps, channels-last): column sums over chunks of outer rows; the
-    # squares' temporary is bounded by the chunk (<= 1 MiB).
-    cols = t.view(outer, c * inner)
-    step = max(1, (1 << 18) // (c * inner))
-    if step >= outer:
-        s, ss = cols.sum(dim=0), (cols * cols).sum(dim=0)
+    if _c_channel_sums is not None:
+        sq, ss = _c_channel_sums(t.data_ptr(), is_double, outer, c, inner,
+                                 torch.get_num_threads())
     else:
-        s = torch.zeros(c * inner, dtype=torch.float64)
-        ss = torch.zeros(c * inner, dtype=torch.float64)
-        for start in range(0, outer, step):
-            part = cols[start : start + step]
-            s += part.sum(dim=0)
-            ss += (part * part).sum(dim=0)
-    return PartialMoments(outer * inner, c, inner, False, s, ss)
+        with np.errstate(all="ignore"):  # non-finite sums are detected, not warned about
+            sq, ss = _torch_sums(t.detach(), outer, c, inner)
+    return _from_sums(outer * inner, c, sq, ss)
 
 
 def _exact(
@@ -187,11 +182,9 @@ def channel_moments(
     if subtract is not None and subtract.shape != t.shape:
         raise ValueError(f"subtract has shape {tuple(subtract.shape)}, expected {tuple(t.shape)}")
     if subtract is None:
-        partial = partial_moments(t, channel_dim)
-        if partial is not None:
-            fast = partial.finish()
-            if fast is not None:
-                return fast
+        fast = _fast(t, channel_dim)
+        if fast is not None:
+            return fast
     t = t.detach()
     outer, c, inner = _layout(t, channel_dim)
     if outer * inner == 0 or c == 0:
@@ -199,6 +192,9 @@ def channel_moments(
     sub = subtract.detach() if subtract is not None else None
     with np.errstate(all="ignore"):
         mean, var, nonfinite = _exact(t, outer, c, inner, sub)
-        sq = mean * mean
-        ratio = float((sq / np.maximum(var, 1e-300)).max()) if nonfinite == 0 else math.nan
-    return ChannelMoments(float(sq.sum()) / c, float(var.sum()) / c, nonfinite, ratio)
+        avg_sq, avg_var = float((mean * mean).sum()) / c, float(var.sum()) / c
+    if nonfinite:
+        ratio = math.nan
+    else:
+        ratio = avg_sq / avg_var if avg_var > 0 else (math.inf if avg_sq > 0 else 0.0)
+    return ChannelMoments(avg_sq, avg_var, nonfinite, ratio)
