@@ -3,6 +3,7 @@
 from signalprop.measure._confusion import confusion_from_gram, gradient_confusion
 from signalprop.measure._discovery import Block, BlockPlan, discover_blocks, resolve_blocks
 from signalprop.measure._forward import ForwardError
+from signalprop.measure._fused_add import fused_add_available, residual_add_moments
 from signalprop.measure._gradient_spp import gradient_spp
 from signalprop.measure._gram import gradient_gram
 from signalprop.measure._hessian import hessian_extremes
@@ -21,6 +22,8 @@ __all__ = [
     "batch_independence",
     "channel_moments",
     "discover_blocks",
+    "fused_add_available",
+    "residual_add_moments",
     "resolve_blocks",
     "spp",
     "NonFiniteError",

@@ -27,6 +27,8 @@
 #include <omp.h>
 #endif
 
+#include "_csupport.h"
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SP_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -37,16 +39,6 @@
 #define BLOCK 4096         /* scratch columns for short rows (48 KiB with the doubles) */
 #define ROWS_PER_FLUSH 16  /* rows summed in the input precision before folding */
 #define SERIAL_BELOW 32768 /* elements; smaller tensors are not worth waking threads */
-
-typedef float v8f __attribute__((vector_size(32)));
-typedef double v4d __attribute__((vector_size(32)));
-
-/* Sum of a 32-byte vector's lanes, in double. */
-static inline double hsum_v8f(v8f v) {
-    float t = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-    return (double)t;
-}
-static inline double hsum_v4d(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
 /* The kernels, once per element type T with vector type V of W lanes. Float runs are
  * folded into doubles after at most RUN vector steps per lane. */
@@ -170,21 +162,6 @@ static inline double hsum_v4d(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 
 DEFINE_KERNELS(f32, float, v8f, 8, hsum_v8f)
 DEFINE_KERNELS(f64, double, v4d, 4, hsum_v4d)
-
-/* Per-thread scratch that only grows and is never freed: no heap traffic per call, so the
- * allocator's state (and with it torch's allocation costs) is left alone. */
-static _Thread_local double *scratch_buf = NULL;
-static _Thread_local size_t scratch_len = 0;
-
-static double *scratch(size_t n) {
-    if (n > scratch_len) {
-        double *p = realloc(scratch_buf, n * sizeof(double));
-        if (p == NULL) return NULL;
-        scratch_buf = p;
-        scratch_len = n;
-    }
-    return scratch_buf;
-}
 
 /* Channels [c0, c1): adds sum_c S_c^2 to *sq and sum x^2 to *ss. Returns 0, or -1 when
  * scratch memory could not be allocated. */

@@ -19,8 +19,24 @@ from signalprop.measure._forward import (
     hooks_removed_after,
     locate_failure,
 )
-from signalprop.measure._moments import channel_moments
+from signalprop.measure._fused_add import residual_add_moments
+from signalprop.measure._moments import ChannelMoments, channel_moments
+from signalprop.nn.residual import ResidualBlock
 from signalprop.results import BlockStats, SPPResult
+
+
+class _ProbeHandle:
+    """Removes a residual-add probe from its block, like a hook handle."""
+
+    def __init__(self, block: nn.Module) -> None:
+        self.block = block
+
+    def remove(self) -> None:
+        self.block.__dict__.pop("_residual_probe", None)
+
+
+def _fusable(block: nn.Module, has_tap: bool) -> bool:
+    return has_tap and isinstance(block, ResidualBlock) and block.adds_tapped_branch()
 
 
 def _check_channel_dim(x: ModelInput, channel_dim: int) -> None:
@@ -54,8 +70,10 @@ def spp(
 
     The forward runs under ``torch.no_grad()`` in the model's current mode (train mode:
     BatchNorm uses batch statistics, as in the paper); statistics stream from forward
-    hooks (float64 accumulation, nothing kept); hooks are removed and buffers such as
-    BatchNorm running statistics restored even if the forward raises.
+    hooks (float64 accumulation, nothing kept), or, for signalprop's residual blocks,
+    from the block's own residual add, which then computes exactly what ``torch.add``
+    would while it takes them (see ``docs/measure.md``); hooks are removed and buffers
+    such as BatchNorm running statistics restored even if the forward raises.
 
     Args:
         model: any module.
@@ -85,6 +103,8 @@ def spp(
     plan = resolve_blocks(model, blocks)
     records: list[BlockStats] = []
     branch_var: dict[str, float] = {}
+    # block name -> (output, its statistics) taken inside the block's residual add
+    fused_out: dict[str, tuple[torch.Tensor, ChannelMoments]] = {}
     calls: collections.Counter[str] = collections.Counter()
     transitions: list[int] = []
     bar = tqdm(total=len(plan.blocks), desc=label or type(model).__name__, unit="block",
@@ -100,7 +120,9 @@ def spp(
             calls[name] += 1
             if y is None:
                 return
-            m = channel_moments(y, channel_dim)
+            pending = fused_out.pop(name, None)
+            m = pending[1] if pending is not None and pending[0] is y else channel_moments(
+                y, channel_dim)
             res: float | None = None
             if has_tap:
                 res = branch_var.pop(name, None)
@@ -123,11 +145,25 @@ def spp(
 
         return hook
 
+    def residual_probe(name: str) -> Any:
+        # Statistics of the branch and of the block output, taken by the block's own
+        # residual add (which reads and writes them anyway) instead of two more reads.
+        def probe(shortcut: torch.Tensor, branch: torch.Tensor, alpha: float) -> torch.Tensor:
+            y, mb, my = residual_add_moments(shortcut, branch, alpha, channel_dim)
+            branch_var[name] = mb.avg_var
+            fused_out[name] = (y, my)
+            return y
+
+        return probe
+
     with hooks_removed_after() as handles:
         for b in plan.blocks:
             hook = block_hook(b.name, b.module, b.tap is not None, b.residual_by_difference)
             handles.append(b.module.register_forward_hook(hook))
-            if b.tap is not None:
+            if _fusable(b.module, b.tap is not None):
+                object.__setattr__(b.module, "_residual_probe", residual_probe(b.name))
+                handles.append(_ProbeHandle(b.module))
+            elif b.tap is not None:
                 handles.append(b.tap.register_forward_hook(tap_hook(b.name)))
         try:
             with torch.no_grad(), buffers_restored(model):

@@ -142,7 +142,10 @@ class PreActBottleneck(ResidualBlock):
         out = self.branch_tap(out)
         if self.skip_gain is not None:
             out = self.skip_gain(out)
-        return shortcut + out
+        return self.residual_add(shortcut, out)
+
+    def adds_tapped_branch(self) -> bool:
+        return self.skip_gain is None
 
 
 class NFBottleneck(ResidualBlock):
@@ -198,7 +201,10 @@ class NFBottleneck(ResidualBlock):
         out = self.branch_tap(out)
         if self.skip_gain is not None:
             out = self.skip_gain(out)
-        return torch.add(shortcut, out, alpha=self.alpha)
+        return self.residual_add(shortcut, out, self.alpha)
+
+    def adds_tapped_branch(self) -> bool:
+        return self.skip_gain is None
 
     def extra_repr(self) -> str:
         return f"beta={self.beta:.4f}, alpha={self.alpha:g}, expected_var={self.expected_var:.4f}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -49,6 +50,9 @@ class BranchTap(nn.Identity):
     """
 
 
+ResidualProbe = Callable[[Tensor, Tensor, float], Tensor]
+
+
 class ResidualBlock(nn.Module):
     """Base class of residual blocks that expose their branch output to measurement.
 
@@ -56,10 +60,33 @@ class ResidualBlock(nn.Module):
     :class:`BranchTap` sits at the end of the branch, before any skip gain or alpha, where
     Brock et al. take the residual-branch variance. ``is_transition`` marks blocks that
     change resolution or width (the expected variance resets there).
+
+    Subclasses that end with ``return self.residual_add(shortcut, branch, alpha)`` on the
+    tapped branch (and report so through :meth:`adds_tapped_branch`) let a measurement
+    take the statistics of the branch and of the block output inside that add, which
+    reads and writes them anyway (see :func:`signalprop.spp`).
     """
 
     branch_tap: BranchTap
     is_transition: bool = False
+    # Set on an instance, only while a measurement runs, by signalprop.measure.
+    _residual_probe: ResidualProbe | None = None
+
+    def residual_add(self, shortcut: Tensor, branch: Tensor, alpha: float = 1.0) -> Tensor:
+        """``shortcut + alpha * branch``, exactly as ``torch.add(shortcut, branch,
+        alpha=alpha)`` computes it, even while a measurement is attached."""
+        probe = self._residual_probe
+        if probe is not None:
+            return probe(shortcut, branch, alpha)
+        if alpha == 1.0:
+            return shortcut + branch
+        return torch.add(shortcut, branch, alpha=alpha)
+
+    def adds_tapped_branch(self) -> bool:
+        """Whether the ``branch`` given to :meth:`residual_add` is the tapped branch
+        itself (no skip gain or other change in between). False unless a subclass says
+        otherwise."""
+        return False
 
 
 class ScalarBias(nn.Module):

@@ -1,0 +1,25 @@
+"""Optional C accelerators of signalprop.measure (metadata lives in pyproject.toml).
+
+Both are built with OpenMP and link libgomp.so.1, which resolves to the copy torch has
+already loaded, so they run on torch's own threads. ``optional=True``: without a C
+compiler or OpenMP the install still succeeds and signalprop uses torch instead.
+"""
+
+from setuptools import Extension, setup
+
+_FLAGS = {
+    "extra_compile_args": ["-O3", "-fopenmp"],
+    "extra_link_args": ["-fopenmp"],
+    "depends": ["src/signalprop/measure/_csupport.h"],
+}
+
+setup(
+    ext_modules=[
+        # One-pass channel sums for spp()'s forward hooks.
+        Extension("signalprop.measure._cmoments", ["src/signalprop/measure/_cmoments.c"],
+                  optional=True, **_FLAGS),
+        # The residual add that takes statistics as it adds (signalprop's own blocks).
+        Extension("signalprop.measure._cfused", ["src/signalprop/measure/_cfused.c"],
+                  libraries=["m"], optional=True, **_FLAGS),
+    ]
+)

@@ -1,0 +1,159 @@
+"""The measuring residual add: y bit for bit torch.add, statistics against float64, the
+fallbacks, and spp() through it equal to spp() through forward hooks."""
+
+import math
+
+import pytest
+import torch
+
+import signalprop as sp
+from signalprop.measure import _fused_add, _spp, residual_add_moments
+from signalprop.nn import ResidualBlock
+
+
+def _stats64(t):
+    x = t.double().reshape(t.shape[0], t.shape[1], -1)
+    mean = x.mean(dim=(0, 2))
+    var = x.var(dim=(0, 2), unbiased=False)
+    return (mean**2).mean().item(), var.mean().item()
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_the_fused_kernel_is_built_and_matches_torch_add():
+    # `pip install -e .` compiles _cfused.c; this suite must exercise the C path.
+    assert _fused_add._c_residual_add_sums is not None
+    assert _fused_add.fused_add_available()
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(8, 64, 16, 16), (3, 5, 70), (2, 3, 1001),  # long rows (with tails)
+     (8, 256, 4, 4), (40, 6, 5), (300, 24, 1), (1, 7, 3), (2, 3)],  # short rows
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("alpha", [1.0, 0.2, -1.3])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_y_is_torch_add_and_statistics_match_float64(shape, dtype, alpha, n_threads, threads):
+    threads(n_threads)
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 2 + 0.5).to(dtype)
+    b = (torch.randn(shape, generator=gen, dtype=torch.float64) * 0.7 - 0.3).to(dtype)
+    y, mb, my = residual_add_moments(x, b, alpha)
+    ref = torch.add(x, b, alpha=alpha)
+    assert torch.equal(y, ref) and y.is_contiguous()
+    for m, t in ((mb, b), (my, ref)):
+        sq, var = _stats64(t)
+        # float32: products and short sums round at ~6e-8; the variance, a difference,
+        # loses (1 + sq / var) of that (the documented bound, with a factor 4 of slack)
+        rel = 2.4e-7 * (1 + sq / var) if dtype is torch.float32 else 1e-12
+        assert m.avg_sq_mean == pytest.approx(sq, rel=rel)
+        assert m.avg_var == pytest.approx(var, rel=rel)
+        assert m.nonfinite == 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x, b: (x.transpose(2, 3), b.transpose(2, 3)),  # non-contiguous
+        lambda x, b: (x.bfloat16(), b.bfloat16()),  # half precision
+        lambda x, b: (x.double(), b),  # dtypes differ
+        lambda x, b: (x, b[:, :, :1, :1]),  # broadcast branch
+    ],
+)
+def test_inputs_the_kernel_does_not_take_go_through_torch(make):
+    x, b = make(torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6))
+    y, mb, my = residual_add_moments(x, b, 0.5)
+    assert torch.equal(y, torch.add(x, b, alpha=0.5))
+    assert my.avg_var == pytest.approx(_stats64(y.contiguous())[1], rel=1e-6)
+    assert mb.avg_var == pytest.approx(_stats64(b.contiguous())[1], rel=1e-6)
+
+
+def test_an_autograd_graph_is_kept_when_needed():
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    y, _, _ = residual_add_moments(x, torch.randn(2, 4, 6, 6), 0.5)
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def test_a_kernel_that_differs_from_torch_add_is_never_used(monkeypatch):
+    real = _fused_add._c_residual_add_sums
+    calls = []
+
+    def wrong(px, pb, py, alpha, is_double, outer, c, inner, threads):
+        calls.append(alpha)
+        return real(px, pb, py, alpha * (1 + 1e-3), is_double, outer, c, inner, threads)
+
+    monkeypatch.setattr(_fused_add, "_c_residual_add_sums", wrong)
+    monkeypatch.setattr(_fused_add, "_kernel_matches_torch", None)
+    assert not _fused_add.fused_add_available()
+    n_checks = len(calls)
+    x, b = torch.randn(4, 8, 5, 5), torch.randn(4, 8, 5, 5)
+    y, _, _ = residual_add_moments(x, b, 0.2)
+    assert torch.equal(y, torch.add(x, b, alpha=0.2))
+    assert len(calls) == n_checks  # the kernel was not called again
+
+
+def test_nonfinite_branch_goes_to_the_exact_path():
+    x, b = torch.randn(3, 4, 5, 5), torch.randn(3, 4, 5, 5)
+    b[1, 2, 3, 4] = math.nan
+    b[0, 0, 0, 0] = math.inf
+    y, mb, my = residual_add_moments(x, b, 0.2)
+    torch.testing.assert_close(y, torch.add(x, b, alpha=0.2), rtol=0, atol=0, equal_nan=True)
+    assert mb.nonfinite == 2 and my.nonfinite == 2
+
+
+def _records(res):
+    return [(r.name, r.avg_sq_mean, r.avg_var, r.res_var, r.nonfinite) for r in res.records]
+
+
+@pytest.mark.parametrize("norm", ["nf", "bn", "none", "gn_ws"])
+def test_spp_through_the_residual_add_equals_spp_through_hooks(norm, monkeypatch):
+    torch.manual_seed(0)
+    model = sp.models.resnetv2([2, 2], norm=norm, stem="cifar", width=0.25)
+    x = torch.randn(6, 3, 16, 16)
+    fused = sp.spp(model, x)
+    monkeypatch.setattr(_spp, "_fusable", lambda block, has_tap: False)
+    hooked = sp.spp(model, x)
+    assert fused.meta == hooked.meta
+    for a, b in zip(_records(fused), _records(hooked), strict=True):
+        assert a[0] == b[0] and a[4] == b[4]
+        for u, v in zip(a[1:4], b[1:4]):
+            assert (u is None) == (v is None)
+            if u is not None:
+                assert u == pytest.approx(v, rel=1e-6)
+
+
+def test_probes_are_attached_only_where_the_add_sees_the_tapped_branch():
+    nf = sp.models.resnetv2([2], norm="nf", stem="cifar", width=0.25)
+    gated = sp.models.resnetv2([2], norm="nf", stem="cifar", width=0.25, skipinit=True)
+    blocks = [m for m in nf.modules() if isinstance(m, ResidualBlock)]
+    assert blocks and all(_spp._fusable(m, True) for m in blocks)
+    assert not any(_spp._fusable(m, True) for m in gated.modules()
+                   if isinstance(m, ResidualBlock))
+
+
+def test_model_output_is_unchanged_and_no_probe_is_left_behind():
+    torch.manual_seed(0)
+    model = sp.models.resnetv2([2, 1], norm="nf", stem="cifar", width=0.25)
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        plain = model(x)
+    seen = []
+
+    def record_output(mod, args, out):
+        seen.append(out.clone())
+
+    h = model.register_forward_hook(record_output)
+    sp.spp(model, x)
+    h.remove()
+    assert torch.equal(seen[0], plain)
+    assert not any("_residual_probe" in m.__dict__ for m in model.modules())
+    with pytest.raises(sp.measure.ForwardError):
+        sp.spp(model, torch.randn(4, 5, 16, 16))  # wrong channel count
+    assert not any("_residual_probe" in m.__dict__ for m in model.modules())
