@@ -34,11 +34,12 @@ def test_the_fused_kernel_is_built_and_matches_torch_add():
 @pytest.mark.parametrize(
     "shape",
     [(8, 64, 16, 16), (3, 5, 70), (2, 3, 1001),  # long rows (with tails)
-     (8, 256, 4, 4), (40, 6, 5), (300, 24, 1), (1, 7, 3), (2, 3)],  # short rows
+     (8, 256, 4, 4), (40, 6, 5), (300, 24, 1), (1, 7, 3), (2, 3),  # short rows
+     (1, 64, 600), (1, 4096, 9)],  # one row: threads split channels
 )
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("alpha", [1.0, 0.2, -1.3])
-@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_y_is_torch_add_and_statistics_match_float64(shape, dtype, alpha, n_threads, threads):
     threads(n_threads)
     gen = torch.Generator().manual_seed(1)

@@ -121,6 +121,7 @@ def _brute_force(t, outer, channels, inner):
         (8, 2048, 4),
         (40, 6, 5),      # more rows than one float run: folded through double columns
         (300, 24, 1),    # channels-last: one element per row
+        (2, 64, 300),    # fewer rows than threads (3): split by channels
         (1, 1, 17),      # a single channel, fewer elements than a vector
         (1, 7, 3),
     ],

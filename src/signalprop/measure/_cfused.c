@@ -7,13 +7,16 @@
  * (sum_c B_c^2, sum b^2, sum_c Y_c^2, sum y^2), B_c and Y_c being channel sums. The add
  * reads b and writes y anyway, so the statistics of the branch and of the block output
  * cost no extra pass over memory. The caller checks once that y equals torch.add's
- * result bit for bit on this machine before using it (see _moments.py).
+ * result bit for bit on this machine before using it (see _fused_add.py).
  *
- * Long rows are processed in memory order with sums in registers; short rows (small
- * maps) row by row into column sums kept in L1 (walking column strips down the rows
- * instead was slower: rows 2^k bytes apart fall into the same cache sets). Precision and threading as in _cmoments.c: float runs
- * of at most RUN vector steps (or ROWS_PER_FLUSH rows per column) folded into doubles;
- * channel ranges split over the OpenMP threads torch already runs.
+ * Threads split rows (whole images) when there are enough, as torch.add's flat split
+ * does: splitting by channels instead made each core write half of every image and the
+ * next convolution fetch it from the other core (2-4x slower in place, measured). Long
+ * rows are processed in memory order with sums in registers; short rows (small maps)
+ * row by row into column sums kept in L1 (walking column strips down the rows instead
+ * was slower: rows 2^k bytes apart fall into the same cache sets). Precision as in
+ * _cmoments.c: float runs of at most RUN vector steps (or ROWS_PER_FLUSH rows per
+ * column) folded into doubles.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -224,18 +227,18 @@ typedef struct {
     int64_t outer, channels, inner;
 } job_t;
 
-/* Channels [c0, c1): adds (sum_c B_c^2, sum b^2, sum_c Y_c^2, sum y^2) to r[0..3]. */
-static int channel_range(const job_t *j, int64_t c0, int64_t c1, double *r) {
-    int64_t nc = c1 - c0, inner = j->inner;
-    int cols = inner < ROWS_FROM;
-    double *cb = scratch((size_t)(2 * nc + (cols ? 4 * BLOCK : 0)));
-    if (cb == NULL) return -1;
-    double *cy = cb + nc, q[2] = {0.0, 0.0};
-    memset(cb, 0, 2 * (size_t)nc * sizeof(double));
-    if (!cols) {
+/* Rows [o0, o1) x channels [c0, c1): adds the channel sums of b and y to cb/cy[c - c0]
+ * and the sums of squares to q[0], q[1]. Returns 0, or -1 without scratch memory. */
+static int unit(const job_t *j, int64_t o0, int64_t o1, int64_t c0, int64_t c1,
+                double *cb, double *cy, double *q) {
+    int64_t inner = j->inner, outer = o1 - o0;
+    size_t skip = (size_t)(o0 * j->channels * inner) * (j->is_double ? 8 : 4);
+    const char *x = (const char *)j->x + skip, *b = (const char *)j->b + skip;
+    char *y = (char *)j->y + skip;
+    if (inner >= ROWS_FROM) {
 #define ROWS(S, T)                                                                         \
-    rows_##S((const T *)j->x, (const T *)j->b, (T *)j->y, (T)j->alpha, j->outer,          \
-             j->channels, inner, c0, c1, cb, cy, q)
+    rows_##S((const T *)x, (const T *)b, (T *)y, (T)j->alpha, outer, j->channels, inner,  \
+             c0, c1, cb, cy, q)
 #ifdef HAVE_FMA_TARGET
         if (j->fma) {
             if (j->is_double) ROWS(f64_fma, double); else ROWS(f32_fma, float);
@@ -243,32 +246,24 @@ static int channel_range(const job_t *j, int64_t c0, int64_t c1, double *r) {
 #endif
         if (j->is_double) ROWS(f64, double); else ROWS(f32, float);
 #undef ROWS
-    } else {
-        double *col = cy + nc, *acc = col + 2 * BLOCK; /* 2 BLOCK doubles, 2 BLOCK T */
-        int64_t K = j->channels * inner, per_block = BLOCK / inner;
-        for (int64_t c = c0; c < c1; c += per_block) {
-            int64_t m = c1 - c < per_block ? c1 - c : per_block;
+        return 0;
+    }
+    double *col = scratch(4 * BLOCK), *acc = col + 2 * BLOCK; /* 2 BLOCK doubles, 2 BLOCK T */
+    if (col == NULL) return -1;
+    int64_t K = j->channels * inner, per_block = BLOCK / inner;
+    for (int64_t c = c0; c < c1; c += per_block) {
+        int64_t m = c1 - c < per_block ? c1 - c : per_block;
 #define COLS(S, T)                                                                         \
-    cols_##S((const T *)j->x, (const T *)j->b, (T *)j->y, (T)j->alpha, j->outer, K,       \
-             c * inner, m * inner, inner, cb + (c - c0), cy + (c - c0), (T *)acc, col, q)
+    cols_##S((const T *)x, (const T *)b, (T *)y, (T)j->alpha, outer, K, c * inner,        \
+             m * inner, inner, cb + (c - c0), cy + (c - c0), (T *)acc, col, q)
 #ifdef HAVE_FMA_TARGET
-            if (j->fma) {
-                if (j->is_double) COLS(f64_fma, double); else COLS(f32_fma, float);
-            } else
+        if (j->fma) {
+            if (j->is_double) COLS(f64_fma, double); else COLS(f32_fma, float);
+        } else
 #endif
-            if (j->is_double) COLS(f64, double); else COLS(f32, float);
+        if (j->is_double) COLS(f64, double); else COLS(f32, float);
 #undef COLS
-        }
     }
-    double sb = 0.0, sy = 0.0;
-    for (int64_t c = 0; c < nc; c++) {
-        sb += cb[c] * cb[c];
-        sy += cy[c] * cy[c];
-    }
-    r[0] += sb;
-    r[1] += q[0];
-    r[2] += sy;
-    r[3] += q[1];
     return 0;
 }
 
@@ -288,34 +283,58 @@ static PyObject *residual_add_sums(PyObject *self, PyObject *args) {
     job_t job = {(const void *)(uintptr_t)px, (const void *)(uintptr_t)pb,
                  (void *)(uintptr_t)py, alpha, is_double, use_fma_target(),
                  outer, channels, inner};
-    double r0 = 0.0, r1 = 0.0, r2 = 0.0, r3 = 0.0;
-    int64_t numel = (int64_t)outer * channels * inner;
-    Py_BEGIN_ALLOW_THREADS
+    int64_t C = channels, numel = (int64_t)outer * channels * inner;
 #ifdef _OPENMP
-    if (threads > channels) threads = (int)channels;
-    if (numel < SERIAL_BELOW || threads < 2) {
-        double r[4] = {0.0, 0.0, 0.0, 0.0};
-        failed = channel_range(&job, 0, channels, r);
-        r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
-    } else {
-#pragma omp parallel num_threads(threads) reduction(+ : r0, r1, r2, r3, failed)
-        {
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            double r[4] = {0.0, 0.0, 0.0, 0.0};
-            failed += channel_range(&job, channels * t / nt, channels * (t + 1) / nt, r);
-            r0 += r[0], r1 += r[1], r2 += r[2], r3 += r[3];
-        }
-    }
+    if (numel < SERIAL_BELOW || threads < 1) threads = 1;
 #else
     (void)numel;
-    (void)threads;
-    double r[4] = {0.0, 0.0, 0.0, 0.0};
-    failed = channel_range(&job, 0, channels, r);
-    r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+    threads = 1;
 #endif
+    /* Split rows when there are enough (each thread then writes whole images, as
+     * torch.add's flat split does, so the next layer finds them in its own cache);
+     * otherwise channels. Rows: one pair of channel-sum arrays per thread, added after. */
+    int by_rows = outer >= threads;
+    if (!by_rows && threads > channels) threads = (int)channels;
+    int64_t parts = by_rows ? threads : 1;
+    double *sums = shared_scratch((size_t)(2 * C * parts));
+    if (sums == NULL) return PyErr_NoMemory();
+    memset(sums, 0, (size_t)(2 * C * parts) * sizeof(double));
+    double q0 = 0.0, q1 = 0.0;
+    Py_BEGIN_ALLOW_THREADS
+    if (threads == 1) {
+        double q[2] = {0.0, 0.0};
+        failed = unit(&job, 0, outer, 0, C, sums, sums + C, q);
+        q0 = q[0], q1 = q[1];
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) reduction(+ : q0, q1, failed)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            double q[2] = {0.0, 0.0};
+            if (by_rows) {
+                double *own = sums + 2 * C * t;
+                failed += unit(&job, outer * t / nt, outer * (t + 1) / nt, 0, C, own, own + C, q);
+            } else {
+                int64_t c0 = C * t / nt, c1 = C * (t + 1) / nt;
+                failed += unit(&job, 0, outer, c0, c1, sums + c0, sums + C + c0, q);
+            }
+            q0 += q[0], q1 += q[1];
+        }
+#endif
+    }
     Py_END_ALLOW_THREADS
     if (failed) return PyErr_NoMemory();
-    return Py_BuildValue("(dddd)", r0, r1, r2, r3);
+    double sb = 0.0, sy = 0.0;
+    for (int64_t c = 0; c < C; c++) {
+        double tb = 0.0, ty = 0.0;
+        for (int64_t t = 0; t < parts; t++) {
+            tb += sums[2 * C * t + c];
+            ty += sums[2 * C * t + C + c];
+        }
+        sb += tb * tb;
+        sy += ty * ty;
+    }
+    return Py_BuildValue("(dddd)", sb, q0, sy, q1);
 }
 
 static PyMethodDef methods[] = {

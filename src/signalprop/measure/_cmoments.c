@@ -12,9 +12,10 @@
  * column) folded into double accumulators, so the relative error stays near 1e-7 (and
  * far below it on large tensors) whatever the tensor's size.
  *
- * Work is split over OpenMP threads by channel ranges (each thread owns whole channels,
- * so no two threads write the same accumulator), at most `threads` of them (the caller
- * passes torch.get_num_threads()). Built with -fopenmp the module links libgomp.so.1,
+ * Work is split over at most `threads` OpenMP threads (the caller passes
+ * torch.get_num_threads()): by rows (outer index: whole images of an NCHW tensor) when
+ * there are at least as many as threads, each with its own channel sums, else by
+ * channel ranges. Built with -fopenmp the module links libgomp.so.1,
  * which resolves to the copy torch has already loaded, so both share one thread pool.
  * Without OpenMP it runs on one thread.
  */
@@ -163,37 +164,30 @@
 DEFINE_KERNELS(f32, float, v8f, 8, hsum_v8f)
 DEFINE_KERNELS(f64, double, v4d, 4, hsum_v4d)
 
-/* Channels [c0, c1): adds sum_c S_c^2 to *sq and sum x^2 to *ss. Returns 0, or -1 when
- * scratch memory could not be allocated. */
-static int channel_range(const void *x, int is_double, int64_t outer, int64_t channels,
-                         int64_t inner, int64_t c0, int64_t c1, double *sq, double *ss) {
-    int64_t nc = c1 - c0;
-    int cols = inner < ROWS_FROM;
-    /* chsum: nc doubles; for short rows also BLOCK column doubles and BLOCK values of T */
-    double *chsum = scratch((size_t)nc + (cols ? 2 * BLOCK : 0));
-    if (chsum == NULL) return -1;
-    memset(chsum, 0, (size_t)nc * sizeof(double));
-    double q = 0.0;
-    if (!cols) {
-        q = is_double ? rows_f64((const double *)x, outer, channels, inner, c0, c1, chsum)
-                      : rows_f32((const float *)x, outer, channels, inner, c0, c1, chsum);
-    } else {
-        /* blocks of whole channels: BLOCK / inner channels (inner < ROWS_FROM <= BLOCK) */
-        double *colsum = chsum + nc;
-        void *acc = colsum + BLOCK;
-        int64_t K = channels * inner, per_block = BLOCK / inner;
-        for (int64_t c = c0; c < c1; c += per_block) {
-            int64_t m = c1 - c < per_block ? c1 - c : per_block;
-            q += is_double ? cols_f64((const double *)x, outer, K, c * inner, m * inner, inner,
-                                      chsum + (c - c0), acc, colsum)
-                           : cols_f32((const float *)x, outer, K, c * inner, m * inner, inner,
-                                      chsum + (c - c0), acc, colsum);
-        }
+/* Rows [o0, o1) x channels [c0, c1): adds the channel sums to chsum[c - c0] and the sum
+ * of squares to *ss. Returns 0, or -1 without scratch memory. */
+static int unit(const void *x0, int is_double, int64_t o0, int64_t o1, int64_t channels,
+                int64_t inner, int64_t c0, int64_t c1, double *chsum, double *ss) {
+    int64_t outer = o1 - o0;
+    const void *x = (const char *)x0 + (size_t)(o0 * channels * inner) * (is_double ? 8 : 4);
+    if (inner >= ROWS_FROM) {
+        *ss += is_double
+                   ? rows_f64((const double *)x, outer, channels, inner, c0, c1, chsum)
+                   : rows_f32((const float *)x, outer, channels, inner, c0, c1, chsum);
+        return 0;
     }
-    double s = 0.0;
-    for (int64_t c = 0; c < nc; c++) s += chsum[c] * chsum[c];
-    *sq += s;
-    *ss += q;
+    /* blocks of whole channels: BLOCK / inner channels (inner < ROWS_FROM <= BLOCK) */
+    double *colsum = scratch(2 * BLOCK);
+    if (colsum == NULL) return -1;
+    void *acc = colsum + BLOCK;
+    int64_t K = channels * inner, per_block = BLOCK / inner;
+    for (int64_t c = c0; c < c1; c += per_block) {
+        int64_t m = c1 - c < per_block ? c1 - c : per_block;
+        *ss += is_double ? cols_f64((const double *)x, outer, K, c * inner, m * inner, inner,
+                                    chsum + (c - c0), acc, colsum)
+                         : cols_f32((const float *)x, outer, K, c * inner, m * inner, inner,
+                                    chsum + (c - c0), acc, colsum);
+    }
     return 0;
 }
 
@@ -210,28 +204,51 @@ static PyObject *channel_sums(PyObject *self, PyObject *args) {
         return NULL;
     }
     const void *x = (const void *)(uintptr_t)ptr;
-    double sq = 0.0, ss = 0.0;
-    int64_t numel = (int64_t)outer * channels * inner;
-    Py_BEGIN_ALLOW_THREADS
+    int64_t C = channels, numel = (int64_t)outer * channels * inner;
 #ifdef _OPENMP
-    if (threads > channels) threads = (int)channels;
-    if (numel < SERIAL_BELOW || threads < 2) {
-        failed = channel_range(x, is_double, outer, channels, inner, 0, channels, &sq, &ss);
-    } else {
-#pragma omp parallel num_threads(threads) reduction(+ : sq, ss, failed)
-        {
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            int64_t c0 = channels * t / nt, c1 = channels * (t + 1) / nt;
-            failed += channel_range(x, is_double, outer, channels, inner, c0, c1, &sq, &ss);
-        }
-    }
+    if (numel < SERIAL_BELOW || threads < 1) threads = 1;
 #else
     (void)numel;
-    (void)threads;
-    failed = channel_range(x, is_double, outer, channels, inner, 0, channels, &sq, &ss);
+    threads = 1;
 #endif
+    /* Split rows when there are enough (each thread reads the images that, after a flat
+     * split like torch's, its own core wrote); otherwise channels. Rows: one channel-sum
+     * array per thread, added after. */
+    int by_rows = outer >= threads;
+    if (!by_rows && threads > channels) threads = (int)channels;
+    int64_t parts = by_rows ? threads : 1;
+    double *sums = shared_scratch((size_t)(C * parts));
+    if (sums == NULL) return PyErr_NoMemory();
+    memset(sums, 0, (size_t)(C * parts) * sizeof(double));
+    double ss = 0.0;
+    Py_BEGIN_ALLOW_THREADS
+    if (threads == 1) {
+        failed = unit(x, is_double, 0, outer, C, inner, 0, C, sums, &ss);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) reduction(+ : ss, failed)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            double q = 0.0;
+            if (by_rows) {
+                failed += unit(x, is_double, outer * t / nt, outer * (t + 1) / nt, C, inner,
+                               0, C, sums + C * t, &q);
+            } else {
+                int64_t c0 = C * t / nt, c1 = C * (t + 1) / nt;
+                failed += unit(x, is_double, 0, outer, C, inner, c0, c1, sums + c0, &q);
+            }
+            ss += q;
+        }
+#endif
+    }
     Py_END_ALLOW_THREADS
     if (failed) return PyErr_NoMemory();
+    double sq = 0.0;
+    for (int64_t c = 0; c < C; c++) {
+        double t = 0.0;
+        for (int64_t p = 0; p < parts; p++) t += sums[C * p + c];
+        sq += t * t;
+    }
     return Py_BuildValue("(dd)", sq, ss);
 }
 

@@ -21,7 +21,7 @@ static inline double hsum_v4d(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 static _Thread_local double *scratch_buf = NULL;
 static _Thread_local size_t scratch_len = 0;
 
-static double *scratch(size_t n) {
+static inline double *scratch(size_t n) {
     if (n > scratch_len) {
         double *p = realloc(scratch_buf, n * sizeof(double));
         if (p == NULL) return NULL;
@@ -29,6 +29,21 @@ static double *scratch(size_t n) {
         scratch_len = n;
     }
     return scratch_buf;
+}
+
+/* A second grow-only buffer, for the calling thread to share with its OpenMP team (each
+ * team member keeps its own scratch() for private work). */
+static _Thread_local double *shared_buf = NULL;
+static _Thread_local size_t shared_len = 0;
+
+static inline double *shared_scratch(size_t n) {
+    if (n > shared_len) {
+        double *p = realloc(shared_buf, (n ? n : 1) * sizeof(double));
+        if (p == NULL) return NULL;
+        shared_buf = p;
+        shared_len = n;
+    }
+    return shared_buf;
 }
 
 #endif

@@ -103,26 +103,30 @@ def spp(
     plan = resolve_blocks(model, blocks)
     records: list[BlockStats] = []
     branch_var: dict[str, float] = {}
-    # block name -> (output, its statistics) taken inside the block's residual add
-    fused_out: dict[str, tuple[torch.Tensor, ChannelMoments]] = {}
     calls: collections.Counter[str] = collections.Counter()
     transitions: list[int] = []
     bar = tqdm(total=len(plan.blocks), desc=label or type(model).__name__, unit="block",
                disable=not progress, leave=False)
 
+    def record(name: str, is_transition: bool, m: ChannelMoments, res: float | None) -> None:
+        if is_transition:
+            transitions.append(len(records))
+        k = calls[name]
+        records.append(BlockStats(name if k == 1 else f"{name}#{k}", len(records),
+                                  m.avg_sq_mean, m.avg_var, res, m.nonfinite))
+        bar.update()
+
     def block_hook(name: str, module: nn.Module, has_tap: bool, by_difference: bool) -> Any:
         is_transition = bool(getattr(module, "is_transition", False))
 
         def hook(mod: nn.Module, args: Any, out: Any) -> None:
-            # Runs ~400 times per ResNetV2-600 forward: keep the common case (a plain
-            # tensor output) free of generic unpacking.
+            # Runs hundreds of times per forward of a deep model: keep the common case (a
+            # plain tensor output) free of generic unpacking.
             y = out if type(out) is torch.Tensor and out.is_floating_point() else first_tensor(out)
             calls[name] += 1
             if y is None:
                 return
-            pending = fused_out.pop(name, None)
-            m = pending[1] if pending is not None and pending[0] is y else channel_moments(
-                y, channel_dim)
+            m = channel_moments(y, channel_dim)
             res: float | None = None
             if has_tap:
                 res = branch_var.pop(name, None)
@@ -130,12 +134,7 @@ def spp(
                 inp = first_tensor(args)
                 if inp is not None and inp.shape == y.shape:
                     res = channel_moments(y, channel_dim, subtract=inp).avg_var
-            if is_transition:
-                transitions.append(len(records))
-            k = calls[name]
-            records.append(BlockStats(name if k == 1 else f"{name}#{k}", len(records),
-                                      m.avg_sq_mean, m.avg_var, res, m.nonfinite))
-            bar.update()
+            record(name, is_transition, m, res)
 
         return hook
 
@@ -145,25 +144,29 @@ def spp(
 
         return hook
 
-    def residual_probe(name: str) -> Any:
-        # Statistics of the branch and of the block output, taken by the block's own
-        # residual add (which reads and writes them anyway) instead of two more reads.
+    def residual_probe(name: str, module: nn.Module) -> Any:
+        # The block's own residual add takes the statistics of the branch and of the
+        # block output (which it reads and writes anyway) and records the block: no
+        # forward hook, no extra pass over memory.
+        is_transition = bool(getattr(module, "is_transition", False))
+
         def probe(shortcut: torch.Tensor, branch: torch.Tensor, alpha: float) -> torch.Tensor:
             y, mb, my = residual_add_moments(shortcut, branch, alpha, channel_dim)
-            branch_var[name] = mb.avg_var
-            fused_out[name] = (y, my)
+            calls[name] += 1
+            record(name, is_transition, my, mb.avg_var)
             return y
 
         return probe
 
     with hooks_removed_after() as handles:
         for b in plan.blocks:
+            if _fusable(b.module, b.tap is not None):
+                object.__setattr__(b.module, "_residual_probe", residual_probe(b.name, b.module))
+                handles.append(_ProbeHandle(b.module))
+                continue
             hook = block_hook(b.name, b.module, b.tap is not None, b.residual_by_difference)
             handles.append(b.module.register_forward_hook(hook))
-            if _fusable(b.module, b.tap is not None):
-                object.__setattr__(b.module, "_residual_probe", residual_probe(b.name))
-                handles.append(_ProbeHandle(b.module))
-            elif b.tap is not None:
+            if b.tap is not None:
                 handles.append(b.tap.register_forward_hook(tap_hook(b.name)))
         try:
             with torch.no_grad(), buffers_restored(model):

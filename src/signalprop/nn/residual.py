@@ -61,10 +61,11 @@ class ResidualBlock(nn.Module):
     Brock et al. take the residual-branch variance. ``is_transition`` marks blocks that
     change resolution or width (the expected variance resets there).
 
-    Subclasses that end with ``return self.residual_add(shortcut, branch, alpha)`` on the
-    tapped branch (and report so through :meth:`adds_tapped_branch`) let a measurement
-    take the statistics of the branch and of the block output inside that add, which
-    reads and writes them anyway (see :func:`signalprop.spp`).
+    Subclasses whose forward ends with ``return self.residual_add(shortcut, branch,
+    alpha)`` on the tapped branch, called once per forward (and that report so through
+    :meth:`adds_tapped_branch`), let a measurement take the statistics of the branch and
+    of the block output inside that add, which reads and writes them anyway (see
+    :func:`signalprop.spp`).
     """
 
     branch_tap: BranchTap
