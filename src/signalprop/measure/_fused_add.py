@@ -53,7 +53,12 @@ def _check_kernel() -> bool:
 
 
 def fused_add_available() -> bool:
-    """Whether the measuring add runs in C here (built, and equal to ``torch.add``)."""
+    """Whether the measuring add runs in C here (built, and equal to ``torch.add``).
+
+    Examples:
+        >>> isinstance(fused_add_available(), bool)
+        True
+    """
     global _kernel_matches_torch
     if _kernel_matches_torch is None:
         _kernel_matches_torch = _check_kernel()

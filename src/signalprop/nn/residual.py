@@ -75,7 +75,13 @@ class ResidualBlock(nn.Module):
 
     def residual_add(self, shortcut: Tensor, branch: Tensor, alpha: float = 1.0) -> Tensor:
         """``shortcut + alpha * branch``, exactly as ``torch.add(shortcut, branch,
-        alpha=alpha)`` computes it, even while a measurement is attached."""
+        alpha=alpha)`` computes it, even while a measurement is attached.
+
+        Examples:
+            >>> block = ResidualBlock()
+            >>> block.residual_add(torch.ones(2), torch.ones(2), 0.5).tolist()
+            [1.5, 1.5]
+        """
         probe = self._residual_probe
         if probe is not None:
             return probe(shortcut, branch, alpha)
@@ -86,7 +92,12 @@ class ResidualBlock(nn.Module):
     def adds_tapped_branch(self) -> bool:
         """Whether the ``branch`` given to :meth:`residual_add` is the tapped branch
         itself (no skip gain or other change in between). False unless a subclass says
-        otherwise."""
+        otherwise.
+
+        Examples:
+            >>> ResidualBlock().adds_tapped_branch()
+            False
+        """
         return False
 
 
