@@ -9,10 +9,8 @@
  * cost no extra pass over memory. The caller checks once that y equals torch.add's
  * result bit for bit on this machine before using it (see _fused_add.py).
  *
- * Threads split rows (whole images) when there are enough, as torch.add's flat split
- * does: splitting by channels instead made each core write half of every image and the
- * next convolution fetch it from the other core (2-4x slower in place, measured). Long
- * rows are processed in memory order with sums in registers; short rows (small maps)
+ * Threads split as plan_split() in _csupport.h describes (by whole images, as
+ * torch.add does, where there are enough). Long rows are processed in memory order with sums in registers; short rows (small maps)
  * row by row into column sums kept in L1 (walking column strips down the rows instead
  * was slower: rows 2^k bytes apart fall into the same cache sets). Precision as in
  * _cmoments.c: float runs of at most RUN vector steps (or ROWS_PER_FLUSH rows per
@@ -34,7 +32,6 @@
 #define BLOCK 2048
 #define ROWS_PER_FLUSH 16
 #define RUN 64
-#define SERIAL_BELOW 32768
 
 /* Lane-wise fused multiply-add: one rounding, vectorized where the target has FMA. */
 #define DEFINE_FMA(NAME, ATTR, V, W, T, F)                                                 \
@@ -283,58 +280,36 @@ static PyObject *residual_add_sums(PyObject *self, PyObject *args) {
     job_t job = {(const void *)(uintptr_t)px, (const void *)(uintptr_t)pb,
                  (void *)(uintptr_t)py, alpha, is_double, use_fma_target(),
                  outer, channels, inner};
-    int64_t C = channels, numel = (int64_t)outer * channels * inner;
-#ifdef _OPENMP
-    if (numel < SERIAL_BELOW || threads < 1) threads = 1;
-#else
-    (void)numel;
-    threads = 1;
-#endif
-    /* Split rows when there are enough (each thread then writes whole images, as
-     * torch.add's flat split does, so the next layer finds them in its own cache);
-     * otherwise channels. Rows: one pair of channel-sum arrays per thread, added after. */
-    int by_rows = outer >= threads;
-    if (!by_rows && threads > channels) threads = (int)channels;
-    int64_t parts = by_rows ? threads : 1;
-    double *sums = shared_scratch((size_t)(2 * C * parts));
+    int64_t C = channels;
+    split_t split = plan_split(outer, C, inner, threads);
+    /* per part: channel sums of b, then of y */
+    double *sums = shared_scratch((size_t)(2 * C * split.parts));
     if (sums == NULL) return PyErr_NoMemory();
-    memset(sums, 0, (size_t)(2 * C * parts) * sizeof(double));
+    memset(sums, 0, (size_t)(2 * C * split.parts) * sizeof(double));
     double q0 = 0.0, q1 = 0.0;
     Py_BEGIN_ALLOW_THREADS
-    if (threads == 1) {
+    if (split.threads == 1) {
         double q[2] = {0.0, 0.0};
         failed = unit(&job, 0, outer, 0, C, sums, sums + C, q);
         q0 = q[0], q1 = q[1];
     } else {
 #ifdef _OPENMP
-#pragma omp parallel num_threads(threads) reduction(+ : q0, q1, failed)
+#pragma omp parallel num_threads(split.threads) reduction(+ : q0, q1, failed)
         {
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t o0, o1, c0, c1, part;
             double q[2] = {0.0, 0.0};
-            if (by_rows) {
-                double *own = sums + 2 * C * t;
-                failed += unit(&job, outer * t / nt, outer * (t + 1) / nt, 0, C, own, own + C, q);
-            } else {
-                int64_t c0 = C * t / nt, c1 = C * (t + 1) / nt;
-                failed += unit(&job, 0, outer, c0, c1, sums + c0, sums + C + c0, q);
-            }
+            split_share(split, omp_get_thread_num(), omp_get_num_threads(), outer, C, &o0, &o1,
+                        &c0, &c1, &part);
+            double *own = sums + 2 * C * part + c0;
+            failed += unit(&job, o0, o1, c0, c1, own, own + C, q);
             q0 += q[0], q1 += q[1];
         }
 #endif
     }
     Py_END_ALLOW_THREADS
     if (failed) return PyErr_NoMemory();
-    double sb = 0.0, sy = 0.0;
-    for (int64_t c = 0; c < C; c++) {
-        double tb = 0.0, ty = 0.0;
-        for (int64_t t = 0; t < parts; t++) {
-            tb += sums[2 * C * t + c];
-            ty += sums[2 * C * t + C + c];
-        }
-        sb += tb * tb;
-        sy += ty * ty;
-    }
-    return Py_BuildValue("(dddd)", sb, q0, sy, q1);
+    return Py_BuildValue("(dddd)", squared_totals(sums, C, 2 * C, split.parts), q0,
+                         squared_totals(sums + C, C, 2 * C, split.parts), q1);
 }
 
 static PyMethodDef methods[] = {

@@ -13,9 +13,7 @@
  * far below it on large tensors) whatever the tensor's size.
  *
  * Work is split over at most `threads` OpenMP threads (the caller passes
- * torch.get_num_threads()): by rows (outer index: whole images of an NCHW tensor) when
- * there are at least as many as threads, each with its own channel sums, else by
- * channel ranges. Built with -fopenmp the module links libgomp.so.1,
+ * torch.get_num_threads()) as plan_split() in _csupport.h describes. Built with -fopenmp the module links libgomp.so.1,
  * which resolves to the copy torch has already loaded, so both share one thread pool.
  * Without OpenMP it runs on one thread.
  */
@@ -39,7 +37,6 @@
 #define ROWS_FROM 64       /* inner size from which rows are reduced one by one */
 #define BLOCK 4096         /* scratch columns for short rows (48 KiB with the doubles) */
 #define ROWS_PER_FLUSH 16  /* rows summed in the input precision before folding */
-#define SERIAL_BELOW 32768 /* elements; smaller tensors are not worth waking threads */
 
 /* The kernels, once per element type T with vector type V of W lanes. Float runs are
  * folded into doubles after at most RUN vector steps per lane. */
@@ -204,52 +201,31 @@ static PyObject *channel_sums(PyObject *self, PyObject *args) {
         return NULL;
     }
     const void *x = (const void *)(uintptr_t)ptr;
-    int64_t C = channels, numel = (int64_t)outer * channels * inner;
-#ifdef _OPENMP
-    if (numel < SERIAL_BELOW || threads < 1) threads = 1;
-#else
-    (void)numel;
-    threads = 1;
-#endif
-    /* Split rows when there are enough (each thread reads the images that, after a flat
-     * split like torch's, its own core wrote); otherwise channels. Rows: one channel-sum
-     * array per thread, added after. */
-    int by_rows = outer >= threads;
-    if (!by_rows && threads > channels) threads = (int)channels;
-    int64_t parts = by_rows ? threads : 1;
-    double *sums = shared_scratch((size_t)(C * parts));
+    int64_t C = channels;
+    split_t split = plan_split(outer, C, inner, threads);
+    double *sums = shared_scratch((size_t)(C * split.parts));
     if (sums == NULL) return PyErr_NoMemory();
-    memset(sums, 0, (size_t)(C * parts) * sizeof(double));
+    memset(sums, 0, (size_t)(C * split.parts) * sizeof(double));
     double ss = 0.0;
     Py_BEGIN_ALLOW_THREADS
-    if (threads == 1) {
+    if (split.threads == 1) {
         failed = unit(x, is_double, 0, outer, C, inner, 0, C, sums, &ss);
     } else {
 #ifdef _OPENMP
-#pragma omp parallel num_threads(threads) reduction(+ : ss, failed)
+#pragma omp parallel num_threads(split.threads) reduction(+ : ss, failed)
         {
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t o0, o1, c0, c1, part;
             double q = 0.0;
-            if (by_rows) {
-                failed += unit(x, is_double, outer * t / nt, outer * (t + 1) / nt, C, inner,
-                               0, C, sums + C * t, &q);
-            } else {
-                int64_t c0 = C * t / nt, c1 = C * (t + 1) / nt;
-                failed += unit(x, is_double, 0, outer, C, inner, c0, c1, sums + c0, &q);
-            }
+            split_share(split, omp_get_thread_num(), omp_get_num_threads(), outer, C, &o0, &o1,
+                        &c0, &c1, &part);
+            failed += unit(x, is_double, o0, o1, C, inner, c0, c1, sums + C * part + c0, &q);
             ss += q;
         }
 #endif
     }
     Py_END_ALLOW_THREADS
     if (failed) return PyErr_NoMemory();
-    double sq = 0.0;
-    for (int64_t c = 0; c < C; c++) {
-        double t = 0.0;
-        for (int64_t p = 0; p < parts; p++) t += sums[C * p + c];
-        sq += t * t;
-    }
-    return Py_BuildValue("(dd)", sq, ss);
+    return Py_BuildValue("(dd)", squared_totals(sums, C, C, split.parts), ss);
 }
 
 static PyMethodDef methods[] = {

@@ -3,7 +3,10 @@
 #define SIGNALPROP_CSUPPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+
+#define SERIAL_BELOW 32768 /* elements; smaller tensors are not worth waking threads */
 
 /* 32-byte vectors: one AVX register, or two SSE registers on the generic target. */
 typedef float v8f __attribute__((vector_size(32)));
@@ -44,6 +47,54 @@ static inline double *shared_scratch(size_t n) {
         shared_len = n;
     }
     return shared_buf;
+}
+
+/* How one call spreads over threads: by rows (the outer index, whole images of an NCHW
+ * tensor) when there are at least as many as threads, so that each core reads and writes
+ * the images it owns, as torch's flat split of element-wise ops does (splitting by
+ * channels made the next layer fetch half its input from the other core: 2-4x slower
+ * in place); else by channel ranges. Splitting rows, every thread keeps its own
+ * channel-sum array (`parts` of them), added after the parallel region. */
+typedef struct {
+    int threads, by_rows;
+    int64_t parts;
+} split_t;
+
+static inline split_t plan_split(int64_t outer, int64_t channels, int64_t inner,
+                                 int threads) {
+#ifdef _OPENMP
+    if (outer * channels * inner < SERIAL_BELOW || threads < 1) threads = 1;
+#else
+    (void)inner;
+    threads = 1;
+#endif
+    split_t s = {threads, outer >= threads, 1};
+    if (!s.by_rows && s.threads > channels) s.threads = (int)channels;
+    if (s.by_rows) s.parts = s.threads;
+    return s;
+}
+
+/* Thread t of nt: rows [*o0, *o1), channels [*c0, *c1), and which channel-sum array. */
+static inline void split_share(split_t s, int t, int nt, int64_t outer, int64_t channels,
+                               int64_t *o0, int64_t *o1, int64_t *c0, int64_t *c1,
+                               int64_t *part) {
+    *o0 = s.by_rows ? outer * t / nt : 0;
+    *o1 = s.by_rows ? outer * (t + 1) / nt : outer;
+    *c0 = s.by_rows ? 0 : channels * t / nt;
+    *c1 = s.by_rows ? channels : channels * (t + 1) / nt;
+    *part = s.by_rows ? t : 0;
+}
+
+/* sum_c (sum_p sums[p * stride + c])^2: squared channel totals over the parts. */
+static inline double squared_totals(const double *sums, int64_t channels, int64_t stride,
+                                    int64_t parts) {
+    double sq = 0.0;
+    for (int64_t c = 0; c < channels; c++) {
+        double t = 0.0;
+        for (int64_t p = 0; p < parts; p++) t += sums[p * stride + c];
+        sq += t * t;
+    }
+    return sq;
 }
 
 #endif
