@@ -10,16 +10,17 @@ from setuptools import Extension, setup
 _FLAGS = {
     "extra_compile_args": ["-O3", "-fopenmp"],
     "extra_link_args": ["-fopenmp"],
-    "depends": ["src/signalprop/measure/_csupport.h"],
+    "depends": ["src/signalprop/measure/forward/_csupport.h"],
 }
 
 setup(
     ext_modules=[
         # One-pass channel sums for spp()'s forward hooks.
-        Extension("signalprop.measure._cmoments", ["src/signalprop/measure/_cmoments.c"],
-                  optional=True, **_FLAGS),
+        Extension("signalprop.measure.forward._cmoments",
+                  ["src/signalprop/measure/forward/_cmoments.c"], optional=True, **_FLAGS),
         # The residual add that takes statistics as it adds (signalprop's own blocks).
-        Extension("signalprop.measure._cfused", ["src/signalprop/measure/_cfused.c"],
-                  libraries=["m"], optional=True, **_FLAGS),
+        Extension("signalprop.measure.forward._cfused",
+                  ["src/signalprop/measure/forward/_cfused.c"], libraries=["m"], optional=True,
+                  **_FLAGS),
     ]
 )

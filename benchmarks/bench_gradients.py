@@ -30,7 +30,7 @@ import torch.nn as nn
 from bench_spp import peak_bytes  # same folder: the profiler-based peak-memory helper
 
 import signalprop as sp
-from signalprop.measure._gram import gram_run
+from signalprop.measure.gradients._gram.engine import gram_run
 
 LOSS = nn.CrossEntropyLoss()
 

@@ -28,7 +28,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import signalprop as sp
-from signalprop.measure import _moments, _spp
+from signalprop.measure.forward import _moments, _spp
 
 
 def peak_bytes(fn) -> int:
@@ -70,14 +70,14 @@ def compare(
         sp.spp(model, x)
 
     def measure_hooks() -> None:
-        _spp._fusable = lambda block, has_tap: False  # type: ignore[assignment]
+        _spp._fusable = lambda block: False  # type: ignore[assignment]
         try:
             sp.spp(model, x)
         finally:
             _spp._fusable = fusable
 
     def measure_torch() -> None:
-        _spp._fusable = lambda block, has_tap: False  # type: ignore[assignment]
+        _spp._fusable = lambda block: False  # type: ignore[assignment]
         _moments._c_channel_sums = None
         try:
             sp.spp(model, x)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from signalprop import results, theory
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> (module, attribute or None for the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -38,8 +38,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "hessian_extremes": ("signalprop.measure", "hessian_extremes"),
     "GradSPPResult": ("signalprop.results", "GradSPPResult"),
     "ConfusionResult": ("signalprop.results", "ConfusionResult"),
-    "JacobianSpectrum": ("signalprop.results", "JacobianSpectrum"),
-    "HessianExtremes": ("signalprop.results", "HessianExtremes"),
+    "GramResult": ("signalprop.results", "GramResult"),
+    "JacobianSpectrumResult": ("signalprop.results", "JacobianSpectrumResult"),
+    "HessianExtremesResult": ("signalprop.results", "HessianExtremesResult"),
     "batch_independence": ("signalprop.measure", "batch_independence"),
     "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
     "optim": ("signalprop.optim", None),
@@ -48,19 +49,26 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 if TYPE_CHECKING:
-    from signalprop import measure, models, nn, plot  # noqa: F401
-    from signalprop.measure import spp  # noqa: F401
-    from signalprop.measure._confusion import gradient_confusion  # noqa: F401
-    from signalprop.measure._gradient_spp import gradient_spp  # noqa: F401
-    from signalprop.measure._gram import gradient_gram  # noqa: F401
-    from signalprop.measure._hessian import hessian_extremes  # noqa: F401
-    from signalprop.measure._jacobian import jacobian_spectrum  # noqa: F401
-    from signalprop.measure.batch_independence import batch_independence  # noqa: F401
-    from signalprop.results import BlockStats, SPPResult  # noqa: F401
-    from signalprop.results.confusion import ConfusionResult  # noqa: F401
-    from signalprop.results.grad_spp import GradSPPResult  # noqa: F401
-    from signalprop.results.independence import BatchIndependenceResult  # noqa: F401
-    from signalprop.results.spectra import HessianExtremes, JacobianSpectrum  # noqa: F401
+    from signalprop import convert, data, measure, models, nn, optim, plot, report, sweep, train
+    from signalprop.measure import (
+        batch_independence,
+        gradient_confusion,
+        gradient_gram,
+        gradient_spp,
+        hessian_extremes,
+        jacobian_spectrum,
+        spp,
+    )
+    from signalprop.results import (
+        BatchIndependenceResult,
+        BlockStats,
+        ConfusionResult,
+        GradSPPResult,
+        GramResult,
+        HessianExtremesResult,
+        JacobianSpectrumResult,
+        SPPResult,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,8 @@
 """``signalprop report``: writes the page and prints the diagnoses; clear errors."""
 
-import json
 
 from signalprop.cli import main
+from signalprop.report import ReportResult
 
 SMALL = ["signalprop.models:resnetv2", "--model-arg", "name_or_depths=[2, 2]",
          "--model-arg", "stem='cifar'", "--model-arg", "width=0.25",
@@ -16,9 +16,9 @@ def test_report_cli_with_fix(tmp_path, capsys):
     assert "mean shift from block" in text and "fix: model, conversion = " in text
     assert "after the fix (sp.convert.to_normfree(model)): none" in text
     assert f"wrote {out / 'report.html'}" in text
-    saved = json.loads((out / "report.json").read_text())
-    assert {d["kind"] for d in saved["diagnoses"]} >= {"mean_shift", "variance_growth"}
-    assert saved["fixed_diagnoses"] == []
+    saved = ReportResult.load(out / "report.json")
+    assert {d.kind for d in saved.before.diagnoses} >= {"mean_shift", "variance_growth"}
+    assert saved.after.diagnoses == [] and saved.before.spp.records[0].name == "stem"
     assert {p.name for p in out.glob("*.png")} == {"spp.png", "grad_spp.png", "confusion.png",
                                                   "fix_spp.png", "fix_grad_spp.png"}
 

@@ -7,8 +7,8 @@ import pytest
 
 MODULES = [
     "signalprop.nn.residual", "signalprop.nn.fixup", "signalprop.nn.group_norm",
-    "signalprop.models.fixup_bottleneck", "signalprop.measure.batch_independence",
-    "signalprop.measure._fused_add", "signalprop.measure._moments",
+    "signalprop.models.fixup_bottleneck", "signalprop.measure.independence._batch_independence",
+    "signalprop.measure.forward._fused_add", "signalprop.measure.forward._moments",
     "signalprop.optim.agc", "signalprop.optim.param_groups", "signalprop.optim.unitwise",
     "signalprop.optim._head", "signalprop.convert.normfree", "signalprop.convert.gn_ws",
     "signalprop.convert.fold",

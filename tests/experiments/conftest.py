@@ -43,7 +43,7 @@ def _run_smoke(name: str, tmp_path: Path) -> ClaimResult:
     res = run_claim(name, "smoke", tmp_path, progress=False, log=lines.append)
     folder = tmp_path / name
     assert (folder / "figure.png").stat().st_size > 0
-    back = ClaimResult.from_json(folder / "result.json")
+    back = ClaimResult.load(folder / "result.json")
     assert (back.claim, back.mode, back.reproduced) == (name, "smoke", res.reproduced)
     verdict = "REPRODUCED" if res.reproduced else "NOT REPRODUCED"
     assert lines[-1].startswith(f"{name}: {verdict} -- ")

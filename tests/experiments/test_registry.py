@@ -56,7 +56,7 @@ def test_run_claim_writes_result_figure_and_verdict(fake_claim: Claim, tmp_path:
     data = json.loads((folder / "result.json").read_text())  # strict JSON: NaN as a string
     assert data["measurements"]["nan"] == "NaN" and data["reproduced"] is False
     assert lines[-1] == ("fake-claim: NOT REPRODUCED -- size 1 [criterion: size > 1]")
-    back = ClaimResult.from_json(folder / "result.json")
+    back = ClaimResult.load(folder / "result.json")
     assert math.isnan(back.measurements["nan"]) and back.seconds == res.seconds >= 0
     assert run_claim("fake-claim", "quick", tmp_path, log=lines.append).reproduced
     assert lines[-1].startswith("fake-claim: REPRODUCED -- size 2")
@@ -104,5 +104,5 @@ def test_result_json_rejects_unknown_keys(tmp_path: Path) -> None:
     p = tmp_path / "r.json"
     p.write_text(json.dumps({"claim": "x", "mode": "smoke", "reproduced": True, "effect": "",
                              "criterion": "", "colour": "red"}))
-    with pytest.raises(ValueError, match="unknown claim result keys"):
-        ClaimResult.from_json(p)
+    with pytest.raises(ValueError, match="unknown field"):
+        ClaimResult.load(p)

@@ -31,7 +31,7 @@ def test_statistics_equal_the_brute_force():
                           nn.Linear(4 * 9, 5)).double()
     x, y = torch.randn(9, 2, 7, 7, dtype=torch.float64), torch.randint(0, 5, (9,))
     qs = (0.0, 0.1, 0.5, 0.9, 1.0)
-    res = sp.gradient_confusion(model, CE, x, y, quantiles=qs, bins=20, label="cnn")
+    res = sp.gradient_confusion(model, x, y, loss_fn=CE, quantiles=qs, bins=20, label="cnn")
     eta, cos, msq = brute_stats(model, x, y)
     assert res.label == "cnn" and res.batch_size == 9 and res.n_pairs == 36
     assert res.eta == pytest.approx(eta, rel=1e-10)
@@ -79,4 +79,4 @@ def test_bad_input(gram, kwargs, message):
 def test_batch_of_one_is_refused():
     model = nn.Linear(3, 2)
     with pytest.raises(ValueError, match="at least 2 examples, got x with batch 1"):
-        sp.gradient_confusion(model, CE, torch.randn(1, 3), torch.tensor([0]))
+        sp.gradient_confusion(model, torch.randn(1, 3), torch.tensor([0]), loss_fn=CE)

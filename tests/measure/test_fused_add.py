@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import signalprop as sp
-from signalprop.measure import _fused_add, _spp, residual_add_moments
+from signalprop.measure import residual_add_moments, resolve_blocks
+from signalprop.measure.forward import _fused_add, _spp
 from signalprop.nn import ResidualBlock
 
 
@@ -119,8 +120,9 @@ def test_spp_through_the_residual_add_equals_spp_through_hooks(norm, monkeypatch
     model = sp.models.resnetv2([2, 2], norm=norm, stem="cifar", width=0.25)
     x = torch.randn(6, 3, 16, 16)
     fused = sp.spp(model, x)
-    monkeypatch.setattr(_spp, "_fusable", lambda block, has_tap: False)
+    monkeypatch.setattr(_spp, "_fusable", lambda block: False)
     hooked = sp.spp(model, x)
+    assert fused.meta.pop("path") == "c-hooks+fused" and hooked.meta.pop("path") == "c-hooks"
     assert fused.meta == hooked.meta
     for a, b in zip(_records(fused), _records(hooked), strict=True):
         assert a[0] == b[0] and a[4] == b[4]
@@ -133,10 +135,10 @@ def test_spp_through_the_residual_add_equals_spp_through_hooks(norm, monkeypatch
 def test_probes_are_attached_only_where_the_add_sees_the_tapped_branch():
     nf = sp.models.resnetv2([2], norm="nf", stem="cifar", width=0.25)
     gated = sp.models.resnetv2([2], norm="nf", stem="cifar", width=0.25, skipinit=True)
-    blocks = [m for m in nf.modules() if isinstance(m, ResidualBlock)]
-    assert blocks and all(_spp._fusable(m, True) for m in blocks)
-    assert not any(_spp._fusable(m, True) for m in gated.modules()
-                   if isinstance(m, ResidualBlock))
+    blocks = [b for b in resolve_blocks(nf, None).blocks if isinstance(b.module, ResidualBlock)]
+    assert blocks and all(_spp._fusable(b) for b in blocks)
+    assert not any(_spp._fusable(b) for b in resolve_blocks(gated, None).blocks
+                   if isinstance(b.module, ResidualBlock))
 
 
 def test_model_output_is_unchanged_and_no_probe_is_left_behind():
@@ -154,7 +156,7 @@ def test_model_output_is_unchanged_and_no_probe_is_left_behind():
     sp.spp(model, x)
     h.remove()
     assert torch.equal(seen[0], plain)
-    assert not any("_residual_probe" in m.__dict__ for m in model.modules())
+    assert not any("residual_add" in m.__dict__ for m in model.modules())
     with pytest.raises(sp.measure.ForwardError):
         sp.spp(model, torch.randn(4, 5, 16, 16))  # wrong channel count
-    assert not any("_residual_probe" in m.__dict__ for m in model.modules())
+    assert not any("residual_add" in m.__dict__ for m in model.modules())

@@ -60,7 +60,7 @@ def test_probe_loss_equals_manual_autograd():
     model = hand_residual_cnn()
     x = torch.randn(6, 3, 12, 12)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    res = sp.gradient_spp(model, x, probe_seed=3)
+    res = sp.gradient_spp(model, x, seed=3)
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
     assert all(not m._forward_hooks for m in model.modules())
@@ -76,7 +76,7 @@ def test_labelled_loss_equals_manual_autograd():
     model = hand_residual_cnn()
     x, y = torch.randn(6, 3, 12, 12), torch.randint(0, 5, (6,))
     ce = nn.CrossEntropyLoss()
-    res = sp.gradient_spp(model, x, y, ce)
+    res = sp.gradient_spp(model, x, y, loss_fn=ce)
     grads, norms = manual(model, x, lambda out: ce(out, y))
     check(res, grads, norms)
     assert res.loss == "loss_fn"
@@ -123,8 +123,8 @@ def test_bad_input():
     with pytest.raises(ValueError, match="give y and loss_fn together"):
         sp.gradient_spp(model, x, y=torch.zeros(5))
     with pytest.raises(ValueError, match="loss_fn must return a scalar"):
-        sp.gradient_spp(model, x, torch.zeros(5, 2), nn.MSELoss(reduction="none"))
+        sp.gradient_spp(model, x, torch.zeros(5, 2), loss_fn=nn.MSELoss(reduction="none"))
     with pytest.raises(ValueError, match=r"y must have the batch size of x \(5\)"):
-        sp.gradient_spp(model, x, torch.zeros(4, 2), nn.MSELoss())
+        sp.gradient_spp(model, x, torch.zeros(4, 2), loss_fn=nn.MSELoss())
     with pytest.raises(ValueError, match="x is an empty batch"):
         sp.gradient_spp(model, torch.randn(0, 4))

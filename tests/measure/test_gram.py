@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import signalprop as sp
 from signalprop.measure import ForwardError, NonFiniteError
-from signalprop.measure._gram import gram_run
+from signalprop.measure.gradients._gram.engine import gram_run
 
 CE = nn.CrossEntropyLoss()
 METHODS = ("auto", "factor", "materialize", "func")
@@ -47,8 +47,8 @@ def check(model, x, y, methods=METHODS, tol=1e-10, loss_fn=CE):
     rows = brute_rows(model, loss_fn, x, y)
     ref = sum(r @ r.T for r in rows.values())
     for method in methods:
-        layers = sp.gradient_gram(model, loss_fn, x, y, per_layer=True, method=method)
-        total = sp.gradient_gram(model, loss_fn, x, y, method=method)
+        layers = sp.gradient_gram(model, x, y, loss_fn=loss_fn, per_layer=True, method=method).layers
+        total = sp.gradient_gram(model, x, y, loss_fn=loss_fn, method=method).matrix
         assert total.dtype == torch.float64 and total.shape == (x.shape[0],) * 2
         assert torch.equal(total, total.T)
         assert rel_err(total, ref) < tol, method
@@ -149,7 +149,7 @@ def test_attention_tied_weights_and_root_parameter(batch_first):
     model = Attention(batch_first).double()
     x, y = torch.randint(0, 13, (4, 5)), torch.randint(0, 13, (4,))
     check(model, x, y, methods=("auto", "func"))
-    layers = sp.gradient_gram(model, CE, x, y, per_layer=True)
+    layers = sp.gradient_gram(model, x, y, loss_fn=CE, per_layer=True).layers
     # the out_proj parameters are used by the attention module without a call: its layer
     assert set(layers) == {"<model>", "emb", "mha", "head"}
     # the tied weight is counted once, under its first module; the head holds nothing else
@@ -192,12 +192,12 @@ def test_dropout_inside_a_torch_func_module_is_refused_but_plain_dropout_is_fine
     x, y = torch.randn(4, 6, 4, dtype=torch.float64), torch.randint(0, 3, (4,))
     with pytest.raises(ValueError, match=r"module 'seq.self_attn' \(MultiheadAttention\) uses "
                                          "randomness"):
-        sp.gradient_gram(model, CE, x, y)
+        sp.gradient_gram(model, x, y, loss_fn=CE)
     # a Dropout module between layers: the gradients recorded in the forward carry its mask
     net = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Linear(6, 3)).double()
     xs, ys = torch.randn(5, 4, dtype=torch.float64), torch.randint(0, 3, (5,))
     torch.manual_seed(1)
-    g = sp.gradient_gram(net, CE, xs, ys)
+    g = sp.gradient_gram(net, xs, ys, loss_fn=CE).matrix
     torch.manual_seed(1)
     mask = net[1](torch.ones(5, 6, dtype=torch.float64))  # the same mask, from the same seed
     rows = []
@@ -239,7 +239,7 @@ def test_unused_module_contributes_zero():
     model = nn.ModuleDict({"used": nn.Linear(4, 3), "spare": nn.Linear(4, 3)}).double()
     model.forward = lambda x: model["used"](x)
     x, y = torch.randn(5, 4, dtype=torch.float64), torch.randint(0, 3, (5,))
-    layers = sp.gradient_gram(model, CE, x, y, per_layer=True)
+    layers = sp.gradient_gram(model, x, y, loss_fn=CE, per_layer=True).layers
     assert float(layers["spare"].abs().max()) == 0.0
     assert rel_err(layers["used"], brute_gram(model["used"], CE, x, y)) < 1e-12
 
@@ -252,7 +252,7 @@ def test_float32_within_1e5_of_float64_brute_force():
     ref = brute_gram(model.double(), CE, x.double(), y)
     model.float()
     for method in ("auto", "factor", "materialize"):
-        assert rel_err(sp.gradient_gram(model, CE, x, y, method=method), ref) < 1e-5
+        assert rel_err(sp.gradient_gram(model, x, y, loss_fn=CE, method=method).matrix, ref) < 1e-5
 
 
 @pytest.mark.parametrize("chunk_bytes", [2000, 200])
@@ -276,7 +276,7 @@ def test_works_under_no_grad():
     model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
     x, y = torch.randn(4, 4, dtype=torch.float64), torch.randint(0, 3, (4,))
     with torch.no_grad():
-        g = sp.gradient_gram(model, CE, x, y)
+        g = sp.gradient_gram(model, x, y, loss_fn=CE).matrix
     assert rel_err(g, brute_gram(model, CE, x, y)) < 1e-12
 
 
@@ -284,17 +284,17 @@ def test_independent_of_the_loss_reduction():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3)).double()
     x, y = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
-    grams = [sp.gradient_gram(model, nn.MSELoss(reduction=r), x, y) for r in ("mean", "sum")]
+    grams = [sp.gradient_gram(model, x, y, loss_fn=nn.MSELoss(reduction=r)).matrix for r in ("mean", "sum")]
     # MSE with reduction="sum" on one example is 3x its mean over the 3 outputs
     assert rel_err(grams[1], 9 * grams[0]) < 1e-12
-    ce = [sp.gradient_gram(model, nn.CrossEntropyLoss(reduction=r), x, y.argmax(1))
+    ce = [sp.gradient_gram(model, x, y.argmax(1), loss_fn=nn.CrossEntropyLoss(reduction=r)).matrix
           for r in ("mean", "sum", "none")]
     assert rel_err(ce[1], ce[0]) < 1e-12 and rel_err(ce[2], ce[0]) < 1e-12
     # a loss function vmap cannot trace (.item()) falls back to a loop: same result
     def picky(out, t):
         assert out.shape[0] == 1 and float(out.sum().item()) == float(out.sum().item())
         return CE(out, t)
-    assert rel_err(sp.gradient_gram(model, picky, x, y.argmax(1)), ce[0]) < 1e-12
+    assert rel_err(sp.gradient_gram(model, x, y.argmax(1), loss_fn=picky).matrix, ce[0]) < 1e-12
 
 
 def test_a_batch_coupling_loss_is_taken_on_each_example_alone():
@@ -303,7 +303,7 @@ def test_a_batch_coupling_loss_is_taken_on_each_example_alone():
     model = nn.Sequential(nn.Linear(4, 3)).double()
     x = torch.randn(5, 4, dtype=torch.float64)
     centred = lambda out, t: (out - out.mean(0)).square().sum()  # noqa: E731
-    assert float(sp.gradient_gram(model, centred, x, torch.zeros(5)).abs().max()) == 0.0
+    assert float(sp.gradient_gram(model, x, torch.zeros(5), loss_fn=centred).matrix.abs().max()) == 0.0
 
 
 def test_batchnorm_refused_in_train_mode_or_run_on_running_statistics():
@@ -314,9 +314,9 @@ def test_batchnorm_refused_in_train_mode_or_run_on_running_statistics():
     x, y = torch.randn(4, 3, 7, 7, dtype=torch.float64), torch.randint(0, 3, (4,))
     with pytest.raises(ValueError, match=r"BatchNorm module\(s\) in train mode \('1'\).*"
                                          r"batchnorm='eval'"):
-        sp.gradient_gram(model, CE, x, y)
+        sp.gradient_gram(model, x, y, loss_fn=CE)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    g = sp.gradient_gram(model, CE, x, y, batchnorm="eval")
+    g = sp.gradient_gram(model, x, y, loss_fn=CE, batchnorm="eval").matrix
     assert model.training and model[1].training  # modes restored
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     model.eval()
@@ -327,7 +327,7 @@ def test_leaves_no_hooks_no_grads_and_batch_of_one():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)).double()
     x, y = torch.randn(1, 4, dtype=torch.float64), torch.tensor([1])
-    g = sp.gradient_gram(model, CE, x, y)
+    g = sp.gradient_gram(model, x, y, loss_fn=CE).matrix
     rows = brute_rows(model, CE, x, y)
     assert g.shape == (1, 1)
     assert float(g[0, 0]) == pytest.approx(sum(float(r.square().sum()) for r in rows.values()),
@@ -349,18 +349,18 @@ def test_strategy_follows_the_cost_model():
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda m: sp.gradient_gram(m, CE, torch.randn(0, 4), torch.tensor([], dtype=torch.long)),
+        (lambda m: sp.gradient_gram(m, torch.randn(0, 4), torch.tensor([], dtype=torch.long), loss_fn=CE).matrix,
          "x is an empty batch"),
-        (lambda m: sp.gradient_gram(m, CE, torch.randn(3, 4), torch.tensor([0, 1])),
+        (lambda m: sp.gradient_gram(m, torch.randn(3, 4), torch.tensor([0, 1]), loss_fn=CE).matrix,
          r"y must have the batch size of x \(3\)"),
-        (lambda m: sp.gradient_gram(m, nn.MSELoss(reduction="none"), torch.randn(3, 4),
-                                    torch.randn(3, 2)),
+        (lambda m: sp.gradient_gram(m, torch.randn(3, 4),
+                                    torch.randn(3, 2), loss_fn=nn.MSELoss(reduction="none")).matrix,
          r"scalar for a batch of one example, got shape \(1, 2\)"),
-        (lambda m: sp.gradient_gram(m, lambda o, t: o.sum() / 0, torch.randn(3, 4), torch.zeros(3)),
+        (lambda m: sp.gradient_gram(m, torch.randn(3, 4), torch.zeros(3), loss_fn=lambda o, t: o.sum() / 0).matrix,
          "loss is NaN/Inf for 3 of 3 examples .* loss_fn produced them"),
-        (lambda m: sp.gradient_gram(m, CE, torch.randn(3, 4), torch.tensor([0, 1, 1]), method="x"),
+        (lambda m: sp.gradient_gram(m, torch.randn(3, 4), torch.tensor([0, 1, 1]), loss_fn=CE, method="x").matrix,
          "method must be one of"),
-        (lambda m: sp.gradient_gram(m, CE, torch.randn(3, 5), torch.tensor([0, 1, 1])),
+        (lambda m: sp.gradient_gram(m, torch.randn(3, 5), torch.tensor([0, 1, 1]), loss_fn=CE).matrix,
          r"forward failed in module '0' \(Linear\)"),
     ],
 )
@@ -376,7 +376,7 @@ def test_nonfinite_forward_is_located():
         model[1].weight[0, 0] = float("inf")
     x = torch.ones(3, 4)
     with pytest.raises(NonFiniteError, match=r"first non-finite in module '1' \(Linear\)"):
-        sp.gradient_gram(model, CE, x, torch.tensor([0, 1, 1]))
+        sp.gradient_gram(model, x, torch.tensor([0, 1, 1]), loss_fn=CE)
 
 
 def test_in_place_activations_and_dict_inputs():
@@ -397,7 +397,7 @@ def test_in_place_activations_and_dict_inputs():
     net = TwoInputs().double()
     a, shift = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     y = torch.randint(0, 2, (4,))
-    g = sp.gradient_gram(net, CE, {"a": a, "shift": shift}, y)
+    g = sp.gradient_gram(net, {"a": a, "shift": shift}, y, loss_fn=CE).matrix
     rows = []
     for i in range(4):
         loss = CE(net(a[i : i + 1], shift[i : i + 1]), y[i : i + 1])

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from signalprop.measure import _moments, channel_moments
+from signalprop.measure import channel_moments
+from signalprop.measure.forward import _moments
 
 
 @pytest.fixture(params=["c", "torch"])
@@ -100,9 +101,9 @@ def test_large_finite_values_do_not_overflow(fast_path):
 
 
 def test_the_c_accelerator_is_built():
-    # `pip install -e .` compiles src/signalprop/measure/_cmoments.c; without a C compiler
+    # `pip install -e .` compiles src/signalprop/measure/forward/_cmoments.c; without a C compiler
     # the install still works (torch fallback), but this suite must exercise the C path.
-    assert _moments._c_channel_sums is not None, "signalprop.measure._cmoments is not built"
+    assert _moments._c_channel_sums is not None, "signalprop.measure.forward._cmoments is not built"
 
 
 def _brute_force(t, outer, channels, inner):

@@ -11,11 +11,10 @@ from signalprop.results import (
     ConfusionResult,
     GradBlockStats,
     GradSPPResult,
-    HessianExtremes,
-    JacobianSpectrum,
+    HessianExtremesResult,
+    JacobianSpectrumResult,
     chi_prediction,
-    write_confusion_csv,
-    write_grad_csv,
+    write_csv,
 )
 
 
@@ -34,12 +33,12 @@ def grad_result(label="m"):
 
 def test_grad_spp_round_trips(tmp_path):
     r = grad_result()
-    strict(r.to_json(tmp_path / "g.json"))
-    back = GradSPPResult.from_json(tmp_path / "g.json")
+    strict(r.save(tmp_path / "g.json").read_text())
+    back = GradSPPResult.load(tmp_path / "g.json")
     assert back.records[:2] == r.records[:2] and back.records[3] == r.records[3]
     assert math.isnan(back.records[2].grad_avg_sq_mean) and back.records[2].grad_avg_var == math.inf
     assert back.input_shape == (2, 3) and back.loss == "probe" and back.first_nonfinite.name == "b2"
-    rows = list(csv.DictReader(io.StringIO(write_grad_csv([r, grad_result("n")]))))
+    rows = list(csv.DictReader(io.StringIO(write_csv([r, grad_result("n")]))))
     assert len(rows) == 8 and rows[4]["label"] == "n"
     assert rows[1]["grad_avg_var"] == "" and float(rows[2]["grad_avg_var"]) == math.inf
     assert float(rows[0]["param_grad_norm"]) == 5.0 and r.to_csv().startswith("label,kind")
@@ -72,20 +71,21 @@ def test_confusion_round_trips():
     back = ConfusionResult.from_json(r.to_json())
     assert back.quantiles == r.quantiles and back.hist_counts == [2, 4] and back.meta == r.meta
     assert math.isnan(back.mean_cosine) and back.eta == 0.25
-    rows = list(csv.DictReader(io.StringIO(write_confusion_csv([r, r]))))
-    assert len(rows) == 2 and float(rows[0]["eta"]) == 0.25 and rows[0]["quantiles"] == "0.05=-0.4 0.5=0.0"
+    rows = list(csv.DictReader(io.StringIO(write_csv([r, r]))))
+    assert len(rows) == 2 and float(rows[0]["eta"]) == 0.25 and rows[0]["q0.05"] == "-0.4" and rows[0]["q0.5"] == "0.0"
     assert math.isnan(float(rows[0]["mean_cosine"]))
     with pytest.raises(ValueError, match="hist_edges must have"):
         ConfusionResult("a", 2, 1, 0.0, 0.0, 0.0, 0.0, {}, 1.0, 0, [0.0], [1])
 
 
 def test_spectra_round_trip(tmp_path):
-    s = JacobianSpectrum("j", 4, 3, [[2.0, 1.0]], [[0.0, 0.5]], [[0.0, 0.0]], [[1e-3, 0.0]],
-                         [math.inf], [0.0], 3, True, 3)
-    strict(s.to_json(tmp_path / "s.json"))
-    back = JacobianSpectrum.from_json(tmp_path / "s.json")
+    s = JacobianSpectrumResult("j", 4, 3, [[2.0, 1.0]], [[0.0, 0.5]], [[0.0, 0.0]], [[1e-3, 0.0]],
+                               [math.inf], [0.0], 3, True, 3)
+    strict(s.save(tmp_path / "s.json").read_text())
+    back = JacobianSpectrumResult.load(tmp_path / "s.json")
     assert back == s and back.batch_size == 1 and back.condition_number == [math.inf]
-    h = HessianExtremes("h", 10, [3.0, 2.0], [-1.0, -0.5], [0.0, 0.1], [0.2, 0.0], 10, math.nan)
-    back_h = HessianExtremes.from_json(h.to_json())
+    h = HessianExtremesResult("h", 10, [3.0, 2.0], [-1.0, -0.5], [0.0, 0.1], [0.2, 0.0], 10,
+                              math.nan)
+    back_h = HessianExtremesResult.from_json(h.to_json())
     assert back_h.largest == [3.0, 2.0] and back_h.smallest_residual == [0.2, 0.0]
     assert math.isnan(back_h.loss)

@@ -6,7 +6,6 @@ import math
 import pytest
 
 from signalprop.results import BlockStats, SPPResult, write_csv
-from signalprop.results.spp import read_csv
 
 
 def _result(label="m"):
@@ -21,9 +20,9 @@ def _result(label="m"):
 
 def test_json_round_trip_is_strict_json(tmp_path):
     r = _result()
-    text = r.to_json(tmp_path / "r.json")
+    text = r.save(tmp_path / "r.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}"))
-    back = SPPResult.from_json(tmp_path / "r.json")
+    back = SPPResult.load(tmp_path / "r.json")
     assert back.records[:2] == r.records[:2]
     assert math.isnan(back.records[2].avg_sq_mean) and back.records[2].avg_var == math.inf
     assert back.input_shape == (2, 3, 8, 8) and back.meta == {"transitions": [1]}
@@ -34,12 +33,12 @@ def test_json_round_trip_is_strict_json(tmp_path):
 def test_csv_round_trip_of_several_results(tmp_path):
     a, b = _result("a"), _result("b")
     write_csv([a, b], tmp_path / "t.csv")
-    back = read_csv(tmp_path / "t.csv")
+    back = SPPResult.from_csv((tmp_path / "t.csv").read_text())
     assert [r.label for r in back] == ["a", "b"]
     assert back[0].records[0].res_var is None
     assert back[1].records[1] == b.records[1]
     assert math.isinf(back[0].records[2].avg_var)
-    assert a.to_csv().splitlines()[0].startswith("label,kind,index,name")
+    assert a.to_csv().splitlines()[0].startswith("label,kind,name,index")
 
 
 def test_kind_is_validated():

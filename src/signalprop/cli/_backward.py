@@ -21,7 +21,7 @@ def measure(model: Any, x: Any, args: argparse.Namespace, label: str) -> Any:
 
     try:
         return gradient_spp(model, x, blocks=args.blocks, channel_dim=args.channel_dim,
-                            probe_seed=args.seed, label=label, progress=not args.no_progress)
+                            seed=args.seed, label=label, progress=not args.no_progress)
     except (ValueError, ForwardError) as e:
         raise CLIError(str(e)) from None
 
@@ -60,10 +60,10 @@ def write(results: list[Any], args: argparse.Namespace, title: str,
           predicted: list[Any] | None = None) -> str:
     """Write grad_spp.csv/.json (after every model) and, with ``title``, the figure."""
     from signalprop import plot
-    from signalprop.results import write_grad_csv
+    from signalprop.results import write_csv
 
     preds = [p for p in predicted or [] if p is not None]
-    write_grad_csv(results + preds, args.out / "grad_spp.csv")
+    write_csv(results + preds, args.out / "grad_spp.csv")
     (args.out / "grad_spp.json").write_text(
         json.dumps([r.to_dict() for r in results + preds], indent=1, allow_nan=False))
     if not title:

@@ -56,7 +56,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    "targets")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mode", choices=("train", "eval"), default="train", help="module mode")
-    p.add_argument("--batchnorm", choices=("error", "eval"), default="error",
+    p.add_argument("--batchnorm", choices=("auto", "eval", "error"), default="auto",
                    help="train-mode BatchNorm: refuse, or use running statistics")
     p.add_argument("--quantiles", type=parse_list, default=["0.01", "0.05", "0.5", "0.95"],
                    help="cosine quantiles to print")
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from signalprop import models, plot
     from signalprop.cli._spp import _model_kwargs
     from signalprop.measure import ForwardError, gradient_confusion
-    from signalprop.results import write_confusion_csv
+    from signalprop.results import write_csv
 
     if args.batch_size < 2:
         raise CLIError(f"--batch-size must be >= 2 (confusion compares pairs), got "
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         x = torch.randn((args.batch_size, *shape), generator=gen)
         try:
             y, loss_fn = _targets(model, x, args.loss, gen)
-            res = gradient_confusion(model, loss_fn, x, y, quantiles=quantiles,
+            res = gradient_confusion(model, x, y, loss_fn=loss_fn, quantiles=quantiles,
                                      batchnorm=args.batchnorm, label=label)
         except (ValueError, ForwardError) as e:
             msg = str(e).replace("batchnorm='eval'", "--batchnorm eval")
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                         input_shape=list(shape), seconds=round(time.perf_counter() - t0, 3))
         results.append(res)
         print(summarize(res), flush=True)
-        write_confusion_csv(results, args.out / "confusion.csv")
+        write_csv(results, args.out / "confusion.csv")
         (args.out / "confusion.json").write_text(
             json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False))
     fig = plot.confusion(results, args.out / f"confusion.{args.format}",
@@ -137,7 +137,7 @@ def _targets(model: Any, x: Any, loss: str, gen: Any) -> tuple[Any, Any]:
     import torch
     import torch.nn as nn
 
-    from signalprop.measure._forward import buffers_restored, first_tensor, locate_failure
+    from signalprop._forward import buffers_restored, first_tensor, locate_failure
 
     try:
         with torch.no_grad(), buffers_restored(model):

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from signalprop._forward import ModelInput, call_model, first_tensor
 from signalprop.convert.report import ConversionError, ConversionReport
-from signalprop.measure._forward import ModelInput, call_model, first_tensor
 from signalprop.nn import BranchTap, SkipInit
 
 

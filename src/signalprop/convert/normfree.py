@@ -33,10 +33,10 @@ import torch.fx as fx
 import torch.nn as nn
 
 from signalprop import theory
+from signalprop._forward import ModelInput
 from signalprop.convert import _graph as G
 from signalprop.convert._gate import GatedBranch, calibrate_gates
 from signalprop.convert.report import ConversionError, ConversionReport
-from signalprop.measure._forward import ModelInput
 from signalprop.models import ResNetV2, resnetv2
 from signalprop.nn import ScaledStdConv1d, ScaledStdConv2d, ScaledStdConv3d, SkipInit, WSLinear
 

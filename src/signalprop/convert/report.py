@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+
+from signalprop.results import Result
 
 
 class ConversionError(ValueError):
@@ -24,7 +24,7 @@ class Change:
 
 
 @dataclass
-class ConversionReport:
+class ConversionReport(Result):
     """The record of a conversion.
 
     Attributes:
@@ -32,6 +32,12 @@ class ConversionReport:
         not_converted: what was left as it was, each with the reason.
         residual_blocks: the modules in which a residual addition received a gain.
         method: how the model was analysed ("torch.fx graph", "ResNetV2 rebuild", ...).
+
+    Examples:
+        >>> r = ConversionReport("torch.fx graph")
+        >>> r.add("layer1.bn", "removed BatchNorm2d")
+        >>> ConversionReport.from_json(r.to_json()).count("removed")
+        1
     """
 
     method: str
@@ -44,6 +50,12 @@ class ConversionReport:
 
     def refuse(self, module: str, action: str, reason: str) -> None:
         self.not_converted.append(Change(module or "<model>", action, reason))
+
+    def csv_rows(self) -> tuple[list[str], list[list[str]]]:
+        """One row per change and per refusal (``kind`` "changed" / "not converted")."""
+        rows = [["changed", c.module, c.action, c.detail] for c in self.changes]
+        rows += [["not converted", c.module, c.action, c.detail] for c in self.not_converted]
+        return ["kind", "module", "action", "detail"], rows
 
     def count(self, prefix: str) -> int:
         """How many changes' actions start with ``prefix``."""
@@ -58,19 +70,3 @@ class ConversionReport:
             lines.append("not converted:")
             lines += [f"  {c}" for c in self.not_converted]
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "changes": [asdict(c) for c in self.changes],
-            "not_converted": [asdict(c) for c in self.not_converted],
-            "residual_blocks": list(self.residual_blocks),
-        }
-
-    def to_json(self, indent: int | None = 1) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ConversionReport:
-        return cls(d["method"], [Change(**c) for c in d["changes"]],
-                   [Change(**c) for c in d["not_converted"]], list(d["residual_blocks"]))

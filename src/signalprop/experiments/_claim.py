@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from signalprop.results._serial import encode_float
+from signalprop.results import Result
+from signalprop.results._base import decode
 
 MODES = ("smoke", "quick", "full")
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class RunContext:
             if row["status"] not in ("completed", "diverged"):
                 raise RuntimeError(f"sweep {name}: run {run.label} ended {row['status']}: "
                                    f"{row['error'] or 'no error recorded'} (see {out})")
-            metrics = {k: _decode(v) for k, v in json.loads(row["metrics"] or "{}").items()}
+            metrics = decode(dict[str, Any], json.loads(row["metrics"] or "{}"))
             results.append({
                 "label": run.label,
                 "config": run.config.to_dict(),
@@ -142,8 +142,11 @@ class RunContext:
 
 
 @dataclass
-class ClaimResult:
+class ClaimResult(Result):
     """The outcome of one claim run: the verdict, the effect in words, every number.
+
+    ``save(path)`` writes it atomically (a temporary file, renamed); ``load(path)`` reads
+    it back, and a missing or unknown key raises ``ValueError`` naming the file.
 
     Attributes:
         claim: the claim's name.
@@ -174,68 +177,3 @@ class ClaimResult:
         """
         verdict = "REPRODUCED" if self.reproduced else "NOT REPRODUCED"
         return f"{self.claim}: {verdict} -- {self.effect} [criterion: {self.criterion}]"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Strict-JSON dict (non-finite floats become "NaN"/"Infinity" strings)."""
-        return _encode(asdict(self))
-
-    def to_json(self, path: str | Path) -> Path:
-        """Write the result as JSON to ``path`` (atomically: a temporary file, renamed)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClaimResult:
-        """Inverse of :meth:`to_dict`; missing or unknown keys raise ``ValueError``."""
-        names = {f for f in cls.__dataclass_fields__}
-        required = {"claim", "mode", "reproduced", "effect", "criterion"}
-        if not isinstance(data, dict) or not required <= set(data):
-            raise ValueError(f"a claim result needs the keys {sorted(required)}")
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown claim result keys {sorted(unknown)}; "
-                             f"valid: {sorted(names)}")
-        return cls(**_decode(data))
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> ClaimResult:
-        """Read a result written by :meth:`to_json`."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise ValueError(f"cannot read a claim result from {path}: {e}") from None
-        try:
-            return cls.from_dict(data)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return encode_float(value)
-    if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # NumPy / torch scalars
-        return _encode(value.item())
-    if hasattr(value, "tolist"):
-        return _encode(value.tolist())
-    raise TypeError(f"cannot store {type(value).__name__} {value!r} in a claim result")
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, str) and value in _NONFINITE:
-        return _NONFINITE[value]
-    if isinstance(value, dict):
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value

@@ -122,6 +122,6 @@ def run_claim(name: str, mode: str = "quick", out: str | Path = "out/reproduce",
         raise RuntimeError(f"claim {claim.name!r} did not write its figure "
                            f"{folder / result.figure}")
     result.seconds = round(seconds, 2)
-    result.to_json(folder / RESULT)
+    result.save(folder / RESULT)
     log(result.verdict_line())
     return result

@@ -1,37 +1,68 @@
-"""Measurements that work on any nn.Module: hooks stream statistics, keep no activations."""
+"""Measurements that work on any nn.Module.
 
-from signalprop.measure._confusion import confusion_from_gram, gradient_confusion
+Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <options>)
+-> <Name>Result`` (see ``docs/api-conventions.md``), and returns a result object from
+:mod:`signalprop.results`. The implementations live in subpackages by what they measure:
+
+* ``forward/``: Signal Propagation Plots and their C kernels (``spp``);
+* ``gradients/``: gradient propagation and per-example gradient geometry
+  (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
+* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
+* ``independence/``: ``batch_independence``;
+
+and the helpers they share (block discovery, per-example losses, non-finite checks) sit
+here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
+"""
+
+from signalprop._forward import ForwardError
 from signalprop.measure._discovery import Block, BlockPlan, discover_blocks, resolve_blocks
-from signalprop.measure._forward import ForwardError
-from signalprop.measure._fused_add import fused_add_available, residual_add_moments
-from signalprop.measure._gradient_spp import gradient_spp
-from signalprop.measure._gram import gradient_gram
-from signalprop.measure._hessian import hessian_extremes
-from signalprop.measure._jacobian import jacobian_spectrum
-from signalprop.measure._lanczos import lanczos
-from signalprop.measure._moments import ChannelMoments, channel_moments
 from signalprop.measure._nonfinite import NonFiniteError
-from signalprop.measure._spp import spp
-from signalprop.measure.batch_independence import batch_independence
+from signalprop.measure.forward import (
+    ChannelMoments,
+    channel_moments,
+    fused_add_available,
+    residual_add_moments,
+    spp,
+)
+from signalprop.measure.gradients import (
+    confusion_from_gram,
+    gradient_confusion,
+    gradient_gram,
+    gradient_spp,
+)
+from signalprop.measure.independence import batch_independence
+from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
+
+#: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
+MEASUREMENTS = (
+    "spp",
+    "gradient_spp",
+    "gradient_gram",
+    "gradient_confusion",
+    "jacobian_spectrum",
+    "hessian_extremes",
+    "batch_independence",
+)
 
 __all__ = [
+    "MEASUREMENTS",
     "Block",
     "BlockPlan",
     "ChannelMoments",
     "ForwardError",
+    "NonFiniteError",
     "batch_independence",
     "channel_moments",
+    "confusion_from_gram",
     "discover_blocks",
     "fused_add_available",
-    "residual_add_moments",
-    "resolve_blocks",
-    "spp",
-    "NonFiniteError",
-    "confusion_from_gram",
     "gradient_confusion",
     "gradient_gram",
     "gradient_spp",
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "residual_add_moments",
+    "resolve_blocks",
+    "spp",
 ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from signalprop.measure._forward import module_names
+from signalprop._forward import module_names
 from signalprop.nn import ResidualBlock
 
 BlockSpec = (

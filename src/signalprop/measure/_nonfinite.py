@@ -10,7 +10,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils import _pytree as pytree
 
-from signalprop.measure._forward import (
+from signalprop._forward import (
     ModelInput,
     buffers_restored,
     call_model,

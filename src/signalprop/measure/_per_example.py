@@ -23,10 +23,12 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils import _pytree as pytree
 
-from signalprop.measure._forward import ModelInput
+from signalprop._forward import ModelInput
 
 LossFn = Callable[..., Tensor]
-BATCHNORM_MODES = ("error", "eval")
+#: ``batchnorm=`` of every measurement: "auto" keeps the model's mode where batch statistics
+#: leave the measurement defined and refuses them where they do not (per-example ones).
+BATCHNORM_MODES = ("auto", "eval", "error")
 
 
 def any_tensor(obj: Any) -> Tensor | None:
@@ -58,26 +60,59 @@ def check_targets(y: Any, b: int) -> None:
                          f"got shape {shape}")
 
 
+def check_loss_fn(loss_fn: Any) -> None:
+    """A measurement that needs a loss got a callable one."""
+    if loss_fn is None:
+        raise ValueError("loss_fn is required: pass loss_fn=..., e.g. "
+                         "loss_fn=torch.nn.CrossEntropyLoss()")
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+
+
+def batch_loss(loss_fn: LossFn, out: Any, y: Any) -> Tensor:
+    """``loss_fn(out, y)`` (``loss_fn(out)`` when ``y`` is None) as a 0-d tensor."""
+    loss = loss_fn(out, y) if y is not None else loss_fn(out)
+    if not isinstance(loss, Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar, got {shape}")
+    return loss.reshape(())
+
+
 def trainable_batchnorms(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
 
 
 @contextlib.contextmanager
-def batchnorm_policy(model: nn.Module, batchnorm: str) -> Iterator[None]:
-    """Refuse train-mode BatchNorm (``"error"``) or run it on running statistics (``"eval"``).
+def batchnorm_policy(model: nn.Module, batchnorm: str, per_example: bool = True
+                     ) -> Iterator[None]:
+    """Apply a measurement's ``batchnorm=`` option to the BatchNorm modules in train mode.
 
-    With ``"eval"`` the BatchNorm modules in train mode are switched to eval mode for the
-    duration and switched back afterwards; nothing else changes mode.
+    ``"error"`` refuses them; ``"eval"`` switches them to eval mode (running statistics)
+    for the duration and back afterwards (nothing else changes mode); ``"auto"`` refuses
+    them when the measurement is ``per_example`` (batch statistics couple the examples)
+    and otherwise leaves the model as it is.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+        >>> with batchnorm_policy(net, "eval"):
+        ...     net[1].training
+        False
+        >>> net[1].training
+        True
     """
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
     bns = trainable_batchnorms(model)
-    if bns and batchnorm == "error":
+    if bns and batchnorm == "auto" and not per_example:
+        yield
+        return
+    if bns and batchnorm != "eval":
         names = ", ".join(f"'{n}'" for n, _ in bns[:3]) + (" ..." if len(bns) > 3 else "")
+        why = ("their batch statistics couple the examples, so per-example quantities are "
+               "undefined" if per_example else "batchnorm='error' refuses them")
         raise ValueError(
-            f"model has {len(bns)} BatchNorm module(s) in train mode ({names}): their batch "
-            "statistics couple the examples, so per-example gradients are undefined. Pass "
+            f"model has {len(bns)} BatchNorm module(s) in train mode ({names}): {why}. Pass "
             "batchnorm='eval' to use the running statistics instead, or call model.eval()")
     for _, m in bns:
         m.train(False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -50,7 +49,6 @@ class BranchTap(nn.Identity):
     """
 
 
-ResidualProbe = Callable[[Tensor, Tensor, float], Tensor]
 
 
 class ResidualBlock(nn.Module):
@@ -70,21 +68,17 @@ class ResidualBlock(nn.Module):
 
     branch_tap: BranchTap
     is_transition: bool = False
-    # Set on an instance, only while a measurement runs, by signalprop.measure.
-    _residual_probe: ResidualProbe | None = None
 
     def residual_add(self, shortcut: Tensor, branch: Tensor, alpha: float = 1.0) -> Tensor:
         """``shortcut + alpha * branch``, exactly as ``torch.add(shortcut, branch,
-        alpha=alpha)`` computes it, even while a measurement is attached.
+        alpha=alpha)`` computes it. A measurement may replace this method on one instance
+        while it runs (with an add that computes the same values).
 
         Examples:
             >>> block = ResidualBlock()
             >>> block.residual_add(torch.ones(2), torch.ones(2), 0.5).tolist()
             [1.5, 1.5]
         """
-        probe = self._residual_probe
-        if probe is not None:
-            return probe(shortcut, branch, alpha)
         if alpha == 1.0:
             return shortcut + branch
         return torch.add(shortcut, branch, alpha=alpha)

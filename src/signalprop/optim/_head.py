@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from signalprop.measure._forward import ModelInput, buffers_restored, call_model, module_names
+from signalprop._forward import ModelInput, buffers_restored, call_model, module_names
 
 
 class NoLinearHeadError(ValueError):

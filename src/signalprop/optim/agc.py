@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from signalprop.measure._forward import ModelInput
+from signalprop._forward import ModelInput
 from signalprop.optim._head import HeadWatcher, find_classifier
 from signalprop.optim.unitwise import layouts_of, unit_view
 

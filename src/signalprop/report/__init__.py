@@ -5,7 +5,8 @@ functions of the result objects) and renders one self-contained HTML page (``htm
 """
 
 from signalprop.report._predict import predicted_spp
-from signalprop.report.build import Measurements, ReportResult, apply_fix, build_report, measure_all
+from signalprop.report._types import Measurements, ReportResult
+from signalprop.report.build import apply_fix, build_report, measure_all
 from signalprop.report.diagnosis import (
     GRADIENT_CHI_LIMIT,
     GRADIENT_RATIO_LIMIT,

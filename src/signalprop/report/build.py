@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,75 +18,14 @@ from signalprop.measure import (
     jacobian_spectrum,
     spp,
 )
-from signalprop.report import _probe
+from signalprop.report import _probe, html, plots
 from signalprop.report._predict import predicted_spp
-from signalprop.report.diagnosis import Diagnosis, diagnose
-from signalprop.results import (
-    BatchIndependenceResult,
-    ConfusionResult,
-    GradSPPResult,
-    JacobianSpectrum,
-    SPPResult,
-)
+from signalprop.report._types import Measurements, ReportResult
+from signalprop.report.diagnosis import diagnose
 
 #: Lanczos steps and Hutchinson probes of the report's Jacobian spectrum
 JACOBIAN_STEPS = 20
 JACOBIAN_PROBES = 8
-
-
-@dataclass
-class Measurements:
-    """Everything measured on one model (a step that could not run leaves None and a note).
-
-    Attributes:
-        label: the model's name on the page.
-        spp: forward SPP.
-        prediction: the theory's SPP, or None.
-        grad: gradient SPP.
-        confusion: gradient confusion statistics.
-        jacobian: input-output Jacobian spectrum.
-        independence: batch-independence check.
-        diagnoses: what :func:`~signalprop.report.diagnosis.diagnose` found.
-        summary: parameter count, depth, block types, discovery, activation, theory numbers.
-        notes: why a step was skipped, and other remarks for the page.
-    """
-
-    label: str
-    spp: SPPResult
-    prediction: SPPResult | None = None
-    grad: GradSPPResult | None = None
-    confusion: ConfusionResult | None = None
-    jacobian: JacobianSpectrum | None = None
-    independence: BatchIndependenceResult | None = None
-    diagnoses: list[Diagnosis] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ReportResult:
-    """What :func:`build_report` wrote and found.
-
-    Attributes:
-        path: the HTML page.
-        images: the PNGs written beside it (also inlined in the page).
-        before: measurements of the model as given.
-        after: measurements of the fixed model (``fix=True``), else None.
-        fix_summary: what the fix changed (conversion report or init), else "".
-        seconds: wall-clock time of the whole build.
-    """
-
-    path: Path
-    images: list[Path]
-    before: Measurements
-    after: Measurements | None = None
-    fix_summary: str = ""
-    seconds: float = 0.0
-
-    @property
-    def diagnoses(self) -> list[Diagnosis]:
-        """The diagnoses of the model as given."""
-        return self.before.diagnoses
 
 
 def _steps(progress: bool, total: int, desc: str) -> Any:
@@ -156,7 +93,7 @@ def measure_all(model: nn.Module, x: torch.Tensor, label: str, *, seed: int = 0,
     bar.update()
     numel, out = _probe.block_numel(model, names, x)
     try:
-        m.grad = gradient_spp(model, x, probe_seed=seed, label=label)
+        m.grad = gradient_spp(model, x, seed=seed, label=label)
     except (ValueError, ForwardError, RuntimeError) as e:
         m.notes.append(f"gradient SPP not measured: {e}")
     bar.update()
@@ -164,8 +101,8 @@ def measure_all(model: nn.Module, x: torch.Tensor, label: str, *, seed: int = 0,
     loss_fn, y = _loss_and_target(out, seed)
     if loss_fn is not None and x.shape[0] >= 2:
         try:
-            m.confusion = gradient_confusion(model, loss_fn, x, y, label=label,
-                                             batchnorm="eval" if bn else "error")
+            m.confusion = gradient_confusion(model, x, y, loss_fn=loss_fn, label=label,
+                                             batchnorm="eval" if bn else "auto")
             if bn:
                 m.notes.append("gradient confusion and the Jacobian use BatchNorm's running "
                                "statistics (eval mode): per-example gradients need "
@@ -181,7 +118,7 @@ def measure_all(model: nn.Module, x: torch.Tensor, label: str, *, seed: int = 0,
         # ResNet-50 with 1000 outputs (the residual bounds say how accurate they are)
         m.jacobian = jacobian_spectrum(model, x[: min(2, x.shape[0])], k=jacobian_k,
                                        steps=JACOBIAN_STEPS, probes=JACOBIAN_PROBES,
-                                       seed=seed, batchnorm="eval" if bn else "error",
+                                       seed=seed, batchnorm="eval" if bn else "auto",
                                        label=label)
     except (ValueError, ForwardError, RuntimeError) as e:
         m.notes.append(f"Jacobian spectrum not measured: {e}")
@@ -249,7 +186,8 @@ def build_report(
     of code that fixes each. With ``fix=True`` the model is converted with
     :func:`~signalprop.convert.to_normfree` (residual / BatchNorm networks) or re-drawn at
     the critical initialization (plain networks), measured again, and before/after plots
-    are added. ``report.json`` holds the diagnoses.
+    are added. ``report.json`` holds every measurement and diagnosis
+    (:meth:`ReportResult.load` reads it back).
 
     Args:
         model: any module, in the mode to measure (train mode for the paper's SPPs).
@@ -274,8 +212,6 @@ def build_report(
         >>> r.path.name, "mean_shift" in [d.kind for d in r.diagnoses]
         ('report.html', True)
     """
-    from signalprop.report import html, plots
-
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 1 \
             or x.shape[0] < 2:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -299,10 +235,5 @@ def build_report(
     tmp = out / "report.html.tmp"
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out / "report.html")
-    (out / "report.json").write_text(json.dumps({
-        "label": label,
-        "diagnoses": [d.to_dict() for d in before.diagnoses],
-        "fixed_diagnoses": None if after is None else [d.to_dict() for d in after.diagnoses],
-        "fix": fix_summary,
-    }, indent=1))
+    result.save(out / "report.json")
     return result

@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from signalprop.results import BatchIndependenceResult, GradSPPResult, SPPResult
 
@@ -80,9 +79,6 @@ class Diagnosis:
     threshold: str
     block: str | None
     fix_code: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def __str__(self) -> str:
         where = f" from block '{self.block}'" if self.block else ""

@@ -9,14 +9,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from signalprop import __version__
 from signalprop.report import diagnosis as dg
+from signalprop.report._types import Measurements, ReportResult
 from signalprop.report.plots import alt_text
-
-if TYPE_CHECKING:
-    from signalprop.report.build import Measurements, ReportResult
 
 CSS = """
 *{box-sizing:border-box}

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from signalprop import plot
-
-if TYPE_CHECKING:
-    from signalprop.report.build import Measurements
+from signalprop.report._types import Measurements
 
 #: file name -> (alt text template); the page looks images up by name
 ALT = {

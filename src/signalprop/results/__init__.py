@@ -1,22 +1,31 @@
 """Plain result objects shared by measurement and theory.
 
-This package imports nothing beyond the standard library, so every layer (theory included)
-can build the same objects; a plot can then overlay a prediction on a measurement
-without glue code.
+Every result is a dataclass inheriting :class:`Result`, which gives it ``to_json()`` /
+``from_json(text)``, ``save(path)`` / ``load(path)`` and a CSV table (:func:`write_csv` for
+several results of one class). This package imports nothing beyond the standard library,
+so every layer (theory included) can build the same objects; a plot can then overlay a
+prediction on a measurement without glue code.
 """
 
-from signalprop.results.confusion import ConfusionResult, write_confusion_csv
-from signalprop.results.grad_spp import (
-    GradBlockStats,
-    GradSPPResult,
-    chi_prediction,
-    write_grad_csv,
-)
+from signalprop.results._base import Result, write_csv
+from signalprop.results.confusion import ConfusionResult
+from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
+from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
-from signalprop.results.spectra import HessianExtremes, JacobianSpectrum
-from signalprop.results.spp import BlockStats, SPPResult, write_csv
+from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
+from signalprop.results.spp import BlockStats, SPPResult
 
-__all__ = ["BlockStats", "SPPResult", "write_csv"]
-__all__ += ["ConfusionResult", "GradBlockStats", "GradSPPResult", "HessianExtremes",
-            "JacobianSpectrum", "chi_prediction", "write_confusion_csv", "write_grad_csv"]
-__all__ += ["BatchIndependenceResult"]
+__all__ = [
+    "BatchIndependenceResult",
+    "BlockStats",
+    "ConfusionResult",
+    "GradBlockStats",
+    "GradSPPResult",
+    "GramResult",
+    "HessianExtremesResult",
+    "JacobianSpectrumResult",
+    "Result",
+    "SPPResult",
+    "chi_prediction",
+    "write_csv",
+]

@@ -13,20 +13,12 @@ chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] per layer going backwards (Schoenholz et
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from signalprop.results._serial import decode_float, encode_float
-
-_FLOAT_FIELDS = ("grad_avg_sq_mean", "grad_avg_var", "param_grad_norm")
-CSV_COLUMNS = ("label", "kind", "index", "name", "grad_avg_sq_mean", "grad_avg_var",
-               "param_grad_norm", "n_params", "nonfinite")
+from signalprop.results._base import Result
 
 
 @dataclass(frozen=True)
@@ -54,7 +46,7 @@ class GradBlockStats:
 
 
 @dataclass
-class GradSPPResult:
+class GradSPPResult(Result):
     """Per-block gradient statistics of one model on one batch (measured or predicted).
 
     Examples:
@@ -92,73 +84,6 @@ class GradSPPResult:
         """The block nearest the output whose gradients hold NaN/Inf (where the backward
         pass first produced them), or ``None``."""
         return next((r for r in reversed(self.records) if r.nonfinite), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        recs = []
-        for r in self.records:
-            d = asdict(r)
-            for k in _FLOAT_FIELDS:
-                d[k] = encode_float(d[k])
-            recs.append(d)
-        return {"label": self.label, "kind": self.kind, "loss": self.loss,
-                "input_shape": list(self.input_shape) if self.input_shape else None,
-                "channel_dim": self.channel_dim, "discovery": self.discovery,
-                "meta": self.meta, "records": recs}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GradSPPResult:
-        recs = []
-        for r in d["records"]:
-            r = dict(r)
-            for k in _FLOAT_FIELDS:
-                r[k] = decode_float(r.get(k))
-            recs.append(GradBlockStats(**r))
-        shape = d.get("input_shape")
-        return cls(label=d["label"], records=recs, kind=d.get("kind", "measured"),
-                   loss=d.get("loss", "probe"),
-                   input_shape=tuple(shape) if shape is not None else None,
-                   channel_dim=d.get("channel_dim", 1), discovery=d.get("discovery", ""),
-                   meta=d.get("meta", {}))
-
-    def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
-        """Serialise to strict JSON (non-finite floats as strings); also write ``path``."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path) -> GradSPPResult:
-        """Load from a JSON string or a path written by :meth:`to_json`."""
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
-        return cls.from_dict(json.loads(text))
-
-    def to_csv(self, path: str | Path | None = None) -> str:
-        """One row per block; see :func:`write_grad_csv` for several results."""
-        return write_grad_csv([self], path)
-
-
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return ""
-    return repr(float(v)) if math.isfinite(v) else str(encode_float(v))
-
-
-def write_grad_csv(results: Iterable[GradSPPResult], path: str | Path | None = None) -> str:
-    """Several results as one CSV table (columns ``CSV_COLUMNS``)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for res in results:
-        for r in res.records:
-            w.writerow([res.label, res.kind, r.index, r.name, _fmt(r.grad_avg_sq_mean),
-                        _fmt(r.grad_avg_var), _fmt(r.param_grad_norm), r.n_params, r.nonfinite])
-    text = buf.getvalue()
-    if path is not None:
-        Path(path).write_text(text)
-    return text
 
 
 def chi_prediction(measured: GradSPPResult, chi: float | Sequence[float],

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from signalprop.results._serial import decode_float, encode_float
+from signalprop.results._base import Result
 
 
 @dataclass
-class BatchIndependenceResult:
+class BatchIndependenceResult(Result):
     """Per mode (``"train"``, ``"eval"``): the leak of one perturbed example into the others.
 
     Attributes:
@@ -26,6 +24,15 @@ class BatchIndependenceResult:
         tolerance: the largest relative leak still counted as independent.
         index: the perturbed example.
         batch_size: the batch size checked.
+        label: the model's name.
+        meta: anything else.
+
+    Examples:
+        >>> r = BatchIndependenceResult(
+        ...     {"train": 0.2, "eval": 0.0}, {"train": 1.0, "eval": 1.0},
+        ...     {"train": "bn", "eval": None}, {"train": None, "eval": None}, 1e-5, 0, 8)
+        >>> r.independent, BatchIndependenceResult.from_json(r.to_json()).first_leak["train"]
+        (False, 'bn')
     """
 
     leak: dict[str, float]
@@ -37,6 +44,8 @@ class BatchIndependenceResult:
     batch_size: int
     label: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+
+    json_extras: ClassVar[tuple[str, ...]] = ("independent",)
 
     @property
     def independent(self) -> bool:
@@ -53,45 +62,8 @@ class BatchIndependenceResult:
         verdict = "independent" if self.independent else "NOT independent"
         return f"batch {verdict} (leak {', '.join(parts)}; tolerance {self.tolerance:g})"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "independent": self.independent,
-            "leak": {k: encode_float(v) for k, v in self.leak.items()},
-            "sensitivity": {k: encode_float(v) for k, v in self.sensitivity.items()},
-            "first_leak": dict(self.first_leak),
-            "nonfinite": dict(self.nonfinite),
-            "tolerance": self.tolerance,
-            "index": self.index,
-            "batch_size": self.batch_size,
-            "meta": self.meta,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BatchIndependenceResult:
-        return cls(
-            leak={k: float(decode_float(v)) for k, v in d["leak"].items()},  # type: ignore[arg-type]
-            sensitivity={k: float(decode_float(v))  # type: ignore[arg-type]
-                         for k, v in d["sensitivity"].items()},
-            first_leak=dict(d["first_leak"]),
-            nonfinite=dict(d["nonfinite"]),
-            tolerance=float(d["tolerance"]),
-            index=int(d["index"]),
-            batch_size=int(d["batch_size"]),
-            label=d.get("label", ""),
-            meta=d.get("meta", {}),
-        )
-
-    def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
-        """Strict JSON (non-finite floats as strings); also written to ``path`` if given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path) -> BatchIndependenceResult:
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
-        return cls.from_dict(json.loads(text))
+    def csv_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """One row per mode."""
+        cols = ["mode", "leak", "sensitivity", "first_leak", "nonfinite", "tolerance"]
+        return cols, [[m, v, self.sensitivity.get(m), self.first_leak.get(m),
+                       self.nonfinite.get(m), self.tolerance] for m, v in self.leak.items()]

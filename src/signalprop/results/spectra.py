@@ -1,5 +1,5 @@
-"""Spectra of the input-output Jacobian and of the loss Hessian: :class:`JacobianSpectrum`,
-:class:`HessianExtremes`.
+"""Spectra of the input-output Jacobian and of the loss Hessian: :class:`JacobianSpectrumResult`,
+:class:`HessianExtremesResult`.
 
 Values from Lanczos come with residual bounds r: an exact eigenvalue lies within r of each
 reported Ritz value (for the Jacobian, eigenvalues of J J^T or J^T J, i.e. squared singular
@@ -8,58 +8,15 @@ values). r = 0 where the Krylov space was the whole space (the values are exact)
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from signalprop.results._serial import decode_float, encode_float
-
-
-def _enc(v: Any) -> Any:
-    if isinstance(v, list):
-        return [_enc(u) for u in v]
-    return encode_float(v) if isinstance(v, float) else v
-
-
-def _dec(v: Any) -> Any:
-    if isinstance(v, list):
-        return [_dec(u) for u in v]
-    return decode_float(v) if isinstance(v, (float, str)) else v
-
-
-class _JSON:
-    """to_json / from_json for dataclasses of numbers and (nested) lists of numbers."""
-
-    _FLOATS: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)  # type: ignore[call-overload]
-        return {k: (_enc(v) if k in self._FLOATS else v) for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Any:
-        return cls(**{k: (_dec(v) if k in cls._FLOATS else v) for k, v in d.items()})
-
-    def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
-        """Serialise to strict JSON (non-finite floats as strings); also write ``path``."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path) -> Any:
-        """Load from a JSON string or a path written by :meth:`to_json`."""
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
-        return cls.from_dict(json.loads(text))
+from signalprop.results._base import Result
 
 
 @dataclass
-class JacobianSpectrum(_JSON):
+class JacobianSpectrumResult(Result):
     """Singular values of each example's input-output Jacobian J_b (out_dim x in_dim).
 
     Attributes:
@@ -77,9 +34,9 @@ class JacobianSpectrum(_JSON):
         steps: Lanczos steps.
 
     Examples:
-        >>> s = JacobianSpectrum("toy", 2, 2, [[2.0]], [[1.0]], [[0.0]], [[0.0]], [2.5],
+        >>> s = JacobianSpectrumResult("toy", 2, 2, [[2.0]], [[1.0]], [[0.0]], [[0.0]], [2.5],
         ...                      [0.0], 2, True, 2)
-        >>> JacobianSpectrum.from_json(s.to_json()).condition_number
+        >>> JacobianSpectrumResult.from_json(s.to_json()).condition_number
         [2.0]
     """
 
@@ -97,8 +54,6 @@ class JacobianSpectrum(_JSON):
     steps: int
     meta: dict[str, Any] = field(default_factory=dict)
 
-    _FLOATS = ("top", "bottom", "top_residual", "bottom_residual", "mean_sq_sv",
-               "mean_sq_sv_se")
 
     @property
     def batch_size(self) -> int:
@@ -109,9 +64,16 @@ class JacobianSpectrum(_JSON):
         """sigma_max / sigma_min per example (inf when sigma_min is 0)."""
         return [t[0] / b[0] if b[0] > 0 else math.inf for t, b in zip(self.top, self.bottom)]
 
+    def csv_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """One row per example: extreme singular values, mean squared one, condition."""
+        cols = ["example", "sigma_max", "sigma_min", "mean_sq_sv", "mean_sq_sv_se", "condition"]
+        return cols, [[i, t[0], b[0], m, se, c] for i, (t, b, m, se, c) in enumerate(
+            zip(self.top, self.bottom, self.mean_sq_sv, self.mean_sq_sv_se,
+                self.condition_number))]
+
 
 @dataclass
-class HessianExtremes(_JSON):
+class HessianExtremesResult(Result):
     """Extreme eigenvalues of the Hessian of the loss with respect to all trainable
     parameters, at the given batch.
 
@@ -125,8 +87,8 @@ class HessianExtremes(_JSON):
         loss: the loss at which the Hessian was taken.
 
     Examples:
-        >>> h = HessianExtremes("toy", 3, [2.0], [-1.0], [0.0], [0.0], 3, 0.5)
-        >>> HessianExtremes.from_json(h.to_json()).smallest
+        >>> h = HessianExtremesResult("toy", 3, [2.0], [-1.0], [0.0], [0.0], 3, 0.5)
+        >>> HessianExtremesResult.from_json(h.to_json()).smallest
         [-1.0]
     """
 
@@ -140,4 +102,10 @@ class HessianExtremes(_JSON):
     loss: float
     meta: dict[str, Any] = field(default_factory=dict)
 
-    _FLOATS = ("largest", "smallest", "largest_residual", "smallest_residual", "loss")
+    def csv_rows(self) -> tuple[list[str], list[list[Any]]]:
+        """One row per reported eigenvalue (``end`` is "largest" or "smallest")."""
+        rows = [["largest", i, v, r] for i, (v, r) in
+                enumerate(zip(self.largest, self.largest_residual))]
+        rows += [["smallest", i, v, r] for i, (v, r) in
+                 enumerate(zip(self.smallest, self.smallest_residual))]
+        return ["end", "rank", "eigenvalue", "residual"], rows

@@ -11,19 +11,11 @@ and then averaged over channels:
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from signalprop.results._serial import decode_float, encode_float
-
-_FLOAT_FIELDS = ("avg_sq_mean", "avg_var", "res_var")
-CSV_COLUMNS = ("label", "kind", "index", "name", "avg_sq_mean", "avg_var", "res_var", "nonfinite")
+from signalprop.results._base import Result
 
 
 @dataclass(frozen=True)
@@ -53,8 +45,18 @@ class BlockStats:
 
 
 @dataclass
-class SPPResult:
+class SPPResult(Result):
     """The per-block statistics of one model on one input (measured or predicted).
+
+    Attributes:
+        label: the model's name (or a theory label).
+        records: one :class:`BlockStats` per block call, in execution order.
+        kind: ``"measured"`` or ``"predicted"``.
+        input_shape: the input's shape (None for predictions without one).
+        channel_dim: the channel axis of the block outputs.
+        discovery: how the blocks were found (the rule, in words).
+        meta: anything else, e.g. ``transitions`` (record indices that start a stage),
+            ``mode`` ("train"/"eval") and ``path`` (how the statistics were computed).
 
     Examples:
         >>> r = SPPResult("toy", [BlockStats("b0", 0, 0.0, 1.0, 1.0)])
@@ -97,110 +99,6 @@ class SPPResult:
     def first_nonfinite(self) -> BlockStats | None:
         """The first block whose output held NaN/Inf values, or ``None``."""
         return next((r for r in self.records if r.nonfinite), None)
-
-    # ---- serialisation -------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        records = []
-        for r in self.records:
-            d = asdict(r)
-            for k in _FLOAT_FIELDS:
-                d[k] = encode_float(d[k])
-            records.append(d)
-        return {
-            "label": self.label,
-            "kind": self.kind,
-            "input_shape": list(self.input_shape) if self.input_shape is not None else None,
-            "channel_dim": self.channel_dim,
-            "discovery": self.discovery,
-            "meta": self.meta,
-            "records": records,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SPPResult:
-        records = []
-        for r in d["records"]:
-            r = dict(r)
-            for k in _FLOAT_FIELDS:
-                r[k] = decode_float(r.get(k))
-            records.append(BlockStats(**r))
-        shape = d.get("input_shape")
-        return cls(
-            label=d["label"],
-            records=records,
-            kind=d.get("kind", "measured"),
-            input_shape=tuple(shape) if shape is not None else None,
-            channel_dim=d.get("channel_dim", 1),
-            discovery=d.get("discovery", ""),
-            meta=d.get("meta", {}),
-        )
-
-    def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
-        """Serialise to strict JSON (non-finite floats as strings); also write ``path``."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path) -> SPPResult:
-        """Load from a JSON string or a path written by :meth:`to_json`."""
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text()
-        return cls.from_dict(json.loads(text))
-
-    def to_csv(self, path: str | Path | None = None) -> str:
-        """One row per block; see :func:`write_csv` for several results in one file."""
-        return write_csv([self], path)
-
-
-def _fmt(v: float | None) -> str:
-    # float() reads back "NaN", "Infinity" and "-Infinity", so the CSV round-trips.
-    if v is None:
-        return ""
-    return repr(float(v)) if math.isfinite(v) else str(encode_float(v))
-
-
-def write_csv(results: Iterable[SPPResult], path: str | Path | None = None) -> str:
-    """Write several results as one CSV table (columns: ``CSV_COLUMNS``)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for res in results:
-        for r in res.records:
-            w.writerow(
-                [res.label, res.kind, r.index, r.name, _fmt(r.avg_sq_mean), _fmt(r.avg_var),
-                 _fmt(r.res_var), r.nonfinite]
-            )
-    text = buf.getvalue()
-    if path is not None:
-        Path(path).write_text(text)
-    return text
-
-
-def read_csv(text_or_path: str | Path) -> list[SPPResult]:
-    """Read a table written by :func:`write_csv` back into results (one per label)."""
-    text = str(text_or_path)
-    if not text.startswith(CSV_COLUMNS[0]):
-        text = Path(text_or_path).read_text()
-    out: dict[tuple[str, str], SPPResult] = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        key = (row["label"], row["kind"])
-        res = out.setdefault(key, SPPResult(row["label"], [], kind=row["kind"]))
-        res.records.append(
-            BlockStats(
-                name=row["name"],
-                index=int(row["index"]),
-                avg_sq_mean=float(row["avg_sq_mean"]),
-                avg_var=float(row["avg_var"]),
-                res_var=float(row["res_var"]) if row["res_var"] != "" else None,
-                nonfinite=int(row["nonfinite"]),
-            )
-        )
-    return list(out.values())
-
-
 
 
 def stack_labels(results: Sequence[SPPResult]) -> list[str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from signalprop.data import ArraySplit, load_dataset
 from signalprop.models import load_model
-from signalprop.results._serial import encode_float
+from signalprop.results import Result
+from signalprop.results._base import SKIP
 from signalprop.train import distributed as ddp_utils
 from signalprop.train.checkpoint import CHECKPOINT, atomic_write, load_checkpoint, save_checkpoint
 from signalprop.train.config import OUTPUT_FIELDS, TrainConfig
@@ -43,9 +44,16 @@ STATUSES = ("completed", "diverged")
 
 
 @dataclass
-class TrainResult:
+class TrainResult(Result):
     """How a run ended. ``step`` counts updates applied; for a diverged run it is the
-    1-based step whose loss was non-finite (that update was not applied)."""
+    1-based step whose loss was non-finite (that update was not applied). The trained
+    ``model`` is attached but not written by ``to_json()`` / ``save()``.
+
+    Examples:
+        >>> r = TrainResult("completed", 10, 10, {"test_acc": 0.9}, 1.5)
+        >>> TrainResult.from_json(r.to_json()).metrics
+        {'test_acc': 0.9}
+    """
 
     status: str
     step: int
@@ -55,13 +63,7 @@ class TrainResult:
     out: str | None = None
     resumed_from: int | None = None
     message: str = ""
-    model: nn.Module | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("model")
-        d["metrics"] = {k: encode_float(v) for k, v in self.metrics.items()}
-        return d
+    model: nn.Module | None = field(default=None, repr=False, compare=False, metadata=SKIP)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:

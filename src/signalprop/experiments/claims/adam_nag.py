@@ -91,7 +91,7 @@ def train_autoencoder(job: dict[str, Any]) -> dict[str, Any]:
             record[k].append(v)
         if step % job["hessian_every"] == 0 or step == job["steps"]:
             if math.isfinite(loss):
-                h = hessian_extremes(model, mse, xtr, xtr, k=1, seed=job["seed"])
+                h = hessian_extremes(model, xtr, xtr, loss_fn=mse, k=1, seed=job["seed"])
                 hess["step"].append(step)
                 hess["min_eig"].append(float(h.smallest[0]))
                 hess["max_eig"].append(float(h.largest[0]))

@@ -56,12 +56,12 @@ def minibatch_confusion(model: Any, x: Any, y: Any, batch: int) -> Any:
 
     The model runs in train mode (BatchNorm normalizes each mini-batch by its own
     statistics); the Gram matrix of the flattened parameter gradients is accumulated in
-    float64 and summarized by ``signalprop.measure._confusion.confusion_from_gram``.
+    float64 and summarized by ``signalprop.measure.gradients._confusion.confusion_from_gram``.
     """
     import torch
     import torch.nn.functional as F
 
-    from signalprop.measure._confusion import confusion_from_gram
+    from signalprop.measure.gradients._confusion import confusion_from_gram
 
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-import collections
 import math
 from typing import Any
 
 import torch
 import torch.nn as nn
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from signalprop.measure._discovery import BlockSpec, resolve_blocks
-from signalprop.measure._forward import (
+from signalprop._forward import (
     ModelInput,
     buffers_restored,
-    call_model,
     first_tensor,
+    forward_or_locate,
     hooks_removed_after,
-    locate_failure,
 )
-from signalprop.measure._moments import channel_moments
+from signalprop.measure._discovery import BlockSpec, resolve_blocks
 from signalprop.measure._nonfinite import first_nonfinite_module
-from signalprop.measure._per_example import LossFn, batch_size, check_targets
-from signalprop.measure._spp import _check_channel_dim
+from signalprop.measure._per_example import (
+    LossFn,
+    batch_loss,
+    batch_size,
+    batchnorm_policy,
+    check_targets,
+)
+from signalprop.measure._recorder import BlockRecorder
+from signalprop.measure.forward._moments import channel_moments
+from signalprop.measure.forward._spp import check_channel_dim
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult
 
 
@@ -31,11 +35,12 @@ def gradient_spp(
     model: nn.Module,
     x: ModelInput,
     y: Any = None,
+    *,
     loss_fn: LossFn | None = None,
     blocks: BlockSpec = None,
     channel_dim: int = 1,
-    *,
-    probe_seed: int = 0,
+    batchnorm: str = "auto",
+    seed: int = 0,
     label: str | None = None,
     progress: bool = False,
 ) -> GradSPPResult:
@@ -45,9 +50,9 @@ def gradient_spp(
     statistics of g = dL/d(block output) -- ``grad_avg_var`` = mean_c var(g_c) and
     ``grad_avg_sq_mean`` = mean_c (mean g_c)^2 -- and the norm of the gradient of the
     block's trainable parameters. Without labels the loss is L = <output, P> for a fixed
-    Gaussian probe P ~ N(0, 1) (seeded by ``probe_seed``), so dL/d(output) = P has unit
+    Gaussian probe P ~ N(0, 1) (seeded by ``seed``), so dL/d(output) = P has unit
     variance and the statistics show how the network scales gradients on the way back;
-    with ``y`` and ``loss_fn`` it is ``loss_fn(output, y)``.
+    with ``y`` and ``loss_fn`` it is ``loss_fn(output, y)`` (``seed`` seeds the probe).
 
     The model runs in its current mode; buffers are restored afterwards; parameters'
     ``.grad`` are left untouched (gradients come from ``torch.autograd.grad``).
@@ -60,7 +65,9 @@ def gradient_spp(
         blocks: None to discover, or names, module types, modules or a predicate
             (``blocks=nn.Linear`` puts the points at the pre-activations of an MLP).
         channel_dim: channel axis of block outputs (1 for NCHW, -1 for (N, T, C)).
-        probe_seed: seed of the Gaussian probe.
+        batchnorm: ``"auto"`` runs BatchNorm in the model's mode, ``"eval"`` on running
+            statistics for the call, ``"error"`` refuses BatchNorm in train mode.
+        seed: seed of the Gaussian probe.
         label: the result's label (default: the model's class name).
         progress: show a progress bar over blocks.
 
@@ -84,81 +91,74 @@ def gradient_spp(
                          f", loss_fn={'None' if loss_fn is None else 'a callable'}")
     b = batch_size(x)
     check_targets(y, b)
-    _check_channel_dim(x, channel_dim)
+    check_channel_dim(x, channel_dim)
     plan = resolve_blocks(model, blocks)
     if isinstance(x, Tensor) and x.is_floating_point():
         x = x.detach().requires_grad_(True)  # every block on the path from x gets a gradient
-    stats: list[dict[str, Any]] = []
-    calls: collections.Counter[str] = collections.Counter()
-    transitions: list[int] = []
-    bar = tqdm(total=len(plan.blocks), desc=label or type(model).__name__, unit="block",
-               disable=not progress, leave=False)
-
-    def grad_hook(rec: dict[str, Any]) -> Any:
-        def hook(g: Tensor) -> None:
-            m = channel_moments(g, channel_dim)
-            rec.update(sq=m.avg_sq_mean, var=m.avg_var, bad=m.nonfinite)
-            bar.update()
-
-        return hook
-
-    def block_hook(name: str, module: nn.Module) -> Any:
-        def hook(mod: nn.Module, args: Any, out: Any) -> None:
-            calls[name] += 1
-            t = first_tensor(out)
-            if t is None:
-                return
-            if getattr(module, "is_transition", False):
-                transitions.append(len(stats))
-            k = calls[name]
-            rec = {"name": name if k == 1 else f"{name}#{k}", "module": module, "first": k == 1}
-            stats.append(rec)
-            if t.requires_grad:
-                t.register_hook(grad_hook(rec))
-
-        return hook
-
+    label = label or type(model).__name__
+    rec = _GradRecorder(len(plan.blocks), label, progress, channel_dim)
     params = [p for p in model.parameters() if p.requires_grad]
-    with hooks_removed_after() as handles, buffers_restored(model), torch.enable_grad():
-        for blk in plan.blocks:
-            handles.append(blk.module.register_forward_hook(block_hook(blk.name, blk.module)))
-        try:
-            out = call_model(model, x)
-        except Exception as e:
-            bar.close()
-            for h in handles:
-                h.remove()
-            handles.clear()
-            raise locate_failure(model, x, e) from e
-        loss, kind = _loss(out, y, loss_fn, probe_seed)
-        inputs = params + ([x] if isinstance(x, Tensor) and x.requires_grad else [])
-        if not loss.requires_grad or not inputs:
-            bar.close()
-            raise ValueError("the loss does not depend on the input or any parameter")
-        grads = torch.autograd.grad(loss, inputs, allow_unused=True)
-    bar.close()
-    if not stats:
+    try:
+        with hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False), \
+                buffers_restored(model), torch.enable_grad():
+            handles += [blk.module.register_forward_hook(rec.block_hook(blk.name, blk.module))
+                        for blk in plan.blocks]
+            out = forward_or_locate(model, x, handles)
+            loss, kind = _loss(out, y, loss_fn, seed)
+            inputs = params + ([x] if isinstance(x, Tensor) and x.requires_grad else [])
+            if not loss.requires_grad or not inputs:
+                raise ValueError("the loss does not depend on the input or any parameter")
+            grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    finally:
+        rec.close()
+    if not rec.stats:
         raise ValueError(f"none of the {len(plan.blocks)} blocks ran ({plan.rule})")
     by_param = {id(p): g for p, g in zip(params, grads[: len(params)])}
-    records = [_record(i, rec, by_param) for i, rec in enumerate(stats)]
+    records = [_record(i, r, by_param) for i, r in enumerate(rec.stats)]
     loss_value = float(loss.detach())
-    meta: dict[str, Any] = {"transitions": transitions, "loss_value": loss_value,
-                            "mode": "train" if model.training else "eval"}
+    meta = rec.meta(model, loss_value=loss_value)
     if not math.isfinite(loss_value):
         meta["forward_nonfinite"] = first_nonfinite_module(model, x)
     t = first_tensor(x)
-    return GradSPPResult(label=label or type(model).__name__, records=records, loss=kind,
+    return GradSPPResult(label=label, records=records, loss=kind,
                          input_shape=tuple(t.shape) if t is not None else None,
                          channel_dim=channel_dim, discovery=plan.rule, meta=meta)
 
 
+class _GradRecorder(BlockRecorder):
+    """Forward hooks that put a gradient hook on each block output of one call."""
+
+    def __init__(self, total: int, desc: str, progress: bool, channel_dim: int) -> None:
+        super().__init__(total, desc, progress)
+        self.channel_dim = channel_dim
+        self.stats: list[dict[str, Any]] = []
+
+    def block_hook(self, name: str, module: nn.Module) -> Any:
+        def hook(mod: nn.Module, args: Any, out: Any) -> None:
+            k = self.call(name)
+            t = first_tensor(out)
+            if t is None:
+                return
+            shown, _ = self.place(name, module)
+            stat: dict[str, Any] = {"name": shown, "module": module, "first": k == 1}
+            self.stats.append(stat)
+            if t.requires_grad:
+                t.register_hook(self.grad_hook(stat))
+
+        return hook
+
+    def grad_hook(self, stat: dict[str, Any]) -> Any:
+        def hook(g: Tensor) -> None:
+            m = channel_moments(g, self.channel_dim)
+            stat.update(sq=m.avg_sq_mean, var=m.avg_var, bad=m.nonfinite)
+            self.tick()
+
+        return hook
+
+
 def _loss(out: Any, y: Any, loss_fn: LossFn | None, seed: int) -> tuple[Tensor, str]:
     if loss_fn is not None:
-        loss = loss_fn(out, y)
-        if not isinstance(loss, Tensor) or loss.numel() != 1:
-            shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-            raise ValueError(f"loss_fn must return a scalar, got {shape}")
-        return loss.reshape(()), "loss_fn"
+        return batch_loss(loss_fn, out, y), "loss_fn"
     t = first_tensor(out)
     if t is None:
         raise ValueError("the model output holds no floating-point tensor for the probe loss")

@@ -3,7 +3,7 @@
 Fast path (float32/float64 contiguous tensors on the CPU): one read of the tensor gives
 the per-channel sums S_c and the total sum of squares; the channel-averaged squared mean
 is mean_c (S_c / n)^2 and the channel-averaged variance sum(x^2) / (n C) minus it. The
-read is done by the optional C accelerator :mod:`signalprop.measure._cmoments` (built at
+read is done by the optional C accelerator :mod:`signalprop.measure.forward._cmoments` (built at
 install; OpenMP threads shared with torch) or, where it is missing, by torch reductions
 (row sums and row norms). Partial sums are float runs folded into float64, so the
 relative error of the average variance is about 1e-7 * (1 + avg_sq_mean / avg_var).
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 try:  # built from _cmoments.c at install; optional (no compiler: torch reductions)
-    from signalprop.measure._cmoments import channel_sums as _c_channel_sums
+    from signalprop.measure.forward._cmoments import channel_sums as _c_channel_sums
 except ImportError:  # pragma: no cover - depends on the build
     _c_channel_sums = None
 
@@ -34,6 +34,16 @@ _FAST_RATIO_LIMIT = 100.0
 _FAST_DTYPES = {torch.float32: False, torch.float64: True}
 # Elements per float64 chunk on the exact path (8 MiB).
 _CHUNK = 1 << 20
+
+
+def c_kernel_available() -> bool:
+    """Whether the one-pass C kernel was built (otherwise torch reductions are used).
+
+    Examples:
+        >>> isinstance(c_kernel_available(), bool)
+        True
+    """
+    return _c_channel_sums is not None
 
 
 @dataclass(frozen=True)

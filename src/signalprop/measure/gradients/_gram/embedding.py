@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from signalprop.measure._gram_base import Handler, add_gram, compute_dtype, factor_gram
+from signalprop.measure.gradients._gram.base import Handler, add_gram, compute_dtype, factor_gram
 
 # Largest dense per-example gradient of a whole table (for shared tables), in bytes.
 _DENSE_LIMIT = 2 << 30

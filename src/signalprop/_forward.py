@@ -109,6 +109,18 @@ def buffers_restored(model: nn.Module) -> Iterator[None]:
                 b.copy_(v)
 
 
+def forward_or_locate(model: nn.Module, x: ModelInput, handles: list[Any]) -> Any:
+    """``call_model(model, x)``; if it raises, remove ``handles`` (so they do not see the
+    diagnostic re-run) and raise :class:`ForwardError` naming the failing module."""
+    try:
+        return call_model(model, x)
+    except Exception as e:
+        for h in handles:
+            h.remove()
+        handles.clear()
+        raise locate_failure(model, x, e) from e
+
+
 def locate_failure(model: nn.Module, x: ModelInput, error: BaseException) -> ForwardError:
     """Re-run the forward with module hooks to name the innermost module that failed."""
     names = module_names(model)

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from signalprop.measure._forward import (
+from signalprop._forward import (
     ModelInput,
     buffers_restored,
     call_model,

@@ -23,16 +23,11 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from signalprop.measure._forward import (
-    buffers_restored,
-    call_model,
-    first_tensor,
-    locate_failure,
-)
-from signalprop.measure._lanczos import lanczos
+from signalprop._forward import buffers_restored, first_tensor, forward_or_locate
 from signalprop.measure._nonfinite import NonFiniteError, first_nonfinite_module
 from signalprop.measure._per_example import batch_size, batchnorm_policy
-from signalprop.results.spectra import JacobianSpectrum
+from signalprop.measure.spectra._lanczos import lanczos
+from signalprop.results.spectra import JacobianSpectrumResult
 
 
 def _refuse_dropout(model: nn.Module) -> None:
@@ -46,14 +41,14 @@ def _refuse_dropout(model: nn.Module) -> None:
 def jacobian_spectrum(
     model: nn.Module,
     x: Tensor,
-    k: int = 8,
     *,
+    k: int = 8,
     steps: int | None = None,
     probes: int = 32,
     seed: int = 0,
-    batchnorm: str = "error",
+    batchnorm: str = "auto",
     label: str | None = None,
-) -> JacobianSpectrum:
+) -> JacobianSpectrumResult:
     """Top and bottom singular values and the mean squared singular value of each example's
     input-output Jacobian J_b = d model(x)_b / d x_b (dynamical isometry: all near 1).
 
@@ -68,11 +63,12 @@ def jacobian_spectrum(
             give exact values.
         probes: Hutchinson probe vectors for the trace (exact when min(in, out) <= probes).
         seed: seed of the start and probe vectors.
-        batchnorm: ``"error"`` or ``"eval"`` (see :func:`gradient_gram`).
+        batchnorm: ``"auto"`` and ``"error"`` refuse BatchNorm in train mode (it couples
+            the examples); ``"eval"`` uses running statistics for the call.
         label: the result's label (default: the model's class name).
 
     Returns:
-        :class:`~signalprop.results.JacobianSpectrum`.
+        :class:`~signalprop.results.JacobianSpectrumResult`.
 
     Examples:
         >>> lin = nn.Linear(4, 4, bias=False)
@@ -96,10 +92,7 @@ def jacobian_spectrum(
     with batchnorm_policy(model, batchnorm), buffers_restored(model), _frozen(model), \
             torch.enable_grad():
         xr = x.detach().requires_grad_(True)
-        try:
-            out = first_tensor(call_model(model, xr))
-        except Exception as e:
-            raise locate_failure(model, x, e) from e
+        out = first_tensor(forward_or_locate(model, xr, []))
         if out is None or out.dim() == 0 or out.shape[0] != b:
             shape = None if out is None else tuple(out.shape)
             raise ValueError(f"the model output {shape} must be a floating tensor whose first "
@@ -131,7 +124,7 @@ def jacobian_spectrum(
         trace, se, exact, used = _trace(vjp if m <= n else j, b, d, probes, x, seed)
     kk = min(k, ritz.steps)
     vals = np.sqrt(np.clip(ritz.values, 0.0, None))
-    res = JacobianSpectrum(
+    res = JacobianSpectrumResult(
         label=label or type(model).__name__, in_dim=n, out_dim=m,
         top=vals[:, ::-1][:, :kk].tolist(), bottom=vals[:, :kk].tolist(),
         top_residual=ritz.residuals[:, ::-1][:, :kk].tolist(),

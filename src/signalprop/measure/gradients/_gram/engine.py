@@ -23,25 +23,27 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils import _pytree as pytree
 
-from signalprop.measure._forward import (
+from signalprop._forward import (
     ModelInput,
     buffers_restored,
     call_model,
     hooks_removed_after,
     locate_failure,
 )
-from signalprop.measure._gram_base import DEFAULT_CHUNK_BYTES, Handler, add_gram
-from signalprop.measure._gram_embedding import EmbeddingLayer, is_embedding
-from signalprop.measure._gram_func import FuncLayer
-from signalprop.measure._gram_layers import WeightLayer, weight_layer_kind
 from signalprop.measure._nonfinite import NonFiniteError, check_losses
 from signalprop.measure._per_example import (
     LossFn,
     batch_size,
     batchnorm_policy,
+    check_loss_fn,
     check_targets,
     per_example_losses,
 )
+from signalprop.measure.gradients._gram.base import DEFAULT_CHUNK_BYTES, Handler, add_gram
+from signalprop.measure.gradients._gram.embedding import EmbeddingLayer, is_embedding
+from signalprop.measure.gradients._gram.func import FuncLayer
+from signalprop.measure.gradients._gram.layers import WeightLayer, weight_layer_kind
+from signalprop.results.gram import GramResult
 
 METHODS = ("auto", "factor", "materialize", "func")
 # Modules whose forward reads their children's parameters without calling the children.
@@ -235,14 +237,15 @@ def _collect(model: nn.Module, handlers: dict[str, Handler], results: dict[str, 
 
 def gradient_gram(
     model: nn.Module,
-    loss_fn: LossFn,
     x: ModelInput,
     y: Any = None,
-    per_layer: bool = False,
     *,
-    batchnorm: str = "error",
+    loss_fn: LossFn | None = None,
+    per_layer: bool = False,
+    batchnorm: str = "auto",
     method: str = "auto",
-) -> Tensor | dict[str, Tensor]:
+    label: str | None = None,
+) -> GramResult:
     """Gram matrix of per-example gradients, Gram_ij = <grad l_i, grad l_j>, in one backward.
 
     l_i is the loss of example i alone, ``loss_fn(model(x)[i:i+1], y[i:i+1])`` (see
@@ -259,14 +262,15 @@ def gradient_gram(
     Args:
         model: any module that treats examples independently (no BatchNorm in train mode:
             see ``batchnorm``; no other cross-example operations).
-        loss_fn: ``loss_fn(output, y) -> scalar`` (``loss_fn(output)`` when ``y`` is None),
-            e.g. ``torch.nn.CrossEntropyLoss()``.
         x: (B, ...) input (or a tuple / dict of inputs with batch axis 0), B >= 1.
         y: (B, ...) targets or None.
-        per_layer: return one matrix per module holding trainable parameters instead of
-            their sum.
-        batchnorm: ``"error"`` refuses BatchNorm in train mode; ``"eval"`` uses running
-            statistics for the duration of the call.
+        loss_fn: ``loss_fn(output, y) -> scalar`` (``loss_fn(output)`` when ``y`` is None),
+            e.g. ``torch.nn.CrossEntropyLoss()``; required.
+        per_layer: also give one matrix per module holding trainable parameters
+            (``result.layers``).
+        batchnorm: ``"auto"`` and ``"error"`` refuse BatchNorm in train mode (its batch
+            statistics couple the examples); ``"eval"`` uses running statistics for the
+            duration of the call.
         method: ``"auto"`` (cheaper of factorized/materialized per layer), ``"factor"``,
             ``"materialize"``, or ``"func"`` (torch.func for every module).
 
@@ -275,10 +279,14 @@ def gradient_gram(
     other than through train-mode BatchNorm (a module mixing the batch axis) is not
     detected: the result then splits the batched gradient by example instead.
 
+        label: the result's label (default: the model's class name).
+
     Returns:
-        (B, B) float64 tensor, or a dict from module name to its (B, B) contribution (in
-        model order; they sum to the total). Unused parameters contribute zero; a
-        parameter shared by several modules is counted once, under the first module.
+        :class:`~signalprop.results.GramResult`: ``matrix`` (B, B) float64;
+        ``strategies`` (module name -> how its part was computed); with ``per_layer``,
+        ``layers`` (module name -> its (B, B) contribution, in model order; they sum to
+        the total). Unused parameters contribute zero; a parameter shared by several
+        modules is counted once, under the first module.
 
     Raises:
         ValueError: empty batch, mismatched ``y``, a loss that is not one number per
@@ -288,10 +296,13 @@ def gradient_gram(
 
     Examples:
         >>> model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
-        >>> G = gradient_gram(model, nn.CrossEntropyLoss(), torch.randn(4, 5),
-        ...                   torch.tensor([0, 1, 2, 0]))
+        >>> res = gradient_gram(model, torch.randn(4, 5), torch.tensor([0, 1, 2, 0]),
+        ...                     loss_fn=nn.CrossEntropyLoss())
+        >>> G = res.matrix
         >>> G.shape, bool(torch.equal(G, G.T)), bool((torch.linalg.eigvalsh(G) > -1e-6).all())
         (torch.Size([4, 4]), True, True)
+        >>> res.strategies
+        {'0': 'factorized', '2': 'factorized'}
 
     References:
         Goodfellow, "Efficient per-example gradient computations" (2015); Rochette et al.,
@@ -301,10 +312,10 @@ def gradient_gram(
     """
     b = batch_size(x)
     check_targets(y, b)
-    if not callable(loss_fn):
-        raise ValueError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    check_loss_fn(loss_fn)
     with batchnorm_policy(model, batchnorm):
-        run = gram_run(model, loss_fn, x, y, b, method)
-    if per_layer:
-        return run.layers
-    return torch.stack(list(run.layers.values())).sum(dim=0)
+        run = gram_run(model, loss_fn, x, y, b, method)  # type: ignore[arg-type]
+    total = torch.stack(list(run.layers.values())).sum(dim=0)
+    return GramResult(label=label or type(model).__name__, matrix=total,
+                      layers=run.layers if per_layer else {}, strategies=run.strategies,
+                      meta={"batchnorm": batchnorm, "method": method})

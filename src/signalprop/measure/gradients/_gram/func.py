@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.func import functional_call
 from torch.utils import _pytree as pytree
 
-from signalprop.measure._gram_base import Handler, add_gram
+from signalprop.measure.gradients._gram.base import Handler, add_gram
 
 
 class FuncLayer(Handler):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from signalprop.measure._moments import (
+from signalprop.measure.forward._moments import (
     _FAST_DTYPES,
     ChannelMoments,
     _from_sums,
@@ -25,7 +25,7 @@ from signalprop.measure._moments import (
 )
 
 try:  # built from _cfused.c at install; optional
-    from signalprop.measure._cfused import residual_add_sums as _c_residual_add_sums
+    from signalprop.measure.forward._cfused import residual_add_sums as _c_residual_add_sums
 except ImportError:  # pragma: no cover - depends on the build
     _c_residual_add_sums = None
 

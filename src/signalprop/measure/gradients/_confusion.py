@@ -10,9 +10,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from signalprop.measure._forward import ModelInput
-from signalprop.measure._gram import gradient_gram
+from signalprop._forward import ModelInput
 from signalprop.measure._per_example import LossFn, batch_size
+from signalprop.measure.gradients._gram.engine import gradient_gram
 from signalprop.results.confusion import ConfusionResult
 
 DEFAULT_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -79,13 +79,13 @@ def confusion_from_gram(
 
 def gradient_confusion(
     model: nn.Module,
-    loss_fn: LossFn,
     x: ModelInput,
     y: Any = None,
     *,
+    loss_fn: LossFn | None = None,
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     bins: int = 100,
-    batchnorm: str = "error",
+    batchnorm: str = "auto",
     method: str = "auto",
     label: str | None = None,
 ) -> ConfusionResult:
@@ -99,10 +99,10 @@ def gradient_confusion(
 
     Args:
         model: the network, as for :func:`gradient_gram`.
-        loss_fn: per-example loss, as for :func:`gradient_gram`.
         x: inputs with B >= 2 examples.
         y: targets, as for :func:`gradient_gram`.
-        batchnorm: ``"error"`` or ``"eval"``, as for :func:`gradient_gram`.
+        loss_fn: per-example loss, as for :func:`gradient_gram` (required).
+        batchnorm: as for :func:`gradient_gram`.
         method: per-layer method, as for :func:`gradient_gram`.
         quantiles: cosine quantiles to report.
         bins: histogram bins over [-1, 1] (kept in the result for plotting).
@@ -113,8 +113,8 @@ def gradient_confusion(
 
     Examples:
         >>> model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
-        >>> r = gradient_confusion(model, nn.CrossEntropyLoss(), torch.randn(8, 5),
-        ...                        torch.randint(0, 3, (8,)))
+        >>> r = gradient_confusion(model, torch.randn(8, 5), torch.randint(0, 3, (8,)),
+        ...                        loss_fn=nn.CrossEntropyLoss())
         >>> r.n_pairs, -1.0 <= r.min_cosine <= r.mean_cosine <= 1.0
         (28, True)
 
@@ -126,7 +126,7 @@ def gradient_confusion(
     b = batch_size(x)
     if b < 2:
         raise ValueError(f"gradient confusion needs at least 2 examples, got x with batch {b}")
-    gram = gradient_gram(model, loss_fn, x, y, batchnorm=batchnorm, method=method)
-    res = confusion_from_gram(gram, quantiles, bins, label or type(model).__name__)
+    gram = gradient_gram(model, x, y, loss_fn=loss_fn, batchnorm=batchnorm, method=method)
+    res = confusion_from_gram(gram.matrix, quantiles, bins, label or type(model).__name__)
     res.meta.update(mode="train" if model.training else "eval", method=method)
     return res

@@ -1,4 +1,4 @@
-/* One-pass per-channel sums for signalprop.measure._moments (optional C accelerator).
+/* One-pass per-channel sums for signalprop.measure.forward._moments (optional C accelerator).
  *
  * channel_sums(ptr, is_double, outer, channels, inner, threads) reads a contiguous tensor
  * laid out as (outer, channels, inner) once and returns (sum_c S_c^2, sum x^2), where S_c

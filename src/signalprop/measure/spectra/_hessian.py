@@ -14,54 +14,62 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from signalprop.measure._forward import (
-    ModelInput,
-    buffers_restored,
-    call_model,
-    locate_failure,
-)
-from signalprop.measure._lanczos import lanczos
+from signalprop._forward import ModelInput, buffers_restored, forward_or_locate
 from signalprop.measure._nonfinite import NonFiniteError, first_nonfinite_module
-from signalprop.measure._per_example import LossFn, batch_size, check_targets
-from signalprop.results.spectra import HessianExtremes
+from signalprop.measure._per_example import (
+    LossFn,
+    batch_loss,
+    batch_size,
+    batchnorm_policy,
+    check_loss_fn,
+    check_targets,
+)
+from signalprop.measure.spectra._lanczos import lanczos
+from signalprop.results.spectra import HessianExtremesResult
 
 
 def hessian_extremes(
     model: nn.Module,
-    loss_fn: LossFn,
     x: ModelInput,
     y: Any = None,
-    k: int = 2,
     *,
+    loss_fn: LossFn | None = None,
+    k: int = 2,
     steps: int | None = None,
     seed: int = 0,
+    batchnorm: str = "auto",
     label: str | None = None,
-) -> HessianExtremes:
+) -> HessianExtremesResult:
     """Largest and smallest eigenvalues of the Hessian of ``loss_fn(model(x), y)`` with
     respect to all trainable parameters.
 
     The loss is the batch loss as ``loss_fn`` returns it (its own reduction); the model
     runs in its current mode (train-mode BatchNorm uses batch statistics, consistently for
-    every product since one graph serves them all) and its buffers are restored.
+    every product since one graph serves them all, unless ``batchnorm`` says otherwise) and
+    its buffers are restored.
 
     Args:
         model: any module; the Hessian is over its parameters with ``requires_grad``.
-        loss_fn: ``loss_fn(output, y) -> scalar`` (``loss_fn(output)`` when y is None).
         x: input batch (tensor, tuple or dict), non-empty.
         y: targets or None.
+        loss_fn: ``loss_fn(output, y) -> scalar`` (``loss_fn(output)`` when y is None);
+            required.
         k: how many eigenvalues to report at each end.
         steps: Lanczos steps (default min(P, max(3k, 40)), P = number of parameters);
             P steps give the exact spectrum. Each reported value comes with a residual
             bound: an exact eigenvalue lies within it.
         seed: seed of the start vector.
+        batchnorm: ``"auto"`` runs BatchNorm in the model's mode, ``"eval"`` on running
+            statistics for the call, ``"error"`` refuses BatchNorm in train mode.
         label: the result's label (default: the model's class name).
 
     Returns:
-        :class:`~signalprop.results.HessianExtremes`.
+        :class:`~signalprop.results.HessianExtremesResult`.
 
     Examples:
         >>> model = nn.Linear(3, 1)
-        >>> h = hessian_extremes(model, nn.MSELoss(), torch.randn(16, 3), torch.randn(16, 1))
+        >>> h = hessian_extremes(model, torch.randn(16, 3), torch.randn(16, 1),
+        ...                      loss_fn=nn.MSELoss())
         >>> len(h.largest), h.largest[0] >= h.smallest[0]
         (2, True)
 
@@ -70,24 +78,18 @@ def hessian_extremes(
         Ghorbani, Krishnan & Xiao, "An investigation into neural net optimization via
         Hessian eigenvalue density", ICML 2019.
     """
-    batch_size(x)
     check_targets(y, batch_size(x))
+    check_loss_fn(loss_fn)
     if k < 1 or (steps is not None and steps < 1):
         raise ValueError(f"k and steps must be >= 1, got k={k}, steps={steps}")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters (none with requires_grad=True)")
     dim = sum(p.numel() for p in params)
-    with buffers_restored(model), torch.enable_grad():
-        try:
-            out = call_model(model, x)
-        except Exception as e:
-            raise locate_failure(model, x, e) from e
-        loss = loss_fn(out, y) if y is not None else loss_fn(out)
-        if not isinstance(loss, Tensor) or loss.numel() != 1:
-            shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-            raise ValueError(f"loss_fn must return a scalar, got {shape}")
-        loss = loss.reshape(())
+    with batchnorm_policy(model, batchnorm, False), buffers_restored(model), \
+            torch.enable_grad():
+        out = forward_or_locate(model, x, [])
+        loss = batch_loss(loss_fn, out, y)  # type: ignore[arg-type]
         if not bool(torch.isfinite(loss)):
             where = first_nonfinite_module(model, x)
             raise NonFiniteError(f"the loss is {loss.item()}; "
@@ -118,7 +120,7 @@ def hessian_extremes(
             raise NonFiniteError(f"Hessian-vector products are NaN/Inf ({e})") from e
     kk = min(k, ritz.steps)
     vals, res = ritz.values[0], ritz.residuals[0]
-    out_res = HessianExtremes(
+    out_res = HessianExtremesResult(
         label=label or type(model).__name__, dim=dim,
         largest=vals[::-1][:kk].tolist(), smallest=vals[:kk].tolist(),
         largest_residual=res[::-1][:kk].tolist(), smallest_residual=res[:kk].tolist(),
