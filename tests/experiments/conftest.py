@@ -8,29 +8,42 @@ from pathlib import Path
 
 import pytest
 
-from signalprop.experiments import Claim, ClaimResult, RunContext, _registry, run_claim
+from signalprop.experiments import Claim, ClaimResult, RunContext, Verdict, _registry, run_claim
 
 
-def _fake_run(ctx: RunContext) -> ClaimResult:
+def _fake_measure(ctx: RunContext, size: dict) -> dict:
+    return {"size": size["n"], "nan": float("nan")}
+
+
+def _fake_decide(m: dict) -> Verdict:
+    return Verdict(m["size"] > 1, f"size {m['size']}", {"margin": m["size"] - 1})
+
+
+def _fake_figure(m: dict, path: Path) -> None:
     from signalprop.plot._style import pyplot, save
 
     plt = pyplot()
     fig, ax = plt.subplots()
-    ax.errorbar([0, 1], [1.0, 2.0], yerr=[0.1, 0.2])
-    save(fig, ctx.out / "figure.png")
-    size = ctx.pick(1, 2, 3)
-    return ClaimResult("fake-claim", ctx.mode, size > 1, f"size {size}", FAKE_CRITERION,
-                       {"size": size, "nan": float("nan")})
+    ax.errorbar([0, 1], [1.0, float(m["size"])], yerr=[0.1, 0.2])
+    save(fig, path)
 
 
 FAKE_CRITERION = "size > 1"
 
 
+def make_fake_claim(name: str = "fake-claim", **changes) -> Claim:
+    """A claim in the measure / decide / figure shape; ``changes`` replace its parts."""
+    parts = dict(name=name, paper="Nobody (2099)", statement="Sizes exceed one.",
+                 criterion=FAKE_CRITERION, quick_minutes=0.1,
+                 sizes={"smoke": {"n": 1}, "quick": {"n": 2}, "full": {"n": 3}},
+                 measure=_fake_measure, decide=_fake_decide, figure=_fake_figure)
+    return Claim(**{**parts, **changes})
+
+
 @pytest.fixture
 def fake_claim(monkeypatch: pytest.MonkeyPatch) -> Claim:
     _registry._load_claims()  # the real claims first, so the fake one is removed cleanly
-    claim = Claim("fake-claim", "Nobody (2099)", "Sizes exceed one.", FAKE_CRITERION,
-                  _fake_run, 0.1)
+    claim = make_fake_claim()
     monkeypatch.setitem(_registry._REGISTRY, claim.name, claim)
     return claim
 

@@ -19,6 +19,7 @@ from signalprop.experiments import (
     summary_markdown,
     write_summary,
 )
+from tests.experiments.conftest import make_fake_claim
 
 
 def test_unknown_claim_lists_valid_names() -> None:
@@ -30,11 +31,15 @@ def test_duplicate_and_bad_claims_are_rejected(fake_claim: Claim) -> None:
     with pytest.raises(ValueError, match="already registered"):
         register(fake_claim)
     with pytest.raises(ValueError, match="kebab-case"):
-        Claim("Bad_Name", "p", "s", "c", lambda ctx: None, 1.0)
+        make_fake_claim("Bad_Name")
     with pytest.raises(ValueError, match="criterion must not be empty"):
-        Claim("ok-name", "p", "s", " ", lambda ctx: None, 1.0)
+        make_fake_claim(criterion=" ")
     with pytest.raises(ValueError, match="quick_minutes"):
-        Claim("ok-name", "p", "s", "c", lambda ctx: None, 0)
+        make_fake_claim(quick_minutes=0)
+    with pytest.raises(ValueError, match="decide must be callable"):
+        make_fake_claim(decide=None)
+    with pytest.raises(ValueError, match="sizes must have one entry per mode"):
+        make_fake_claim(sizes={"quick": {}})
     with pytest.raises(ValueError, match="mode='huge'"):
         RunContext("huge", Path("."))
     with pytest.raises(ValueError, match="mode='huge'"):
@@ -55,6 +60,7 @@ def test_run_claim_writes_result_figure_and_verdict(fake_claim: Claim, tmp_path:
     assert (folder / "figure.png").stat().st_size > 0
     data = json.loads((folder / "result.json").read_text())  # strict JSON: NaN as a string
     assert data["measurements"]["nan"] == "NaN" and data["reproduced"] is False
+    assert data["measurements"]["decision"] == {"margin": 0}
     assert lines[-1] == ("fake-claim: NOT REPRODUCED -- size 1 [criterion: size > 1]")
     back = ClaimResult.load(folder / "result.json")
     assert math.isnan(back.measurements["nan"]) and back.seconds == res.seconds >= 0
@@ -66,18 +72,10 @@ def test_run_claim_checks_what_the_claim_returns(fake_claim: Claim, tmp_path: Pa
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from signalprop.experiments import _registry
 
-    def no_figure(ctx: RunContext) -> ClaimResult:
-        return ClaimResult("fake-claim", ctx.mode, True, "e", fake_claim.criterion)
-
-    def moved_criterion(ctx: RunContext) -> ClaimResult:
-        return ClaimResult("fake-claim", ctx.mode, True, "e", "size > 0")
-
-    for fn, match in ((no_figure, "did not write its figure"),
-                      (moved_criterion, "criterion that differs")):
-        monkeypatch.setitem(_registry._REGISTRY, "fake-claim",
-                            Claim("fake-claim", "p", "s", fake_claim.criterion, fn, 1.0))
-        with pytest.raises(RuntimeError, match=match):
-            run_claim("fake-claim", "smoke", tmp_path, log=lambda m: None)
+    monkeypatch.setitem(_registry._REGISTRY, "fake-claim",
+                        make_fake_claim(figure=lambda m, path: None))
+    with pytest.raises(RuntimeError, match="did not write its figure"):
+        run_claim("fake-claim", "smoke", tmp_path, log=lambda m: None)
 
 
 def test_summary_table_from_result_files(fake_claim: Claim, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from signalprop.cli import main
 from signalprop.experiments import Claim
+from tests.experiments.conftest import make_fake_claim
 
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,7 +57,7 @@ def test_all_reports_errors_but_runs_the_rest(fake_claim: Claim, tmp_path: Path,
     import signalprop.experiments as experiments
     from signalprop.experiments import _registry
 
-    broken = Claim("broken-claim", "p", "s", "c", lambda ctx: 1 / 0, 1.0)
+    broken = make_fake_claim("broken-claim", measure=lambda ctx, size: 1 / 0)
     monkeypatch.setattr(experiments, "list_claims", lambda: [broken, fake_claim])
     monkeypatch.setitem(_registry._REGISTRY, "broken-claim", broken)
     assert main(["reproduce", "--all", "--smoke", "--out", str(tmp_path)]) == 2

@@ -11,7 +11,7 @@ Example:
     True
 """
 
-from signalprop.experiments._claim import MODES, Claim, ClaimResult, RunContext
+from signalprop.experiments._claim import MODES, Claim, ClaimResult, RunContext, Verdict
 from signalprop.experiments._registry import ORDER, get_claim, list_claims, register, run_claim
 from signalprop.experiments._stats import diff_se, mean_se, separated
 from signalprop.experiments.summary import find_results, summary_markdown, write_summary
@@ -22,6 +22,7 @@ __all__ = [
     "Claim",
     "ClaimResult",
     "RunContext",
+    "Verdict",
     "diff_se",
     "find_results",
     "get_claim",

@@ -17,14 +17,45 @@ from pathlib import Path
 from typing import Any
 
 from signalprop.results import Result
-from signalprop.results._base import decode
+from signalprop.results._base import decode, encode
 
 MODES = ("smoke", "quick", "full")
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What a claim's ``decide`` concludes from its measurements.
+
+    Attributes:
+        reproduced: whether the pre-registered criterion holds.
+        effect: the measured effect in words, with its numbers (one line).
+        details: the intermediate quantities the criterion judged (stored in
+            ``result.json`` beside the measurements).
+
+    Examples:
+        >>> Verdict(False, "d = 0.1 +- 0.2").reproduced
+        False
+    """
+
+    reproduced: bool
+    effect: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Claim:
     """A paper's headline claim and the test that decides whether it reproduces.
+
+    A claim is four pieces, each testable alone:
+
+    * ``sizes``: the experiment's size per mode, as data (``sizes[mode]`` is a dict);
+    * ``measure(ctx, size) -> measurements``: runs the experiment and returns every
+      number it measured (JSON-able; stored in ``result.json``);
+    * ``decide(measurements) -> Verdict``: the pre-registered criterion, a pure function
+      of the measurements (so it can be re-applied to a stored ``result.json`` and tested
+      on hand-made measurements: a null that must fail, the claimed effect that must pass);
+    * ``figure(measurements, path)``: draws what the criterion judges, from the
+      measurements only.
 
     Attributes:
         name: kebab-case name used on the command line ("nf-spp").
@@ -32,16 +63,25 @@ class Claim:
         statement: the claim, one sentence.
         criterion: the pre-registered test in words, fixed in code before any run and
             never tuned after seeing a result.
-        run: ``run(ctx) -> ClaimResult``.
+        sizes: mode ("smoke", "quick", "full") -> the experiment's size parameters.
+        measure: ``measure(ctx, size) -> dict``.
+        decide: ``decide(measurements) -> Verdict``.
+        figure: ``figure(measurements, path) -> None``.
         quick_minutes: expected ``quick`` wall time on 2 quiet cores.
+        run: NOTE: transitional, for claims not yet split into measure/decide/figure;
+            ``run(ctx) -> ClaimResult``.
     """
 
     name: str
     paper: str
     statement: str
     criterion: str
-    run: Callable[[RunContext], ClaimResult]
     quick_minutes: float
+    sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    measure: Callable[[RunContext, dict[str, Any]], dict[str, Any]] | None = None
+    decide: Callable[[dict[str, Any]], Verdict] | None = None
+    figure: Callable[[dict[str, Any], Path], None] | None = None
+    run: Callable[[RunContext], ClaimResult] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower() or " " in self.name or "_" in self.name:
@@ -49,11 +89,35 @@ class Claim:
         for attr in ("paper", "statement", "criterion"):
             if not str(getattr(self, attr)).strip():
                 raise ValueError(f"claim {self.name!r}: {attr} must not be empty")
-        if not callable(self.run):
+        if self.run is None:
+            for attr in ("measure", "decide", "figure"):
+                if not callable(getattr(self, attr)):
+                    raise ValueError(f"claim {self.name!r}: {attr} must be callable, got "
+                                     f"{getattr(self, attr)!r}")
+            if set(self.sizes) != set(MODES):
+                raise ValueError(f"claim {self.name!r}: sizes must have one entry per mode "
+                                 f"{MODES}, got {sorted(self.sizes)}")
+        elif not callable(self.run):
             raise ValueError(f"claim {self.name!r}: run must be callable, got {self.run!r}")
         if not (self.quick_minutes > 0 and math.isfinite(self.quick_minutes)):
             raise ValueError(f"claim {self.name!r}: quick_minutes must be > 0, "
                              f"got {self.quick_minutes!r}")
+
+    def result(self, ctx: RunContext) -> ClaimResult:
+        """Measure at ``ctx.mode``'s size, decide, draw ``ctx.out / "figure.png"``."""
+        if self.run is not None:
+            return self.run(ctx)
+        assert self.measure and self.decide and self.figure  # checked in __post_init__
+        measurements = self.measure(ctx, dict(self.sizes[ctx.mode]))
+        # decide on what result.json will hold, so a stored result re-decides identically
+        measurements = decode(dict[str, Any], json.loads(json.dumps(
+            encode(measurements), allow_nan=False)))
+        verdict = self.decide(measurements)
+        self.figure(measurements, ctx.out / "figure.png")
+        return ClaimResult(claim=self.name, mode=ctx.mode, reproduced=verdict.reproduced,
+                           effect=verdict.effect, criterion=self.criterion,
+                           measurements={**measurements, "decision": verdict.details},
+                           figure="figure.png")
 
 
 @dataclass

@@ -107,7 +107,7 @@ def run_claim(name: str, mode: str = "quick", out: str | Path = "out/reproduce",
                      progress=progress, log=log)
     log(f"{claim.name} ({mode}): {claim.statement}")
     t0 = time.perf_counter()
-    result = claim.run(ctx)
+    result = claim.result(ctx)
     seconds = time.perf_counter() - t0
     if not isinstance(result, ClaimResult):
         raise RuntimeError(f"claim {claim.name!r} returned {type(result).__name__}, "
