@@ -7,7 +7,7 @@ import pytest
 from signalprop.cli import main
 from signalprop.train import TrainConfig, fit
 
-LINEAR = ["--model", "torch.nn:Linear", "--model-arg", "in_features=4", "--model-arg", "out_features=3",
+LINEAR = ["torch.nn:Linear", "--model-arg", "in_features=4", "--model-arg", "out_features=3",
           "--dataset", "iris", "--batch-size", "16", "--no-progress"]
 
 
