@@ -71,6 +71,13 @@ class Diagnosis:
         threshold: the rule that fired, with its value.
         block: where it starts (a module name), or ``None`` for the whole model.
         fix_code: one line of signalprop code that applies the fix.
+
+    Examples:
+        >>> from signalprop.results import BlockStats, SPPResult
+        >>> res = SPPResult("r", [BlockStats(f"b{i}", i, 0.0, 2.0**i) for i in range(4)])
+        >>> d = diagnose(res)[0]
+        >>> d.kind, d.block, d.threshold
+        ('variance_growth', 'b3', "avg_var > 4 x the first block's (VARIANCE_GROWTH_LIMIT)")
     """
 
     kind: str
