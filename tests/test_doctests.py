@@ -5,6 +5,9 @@ is listed by hand. Each docstring's examples are one pytest case (named by the d
 qualified name), run in a temporary working directory with torch on one thread. A module
 whose ``>>>`` lines are not all collected as examples (one in a comment, in a string that is
 not a docstring, in a nested function) fails, and so does a public name without an example.
+
+Without torch this module is skipped; tests/theory/test_no_torch.py runs the theory
+examples with torch blocked.
 """
 
 from __future__ import annotations
@@ -17,10 +20,7 @@ from pathlib import Path
 
 import pytest
 
-try:
-    import torch
-except ImportError:  # the theory examples still run without torch
-    torch = None
+torch = pytest.importorskip("torch")
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "signalprop"
@@ -48,16 +48,6 @@ MODULES = _modules_with_examples()
 FINDER = doctest.DocTestFinder(exclude_empty=True)
 
 
-def _import(name: str):  # noqa: ANN202 -- a module
-    """The module, or a skip when it needs torch and torch is not installed."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if torch is None and err.name == "torch":
-            pytest.skip(f"{name} needs torch")
-        raise
-
-
 def _collect() -> dict[str, str]:
     """Doctest name (module.qualname) -> its module, for every docstring with examples."""
     cases: dict[str, str] = {}
@@ -76,10 +66,7 @@ CASES = _collect()
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    if torch is None:
-        yield
-        return
+def _one_thread():  # noqa: ANN202 -- a fixture
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -109,7 +96,7 @@ def _uncollected(prompts: list[str], collected: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("name", MODULES)
 def test_module_examples_are_collected(name: str) -> None:
-    module = _import(name)
+    module = importlib.import_module(name)
     collected = [ex.source.splitlines()[0].strip() if ex.source.strip() else ""
                  for test in FINDER.find(module) for ex in test.examples]
     assert collected, f"{name} contains '>>>' but doctest collects no example from it"
@@ -121,7 +108,7 @@ def test_module_examples_are_collected(name: str) -> None:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_docstring_examples(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    module = _import(CASES[case])
+    module = importlib.import_module(CASES[case])
     (test,) = [t for t in FINDER.find(module) if t.name == case]
     monkeypatch.chdir(tmp_path)
     report: list[str] = []
@@ -162,7 +149,6 @@ def _own_doc(obj: object) -> str:
     return doc or ""
 
 
-@pytest.mark.skipif(torch is None, reason="the public API beyond theory needs torch")
 def test_every_public_name_has_an_example() -> None:
     missing = [name for name, obj in _public_objects() if ">>>" not in _own_doc(obj)]
     assert not missing, "no '>>>' example in the docstring of:\n  " + "\n  ".join(missing)
