@@ -56,7 +56,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"3,64,64"`` -> ``(3, 64, 64)``; used as an argparse ``type``."""
+    """One example's shape from ``"3,64,64"``; used as an argparse ``type``.
+
+    Examples:
+        >>> parse_shape("3,64,64")
+        (3, 64, 64)
+    """
     try:
         shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
     except ValueError:
@@ -74,8 +79,13 @@ def parse_list(text: str) -> list[str]:
 
 
 def parse_key_values(items: list[str], option: str) -> dict[str, object]:
-    """``["depth=50", "norm=nf"]`` -> ``{"depth": 50, "norm": "nf"}`` (values are Python
-    literals where they parse as one, else strings)."""
+    """``KEY=VALUE`` options as a dict (values are Python literals where they parse as
+    one, else strings).
+
+    Examples:
+        >>> parse_key_values(["depth=50", "norm=nf", "widths=[1, 2]"], "--model-arg")
+        {'depth': 50, 'norm': 'nf', 'widths': [1, 2]}
+    """
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
