@@ -128,9 +128,7 @@ def _prediction(model: Any, res: Any, x: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
 
-    from signalprop import plot
     from signalprop.measure import ForwardError, batch_independence, spp
-    from signalprop.results import write_csv
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -178,11 +176,26 @@ def run(args: argparse.Namespace) -> int:
         del model
         results.append(res)
         predictions.append(pred)
-        # Save after every model: an interrupted comparison keeps what it finished.
-        saved = results + [p for p in predictions if p is not None]
-        write_csv(saved, args.out / "spp.csv")
-        (args.out / "spp.json").write_text(
-            json.dumps([r.to_dict() for r in saved], indent=1, allow_nan=False))
+        _save(results, predictions, args.out)  # an interrupted comparison keeps what it did
+    _figures(results, predictions, grads, grad_preds, x, args)
+    return 0
+
+
+def _save(results: list[Any], predictions: list[Any], out: Path) -> None:
+    """spp.csv and spp.json of the models measured so far (and their predictions)."""
+    from signalprop.results import write_csv
+
+    saved = results + [p for p in predictions if p is not None]
+    write_csv(saved, out / "spp.csv")
+    (out / "spp.json").write_text(
+        json.dumps([r.to_dict() for r in saved], indent=1, allow_nan=False))
+
+
+def _figures(results: list[Any], predictions: list[Any], grads: list[Any],
+             grad_preds: list[Any], x: Any, args: argparse.Namespace) -> None:
+    """The forward SPP figure (theory dashed) and, with --backward, the gradient one."""
+    from signalprop import plot
+
     fig = plot.spp(results, args.out / f"spp.{args.format}", predicted=predictions,
                    title=f"Signal propagation at initialization, input {tuple(x.shape)}"
                    + (" (dashed: theory)" if any(p is not None for p in predictions) else ""))
@@ -191,4 +204,3 @@ def run(args: argparse.Namespace) -> int:
         print("wrote " + _backward.write(
             grads, args, f"Gradient propagation at initialization, input {tuple(x.shape)}",
             grad_preds))
-    return 0
