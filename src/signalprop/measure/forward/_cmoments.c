@@ -1,9 +1,10 @@
 /* One-pass per-channel sums for signalprop.measure.forward._moments (optional C accelerator).
  *
- * channel_sums(ptr, is_double, outer, channels, inner, threads) reads a contiguous tensor
- * laid out as (outer, channels, inner) once and returns (sum_c S_c^2, sum x^2), where S_c
- * is the sum of channel c. From these two numbers the caller forms the channel-averaged
- * squared mean and variance.
+ * channel_sums(x, outer, channels, inner, threads) reads a contiguous tensor laid out as
+ * (outer, channels, inner) once and returns (sum_c S_c^2, sum x^2), where S_c is the sum
+ * of channel c. From these two numbers the caller forms the channel-averaged squared mean
+ * and variance. x is a buffer (a NumPy view of the tensor) checked by get_float_buffer()
+ * in _csupport.h: float32/float64, C-contiguous, exactly outer * channels * inner long.
  *
  * Long rows (inner >= ROWS_FROM) are reduced one by one, in memory order, with the sums
  * in vector registers. Short rows (small maps, channels-last) are added column-wise into
@@ -189,22 +190,23 @@ static int unit(const void *x0, int is_double, int64_t o0, int64_t o1, int64_t c
 }
 
 static PyObject *channel_sums(PyObject *self, PyObject *args) {
-    unsigned long long ptr;
+    PyObject *obj;
+    Py_buffer view;
     int is_double, threads, failed = 0;
     long long outer, channels, inner;
     (void)self;
-    if (!PyArg_ParseTuple(args, "KpLLLi", &ptr, &is_double, &outer, &channels, &inner,
-                          &threads))
+    if (!PyArg_ParseTuple(args, "OLLLi", &obj, &outer, &channels, &inner, &threads))
         return NULL;
-    if (outer <= 0 || channels <= 0 || inner <= 0) {
-        PyErr_SetString(PyExc_ValueError, "outer, channels and inner must be positive");
+    if (get_float_buffer(obj, "x", 0, outer, channels, inner, &view, &is_double) < 0)
         return NULL;
-    }
-    const void *x = (const void *)(uintptr_t)ptr;
+    const void *x = view.buf;
     int64_t C = channels;
     split_t split = plan_split(outer, C, inner, threads);
     double *sums = shared_scratch((size_t)(C * split.parts));
-    if (sums == NULL) return PyErr_NoMemory();
+    if (sums == NULL) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
     memset(sums, 0, (size_t)(C * split.parts) * sizeof(double));
     double ss = 0.0;
     Py_BEGIN_ALLOW_THREADS
@@ -224,14 +226,15 @@ static PyObject *channel_sums(PyObject *self, PyObject *args) {
 #endif
     }
     Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
     if (failed) return PyErr_NoMemory();
     return Py_BuildValue("(dd)", squared_totals(sums, C, C, split.parts), ss);
 }
 
 static PyMethodDef methods[] = {
     {"channel_sums", channel_sums, METH_VARARGS,
-     "channel_sums(ptr, is_double, outer, channels, inner, threads)"
-     " -> (sum_c S_c^2, sum x^2)"},
+     "channel_sums(x, outer, channels, inner, threads) -> (sum_c S_c^2, sum x^2); x: a "
+     "C-contiguous float32/float64 buffer of outer * channels * inner elements"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
