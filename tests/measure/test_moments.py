@@ -191,3 +191,10 @@ def test_c_and_torch_paths_agree_with_several_threads(monkeypatch):
     for m in (c, fallback):
         assert m.avg_sq_mean == pytest.approx(sq, rel=1e-6)
         assert m.avg_var == pytest.approx(var, rel=1e-6)
+
+
+def test_c_channel_sums_do_not_depend_on_thread_timing():
+    # each thread's partial sum of squares is added in thread order, not as it finishes
+    t = torch.randn(8, 64, 12, 12) * 2 + 0.3  # by rows, over 4 threads
+    first = _moments._c_channel_sums(t.numpy(), 8, 64, 144, 4)
+    assert all(_moments._c_channel_sums(t.numpy(), 8, 64, 144, 4) == first for _ in range(50))

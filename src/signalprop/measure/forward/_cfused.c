@@ -306,14 +306,16 @@ static PyObject *residual_add_sums(PyObject *self, PyObject *args) {
                  use_fma_target(), outer, channels, inner};
     int64_t C = channels;
     split_t split = plan_split(outer, C, inner, threads);
-    /* per part: channel sums of b, then of y */
-    double *sums = shared_scratch((size_t)(2 * C * split.parts));
+    /* per part: channel sums of b, then of y; then per thread: its two sums of squares
+     * (added in thread order afterwards, so the result does not depend on timing) */
+    size_t nsums = (size_t)(2 * C * split.parts), nall = nsums + 2 * (size_t)split.threads;
+    double *sums = shared_scratch(nall);
     if (sums == NULL) {
         for (int k = 0; k < 3; k++) PyBuffer_Release(&views[k]);
         return PyErr_NoMemory();
     }
-    memset(sums, 0, (size_t)(2 * C * split.parts) * sizeof(double));
-    double q0 = 0.0, q1 = 0.0;
+    memset(sums, 0, nall * sizeof(double));
+    double q0 = 0.0, q1 = 0.0, *partial = sums + nsums;
     Py_BEGIN_ALLOW_THREADS
     if (split.threads == 1) {
         double q[2] = {0.0, 0.0};
@@ -321,17 +323,18 @@ static PyObject *residual_add_sums(PyObject *self, PyObject *args) {
         q0 = q[0], q1 = q[1];
     } else {
 #ifdef _OPENMP
-#pragma omp parallel num_threads(split.threads) reduction(+ : q0, q1, failed)
+#pragma omp parallel num_threads(split.threads) reduction(+ : failed)
         {
             int64_t o0, o1, c0, c1, part;
+            int t = omp_get_thread_num();
             double q[2] = {0.0, 0.0};
-            split_share(split, omp_get_thread_num(), omp_get_num_threads(), outer, C, &o0, &o1,
-                        &c0, &c1, &part);
+            split_share(split, t, omp_get_num_threads(), outer, C, &o0, &o1, &c0, &c1, &part);
             double *own = sums + 2 * C * part + c0;
             failed += unit(&job, o0, o1, c0, c1, own, own + C, q);
-            q0 += q[0], q1 += q[1];
+            partial[2 * t] = q[0], partial[2 * t + 1] = q[1];
         }
 #endif
+        for (int t = 0; t < split.threads; t++) q0 += partial[2 * t], q1 += partial[2 * t + 1];
     }
     Py_END_ALLOW_THREADS
     for (int k = 0; k < 3; k++) PyBuffer_Release(&views[k]);

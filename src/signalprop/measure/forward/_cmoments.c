@@ -202,28 +202,32 @@ static PyObject *channel_sums(PyObject *self, PyObject *args) {
     const void *x = view.buf;
     int64_t C = channels;
     split_t split = plan_split(outer, C, inner, threads);
-    double *sums = shared_scratch((size_t)(C * split.parts));
+    /* channel sums per part, then each thread's sum of squares (added in thread order
+     * afterwards, so that the result does not depend on which thread finishes first) */
+    size_t nsums = (size_t)(C * split.parts), nall = nsums + (size_t)split.threads;
+    double *sums = shared_scratch(nall);
     if (sums == NULL) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
-    memset(sums, 0, (size_t)(C * split.parts) * sizeof(double));
-    double ss = 0.0;
+    memset(sums, 0, nall * sizeof(double));
+    double ss = 0.0, *partial = sums + nsums;
     Py_BEGIN_ALLOW_THREADS
     if (split.threads == 1) {
         failed = unit(x, is_double, 0, outer, C, inner, 0, C, sums, &ss);
     } else {
 #ifdef _OPENMP
-#pragma omp parallel num_threads(split.threads) reduction(+ : ss, failed)
+#pragma omp parallel num_threads(split.threads) reduction(+ : failed)
         {
             int64_t o0, o1, c0, c1, part;
+            int t = omp_get_thread_num();
             double q = 0.0;
-            split_share(split, omp_get_thread_num(), omp_get_num_threads(), outer, C, &o0, &o1,
-                        &c0, &c1, &part);
+            split_share(split, t, omp_get_num_threads(), outer, C, &o0, &o1, &c0, &c1, &part);
             failed += unit(x, is_double, o0, o1, C, inner, c0, c1, sums + C * part + c0, &q);
-            ss += q;
+            partial[t] = q;
         }
 #endif
+        for (int t = 0; t < split.threads; t++) ss += partial[t];
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
