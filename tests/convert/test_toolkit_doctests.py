@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = [
-    "signalprop.nn.residual", "signalprop.nn.fixup", "signalprop.nn.group_norm",
+    "signalprop.nn.residual", "signalprop.nn.normfree.fixup", "signalprop.nn.group_norm",
     "signalprop.models.fixup_bottleneck", "signalprop.measure.independence._batch_independence",
     "signalprop.measure.forward._fused_add", "signalprop.measure.forward._moments",
     "signalprop.optim.agc", "signalprop.optim.param_groups", "signalprop.optim.unitwise",
