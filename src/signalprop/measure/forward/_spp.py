@@ -150,8 +150,10 @@ def spp(
 
     * ``avg_sq_mean`` = mean_c (mean y_c)^2, ``avg_var`` = mean_c var(y_c);
     * ``res_var`` = mean_c var(branch_c) for signalprop residual blocks (at the branch end,
-      before any skip gain or alpha), Var(y - x) for a foreign composite block (one with
-      submodules) whose output has its input's shape, otherwise ``None``;
+      before any skip gain or alpha), Var(y - x) for a foreign block whose output the
+      forward showed to be its input plus residual branches (``y = x + f(x)``, pre-norm
+      style; the sum of the branches for a block with several), otherwise ``None`` (a
+      post-norm or post-activation block, a projection shortcut, a plain layer);
     * ``nonfinite``: the number of NaN/Inf values in y.
 
     The forward runs under ``torch.no_grad()`` in the model's current mode (train mode:
@@ -180,7 +182,8 @@ def spp(
         says how the statistics were taken: ``"fused"`` (inside signalprop residual
         adds), ``"c-hooks"`` (forward hooks, C kernel) or ``"torch-hooks"`` (forward
         hooks, torch reductions: the C extension is not built), joined by ``+`` when
-        several ran.
+        several ran. ``skips`` names the blocks that add a skip connection, as
+        measured on the forward (see :mod:`signalprop.measure._discovery`).
 
     Raises:
         ForwardError: the forward raised; the message names the innermost module that
@@ -194,7 +197,7 @@ def spp(
         ['stem', 'stages.0.0', 'stages.0.1', 'stages.1.0', 'stages.1.1']
     """
     check_channel_dim(x, channel_dim)
-    plan = resolve_blocks(model, blocks)
+    plan = resolve_blocks(model, blocks, x)
     label = label or type(model).__name__
     rec = _SPPRecorder(len(plan.blocks), label, progress, channel_dim)
     try:
@@ -214,5 +217,6 @@ def spp(
         input_shape=tuple(t.shape) if t is not None else None,
         channel_dim=channel_dim,
         discovery=plan.rule,
+        skips=plan.skips,
         meta=rec.meta(model, path="+".join(sorted(rec.paths))),
     )

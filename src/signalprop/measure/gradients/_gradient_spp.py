@@ -92,7 +92,7 @@ def gradient_spp(
     b = batch_size(x)
     check_targets(y, b)
     check_channel_dim(x, channel_dim)
-    plan = resolve_blocks(model, blocks)
+    plan = resolve_blocks(model, blocks, x)
     if isinstance(x, Tensor) and x.is_floating_point():
         x = x.detach().requires_grad_(True)  # every block on the path from x gets a gradient
     label = label or type(model).__name__
