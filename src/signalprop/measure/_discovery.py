@@ -193,11 +193,19 @@ def discover_blocks(model: nn.Module, x: ModelInput | None = None) -> BlockPlan:
         ...         self.fc = nn.Linear(4, 4)
         ...     def forward(self, x):
         ...         return x + self.fc(x)
+        >>> class Stage(nn.Module):  # a ResNet stage: residual blocks in a Sequential
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.blocks = nn.Sequential(Res(), Res())
+        ...     def forward(self, x):
+        ...         return self.blocks(x)
         >>> import torch
-        >>> stage = nn.Sequential(Res(), Res())
-        >>> plan = discover_blocks(nn.Sequential(nn.Linear(4, 4), stage), torch.randn(3, 4))
-        >>> [(b.name, b.skip) for b in plan.blocks]
-        [('0', None), ('1.0', 'identity'), ('1.1', 'identity')]
+        >>> model = nn.Sequential(nn.Linear(4, 4), Stage(), Stage())
+        >>> plan = discover_blocks(model, torch.randn(3, 4))
+        >>> [(b.name, b.skip) for b in plan.blocks][:3]
+        [('1.blocks.0', 'identity'), ('1.blocks.1', 'identity'), ('2.blocks.0', 'identity')]
+        >>> plan.rule
+        "composite children of Sequential '<model>', opened up to the residual blocks inside"
     """
     fn = getattr(model, "signal_blocks", None)
     if callable(fn):
