@@ -130,6 +130,23 @@ def block_shapes(model: nn.Module, names: Sequence[str], x: Any
     return shapes, out
 
 
+def channel_axis(model: nn.Module, x: Any, given: int | None) -> tuple[int, str]:
+    """The channel axis to measure with and why: ``given``, or inferred from the layers
+    inside the discovered blocks (:func:`infer_channel_dim`; one forward).
+
+    Examples:
+        >>> channel_axis(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), torch.randn(2, 4), None)
+        (1, 'block outputs have shape (N, 4): one channel axis')
+    """
+    from signalprop.measure import discover_blocks
+
+    if given is not None:
+        return given, "given"
+    names = [b.name for b in discover_blocks(model, x).blocks]
+    shapes, _ = block_shapes(model, names, x)
+    return infer_channel_dim(model, names, shapes)
+
+
 def infer_channel_dim(model: nn.Module, names: Sequence[str],
                       shapes: Sequence[tuple[int, ...]] | None) -> tuple[int, str]:
     """The channel axis of the blocks' outputs, from the layers inside the blocks.

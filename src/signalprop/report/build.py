@@ -16,7 +16,6 @@ from signalprop._forward import ModelInput, first_tensor
 from signalprop.measure import (
     ForwardError,
     batch_independence,
-    discover_blocks,
     gradient_confusion,
     gradient_spp,
     jacobian_spectrum,
@@ -127,7 +126,7 @@ def measure_all(model: nn.Module, x: ModelInput, label: str, *, seed: int = 0,
         (4, [])
     """
     bar = _steps(progress, 6, f"measuring {label}")
-    channel_dim, why = _channel_axis(model, x, channel_dim)
+    channel_dim, why = _probe.channel_axis(model, x, channel_dim)
     res = spp(model, x, channel_dim=channel_dim, label=label)
     bar.update()
     activation = _probe.activation_name(model)
@@ -157,16 +156,6 @@ def measure_all(model: nn.Module, x: ModelInput, label: str, *, seed: int = 0,
                            critical_sigma_w2=m.summary["critical_sigma_w2"],
                            theory_chi_1=m.summary["theory_chi_1"], shapes=shapes, fixes=fixes)
     return m
-
-
-def _channel_axis(model: nn.Module, x: ModelInput, given: int | None) -> tuple[int, str]:
-    """The channel axis to measure with, and why (given, or inferred from the blocks)."""
-    if given is not None:
-        return given, "given"
-    plan = discover_blocks(model, x)
-    names = [b.name for b in plan.blocks]
-    shapes, _ = _probe.block_shapes(model, names, x)
-    return _probe.infer_channel_dim(model, names, shapes)
 
 
 def _summary(model: nn.Module, x: ModelInput, res: Any, activation: str | None,
