@@ -105,8 +105,9 @@ def gradient_cause(pairs: Sequence[tuple[GradBlockStats, float]], spp: SPPResult
         where = (f" (block outputs {_shape(sa)} -> {_shape(sb)})" if sa and sb and sa != sb
                  else "")
         text = (f" Most of it (a factor {math.exp(big):.3g}) happens between "
-                f"'{before.name}' and '{after.name}'{where}: the layers there, not "
-                "residual branches, set the gradient's scale.")
+                f"'{before.name}' and '{after.name}'{where}: the layers there"
+                + (", not the residual branches," if skips else "")
+                + " set the gradient's scale.")
         if silent:
             text += (f" The residual branches are nearly silent (at most {max(ratios):.2g} "
                      "of their input's variance).")

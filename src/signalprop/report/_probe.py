@@ -154,8 +154,9 @@ def infer_channel_dim(model: nn.Module, names: Sequence[str],
     Outputs of 2 axes (N, C) have one answer. For more axes, blocks holding convolutions
     that take ``shape[1]`` channels are channels-first (1: a convolution reads axis 1,
     whatever else the block does, as in ConvNeXt); otherwise blocks whose LayerNorm /
-    Linear layers act on ``shape[-1]`` features are channels-last (-1: transformers);
-    otherwise 1.
+    Linear layers act on ``shape[-1]`` features, or whose embeddings / batch-first
+    recurrent layers put ``shape[-1]`` features last, are channels-last (-1: transformers,
+    LSTMs); otherwise 1.
 
     Returns:
         ``(channel_dim, why)``.
@@ -183,12 +184,24 @@ def infer_channel_dim(model: nn.Module, names: Sequence[str],
                 cl += 1
             elif isinstance(m, nn.Linear) and m.in_features == shape[-1]:
                 cl += 1
+            elif _features_last(m) == shape[-1]:
+                cl += 1
     if cl and not cf:
         return -1, ("inferred: the blocks' LayerNorm / Linear layers act on the last axis "
                     f"(outputs of shape (N, {', '.join(map(str, first))}))")
     if cf:
         return 1, "inferred: the blocks' convolutions take axis 1 as channels"
     return 1, "default (no layer inside the blocks identifies the channel axis)"
+
+
+def _features_last(m: nn.Module) -> int | None:
+    """Size of the last axis of the module's output when it puts features last
+    (embeddings, batch-first recurrent layers), else None."""
+    if isinstance(m, nn.Embedding):
+        return m.embedding_dim
+    if isinstance(m, nn.RNNBase) and m.batch_first:
+        return (m.proj_size or m.hidden_size) * (2 if m.bidirectional else 1)
+    return None
 
 
 def describe_skips(res: Any) -> str:
