@@ -227,6 +227,35 @@ def describe_skips(res: Any) -> str:
     return f"{len(res.skips)} of {total} blocks add a skip connection ({detail})"
 
 
+def structure_note(res: Any) -> str | None:
+    """One sentence on what the skip connections measured on the forward mean for the
+    plots (None when the structure was not measured).
+
+    Examples:
+        >>> from signalprop.results import BlockStats, SPPResult
+        >>> note = structure_note(SPPResult("r", [BlockStats("a", 0, 0.0, 1.0)], skips={}))
+        >>> note[:51]
+        'structure: no block adds a skip connection, so sign'
+    """
+    if res.skips is None:
+        return None
+    kinds = set(res.skips.values())
+    if not kinds:
+        return ("structure: no block adds a skip connection, so signal and gradient pass "
+                "through every layer (a plain network)")
+    if kinds == {"identity"}:
+        return ("structure: each block's output is its input plus its residual branches "
+                "(pre-norm): the residual stream is not normalized between blocks, so it "
+                "grows by the branches' variance (the residual variance column) at every block")
+    if kinds == {"inner"}:
+        return ("structure: each block adds its skip connection and then transforms the sum "
+                "(a normalization or activation after the addition, as in post-norm "
+                "transformers and the original ResNet, or a projection shortcut): block "
+                "outputs have the scale of that last layer, and output minus input is no "
+                "residual branch")
+    return "structure: blocks of several kinds (see the per-block skip connections)"
+
+
 def has_batchnorm(model: nn.Module) -> bool:
     """True when any module is a BatchNorm."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())

@@ -134,6 +134,9 @@ def measure_all(model: nn.Module, x: ModelInput, label: str, *, seed: int = 0,
     m.summary = _summary(model, x, res, activation, channel_dim, why)
     m.prediction, note = predicted_spp(model, res, x)
     m.notes.append(note)
+    structure = _probe.structure_note(res)
+    if structure:
+        m.notes.append(structure)
     bar.update()
     shapes, out = _probe.block_shapes(model, res.names, x)
     try:

@@ -128,13 +128,22 @@ def diagnose_mean_shift(res: SPPResult, fixes: Fixes = None) -> Diagnosis | None
         return None
     first, last = recs[start], recs[-1]
     fix, why = choose_fix([NORMFREE], fixes, None)
+    shared = ("every example's and every position's features share a growing offset: the "
+              "representations become alike (in transformers: rank collapse)"
+              if res.channel_dim == -1 else "every example's features share a growing offset")
+    if fix:
+        cure = "Scaled Weight Standardization removes it (NF conversion)."
+    elif is_residual(res):
+        cure = (f"No automatic fix applies ({why}); smaller residual branches keep every "
+                f"block closer to the identity, so the offset grows more slowly: "
+                f"{BRANCH_ADVICE}.")
+    else:
+        cure = f"No automatic fix applies ({why})."
     return Diagnosis(
         "mean_shift", "mean shift",
         f"the squared channel mean exceeds the channel variance from block {first.index} "
         f"('{first.name}': {first.avg_sq_mean:.3g} > {first.avg_var:.3g}) to the last block "
-        f"({last.avg_sq_mean:.3g} vs {last.avg_var:.3g}); every example's features share a "
-        "growing offset. Scaled Weight Standardization removes it"
-        + (" (NF conversion)." if fix else f"; no automatic fix applies: {why}."),
+        f"({last.avg_sq_mean:.3g} vs {last.avg_var:.3g}); {shared}. {cure}",
         f"avg_sq_mean > {MEAN_SHIFT_RATIO:g} x avg_var (MEAN_SHIFT_RATIO) from a block onward",
         first.name, fix)
 
