@@ -142,8 +142,8 @@ def diagnose_mean_shift(res: SPPResult, fixes: Fixes = None) -> Diagnosis | None
     return Diagnosis(
         "mean_shift", "mean shift",
         f"the squared channel mean exceeds the channel variance from block {first.index} "
-        f"('{first.name}': {first.avg_sq_mean:.3g} > {first.avg_var:.3g}) to the last block "
-        f"({last.avg_sq_mean:.3g} vs {last.avg_var:.3g}); {shared}. {cure}",
+        f"('{first.name}': {first.avg_sq_mean:.4g} > {first.avg_var:.4g}) to the last block "
+        f"({last.avg_sq_mean:.4g} vs {last.avg_var:.4g}); {shared}. {cure}",
         f"avg_sq_mean > {MEAN_SHIFT_RATIO:g} x avg_var (MEAN_SHIFT_RATIO) from a block onward",
         first.name, fix)
 
