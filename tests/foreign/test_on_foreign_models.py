@@ -134,17 +134,23 @@ def test_gradient_spp_against_hooks_and_autograd(case):
 # ---- per-example gradients ---------------------------------------------------------------
 
 
-def brute_gram(model, x):
-    """Gram of per-example gradients, one backward per example (float64)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    rows = []
+def brute_rows(model, x):
+    """{parameter name: (B, numel)} per-example gradients, one backward per example."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    rows = {n: [] for n, _ in named}
     for i in range(x.shape[0]):
         with math_attention():
-            gs = torch.autograd.grad(loss(model(x[i:i + 1])), params, allow_unused=True)
-        rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                               for p, g in zip(params, gs)]).double())
-    f = torch.stack(rows)
-    return f @ f.T
+            gs = torch.autograd.grad(loss(model(x[i:i + 1])), [p for _, p in named],
+                                     allow_unused=True)
+        for (n, p), g in zip(named, gs):
+            rows[n].append((torch.zeros_like(p) if g is None else g).reshape(-1).double())
+    return {n: torch.stack(r) for n, r in rows.items()}
+
+
+def owner(param, layers):
+    """The layer a parameter belongs to: the longest layer name prefixing it."""
+    cands = [n for n in layers if n != "<model>" and param.startswith(n + ".")]
+    return max(cands, key=len) if cands else "<model>"
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -154,9 +160,15 @@ def test_gradient_gram_and_confusion_against_a_per_example_loop(case):
     # its token embedding and its layers are HF Conv1D (weight (in, out)); LayerNorms go
     # through torch.func
     model, x = reference_model(case), as_double(case.x())
-    ref = brute_gram(model, x)
+    rows = brute_rows(model, x)
+    ref = sum(r @ r.T for r in rows.values())
     res = sp.gradient_gram(model, x, loss_fn=loss, batchnorm=bn_mode(case), per_layer=True)
     assert float((res.matrix - ref).abs().max() / ref.abs().max()) < 1e-9
+    parts = {name: torch.zeros_like(ref) for name in res.layers}
+    for name, r in rows.items():  # a tied parameter counts once, under its first module
+        parts[owner(name, res.layers)] += r @ r.T
+    for name, g in res.layers.items():
+        assert float((g - parts[name]).abs().max()) <= 1e-9 * float(ref.abs().max()), name
     conf = sp.gradient_confusion(model, x, loss_fn=loss, batchnorm=bn_mode(case))
     norms = ref.diagonal().sqrt()
     iu = torch.triu_indices(len(ref), len(ref), 1)

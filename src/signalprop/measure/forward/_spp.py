@@ -16,7 +16,7 @@ from signalprop._forward import (
     hooks_removed_after,
 )
 from signalprop.measure._discovery import Block, BlockSpec, resolve_blocks
-from signalprop.measure._per_example import batchnorm_policy
+from signalprop.measure._per_example import any_tensor, batchnorm_policy
 from signalprop.measure._recorder import BlockRecorder
 from signalprop.measure.forward._fused_add import fused_add_available, residual_add_moments
 from signalprop.measure.forward._moments import (
@@ -211,6 +211,7 @@ def spp(
     if not rec.records:
         raise ForwardError(f"none of the {len(plan.blocks)} blocks ran ({plan.rule})")
     t = first_tensor(x)
+    t = any_tensor(x) if t is None else t  # token ids: their shape
     return SPPResult(
         label=label,
         records=rec.records,

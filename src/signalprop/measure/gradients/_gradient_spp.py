@@ -20,6 +20,7 @@ from signalprop.measure._discovery import BlockSpec, resolve_blocks
 from signalprop.measure._nonfinite import first_nonfinite_module
 from signalprop.measure._per_example import (
     LossFn,
+    any_tensor,
     batch_loss,
     batch_size,
     batchnorm_policy,
@@ -120,6 +121,7 @@ def gradient_spp(
     if not math.isfinite(loss_value):
         meta["forward_nonfinite"] = first_nonfinite_module(model, x)
     t = first_tensor(x)
+    t = any_tensor(x) if t is None else t  # token ids: their shape
     return GradSPPResult(label=label, records=records, loss=kind,
                          input_shape=tuple(t.shape) if t is not None else None,
                          channel_dim=channel_dim, discovery=plan.rule, meta=meta)

@@ -322,6 +322,9 @@ def gradient_gram(
     from per-example inputs a and output gradients g, or from explicitly formed per-example
     weight gradients where that is cheaper for the layer's shapes; Embedding likewise;
     other modules go through torch.func (vmap over per-example vector-Jacobian products).
+    A lookup the whole batch shares (an index that is not the model's input: position ids
+    of shape (1, T), a (T, T) relative-position table) gets each example's own gradient of
+    the shared output from a batched backward of the per-example losses.
 
     Args:
         model: any module that treats examples independently (no BatchNorm in train mode:
