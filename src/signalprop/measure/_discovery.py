@@ -179,9 +179,9 @@ def _probe(model: nn.Module, x: ModelInput | None) -> ModelStructure | None:
         return None
 
 
-def discover_blocks(model: nn.Module, x: ModelInput | None = None) -> BlockPlan:
-    """Apply the module docstring's rule to ``model``; with an input ``x``, measure which
-    modules ran and which add a skip connection (one forward).
+def discover_blocks(model: nn.Module, example_input: ModelInput | None = None) -> BlockPlan:
+    """Apply the module docstring's rule to ``model``; with an ``example_input`` (a batch),
+    measure which modules ran and which add a skip connection (one forward).
 
     Examples:
         >>> plan = discover_blocks(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
@@ -213,7 +213,7 @@ def discover_blocks(model: nn.Module, x: ModelInput | None = None) -> BlockPlan:
     residual = _outermost(model, lambda m: isinstance(m, ResidualBlock))
     if residual:
         return _make(model, residual, "signalprop ResidualBlock subclasses")
-    s = _probe(model, x)
+    s = _probe(model, example_input)
     trunks = _trunks(model)
     if trunks:
         children = [pair for name, c in trunks for pair in _flatten(c, name)]

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from signalprop import theory
-from signalprop._forward import buffers_restored, call_model, first_tensor
+from signalprop._forward import buffers_restored, first_tensor, forward_or_locate
 
 # torch activation modules -> signalprop.theory activation names
 _TORCH_ACTIVATIONS: dict[type[nn.Module], str] = {
@@ -113,7 +113,7 @@ def block_shapes(model: nn.Module, names: Sequence[str], x: Any
             handles.append(m.register_forward_hook(hook(name or "<model>")))
     try:
         with torch.no_grad(), buffers_restored(model):
-            out = call_model(model, x)
+            out = forward_or_locate(model, x, handles)
     finally:
         for h in handles:
             h.remove()
@@ -139,11 +139,13 @@ def channel_axis(model: nn.Module, x: Any, given: int | None) -> tuple[int, str]
         (1, 'block outputs have shape (N, 4): one channel axis')
     """
     from signalprop.measure import discover_blocks
+    from signalprop.measure._structure import small_batch
 
     if given is not None:
         return given, "given"
+    few = small_batch(x)  # the shapes of two examples tell the axes
     names = [b.name for b in discover_blocks(model, x).blocks]
-    shapes, _ = block_shapes(model, names, x)
+    shapes, _ = block_shapes(model, names, x if few is None else few)
     return infer_channel_dim(model, names, shapes)
 
 
