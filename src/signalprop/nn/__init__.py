@@ -4,6 +4,16 @@ from signalprop.nn.activations import GammaAct, make_activation, torch_activatio
 from signalprop.nn.fixup import fixup_init_, fixup_scale, he_gain
 from signalprop.nn.group_norm import group_count, group_norm
 from signalprop.nn.init import critical_, delta_orthogonal_, lecun_normal_
+from signalprop.nn.quantized import (
+    QuantConv1d,
+    QuantConv2d,
+    QuantLinear,
+    ReSTESchedule,
+    WeightQuantizer,
+    quantize_modules,
+    quantized_layers,
+    sign_surrogate,
+)
 from signalprop.nn.residual import BranchTap, ResidualBlock, ReZero, ScalarBias, SkipInit
 from signalprop.nn.std_conv import (
     ScaledStdConv1d,
@@ -16,6 +26,10 @@ from signalprop.nn.std_conv import (
 __all__ = [
     "BranchTap",
     "GammaAct",
+    "QuantConv1d",
+    "QuantConv2d",
+    "QuantLinear",
+    "ReSTESchedule",
     "ReZero",
     "ResidualBlock",
     "ScalarBias",
@@ -24,6 +38,7 @@ __all__ = [
     "ScaledStdConv3d",
     "SkipInit",
     "WSLinear",
+    "WeightQuantizer",
     "critical_",
     "delta_orthogonal_",
     "lecun_normal_",
@@ -33,6 +48,9 @@ __all__ = [
     "group_norm",
     "he_gain",
     "make_activation",
+    "quantize_modules",
+    "quantized_layers",
+    "sign_surrogate",
     "standardize_weight",
     "torch_activation",
 ]

@@ -40,6 +40,13 @@ from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_varia
 from signalprop.theory.gaussian import gauss_expect, gauss_expect2
 from signalprop.theory.maps import Propagation, cmap, propagate, qmap
 from signalprop.theory.phase import PhaseDiagram, phase_diagram
+from signalprop.theory.quantized import (
+    DoubleWell,
+    quantized_variance_gain,
+    rounding_chain,
+    stationary_distribution,
+    surrogate_gain,
+)
 from signalprop.theory.residual import NORMS, nf_expected_variances, residual_schedule
 from signalprop.theory.selu import (
     alpha_dropout_constants,
@@ -58,6 +65,7 @@ __all__ = [
     "NORMS",
     "Activation",
     "CriticalPoint",
+    "DoubleWell",
     "FourPointVertex",
     "MeanField",
     "PhaseDiagram",
@@ -85,11 +93,15 @@ __all__ = [
     "propagate",
     "q_star",
     "qmap",
+    "quantized_variance_gain",
     "relu_kurtosis_exact",
     "residual_schedule",
+    "rounding_chain",
     "selu_constants",
     "selu_fixed_point",
     "selu_jacobian",
     "selu_moments",
+    "stationary_distribution",
+    "surrogate_gain",
     "universality_class",
 ]

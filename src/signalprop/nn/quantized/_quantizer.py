@@ -1,0 +1,170 @@
+"""Weight quantizers: Q(w) = alpha * c(w) on the grids of :mod:`signalprop.theory.quantized`.
+
+Codes c and scale alpha follow the theory module's rules (binary sign, TWN ternary
+threshold, k-bit grid with LSQ's step; alpha by least squares ``"mean_abs"``, variance
+matching ``"rms"`` or none). Gradients (BinaryConnect: the float weights are trained
+through their quantized values):
+
+* binary codes: the estimator's surrogate g'(w) for sign, and alpha is differentiated
+  through its formula (as XNOR-Net and the ReSTE reference do);
+* ternary and k-bit codes: straight through at the level of Q (dQ/dw = 1), or, with
+  ``"clipped"``, 1 where |w| <= limit * alpha * L (within the grid's range) and 0 beyond.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from signalprop.nn.quantized._surrogate import _SignSurrogate, resolve
+from signalprop.theory.quantized import (
+    TERNARY_THRESHOLD,
+    check_estimator,
+    check_levels,
+    check_scale,
+    max_code,
+    step_factor,
+)
+
+_MULTI_LEVEL_ESTIMATORS = ("ste", "clipped")
+
+
+def _dims(w: Tensor, per_channel: bool) -> tuple[int, ...]:
+    return tuple(range(1, w.ndim)) if per_channel and w.ndim > 1 else tuple(range(w.ndim))
+
+
+def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+    # 0 / 0 (all codes zero: all-zero weights) is 0, never NaN
+    return num / den.clamp_min(torch.finfo(num.dtype).tiny)
+
+
+@dataclass(frozen=True)
+class WeightQuantizer:
+    """How a layer quantizes its weights (see the module docstring).
+
+    Attributes:
+        levels: ``"binary"``, ``"ternary"`` or a bit width 2..16.
+        scale: ``"mean_abs"``, ``"rms"`` or ``None``.
+        estimator: the backward rule (binary: any estimator; otherwise ``"ste"`` or
+            ``"clipped"``).
+        params: the estimator's parameters (numbers or schedules).
+        threshold: the ternary threshold in units of mean |w|.
+        per_channel: one alpha (and threshold / step) per output channel (dim 0) instead
+            of one per tensor.
+
+    Examples:
+        >>> q = WeightQuantizer("binary", "mean_abs")
+        >>> q(torch.tensor([[0.5, -1.5]])).tolist()
+        [[1.0, -1.0]]
+    """
+
+    levels: str | int = "binary"
+    scale: str | None = "mean_abs"
+    estimator: str = "ste"
+    params: dict[str, Any] = field(default_factory=dict)
+    threshold: float = TERNARY_THRESHOLD
+    per_channel: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", check_levels(self.levels))
+        check_scale(self.scale)
+        check_estimator(self.estimator)
+        if self.levels != "binary" and self.estimator not in _MULTI_LEVEL_ESTIMATORS:
+            raise ValueError(f"estimator {self.estimator!r} is a surrogate of sign and applies "
+                             f"to binary weights; {self.levels!r} grids take one of "
+                             f"{_MULTI_LEVEL_ESTIMATORS}")
+        resolve(self.estimator, self.params)  # unknown names / bad values fail here
+        if not (isinstance(self.threshold, (int, float)) and 0 <= self.threshold < 10):
+            raise ValueError(f"threshold must be a number in [0, 10), got {self.threshold!r}")
+
+    @property
+    def max_code(self) -> int:
+        """L, the largest code."""
+        return max_code(self.levels)
+
+    @torch.no_grad()
+    def codes(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        """Integer codes (as a float tensor of w's shape) and alpha (broadcastable).
+
+        Examples:
+            >>> c, a = WeightQuantizer("ternary").codes(torch.tensor([0.1, -2.0, 0.9]))
+            >>> c.tolist(), round(a.item(), 4)
+            ([0.0, -1.0, 1.0], 1.45)
+        """
+        c, alpha, _ = self._codes(w.detach())
+        return c, alpha.detach()
+
+    def _codes(self, w: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(codes, alpha, k-bit step or None); alpha carries w's graph."""
+        dims = _dims(w, self.per_channel)
+        wd = w.detach()
+        step = None
+        if self.levels == "binary":
+            c = torch.where(wd >= 0, 1.0, -1.0).to(w.dtype)
+        elif self.levels == "ternary":
+            m = wd.abs().mean(dims, keepdim=True)
+            c = torch.sign(wd) * (wd.abs() > self.threshold * m)
+        else:
+            m = wd.abs().mean(dims, keepdim=True)
+            step = (step_factor(self.levels) * m).clamp_min(torch.finfo(w.dtype).tiny)
+            top = self.max_code
+            c = torch.round(wd / step).clamp_(-top, top)
+        return c, self._alpha(w, c, dims, step), step
+
+    def _alpha(self, w: Tensor, c: Tensor, dims: tuple[int, ...], step: Tensor | None) -> Tensor:
+        if self.scale is None:
+            return step if step is not None else torch.ones((), dtype=w.dtype, device=w.device)
+        cc = c.square().sum(dims, keepdim=True)
+        if self.scale == "mean_abs":
+            return _safe_div((w * c).sum(dims, keepdim=True), cc)
+        # rms: alpha^2 <c^2> = <w^2>; the floor keeps sqrt's gradient finite at 0
+        ratio = _safe_div(w.square().sum(dims, keepdim=True), cc)
+        return ratio.clamp_min(torch.finfo(w.dtype).tiny).sqrt()
+
+    def __call__(self, w: Tensor) -> Tensor:
+        """Q(w) with the gradient rule of the module docstring."""
+        if self.levels == "binary":
+            dims = _dims(w, self.per_channel)
+            c = _SignSurrogate.apply(w, self.estimator, resolve(self.estimator, self.params))
+            if self.scale is None:
+                return c
+            if self.scale == "mean_abs":  # the least-squares alpha of sign codes is mean|w|
+                return c * w.abs().mean(dims, keepdim=True)
+            return c * w.square().mean(dims, keepdim=True).clamp_min(
+                torch.finfo(w.dtype).tiny).sqrt()
+        c, alpha, _ = self._codes(w)
+        q = (c * alpha).detach()
+        if self.estimator == "clipped":
+            limit = resolve("clipped", self.params)["limit"] * self.max_code
+            inside = (w.detach().abs() <= limit * alpha.detach().abs()).to(w.dtype)
+            return q + (w - w.detach()) * inside
+        return q + (w - w.detach())
+
+
+def round_to_grid(x: Tensor, unit: Tensor, levels: str | int, *, stochastic: bool,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """x rounded onto the grid unit * codes(levels), clamped to its range.
+
+    Stochastic rounding picks one of the two neighbouring grid points with probabilities
+    that make it unbiased inside the range (E[round(x)] = x); otherwise the nearest point.
+    Binary grids are {-unit, +unit}.
+
+    Examples:
+        >>> round_to_grid(torch.tensor([0.3, -5.0]), torch.tensor(1.0), "binary",
+        ...               stochastic=False).tolist()
+        [1.0, -1.0]
+    """
+    levels = check_levels(levels)
+    top = max_code(levels)
+    spacing, low = (2.0, -1.0) if levels == "binary" else (1.0, float(-top))
+    u = _safe_div(x, unit).sub_(low).div_(spacing).clamp_(0.0, (top - low) / spacing)
+    if stochastic:
+        floor = torch.floor(u)
+        noise = torch.rand(u.shape, generator=generator, dtype=u.dtype, device=u.device)
+        u = floor.add_((noise < (u - floor)).to(u.dtype))
+    else:
+        u = torch.round(u)
+    return u.mul_(spacing).add_(low).mul_(unit)
