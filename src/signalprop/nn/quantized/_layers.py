@@ -109,17 +109,19 @@ class _QuantMixin:
         return text
 
 
-def _quant_kwargs(weight_levels: str | int = "binary", scale: str | None = "mean_abs",
-                  act_levels: str | None = None, estimator: str = "ste",
-                  estimator_params: Mapping[str, Any] | None = None,
-                  act_estimator: str | None = None,
-                  act_estimator_params: Mapping[str, Any] | None = None,
-                  threshold: float = TERNARY_THRESHOLD, per_channel: bool = False
-                  ) -> dict[str, Any]:
-    return dict(weight_levels=weight_levels, scale=scale, act_levels=act_levels,
-                estimator=estimator, estimator_params=estimator_params,
-                act_estimator=act_estimator, act_estimator_params=act_estimator_params,
-                threshold=threshold, per_channel=per_channel)
+_QUANT_DEFAULTS: dict[str, Any] = {
+    "weight_levels": "binary", "scale": "mean_abs", "act_levels": None, "estimator": "ste",
+    "estimator_params": None, "act_estimator": None, "act_estimator_params": None,
+    "threshold": TERNARY_THRESHOLD, "per_channel": False}
+
+
+def _quant_kwargs(**quant: Any) -> dict[str, Any]:
+    """The quantization arguments with defaults; unknown names are a ValueError."""
+    unknown = sorted(set(quant) - set(_QUANT_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown quantization argument(s) {unknown}; valid: "
+                         f"{', '.join(_QUANT_DEFAULTS)}")
+    return {**_QUANT_DEFAULTS, **quant}
 
 
 _QUANT_DOC = """    Quantization arguments (keyword-only):
@@ -295,9 +297,7 @@ def quantize_modules(model: nn.Module, *, exclude: Iterable[str] = (), **quant: 
     missing = sorted(exclude - set(names))
     if missing:
         raise ValueError(f"exclude names modules the model lacks: {missing}")
-    _quant_kwargs(**quant)  # unknown keywords fail before anything changes
-    WeightQuantizer(quant.get("weight_levels", "binary"), quant.get("scale", "mean_abs"),
-                    quant.get("estimator", "ste"), dict(quant.get("estimator_params") or {}))
+    QuantLinear(1, 1, **quant)  # bad arguments fail before anything changes
     for name, module in list(names.items()):
         cls = _FLOAT_TO_QUANT.get(type(module))
         if cls is None or name in exclude or not name:
