@@ -9,6 +9,7 @@ from signalprop.models._registry import (
 )
 from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.mlp import MLP, mlp
+from signalprop.models.quantized import QuantMLP, QuantResNetV2, quant_mlp, quant_resnetv2
 from signalprop.models.resnetv2 import (
     NORMS,
     PRESETS,
@@ -26,6 +27,8 @@ __all__ = [
     "FixupBottleneck",
     "NFBottleneck",
     "PreActBottleneck",
+    "QuantMLP",
+    "QuantResNetV2",
     "ResNetV2",
     "ResNetV2Config",
     "create_model",
@@ -33,6 +36,8 @@ __all__ = [
     "load_model",
     "mlp",
     "model_entry",
+    "quant_mlp",
+    "quant_resnetv2",
     "register_model",
     "resnetv2",
 ]
