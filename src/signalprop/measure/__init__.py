@@ -9,6 +9,7 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
 * ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
 * ``independence/``: ``batch_independence``;
+* ``quantized/``: low-precision networks (``estimator_indicators``);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -31,6 +32,7 @@ from signalprop.measure.gradients import (
     gradient_spp,
 )
 from signalprop.measure.independence import batch_independence
+from signalprop.measure.quantized import estimator_indicators
 from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
@@ -42,6 +44,7 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "estimator_indicators",
 )
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "channel_moments",
     "confusion_from_gram",
     "discover_blocks",
+    "estimator_indicators",
     "fused_add_available",
     "gradient_confusion",
     "gradient_gram",
