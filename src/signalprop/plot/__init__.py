@@ -3,6 +3,8 @@
 from signalprop.plot.confusion import confusion
 from signalprop.plot.grad_spp import gradient_spp
 from signalprop.plot.phase import phase_diagram
+from signalprop.plot.quantized import estimator_indicators, rounding_chains
 from signalprop.plot.spp import spp
 
-__all__ = ["confusion", "gradient_spp", "phase_diagram", "spp"]
+__all__ = ["confusion", "estimator_indicators", "gradient_spp", "phase_diagram",
+           "rounding_chains", "spp"]
