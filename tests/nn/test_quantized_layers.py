@@ -60,14 +60,29 @@ def test_forward_matches_the_rules(levels, scale, per_channel):
     assert set(state["codes"].unique().tolist()) <= set(theory.quantized.grid_codes(levels))
 
 
-def test_binary_gradient_is_bc_straight_through_with_alpha():
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("scale", ["mean_abs", "rms"])
+@pytest.mark.parametrize("estimator, params", [("ste", {}), ("clipped", {"limit": 0.05}),
+                                               ("reste", {"o": 2.0})])
+def test_binary_gradient_is_bc_straight_through_with_alpha(scale, per_channel, estimator,
+                                                           params):
+    """The fused quantizer's backward against autograd through sign-with-surrogate times
+    the scale's formula."""
+    from signalprop.nn import sign_surrogate
+
     torch.manual_seed(1)
-    layer = QuantLinear(16, 4, weight_levels="binary", scale="mean_abs", dtype=torch.float64)
+    layer = QuantLinear(16, 4, weight_levels="binary", scale=scale, per_channel=per_channel,
+                        estimator=estimator, estimator_params=params, dtype=torch.float64)
     x = torch.randn(7, 16, dtype=torch.float64)
     layer(x).square().sum().backward()
     w = layer.weight.detach().clone().requires_grad_(True)
-    sign_ste = w + (torch.where(w >= 0, 1.0, -1.0).to(w.dtype) - w).detach()
-    F.linear(x, sign_ste * w.abs().mean(), layer.bias.detach()).square().sum().backward()
+    dims = (1,) if per_channel else (0, 1)
+    if scale == "mean_abs":
+        alpha = w.abs().mean(dims, keepdim=True)
+    else:
+        alpha = w.square().mean(dims, keepdim=True).sqrt()
+    q = sign_surrogate(w, estimator, **params) * alpha
+    F.linear(x, q, layer.bias.detach()).square().sum().backward()
     torch.testing.assert_close(layer.weight.grad, w.grad)
 
 

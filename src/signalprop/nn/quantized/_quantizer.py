@@ -13,13 +13,14 @@ through their quantized values):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from signalprop.nn.quantized._surrogate import _SignSurrogate, resolve
+from signalprop.nn.quantized._surrogate import _derivative, _SignSurrogate, hard_sign, resolve
 from signalprop.theory.quantized import (
     TERNARY_THRESHOLD,
     check_estimator,
@@ -103,7 +104,7 @@ class WeightQuantizer:
         wd = w.detach()
         step = None
         if self.levels == "binary":
-            c = torch.where(wd >= 0, 1.0, -1.0).to(w.dtype)
+            c = hard_sign(wd)
         elif self.levels == "ternary":
             m = wd.abs().mean(dims, keepdim=True)
             c = torch.sign(wd) * (wd.abs() > self.threshold * m)
@@ -127,14 +128,11 @@ class WeightQuantizer:
     def __call__(self, w: Tensor) -> Tensor:
         """Q(w) with the gradient rule of the module docstring."""
         if self.levels == "binary":
-            dims = _dims(w, self.per_channel)
-            c = _SignSurrogate.apply(w, self.estimator, resolve(self.estimator, self.params))
+            params = resolve(self.estimator, self.params)
             if self.scale is None:
-                return c
-            if self.scale == "mean_abs":  # the least-squares alpha of sign codes is mean|w|
-                return c * w.abs().mean(dims, keepdim=True)
-            return c * w.square().mean(dims, keepdim=True).clamp_min(
-                torch.finfo(w.dtype).tiny).sqrt()
+                return _SignSurrogate.apply(w, self.estimator, params)
+            return _BinaryWeight.apply(w, self.estimator, params, self.scale,
+                                       _dims(w, self.per_channel))
         c, alpha, _ = self._codes(w)
         q = (c * alpha).detach()
         if self.estimator == "clipped":
@@ -142,6 +140,51 @@ class WeightQuantizer:
             inside = (w.detach().abs() <= limit * alpha.detach().abs()).to(w.dtype)
             return q + (w - w.detach()) * inside
         return q + (w - w.detach())
+
+
+class _BinaryWeight(torch.autograd.Function):
+    """Q(w) = alpha(w) sign(w) with alpha = mean|w| ("mean_abs", the least-squares scale of
+    sign codes) or rms(w) ("rms"), fused: autograd through the three ops would take about
+    twice the elementwise passes. Backward (BinaryConnect with the estimator g'):
+
+        dL/dw = alpha g'(w) G + dalpha/dw <G, s>,   s = sign(w), G = dL/dQ,
+
+    dalpha/dw = s / n (mean_abs) or w / (n alpha) (rms), n the weights per scale.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, w: Tensor, name: str, params: dict[str, float], scale: str,
+                dims: tuple[int, ...]) -> Tensor:
+        s = hard_sign(w)
+        n = 1
+        for d in dims:
+            n *= w.shape[d]
+        order = 1 if scale == "mean_abs" else 2
+        whole = len(dims) == w.ndim  # one scale: keep it 0-d (scalar kernels are fastest)
+        alpha = torch.linalg.vector_norm(w, order, dim=None if whole else dims,
+                                         keepdim=not whole)
+        alpha = alpha / n if order == 1 else alpha / math.sqrt(n)
+        ctx.name, ctx.params, ctx.scale, ctx.dims, ctx.n = name, params, scale, dims, n
+        ctx.save_for_backward(w, s, alpha)
+        return s * alpha
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
+        w, s, alpha = ctx.saved_tensors
+        if alpha.ndim == 0:  # one scale: a BLAS dot product, no temporary
+            dot = torch.dot(grad.reshape(-1), s.reshape(-1))
+        else:
+            dot = (grad * s).sum(ctx.dims, keepdim=True)
+        g = grad * alpha
+        if ctx.name != "ste":
+            g = g.mul_(_derivative(w, ctx.name, ctx.params))
+        if ctx.scale == "mean_abs":
+            g = g.addcmul_(s, dot / ctx.n)
+        else:
+            coef = torch.where(alpha > 0, dot / (alpha * ctx.n).clamp_min(torch.finfo(
+                alpha.dtype).tiny), torch.zeros_like(dot))  # zero weights: no alpha gradient
+            g = g.addcmul_(w, coef)
+        return g, None, None, None, None
 
 
 def round_to_grid(x: Tensor, unit: Tensor, levels: str | int, *, stochastic: bool,

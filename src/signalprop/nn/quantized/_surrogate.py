@@ -2,8 +2,8 @@
 
 The estimators and their formulas are defined once, in
 :mod:`signalprop.theory.quantized` (``ESTIMATORS``: ste, clipped, tanh, reste); this
-module applies them to tensors. Forward: sign(x) with sign(0) = +1, so the output is
-exactly +-1. Backward: dL/dx = g'(x) dL/dy.
+module applies them to tensors. Forward: sign(x) with sign(+0.0) = +1 (copysign), so the
+output is exactly +-1. Backward: dL/dx = g'(x) dL/dy.
 """
 
 from __future__ import annotations
@@ -31,7 +31,15 @@ def _derivative(x: Tensor, name: str, p: Mapping[str, float]) -> Tensor:
         return (ax <= t).to(x.dtype)
     power = ax.clamp_min(m).pow(1.0 / o - 1.0).div_(o)
     inner = math.pow(m, 1.0 / o - 1.0)
-    return torch.where(ax <= m, torch.full_like(x, inner), power).masked_fill_(ax > t, 0.0)
+    return power.masked_fill_(ax <= m, inner).masked_fill_(ax > t, 0.0)
+
+
+def hard_sign(x: Tensor) -> Tensor:
+    """sign(x) in {-1, +1}: copysign(1, x), so sign(+0.0) = +1 (and sign(-0.0) = -1).
+
+    One kernel; a comparison-and-select is several times slower on CPU.
+    """
+    return torch.copysign(torch.ones((), dtype=x.dtype, device=x.device), x)
 
 
 class _SignSurrogate(torch.autograd.Function):
@@ -40,7 +48,7 @@ class _SignSurrogate(torch.autograd.Function):
         ctx.name, ctx.params = name, params
         if name != "ste":
             ctx.save_for_backward(x)
-        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+        return hard_sign(x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
@@ -56,7 +64,7 @@ def resolve(estimator: str, params: Mapping[str, Any] | None) -> dict[str, float
 
 
 def sign_surrogate(x: Tensor, estimator: str = "ste", **params: Any) -> Tensor:
-    """sign(x) (sign(0) = +1) whose backward pass is the estimator's g'(x) dL/dy.
+    """sign(x) (sign(+0.0) = +1) whose backward pass is the estimator's g'(x) dL/dy.
 
     Estimators (``signalprop.theory.quantized.ESTIMATORS``): ``"ste"`` (identity),
     ``"clipped"`` (1 on |x| <= limit), ``"tanh"`` (beta (1 - tanh(beta x)^2)),
