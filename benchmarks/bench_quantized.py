@@ -88,14 +88,16 @@ def layer_costs(batch: int, width: int, repeats: int, inner: int) -> None:
     print(f"1. forward + backward, batch {batch}, {width} -> {width} (ms per call, CPU time)")
     for k, ms in per_call.items():
         print(f"   {k:32s} {ms:8.3f} ms")
-    print(f"   QuantLinear binary mean_abs / nn.Linear   {ratio(times, 'QuantLinear binary mean_abs', 'nn.Linear'):6.3f}"
-          "   (target <= 1.3)")
-    print(f"   QuantLinear 1W/1A reste / nn.Linear       {ratio(times, 'QuantLinear 1W/1A reste', 'nn.Linear'):6.3f}")
+    rows = [("QuantLinear binary mean_abs / nn.Linear", "QuantLinear binary mean_abs",
+             "nn.Linear", "(target <= 1.3)"),
+            ("QuantLinear 1W/1A reste / nn.Linear", "QuantLinear 1W/1A reste", "nn.Linear", "")]
     if "brevitas binary const" in times:
-        print(f"   ours / brevitas, binary (no scale)         {ratio(times, 'QuantLinear binary none', 'brevitas binary const'):6.3f}"
-              "   (target <= 1.0)")
-        print(f"   ours / brevitas, int8                      {ratio(times, 'QuantLinear int8 none', 'brevitas int8 float'):6.3f}"
-              "   (target <= 1.0)")
+        rows += [("ours / brevitas, binary (no scale)", "QuantLinear binary none",
+                  "brevitas binary const", "(target <= 1.0)"),
+                 ("ours / brevitas, int8", "QuantLinear int8 none", "brevitas int8 float",
+                  "(target <= 1.0)")]
+    for text, a, b, target in rows:
+        print(f"   {text:42s} {ratio(times, a, b):6.3f}   {target}")
 
 
 def training_costs(depths: object, width: float, batch: int, repeats: int) -> None:

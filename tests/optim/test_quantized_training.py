@@ -63,8 +63,9 @@ def test_sr_step_is_rounded_sgd_with_a_fixed_grid():
     # the rule written out: x = w - lr g, then unbiased rounding onto {-unit, +unit}
     x = w - 0.05 * g
     p_up = ((x / unit + 1) / 2).clamp(0, 1)
-    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(3))
-    expected = torch.where(noise < p_up, unit, -unit)
+    # the same uniform stream mapped to [0, 1): up iff u < p_up
+    r = torch.empty(x.shape).uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(3))
+    expected = torch.where((r + 1) / 2 < p_up, unit, -unit)
     torch.testing.assert_close(net[0].weight.detach(), expected)
     assert opt.grid_units()["0"] == pytest.approx(float(unit))
 

@@ -193,7 +193,9 @@ def round_to_grid(x: Tensor, unit: Tensor, levels: str | int, *, stochastic: boo
 
     Stochastic rounding picks one of the two neighbouring grid points with probabilities
     that make it unbiased inside the range (E[round(x)] = x); otherwise the nearest point.
-    Binary grids are {-unit, +unit}.
+    Binary grids are {-unit, +unit}: stochastically +unit with probability
+    (1 + x / unit) / 2, i.e. copysign(unit, x - unit r) for r ~ U(-1, 1); other grids
+    floor(x / unit + r) for r ~ U(0, 1), clamped to [-L, L] (both a few fused passes).
 
     Examples:
         >>> round_to_grid(torch.tensor([0.3, -5.0]), torch.tensor(1.0), "binary",
@@ -201,13 +203,16 @@ def round_to_grid(x: Tensor, unit: Tensor, levels: str | int, *, stochastic: boo
         [1.0, -1.0]
     """
     levels = check_levels(levels)
-    top = max_code(levels)
-    spacing, low = (2.0, -1.0) if levels == "binary" else (1.0, float(-top))
-    u = _safe_div(x, unit).sub_(low).div_(spacing).clamp_(0.0, (top - low) / spacing)
+    unit = unit.to(x.dtype)
+    if levels == "binary":
+        if not stochastic:
+            return torch.copysign(unit, x)
+        r = torch.empty_like(x).uniform_(-1.0, 1.0, generator=generator)
+        return torch.copysign(unit, torch.addcmul(x, unit, r, value=-1.0))
+    top = float(max_code(levels))
+    v = _safe_div(x, unit)
     if stochastic:
-        floor = torch.floor(u)
-        noise = torch.rand(u.shape, generator=generator, dtype=u.dtype, device=u.device)
-        u = floor.add_((noise < (u - floor)).to(u.dtype))
+        v.add_(torch.empty_like(x).uniform_(0.0, 1.0, generator=generator)).floor_()
     else:
-        u = torch.round(u)
-    return u.mul_(spacing).add_(low).mul_(unit)
+        v.round_()
+    return v.clamp_(-top, top).mul_(unit)
