@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml setup.py Makefile $(wildcard src/signalprop/measure/for
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/signalprop spp --model resnetv2_600 --norm bn,none,nf \
+	$(BIN)/signalprop spp resnetv2_600 --norm bn,none,nf \
 		--input-shape 3,224,224 --batch-size 8 --seed 0 --predict --out $(OUT)
 
 # The README's picture: the demo's SPP plot, 1400 px wide, as a 128-colour palette PNG
