@@ -8,11 +8,10 @@ import pytest
 MODULES = ["signalprop.experiments", "signalprop.experiments._stats",
            "signalprop.experiments._claim", "signalprop.experiments._registry",
            "signalprop.experiments._rows", "signalprop.experiments._models",
-           "signalprop.experiments.summary", "signalprop.experiments.claims.nf_spp",
-           "signalprop.experiments.claims.criticality_depth",
-           "signalprop.experiments.claims.snn_depth",
-           "signalprop.experiments.claims.confusion_width_depth",
-           "signalprop.experiments.claims.adam_nag"]
+           "signalprop.experiments._resnet_runs", "signalprop.experiments.summary",
+           "signalprop.experiments.claims"]
+MODULES += [f"signalprop.experiments.claims.{path}"
+            for path in importlib.import_module("signalprop.experiments.claims").CLAIMS]
 
 
 @pytest.mark.parametrize("name", MODULES)
