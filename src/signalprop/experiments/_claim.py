@@ -80,6 +80,20 @@ class Claim:
         decide: ``decide(measurements) -> Verdict``.
         figure: ``figure(measurements, path) -> None``.
         quick_minutes: expected ``quick`` wall time on 2 quiet cores.
+
+    Examples:
+        >>> def measure(ctx, size):
+        ...     return {"ratio": 2.0 * size["n"]}
+        >>> def decide(m):
+        ...     return Verdict(m["ratio"] > 1, f"ratio {m['ratio']:g}", {"margin": m["ratio"] - 1})
+        >>> def figure(m, path):
+        ...     path.write_bytes(b"")  # a real claim draws what decide() judges
+        >>> claim = Claim("toy-ratio", "Nobody (2099)", "The ratio exceeds one.", "ratio > 1",
+        ...               quick_minutes=0.1, sizes={"smoke": {"n": 1}, "quick": {"n": 2},
+        ...                                         "full": {"n": 4}},
+        ...               measure=measure, decide=decide, figure=figure)
+        >>> claim.result(RunContext("smoke", Path("."), log=print)).verdict_line()
+        'toy-ratio: REPRODUCED -- ratio 2 [criterion: ratio > 1]'
     """
 
     name: str
@@ -142,6 +156,11 @@ class RunContext:
         ray_address: run training sweeps as Ray tasks on this cluster instead.
         progress: show progress bars.
         log: where one-line messages go.
+
+    Examples:
+        >>> ctx = RunContext("smoke", Path("out/nf-spp"), progress=False)
+        >>> ctx.mode, ctx.out.name, ctx.workers
+        ('smoke', 'nf-spp', 1)
     """
 
     mode: str
@@ -222,6 +241,13 @@ class ClaimResult(Result):
         measurements: every number measured (JSON-able; NaN/Inf allowed).
         figure: file name of the figure inside the claim's output folder.
         seconds: wall time of the run.
+
+    Examples:
+        >>> r = ClaimResult("nf-spp", "smoke", True, "d = 2", "d > 1", {"d": 2.0})
+        >>> r.save("result.json")
+        PosixPath('result.json')
+        >>> ClaimResult.load("result.json").measurements
+        {'d': 2.0}
     """
 
     claim: str

@@ -62,10 +62,16 @@ def register(claim: Claim) -> Claim:
         ValueError: not a Claim, or a claim of that name is already registered.
 
     Examples:
-        >>> register(get_claim("nf-spp"))
-        Traceback (most recent call last):
-        ...
-        ValueError: claim 'nf-spp' is already registered
+        >>> import dataclasses
+        >>> copy = register(dataclasses.replace(get_claim("nf-spp"), name="nf-spp-copy"))
+        >>> get_claim("nf-spp-copy") is copy
+        True
+        >>> try:
+        ...     register(copy)
+        ... except ValueError as err:
+        ...     print(err)
+        claim 'nf-spp-copy' is already registered
+        >>> del _REGISTRY["nf-spp-copy"]  # leave the registry as it was
     """
     if not isinstance(claim, Claim):
         raise ValueError(f"register expects a Claim, got {type(claim).__name__}")
@@ -130,6 +136,21 @@ def run_claim(name: str, mode: str = "quick", out: str | Path = "out/reproduce",
         ValueError: unknown claim or mode, bad workers.
         RuntimeError: the claim's decide returned no Verdict, or its figure was not
             written.
+
+    Examples:
+        >>> from signalprop.experiments import Verdict
+        >>> toy = register(Claim(
+        ...     "toy-sum", "Nobody (2099)", "One plus one exceeds one.", "sum > 1",
+        ...     quick_minutes=0.1, sizes={mode: {"n": 1} for mode in MODES},
+        ...     measure=lambda ctx, size: {"sum": size["n"] + 1},
+        ...     decide=lambda m: Verdict(m["sum"] > 1, f"sum {m['sum']}", {}),
+        ...     figure=lambda m, path: path.write_bytes(b"")))  # a real claim draws a PNG
+        >>> r = run_claim("toy-sum", "smoke", out="reproduce", progress=False)
+        toy-sum (smoke): One plus one exceeds one.
+        toy-sum: REPRODUCED -- sum 2 [criterion: sum > 1]
+        >>> sorted(p.name for p in Path("reproduce/toy-sum").iterdir())
+        ['figure.png', 'result.json']
+        >>> del _REGISTRY["toy-sum"]  # leave the registry as it was
     """
     claim = get_claim(name)
     if mode not in MODES:

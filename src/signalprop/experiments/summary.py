@@ -23,6 +23,12 @@ def find_results(folder: str | Path) -> list[ClaimResult]:
 
     Raises:
         ValueError: ``folder`` is not a directory.
+
+    Examples:
+        >>> ClaimResult("nf-spp", "smoke", True, "d = 2", "d > 1").save("out/nf-spp/result.json")
+        PosixPath('out/nf-spp/result.json')
+        >>> [(r.claim, r.mode, r.reproduced) for r in find_results("out")]
+        [('nf-spp', 'smoke', True)]
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -95,7 +101,17 @@ def summary_markdown(results: list[ClaimResult], title: str = "Reproductions") -
 
 def write_summary(folder: str | Path, path: str | Path | None = None) -> Path:
     """Write the summary of the results under ``folder`` to ``path``
-    (default ``folder/SUMMARY.md``) and return the path."""
+    (default ``folder/SUMMARY.md``) and return the path.
+
+    Examples:
+        >>> ClaimResult("nf-spp", "smoke", True, "d = 2", "d > 1").save("out/nf-spp/result.json")
+        PosixPath('out/nf-spp/result.json')
+        >>> path = write_summary("out")
+        >>> path
+        PosixPath('out/SUMMARY.md')
+        >>> print(path.read_text().splitlines()[6])
+        | nf-spp | Brock, De & Smith (ICLR 2021) | **REPRODUCED** | d = 2 | d > 1 | smoke | 0.0 |
+    """
     text = summary_markdown(find_results(folder))
     path = Path(path) if path is not None else Path(folder) / SUMMARY
     path.parent.mkdir(parents=True, exist_ok=True)

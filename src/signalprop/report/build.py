@@ -148,6 +148,12 @@ def apply_fix(model: nn.Module, before: Measurements) -> tuple[nn.Module | None,
 
     Returns:
         ``(fixed model or None, what was done)``.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+        >>> fixed, what = apply_fix(net, measure_all(net, torch.randn(8, 8), "tanh net"))
+        >>> print(what)
+        sp.nn.init.critical_(model, "tanh"): every Linear/Conv re-drawn with sigma_w^2 = 1
     """
     from signalprop.convert import ConversionError, to_normfree
     from signalprop.nn.init import critical_
@@ -208,7 +214,7 @@ def build_report(
     Examples:
         >>> import signalprop as sp
         >>> net = sp.models.resnetv2([1, 1], norm="none", stem="cifar", width=0.25)
-        >>> r = build_report(net, torch.randn(4, 3, 16, 16), "/tmp/signalprop_doctest_report")
+        >>> r = build_report(net, torch.randn(4, 3, 16, 16), "report")
         >>> r.path.name, "mean_shift" in [d.kind for d in r.diagnoses]
         ('report.html', True)
     """

@@ -56,6 +56,11 @@ class MeanField:
         xi_q, xi_c, xi_grad: depth scales in layers (inf: no exponential scale;
             xi_grad < 0: exploding gradients).
         phase: "ordered" (chi_1 < 1), "critical" or "chaotic" (chi_1 > 1).
+
+    Examples:
+        >>> mf = mean_field("relu", sigma_w2=2.0)
+        >>> mf.phase, mf.q_star, mf.chi_1
+        ('critical', 1.0, 1.0)
     """
 
     activation: str
