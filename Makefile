@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml setup.py Makefile $(wildcard src/signalprop/measure/for
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/signalprop spp --model resnetv2_600 --norm bn,none,nf \
+	$(BIN)/signalprop spp resnetv2_600 --norm bn,none,nf \
 		--input-shape 3,224,224 --batch-size 8 --seed 0 --predict --out $(OUT)
 
 # Every claim in --quick mode (minutes each), then the summary table the README links.
