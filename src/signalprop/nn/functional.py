@@ -7,8 +7,8 @@ Examples:
     [-1.0, 1.0]
 """
 
+from signalprop.nn.normfree import standardize_weight
 from signalprop.nn.quantized._quantizer import round_to_grid
 from signalprop.nn.quantized._surrogate import sign_surrogate
-from signalprop.nn.std_conv import standardize_weight
 
 __all__ = ["round_to_grid", "sign_surrogate", "standardize_weight"]

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from signalprop.experiments._claim import Claim, RunContext, Verdict
-from signalprop.experiments._registry import register
 from signalprop.experiments._stats import diff_se, mean_se, separated
 from signalprop.experiments.claims.quantized._train import best_lr, run_jobs
 
@@ -159,7 +158,7 @@ def figure(m: dict[str, Any], path: Path) -> None:
     save(fig, path)
 
 
-CLAIM = register(Claim(
+CLAIM = Claim(
     name="bc-vs-sr",
     paper="Li, De, Xu, Studer, Samet & Goldstein (NeurIPS 2017)",
     statement="Stochastic rounding's stationary distribution does not concentrate as the "
@@ -172,4 +171,4 @@ CLAIM = register(Claim(
     measure=measure,
     decide=decide,
     figure=figure,
-))
+)

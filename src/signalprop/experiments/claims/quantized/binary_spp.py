@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from signalprop.experiments._claim import Claim, RunContext, Verdict
-from signalprop.experiments._registry import register
 from signalprop.experiments._stats import mean_se
 
 MLP_TOL, RES_TOL = 0.05, math.log(1.25)
@@ -183,7 +182,7 @@ def figure(m: dict[str, Any], path: Path) -> None:
     save(fig, path)
 
 
-CLAIM = register(Claim(
+CLAIM = Claim(
     name="binary-spp",
     paper="Li, De, Xu, Studer, Samet & Goldstein (NeurIPS 2017); PAPERS.md section 10",
     statement="At initialization the SPP of an unnormalized quantized MLP / ResNet follows "
@@ -195,4 +194,4 @@ CLAIM = register(Claim(
     measure=measure,
     decide=decide,
     figure=figure,
-))
+)

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from signalprop.experiments._claim import Claim, RunContext, Verdict
-from signalprop.experiments._registry import register
 from signalprop.experiments._stats import diff_se, mean_se
 from signalprop.experiments.claims.quantized._train import best_lr, run_jobs
 
@@ -205,7 +204,7 @@ def figure(m: dict[str, Any], path: Path) -> None:
     save(fig, path)
 
 
-CLAIM = register(Claim(
+CLAIM = Claim(
     name="reste-equilibrium",
     paper="Wu, Zheng, Liu & Zheng (ICCV 2023)",
     statement="Raising ReSTE's o lowers the estimating error and raises the gradient "
@@ -218,4 +217,4 @@ CLAIM = register(Claim(
     measure=measure,
     decide=decide,
     figure=figure,
-))
+)
