@@ -213,3 +213,19 @@ def test_trainer_trains_an_sr_model_and_resumes_identically(tmp_path, monkeypatc
 def test_config_rejects_unknown_schemes():
     with pytest.raises(ValueError, match="quantize='bin' is not allowed; valid: bc, sr, r"):
         TrainConfig(steps=1, quantize="bin")
+
+
+def test_sweep_runner_varies_the_scheme(tmp_path):
+    from signalprop.sweep import SweepDB, SweepSpec, run_sweep
+
+    base = {"model": "quant_mlp", "model_args": {"depth": 1, "width": 8, "in_features": 4,
+                                                 "out_features": 3},
+            "dataset": "iris", "optimizer": "adam", "lr": 0.01, "steps": 8, "batch_size": 16}
+    spec = SweepSpec.from_dict({"base": base, "grid": {"quantize": ["bc", "sr", "r"]},
+                                "seeds": 1}, default_out=tmp_path / "s")
+    summary = run_sweep(spec, progress=False, log=lambda _: None)
+    assert summary.counts["completed"] == 3
+    with SweepDB(tmp_path / "s" / "sweep.sqlite", create=False) as db:
+        rows = {r["label"]: r for r in db.rows()}
+    ref = fit(TrainConfig.from_dict({**base, "quantize": "sr"}), progress=False)
+    assert rows["quantize=sr seed=0"]["test_acc"] == ref.metrics["test_acc"]
