@@ -137,8 +137,16 @@ def quant_mlp(depth: int, width: int, activation: str = "relu", init: str = "he"
     others binarize theirs (a 1W/1A network).
 
     Args:
-        depth, width, activation, init, in_features, out_features, sigma_b2, bias, device,
-            dtype: as for :func:`signalprop.models.mlp`.
+        depth: hidden layers, as for :func:`signalprop.models.mlp` (so are the next ones).
+        width: hidden width.
+        activation: registered activation name.
+        init: ``"he"``, ``"lecun"``, ``"critical"`` or ``"torch"`` (uniform weights).
+        in_features: input size (default: ``width``).
+        out_features: size of the float ``head`` (default: none).
+        sigma_b2: bias variance for ``init="critical"``.
+        bias: whether the layers have biases.
+        device: where to create the parameters.
+        dtype: their precision.
         **quant: quantization arguments of :class:`~signalprop.nn.QuantLinear`
             (``weight_levels``, ``scale``, ``act_levels``, ``estimator``, ...).
 
