@@ -24,33 +24,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from bench_toolkit import interleaved, ratio  # the same side-by-side timing
 
 from signalprop.models import quant_resnetv2
 from signalprop.nn import QuantLinear
 from signalprop.optim import QuantizedTraining
-
-
-def interleaved(fns: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
-    """CPU times of each function, run in turn ``repeats`` times after one warm-up each."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.process_time()
-            fn()
-            times[k].append(time.process_time() - t0)
-    return times
-
-
-def ratio(times: dict[str, list[float]], a: str, b: str) -> float:
-    return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
 
 def fwd_bwd(layer: nn.Module, x: torch.Tensor, inner: int) -> Callable[[], None]:

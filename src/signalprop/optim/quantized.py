@@ -29,6 +29,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from signalprop.nn.quantized import quantized_layers, round_to_grid
+from signalprop.optim._wrapper import OptimizerWrapper
 
 MODES = ("bc", "sr", "r")
 
@@ -37,7 +38,7 @@ class QuantizationWarning(UserWarning):
     """Weights were changed to fit a quantized training scheme (snapped onto the grid)."""
 
 
-class QuantizedTraining:
+class QuantizedTraining(OptimizerWrapper):
     """Wrap any optimizer so that the model's quantized layers train by BC, SR or R.
 
     ``step()`` steps the wrapped optimizer (every parameter, float ones included), then,
@@ -162,20 +163,6 @@ class QuantizedTraining:
             m.grid_unit = None
 
     # ---- the optimizer's interface ------------------------------------------------------
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return self.optimizer.param_groups
-
-    @property
-    def state(self) -> Any:
-        return self.optimizer.state
-
-    def add_param_group(self, group: dict[str, Any]) -> None:
-        self.optimizer.add_param_group(group)
-
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state, the mode, the grid units by layer and the rounding RNG."""
         return {"optimizer": self.optimizer.state_dict(),

@@ -1,31 +1,19 @@
-"""bc-vs-sr: decide() fails on nulls and passes on the claimed effect at the pilot's noise; the MNIST-1D helper trains deterministically; smoke run."""
+"""bc-vs-sr: decide() fails on nulls and passes on the claimed effect at the pilot's noise;
+the MNIST-1D helper trains deterministically; smoke run."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from signalprop.experiments.claims.quantized import bc_vs_sr
-
-RNG = np.random.default_rng(0)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rng():
-    """Every test draws the same synthetic noise, whichever tests run before it."""
-    global RNG
-    RNG = np.random.default_rng(0)
-
-
-def _seeds(mean, sd, n=4):
-    return list(RNG.normal(mean, sd, n))
+from tests.experiments.claims.quantized._noise import seeds
 
 
 def _bc_sr(sr_mass, bc_mass, fp, bc, sr32, sr256):
     """Synthetic measurements at the pilot's noise (0.5 to 2 points between 4 seeds)."""
     return {"chains": {"sr": {"mass": sr_mass}, "bc": {"mass": bc_mass}},
-            "test_acc": {"fp": _seeds(fp, 0.5), "bc": _seeds(bc, 2.0),
-                         "sr b32": _seeds(sr32, 2.0), "sr b256": _seeds(sr256, 2.0)}}
+            "test_acc": {"fp": seeds(fp, 0.5), "bc": seeds(bc, 2.0),
+                         "sr b32": seeds(sr32, 2.0), "sr b256": seeds(sr256, 2.0)}}
 
 
 def test_bc_vs_sr_passes_the_claimed_effect():

@@ -1,35 +1,23 @@
-"""binary-spp: decide() fails on the no-effect null and passes on the predicted gains at realistic noise; the gain fit; smoke run."""
+"""binary-spp: decide() fails on the no-effect null and passes on the predicted gains at
+realistic noise; the gain fit; smoke run."""
 
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from signalprop.experiments.claims.quantized import binary_spp
-
-RNG = np.random.default_rng(0)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rng():
-    """Every test draws the same synthetic noise, whichever tests run before it."""
-    global RNG
-    RNG = np.random.default_rng(0)
-
-
-def _seeds(mean, sd, n=4):
-    return list(RNG.normal(mean, sd, n))
+from tests.experiments.claims.quantized._noise import normal
 
 
 def _spp(gain_factor, res_shift, sd=0.01):
     pred = {"binary mean_abs": 2 / math.pi, "ternary mean_abs": 0.808,
             "4-bit mean_abs": 0.971, "binary rms": 1.0}
-    gains = {k: [(p * gain_factor if k != "binary rms" else 1.0) * (1 + RNG.normal(0, sd))
+    gains = {k: [(p * gain_factor if k != "binary rms" else 1.0) * (1 + normal(0, sd))
                  for _ in range(4)] for k, p in pred.items()}
     return {"mlp": {"gain": gains, "predicted": pred},
-            "resnet": {"log_ratio": {"binary mean_abs": list(RNG.normal(-1.2 + res_shift, 0.1, 4)),
-                                     "binary rms": list(RNG.normal(res_shift, 0.1, 4))},
+            "resnet": {"log_ratio": {"binary mean_abs": list(normal(-1.2 + res_shift, 0.1, 4)),
+                                     "binary rms": list(normal(res_shift, 0.1, 4))},
                        "predicted_log_ratio": {"binary mean_abs": -1.2, "binary rms": 0.0}}}
 
 

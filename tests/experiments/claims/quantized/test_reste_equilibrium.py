@@ -1,25 +1,13 @@
-"""reste-equilibrium: decide() fails on nulls and passes on the claimed effect at the pilot's noise; Spearman against SciPy; smoke run."""
+"""reste-equilibrium: decide() fails on nulls and passes on the claimed effect at the
+pilot's noise; Spearman against SciPy; smoke run."""
 
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from signalprop.experiments.claims.quantized import reste_equilibrium
-
-RNG = np.random.default_rng(0)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rng():
-    """Every test draws the same synthetic noise, whichever tests run before it."""
-    global RNG
-    RNG = np.random.default_rng(0)
-
-
-def _seeds(mean, sd, n=4):
-    return list(RNG.normal(mean, sd, n))
+from tests.experiments.claims.quantized._noise import normal, seeds
 
 
 def _reste(ee_slope, gi_slope, d_acc, gain_sd=0.03):
@@ -27,13 +15,13 @@ def _reste(ee_slope, gi_slope, d_acc, gain_sd=0.03):
     o = [1.0, 1.5, 2.0, 3.0, 4.0]
     ind = {"estimating_error": {}, "gradient_instability": {}}
     for s in range(4):
-        ind["estimating_error"][str(s)] = [20 + ee_slope * x + RNG.normal(0, 0.5) for x in o]
-        ind["gradient_instability"][str(s)] = [math.exp(gi_slope * x + RNG.normal(0, 0.3))
+        ind["estimating_error"][str(s)] = [20 + ee_slope * x + normal(0, 0.5) for x in o]
+        ind["gradient_instability"][str(s)] = [math.exp(gi_slope * x + normal(0, 0.3))
                                                for x in o]
     return {"o_ends": o, "indicators": ind,
-            "test_acc": {"ste": _seeds(57, 1.5, 8), "reste": _seeds(57 + d_acc, 1.5, 8)},
-            "gain_ratio": {"ste": list(RNG.normal(1, gain_sd, 15)),
-                           "reste o=3": list(RNG.normal(0.97, gain_sd, 15))}}
+            "test_acc": {"ste": seeds(57, 1.5, 8), "reste": seeds(57 + d_acc, 1.5, 8)},
+            "gain_ratio": {"ste": list(normal(1, gain_sd, 15)),
+                           "reste o=3": list(normal(0.97, gain_sd, 15))}}
 
 
 def test_reste_passes_the_claimed_effect():
