@@ -41,7 +41,13 @@ def _gain(model: Any) -> float:
 
 class QuantMLP(MLP):
     """An :class:`~signalprop.models.MLP` whose hidden Linear layers are quantized; see
-    :func:`quant_mlp`."""
+    :func:`quant_mlp`.
+
+    Examples:
+        >>> net = quant_mlp(2, 16, weight_levels=3)
+        >>> isinstance(net, QuantMLP), [type(net.fc0).__name__, type(net.fc1).__name__]
+        (True, ['QuantLinear', 'QuantLinear'])
+    """
 
     quant_args: dict[str, Any]
     weight_dist: str
@@ -176,7 +182,13 @@ def quant_mlp(depth: int, width: int, activation: str = "relu", init: str = "he"
 
 class QuantResNetV2(ResNetV2):
     """A :class:`~signalprop.models.ResNetV2` whose stage convolutions are quantized; see
-    :func:`quant_resnetv2`."""
+    :func:`quant_resnetv2`.
+
+    Examples:
+        >>> m = quant_resnetv2([1], norm="none", stem="cifar", width=0.25)
+        >>> isinstance(m, QuantResNetV2), m.quant_args["weight_levels"]
+        (True, 'binary')
+    """
 
     quant_args: dict[str, Any]
     weight_dist: str = "gaussian"

@@ -35,7 +35,18 @@ MODES = ("bc", "sr", "r")
 
 
 class QuantizationWarning(UserWarning):
-    """Weights were changed to fit a quantized training scheme (snapped onto the grid)."""
+    """Weights were changed to fit a quantized training scheme (snapped onto the grid).
+
+    Examples:
+        >>> import warnings
+        >>> from signalprop.nn import QuantLinear
+        >>> net = QuantLinear(4, 4)
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = QuantizedTraining(torch.optim.SGD(net.parameters(), lr=0.1), net, "sr")
+        >>> caught[0].category.__name__
+        'QuantizationWarning'
+    """
 
 
 class QuantizedTraining(OptimizerWrapper):

@@ -32,6 +32,10 @@ class LayerIndicators:
         mean_abs_grad: mean |dL/dw| (the scale the instability is relative to).
         n_weights: number of weights.
         nonfinite: NaN/Inf values in the weight gradient.
+
+    Examples:
+        >>> LayerIndicators("fc1", 0, "reste", 12.5, 3e-4, 0.01, 4096).estimator
+        'reste'
     """
 
     name: str

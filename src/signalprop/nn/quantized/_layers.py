@@ -265,7 +265,13 @@ def _copy_params(new: nn.Module, old: nn.Module) -> None:
 
 
 def quantized_layers(model: nn.Module) -> list[tuple[str, _QuantMixin]]:
-    """``(name, layer)`` for every quantized layer of ``model``, in registration order."""
+    """``(name, layer)`` for every quantized layer of ``model``, in registration order.
+
+    Examples:
+        >>> net = nn.Sequential(QuantLinear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+        >>> [name for name, _ in quantized_layers(net)]
+        ['0']
+    """
     return [(n, m) for n, m in model.named_modules() if isinstance(m, _QuantMixin)]
 
 

@@ -139,6 +139,12 @@ def rounding_transitions(grad: Callable[[np.ndarray], Any], grid: Any, *, lr: fl
     Returns:
         ``(states, P)``: the grid for ``"sr"`` / ``"r"``, the fine buffer points for
         ``"bc"`` (K per grid cell, centred in it), and P as a sparse CSR matrix.
+
+    Examples:
+        >>> states, p = rounding_transitions(DoubleWell().grad, np.linspace(-2, 2, 9),
+        ...                                  lr=0.05, noise=1.0)
+        >>> p.shape, bool(np.allclose(p.sum(axis=1), 1.0))
+        ((9, 9), True)
     """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")

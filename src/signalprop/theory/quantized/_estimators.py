@@ -44,7 +44,12 @@ ESTIMATORS: dict[str, dict[str, float]] = {
 
 
 def check_estimator(estimator: Any) -> str:
-    """``estimator`` validated against :data:`ESTIMATORS` (the message lists them)."""
+    """``estimator`` validated against :data:`ESTIMATORS` (the message lists them).
+
+    Examples:
+        >>> check_estimator("reste")
+        'reste'
+    """
     if not isinstance(estimator, str) or estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
     return estimator
@@ -58,6 +63,10 @@ def estimator_params(estimator: str, **params: Any) -> dict[str, float]:
     Raises:
         ValueError: unknown estimator or parameter, or a value out of range
             (clipped: limit > 0; tanh: beta > 0; reste: o >= 1, t > 0, 0 < m < t).
+
+    Examples:
+        >>> estimator_params("clipped", limit=2)
+        {'limit': 2.0}
     """
     name = check_estimator(estimator)
     defaults = ESTIMATORS[name]

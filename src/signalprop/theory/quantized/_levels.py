@@ -48,6 +48,10 @@ def check_levels(levels: Any) -> Levels:
 
     Raises:
         ValueError: anything else (the message lists the allowed values).
+
+    Examples:
+        >>> check_levels(4)
+        4
     """
     if isinstance(levels, str):
         if levels in LEVEL_NAMES:
@@ -59,20 +63,35 @@ def check_levels(levels: Any) -> Levels:
 
 
 def check_scale(scale: Any) -> str | None:
-    """``scale`` validated: ``"mean_abs"``, ``"rms"`` or ``None``."""
+    """``scale`` validated: ``"mean_abs"``, ``"rms"`` or ``None``.
+
+    Examples:
+        >>> check_scale("rms") is None, check_scale(None) is None
+        (False, True)
+    """
     if scale is None or (isinstance(scale, str) and scale in SCALES):
         return scale
     raise ValueError(f"scale must be one of 'mean_abs', 'rms' or None, got {scale!r}")
 
 
 def max_code(levels: Levels) -> int:
-    """L, the largest code: 1 for binary / ternary, 2^(k-1) - 1 for k bits."""
+    """L, the largest code: 1 for binary / ternary, 2^(k-1) - 1 for k bits.
+
+    Examples:
+        >>> max_code("ternary"), max_code(8)
+        (1, 127)
+    """
     levels = check_levels(levels)
     return 1 if isinstance(levels, str) else 2 ** (levels - 1) - 1
 
 
 def step_factor(bits: int) -> float:
-    """s / E|w| for a k-bit grid: 2 / sqrt(L) (LSQ's initial step)."""
+    """s / E|w| for a k-bit grid: 2 / sqrt(L) (LSQ's initial step).
+
+    Examples:
+        >>> step_factor(2)
+        2.0
+    """
     return 2.0 / math.sqrt(max_code(bits))
 
 
