@@ -102,3 +102,20 @@ def test_layout_presets_and_errors():
         quant_mlp(3, 8, "relu", act_levels="binary").predicted_spp()
     with pytest.raises(ValueError, match="unknown quantization argument"):
         quant_mlp(3, 8, bits=2)
+
+
+@pytest.mark.parametrize("build, x", [
+    (lambda: create_model("quant_mlp", depth=3, width=16, in_features=5, out_features=3,
+                          activation="identity", act_levels="binary", estimator="reste"),
+     torch.randn(8, 5)),
+    (lambda: create_model("quant_resnetv2", name_or_depths=[1, 1], norm="bn", stem="cifar",
+                          width=0.25, num_classes=3, weight_levels=4), torch.randn(2, 3, 16, 16)),
+])
+def test_presets_forward_backward_every_parameter_gets_a_gradient(build, x):
+    torch.manual_seed(0)
+    net = build()
+    out = net(x)
+    assert torch.isfinite(out).all()
+    out.square().sum().backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, missing
