@@ -109,8 +109,27 @@ def estimator_indicators(
     if not layers:
         raise ValueError("the model has no quantized layer with binary weights "
                          "(signalprop.nn.QuantLinear / QuantConv*d, weight_levels='binary')")
-    weights = [m.weight for _, m in layers]
-    sums = [dict(var=0.0, mean=0.0, bad=0) for _ in layers]
+    sums, loss = _gradient_spread(model, x, y, loss_fn, chunks, batchnorm,
+                                  [m.weight for _, m in layers])
+    records, params = [], {}
+    for i, ((name, m), acc) in enumerate(zip(layers, sums)):
+        q = m.weight_quantizer
+        p = resolve(q.estimator, q.params)
+        w = m.weight.detach().to(torch.float64).cpu().numpy().ravel()
+        sign = np.where(w >= 0, 1.0, -1.0)
+        err = float(np.linalg.norm(surrogate_forward(q.estimator, w, **p) - sign))
+        records.append(LayerIndicators(name, i, q.estimator, err, acc["var"] / chunks,
+                                       acc["mean"] / chunks, int(w.size), acc["bad"]))
+        params[name] = p
+    return EstimatorIndicatorsResult(label or type(model).__name__, records, step=step,
+                                     chunks=chunks, loss=loss, meta={"estimator_params": params})
+
+
+def _gradient_spread(model: nn.Module, x: ModelInput, y: Any, loss_fn: LossFn, chunks: int,
+                     batchnorm: str, weights: list[Tensor]) -> tuple[list[dict[str, Any]], float]:
+    """Per weight tensor the sums over chunks of Var(|g|) and mean |g| (and the count of
+    non-finite entries), and the mean loss; gradients from ``torch.autograd.grad``."""
+    sums: list[dict[str, Any]] = [dict(var=0.0, mean=0.0, bad=0) for _ in weights]
     total = 0.0
     with hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False), \
             buffers_restored(model), torch.enable_grad():
@@ -126,16 +145,4 @@ def estimator_indicators(
                 acc["bad"] += int(a.numel() - torch.isfinite(a).sum())
                 acc["var"] += float(a.var()) if a.numel() > 1 else math.nan
                 acc["mean"] += float(a.mean())
-    records, params = [], {}
-    for i, ((name, m), acc) in enumerate(zip(layers, sums)):
-        q = m.weight_quantizer
-        p = resolve(q.estimator, q.params)
-        w = m.weight.detach().to(torch.float64).cpu().numpy().ravel()
-        sign = np.where(w >= 0, 1.0, -1.0)
-        err = float(np.linalg.norm(surrogate_forward(q.estimator, w, **p) - sign))
-        records.append(LayerIndicators(name, i, q.estimator, err, acc["var"] / chunks,
-                                       acc["mean"] / chunks, int(w.size), acc["bad"]))
-        params[name] = p
-    return EstimatorIndicatorsResult(label or type(model).__name__, records, step=step,
-                                     chunks=chunks, loss=total / chunks,
-                                     meta={"estimator_params": params})
+    return sums, total / chunks
