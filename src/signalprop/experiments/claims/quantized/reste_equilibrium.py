@@ -212,7 +212,7 @@ CLAIM = Claim(
               "well as the STE; the surrogate's backward gain E[g'(x)^2] predicts the "
               "gradient gain of a binary network at initialization.",
     criterion=CRITERION,
-    quick_minutes=4.0,
+    quick_minutes=5.0,
     sizes=SIZES,
     measure=measure,
     decide=decide,
