@@ -130,7 +130,7 @@ def _split_pool(cutter: _Cutter, bnd: Boundary) -> None:
         ok = poly.valid(cutter.verts, cutter.nv)[..., None]
         F = torch.where(ok & real[:, None, :], F, -torch.inf)
         best = F.amax(2, keepdim=True)
-        scale = best.abs().amax(1, keepdim=True).clamp_min(1e-300)
+        scale = torch.where(ok, best.abs(), 0.0).amax(1, keepdim=True)
         leads = ((F >= best - cutter.tol * scale) | ~ok).all(1) & real  # (P, K)
         rows = torch.nonzero(~leads.any(1)).flatten()
         if rows.numel() == 0:
