@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from signalprop.results.regions import PlaneRegionsResult, RegionDensityResult, RegionsResult
 
@@ -189,6 +190,12 @@ def region_density(results: Sequence[RegionDensityResult], path: str | Path | No
     if x == "neurons":
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
+        ticks = sorted(set(allx))
+        if len(ticks) <= 12:
+            ax.set_xticks(ticks, [str(t) for t in ticks])
         if not per_neuron and all(v > 0 for v in ally):
             gx, gy = np.exp(np.mean(np.log(allx))), np.exp(np.mean(np.log(ally)))
             grid = np.array([min(allx), max(allx)], dtype=float)
