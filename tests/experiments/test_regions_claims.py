@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from signalprop.experiments.claims.regions import region_density, ternary_regions
 
@@ -78,6 +79,7 @@ def test_region_density_fails_for_exponential_depth_or_unlike_ternary_nets():
     assert not v.reproduced and not v.details["ternary_alike"]
 
 
+@pytest.mark.slow
 def test_claims_run_at_smoke_size(tmp_path: Path, smoke_run):
     # exact counts: the construction claim reproduces even at smoke size
     assert smoke_run("ternary-regions", tmp_path).reproduced
