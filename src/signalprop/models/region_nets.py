@@ -212,58 +212,70 @@ def ternary_region_net(teeth: Sequence[int], input_dim: int = 1, *, copies: str 
         raise ValueError(f"copies must be one of {COPIES}, got {copies!r}")
     regions = ternary_construction_count(ks, input_dim)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
-    fan_in = input_dim
-    # the signal a ReLU layer reads, per coordinate: columns of the previous layer whose
-    # +-1-weighted sum is T (sign per column), one list per copy-free coordinate
+    # per coordinate: (column, sign) of the previous layer whose signed sum is its signal
     source: list[list[tuple[int, int]]] = [[(i, 1)] for i in range(input_dim)]
+    fan_in = input_dim
     for layer, k in enumerate(ks):
         nxt = ks[layer + 1] if layer + 1 < len(ks) else 1
         reps = nxt if copies == "width" else 1
-        thresholds, signs = _ternary_group(k)
-        g = len(thresholds)
-        lin = nn.Linear(fan_in, input_dim * reps * g, dtype=dtype)
-        new_source: list[list[tuple[int, int]]] = [[] for _ in range(input_dim)]
-        with torch.no_grad():
-            lin.weight.zero_()
-            for i in range(input_dim):
-                for r in range(reps):
-                    for j, (th, s) in enumerate(zip(thresholds, signs)):
-                        row = (i * reps + r) * g + j
-                        for col, sign in source[i]:
-                            lin.weight[row, col] = sign
-                        lin.bias[row] = -th
-                        if r == 0 or copies == "width":
-                            new_source[i].append((row, s))
-        layers[f"fc{layer}"] = lin
-        layers[f"act{layer}"] = nn.ReLU()
-        fan_in = lin.out_features
-        if layer + 1 == len(ks):
-            source = [[(row, s) for row, s in src[:g]] for src in new_source]
-            break
-        if copies == "width":
-            source = new_source  # k_{l+1} copies of T: every column once
+        lin, zigzag = _ternary_relu_layer(fan_in, source, k, reps, dtype)
+        layers[f"fc{layer}"], layers[f"act{layer}"] = lin, nn.ReLU()
+        fan_in, source = lin.out_features, zigzag  # zigzag: reps copies of T per coordinate
+        if layer + 1 == len(ks) or copies == "width":
             continue
-        copy = nn.Linear(fan_in, input_dim * nxt, bias=False, dtype=dtype)
-        with torch.no_grad():
-            copy.weight.zero_()
-            for i in range(input_dim):
-                for r in range(nxt):
-                    for row, s in new_source[i]:
-                        copy.weight[i * nxt + r, row] = s
+        copy = _copy_layer(fan_in, zigzag, nxt, dtype)
         layers[f"copy{layer}"] = copy
         if copies == "relu":
             layers[f"copy_act{layer}"] = nn.ReLU()
         fan_in = copy.out_features
         source = [[(i * nxt + r, 1) for r in range(nxt)] for i in range(input_dim)]
     head = nn.Linear(fan_in, 1, dtype=dtype)
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.zero_()
-        for src in source:
-            for col, sign in src:
-                head.weight[0, col] = sign
+    _set(head, [[(0, col, sign) for src in source for col, sign in src]], [0.0])
     layers["head"] = head
     return RegionNet(layers, (0.0, float(ks[0])), ks, input_dim, regions)
+
+
+def _set(lin: nn.Linear, rows: list[list[tuple[int, int, int]]], bias: list[float]) -> None:
+    """Zero ``lin`` and set the listed (row, column, value) weights and the biases."""
+    with torch.no_grad():
+        lin.weight.zero_()
+        for entries in rows:
+            for row, col, value in entries:
+                lin.weight[row, col] = value
+        if lin.bias is not None:
+            lin.bias.copy_(torch.tensor(bias, dtype=lin.bias.dtype))
+
+
+def _ternary_relu_layer(fan_in: int, source: list[list[tuple[int, int]]], k: int, reps: int,
+                        dtype: torch.dtype) -> tuple[nn.Linear, list[list[tuple[int, int]]]]:
+    """``reps`` copies, per coordinate, of the 2k - 1 zigzag neurons reading the signal
+    ``source``; returns the layer and, per coordinate, the (row, sign) whose signed sum is
+    reps * T."""
+    thresholds, signs = _ternary_group(k)
+    g = len(thresholds)
+    n = len(source) * reps * g
+    rows, bias, zigzag = [], [0.0] * n, []
+    for i, src in enumerate(source):
+        cols: list[tuple[int, int]] = []
+        for r in range(reps):
+            for j, (th, s) in enumerate(zip(thresholds, signs)):
+                row = (i * reps + r) * g + j
+                rows.append([(row, col, sign) for col, sign in src])
+                bias[row] = -float(th)
+                cols.append((row, s))
+        zigzag.append(cols)
+    lin = nn.Linear(fan_in, n, dtype=dtype)
+    _set(lin, rows, bias)
+    return lin, zigzag
+
+
+def _copy_layer(fan_in: int, zigzag: list[list[tuple[int, int]]], nxt: int,
+                dtype: torch.dtype) -> nn.Linear:
+    """A Linear layer (no bias) holding ``nxt`` copies of every coordinate's zigzag T."""
+    copy = nn.Linear(fan_in, len(zigzag) * nxt, bias=False, dtype=dtype)
+    _set(copy, [[(i * nxt + r, row, s) for row, s in cols] for i, cols in enumerate(zigzag)
+                for r in range(nxt)], [])
+    return copy
 
 
 def ternary_mlp(depth: int, width: int, in_features: int, out_features: int = 1, *,

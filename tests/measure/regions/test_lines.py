@@ -270,3 +270,11 @@ def test_bad_inputs_get_clear_errors():
     with pytest.raises(ValueError, match="Dropout in train mode"):
         linear_regions(drop, x, end=torch.ones(2, 2))
     assert linear_regions(drop.eval(), x, end=torch.ones(2, 2)).counts
+
+
+def test_nan_inside_the_model_is_reported():
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    with torch.no_grad():
+        net[0].weight[0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"NaN/Inf in the input of relu"):
+        linear_regions(net, torch.ones(1, 2), end=-torch.ones(1, 2))

@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from signalprop._forward import call_model, first_tensor, locate_failure
+from signalprop.measure._nonfinite import NonFiniteError
 from signalprop.measure.regions import _units
 from signalprop.measure.regions._support import PIECEWISE, REFUSED, check_modules, supported_names
 
@@ -87,6 +88,9 @@ class Tracer(TorchFunctionMode):
               kwargs: dict[str, Any]) -> Any:
         z = args[0]
         Z = z.reshape(self.rows, self.n // self.rows, *z.shape[1:])
+        if not bool(torch.isfinite(Z).all()):
+            raise NonFiniteError(f"NaN/Inf in the input of {name} (piecewise-linear call "
+                                 f"{self.stage}): regions are undefined there")
         extra = None
         if kind == "maximum":
             other = _units._arg(args, kwargs, 1, "other", None)
