@@ -114,6 +114,16 @@ def test_input_errors_name_the_problem():
         fit(TrainConfig(**LINEAR, steps=1), progress=False, ddp=True)
 
 
+
+def test_resume_refuses_a_checkpoint_of_another_process_count(tmp_path):
+    cfg = TrainConfig(**LINEAR, lr=0.1, steps=3)
+    fit(cfg, tmp_path, progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    state["rng"] = state["rng"] * 2  # as if written by two processes
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"written by 2 processes; resume it with the same number, not 1"):
+        fit(cfg, tmp_path, resume=True, progress=False)
+
 INTERRUPTING = """
 import torch.nn as nn
 

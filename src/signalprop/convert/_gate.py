@@ -20,6 +20,13 @@ class GatedBranch(nn.Module):
     BatchNorm); ``branch_scale`` (a buffer, 1 unless calibrated) makes the branch output's
     second moment 1 on the calibration batch; the tap marks the branch output for
     measurement (before the gain); the gain is a learnable :class:`SkipInit`.
+
+    Examples:
+        >>> gate = GatedBranch(nn.Linear(4, 4), init=0.0)
+        >>> gate(torch.randn(2, 4)).abs().sum().item()  # the gain starts at 0
+        0.0
+        >>> float(gate.branch_scale)  # until calibrated
+        1.0
     """
 
     branch_scale: torch.Tensor

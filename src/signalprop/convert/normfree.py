@@ -188,41 +188,69 @@ def _graph_convert(model: nn.Module, skipinit_init: float, convert_linear: bool,
         if n.op == "call_module":
             calls.setdefault(str(n.target), []).append(n)
     head = G.classifier_node(graph, modules)
-
     # 1. weight layers -> Scaled WS with the gamma of the activation that feeds them
     for name, nodes in calls.items():
-        m = modules[name]
-        if isinstance(m, G.WS_LAYERS) or not isinstance(m, G.WEIGHT_LAYERS):
+        if _keeps_weight_layer(name, modules[name], head, convert_linear, report):
             continue
-        if head is not None and name == str(head.target):
-            report.refuse(name, f"kept {type(m).__name__}", "the classifier (last Linear applied)")
-            continue
-        if isinstance(m, nn.Linear) and not convert_linear:
-            report.refuse(name, "kept Linear", "convert_linear=False")
-            continue
-        if not isinstance(m, nn.Linear) and type(m) not in _WS_FOR:
-            report.refuse(name, f"kept {type(m).__name__}", "no Scaled WS version of this layer")
-            continue
-        feeds = [G.feeding_activation(n, modules) for n in nodes]
-        act, how = feeds[0]
-        distinct = {repr(a) for a, _ in feeds}
-        gamma = theory.gamma(act[0], **act[1]) if act is not None else 1.0
-        layer = _ws_layer(m, gamma, eps)
-        new = _set(new, name, layer)
-        feed = f"{act[0]} at {how}" if act is not None else (how or "no activation before it")
-        report.add(name, f"{type(m).__name__} -> {type(layer).__name__}",
-                   f"gamma={gamma:.6g} for {feed}")
-        if len(distinct) > 1:
-            report.refuse(name, "gamma ambiguous", f"called on inputs from {len(distinct)} "
-                          "different activations; the first was used")
-
+        new = _to_scaled_ws(new, name, modules[name], nodes, modules, eps, report)
     # 2. BatchNorm -> Identity
     for name, m in modules.items():
         if isinstance(m, G.BATCHNORMS):
             new = _set(new, name, nn.Identity())
             report.add(name, f"removed {type(m).__name__}")
-
     # 3. residual gains at the end of every branch found in the graph
+    new = _add_residual_gains(new, graph, modules, calls, skipinit_init, report)
+    for name, m in modules.items():
+        if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)):
+            report.refuse(name, f"kept {type(m).__name__}", "per-example normalization; it "
+                          "does not mix examples")
+    if not report.residual_blocks:
+        report.refuse("<model>", "no residual gain", "no residual addition found in the graph")
+    return new, report
+
+
+def _keeps_weight_layer(name: str, m: nn.Module, head: fx.Node | None, convert_linear: bool,
+                        report: ConversionReport) -> bool:
+    """Whether module ``name`` stays as it is (reported, with the reason, when a weight
+    layer is kept)."""
+    if isinstance(m, G.WS_LAYERS) or not isinstance(m, G.WEIGHT_LAYERS):
+        return True
+    if head is not None and name == str(head.target):
+        report.refuse(name, f"kept {type(m).__name__}", "the classifier (last Linear applied)")
+    elif isinstance(m, nn.Linear) and not convert_linear:
+        report.refuse(name, "kept Linear", "convert_linear=False")
+    elif not isinstance(m, nn.Linear) and type(m) not in _WS_FOR:
+        report.refuse(name, f"kept {type(m).__name__}", "no Scaled WS version of this layer")
+    else:
+        return False
+    return True
+
+
+def _to_scaled_ws(new: nn.Module, name: str, m: nn.Module, nodes: list[fx.Node],
+                  modules: dict[str, nn.Module], eps: float | None,
+                  report: ConversionReport) -> nn.Module:
+    """Replace weight layer ``name`` (called at ``nodes``) by its Scaled WS version, with
+    the gamma of the activation feeding its first call; returns the root."""
+    feeds = [G.feeding_activation(n, modules) for n in nodes]
+    act, how = feeds[0]
+    distinct = {repr(a) for a, _ in feeds}
+    gamma = theory.gamma(act[0], **act[1]) if act is not None else 1.0
+    layer = _ws_layer(m, gamma, eps)
+    new = _set(new, name, layer)
+    feed = f"{act[0]} at {how}" if act is not None else (how or "no activation before it")
+    report.add(name, f"{type(m).__name__} -> {type(layer).__name__}",
+               f"gamma={gamma:.6g} for {feed}")
+    if len(distinct) > 1:
+        report.refuse(name, "gamma ambiguous", f"called on inputs from {len(distinct)} "
+                      "different activations; the first was used")
+    return new
+
+
+def _add_residual_gains(new: nn.Module, graph: fx.Graph, modules: dict[str, nn.Module],
+                        calls: dict[str, list[fx.Node]], skipinit_init: float,
+                        report: ConversionReport) -> nn.Module:
+    """A SkipInit gain at the end of the branch of every residual addition in ``graph``;
+    returns the root."""
     for add in G.residual_adds(graph, modules):
         block = G.scope(add.node)
         if add.branch is None:
@@ -236,13 +264,7 @@ def _graph_convert(model: nn.Module, skipinit_init: float, convert_linear: bool,
         report.add(end, "SkipInit gain after the branch", f"init {skipinit_init:g}, block "
                    f"'{block}'")
         report.residual_blocks.append(block)
-    for name, m in modules.items():
-        if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)):
-            report.refuse(name, f"kept {type(m).__name__}", "per-example normalization; it "
-                          "does not mix examples")
-    if not report.residual_blocks:
-        report.refuse("<model>", "no residual gain", "no residual addition found in the graph")
-    return new, report
+    return new
 
 
 # Linear ops a scalar gain of either sign commutes with (max-pooling does not, for a < 0).

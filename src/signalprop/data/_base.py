@@ -21,6 +21,14 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset that must be supplied by the user is not where it was looked for.
 
     The message says which files to put in which directory.
+
+    Examples:
+        >>> try:
+        ...     load_dataset("cifar10", root="no-such-folder")
+        ... except DatasetNotFoundError as err:
+        ...     print(err)
+        CIFAR-10 not found in no-such-folder (missing in no-such-folder: data_batch_1, ...):
+        download the 'CIFAR-10 python version' archive (cifar-10-python.tar.gz) yourself, ...
     """
 
 
@@ -74,7 +82,14 @@ class ArraySplit(torch.utils.data.Dataset):
 
 @dataclass
 class DatasetSplits:
-    """A dataset: its train and test splits and what a model needs to know about it."""
+    """A dataset: its train and test splits and what a model needs to know about it.
+
+    Examples:
+        >>> train = ArraySplit(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]))
+        >>> test = ArraySplit(torch.zeros(2, 2), torch.tensor([0, 1]))
+        >>> DatasetSplits("toy", train, test, num_classes=2, input_shape=(2,)).describe()
+        'toy: 4 train / 2 test examples of shape (2,), 2 classes'
+    """
 
     name: str
     train: ArraySplit
@@ -94,14 +109,29 @@ _DATASETS: dict[str, tuple[Loader, str]] = {}
 
 
 def register_dataset(name: str, loader: Loader, description: str) -> None:
-    """Register ``loader(**options) -> DatasetSplits`` under ``name``."""
+    """Register ``loader(**options) -> DatasetSplits`` under ``name``.
+
+    Examples:
+        >>> def load_zeros(n: int = 4) -> DatasetSplits:
+        ...     split = ArraySplit(torch.zeros(n, 3), torch.zeros(n, dtype=torch.long))
+        ...     return DatasetSplits("zeros", split, split, num_classes=1, input_shape=(3,))
+        >>> register_dataset("zeros", load_zeros, "n zero vectors, one class")
+        >>> load_dataset("zeros", n=6).describe()
+        'zeros: 6 train / 6 test examples of shape (3,), 1 classes'
+        >>> del _DATASETS["zeros"]  # leave the registry as it was
+    """
     if name in _DATASETS:
         raise ValueError(f"dataset {name!r} is already registered")
     _DATASETS[name] = (loader, description)
 
 
 def list_datasets() -> dict[str, str]:
-    """Registered dataset names and a one-line description of each."""
+    """Registered dataset names and a one-line description of each.
+
+    Examples:
+        >>> list_datasets()["iris"]
+        'UCI iris table bundled with scikit-learn'
+    """
     return {name: desc for name, (_, desc) in sorted(_DATASETS.items())}
 
 

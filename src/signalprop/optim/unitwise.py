@@ -58,7 +58,13 @@ def unit_view(t: Tensor, layout: str, groups: int = 1) -> tuple[Tensor, tuple[in
 
 
 def layouts_of(model: nn.Module) -> dict[int, tuple[str, int]]:
-    """id(parameter) -> (layout, groups) for every parameter of ``model``."""
+    """id(parameter) -> (layout, groups) for every parameter of ``model``.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.ConvTranspose2d(4, 6, 3, groups=2))
+        >>> [layouts_of(net)[id(p)] for p in net.parameters()]  # weight, bias, weight, bias
+        [('rows', 1), ('whole', 1), ('transposed', 2), ('whole', 1)]
+    """
     out: dict[int, tuple[str, int]] = {}
     for m in model.modules():
         for name, p in m.named_parameters(recurse=False):

@@ -47,11 +47,30 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 class SweepDBError(RuntimeError):
-    """The database is locked, corrupt or unreadable; the message says what to do."""
+    """The database is locked, corrupt or unreadable; the message says what to do.
+
+    Examples:
+        >>> _ = Path("sweep.sqlite").write_text("not a database")
+        >>> try:
+        ...     SweepDB("sweep.sqlite")
+        ... except SweepDBError as err:
+        ...     print(err)
+        sweep.sqlite is not a readable SQLite database (file is not a database); it was left
+        untouched. Move it aside and rerun the sweep: finished runs are recovered from
+        runs/*/result.json
+    """
 
 
 class SweepDB:
-    """Rows of a sweep. Open with ``SweepDB(path)``; every method commits on return."""
+    """Rows of a sweep. Open with ``SweepDB(path)``; every method commits on return.
+
+    Examples:
+        >>> with SweepDB("sweep.sqlite") as db:
+        ...     db.add_runs([("run0", "lr=0.1 seed=0", "{}", 0, "runs/run0/metrics.jsonl")])
+        ...     db.counts()["pending"], db.rows()[0]["label"]
+        1
+        (1, 'lr=0.1 seed=0')
+    """
 
     def __init__(self, path: str | Path, timeout: float = 30.0, create: bool = True) -> None:
         self.path = Path(path)

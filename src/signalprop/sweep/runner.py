@@ -29,7 +29,18 @@ LOCK_NAME = "sweep.lock"
 
 @dataclass
 class SweepSummary:
-    """What a sweep invocation did; ``counts`` is the database's status count afterwards."""
+    """What a sweep invocation did; ``counts`` is the database's status count afterwards.
+
+    Examples:
+        >>> spec = SweepSpec.from_dict({"base": {"model": "torch.nn:Linear",
+        ...     "model_args": {"in_features": 4, "out_features": 3}, "dataset": "iris",
+        ...     "steps": 2, "batch_size": 16}}, default_out=Path("sweep"))
+        >>> run_sweep(spec, progress=False, log=lambda line: None)
+        SweepSummary(total=1, skipped=0, recovered=0, ran=1, counts={'pending': 0,
+        'running': 0, 'completed': 1, 'diverged': 0, 'failed': 0})
+        >>> run_sweep(spec, progress=False, log=lambda line: None).skipped  # already done
+        1
+    """
 
     total: int
     skipped: int
@@ -61,7 +72,15 @@ def sweep_lock(out: Path) -> Iterator[None]:
 
 
 def driver_active(out: Path) -> bool:
-    """True while a sweep driver holds ``out/sweep.lock``."""
+    """True while a sweep driver holds ``out/sweep.lock``.
+
+    Examples:
+        >>> driver_active(Path("sweep"))
+        False
+        >>> with sweep_lock(Path("sweep")):  # what run_sweep holds while it runs
+        ...     driver_active(Path("sweep"))
+        True
+    """
     path = out / LOCK_NAME
     if not path.exists():
         return False
@@ -110,8 +129,9 @@ def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
         >>> spec = SweepSpec.from_dict({"base": {"model": "torch.nn:Linear",
         ...     "model_args": {"in_features": 4, "out_features": 3}, "dataset": "iris",
         ...     "steps": 5, "batch_size": 16}, "grid": {"lr": [0.1, 0.01]}},
-        ...     default_out=Path(tempfile.mkdtemp()))     # doctest: +SKIP
-        >>> run_sweep(spec, progress=False).counts["completed"]   # doctest: +SKIP
+        ...     default_out=Path("sweep"))
+        >>> run_sweep(spec, progress=False).counts["completed"]
+        sweep sweep: 2 runs, 0 already finished, 0 recovered from result.json, 2 to run -> ...
         2
     """
     from tqdm.auto import tqdm

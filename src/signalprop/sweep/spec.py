@@ -33,7 +33,15 @@ SPEC_KEYS = ("name", "out", "base", "grid", "seeds")
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a sweep: its id, a readable label and its config."""
+    """One run of a sweep: its id, a readable label and its config.
+
+    Examples:
+        >>> spec = SweepSpec.from_dict({"base": {"dataset": "iris", "steps": 10},
+        ...                             "grid": {"lr": [0.1, 0.01]}})
+        >>> run = spec.runs()[1]
+        >>> run.label, run.config.lr, run.run_id == run.config.run_key()
+        ('lr=0.01 seed=0', 0.01, True)
+    """
 
     run_id: str
     label: str
@@ -42,7 +50,15 @@ class RunSpec:
 
 @dataclass
 class SweepSpec:
-    """A parsed, validated sweep: ``runs()`` lists every run in grid order."""
+    """A parsed, validated sweep: ``runs()`` lists every run in grid order.
+
+    Examples:
+        >>> spec = SweepSpec.from_dict({"base": {"dataset": "iris", "steps": 10},
+        ...                             "grid": {"lr": [0.1, 0.01]}, "seeds": 2},
+        ...                            default_name="lr", default_out=Path("sweeps/lr"))
+        >>> spec.name, spec.out, spec.seeds, len(spec.runs())
+        ('lr', PosixPath('sweeps/lr'), [0, 1], 4)
+    """
 
     name: str
     out: Path

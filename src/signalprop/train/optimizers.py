@@ -89,6 +89,13 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> tuple[Any, torch.opti
 
     Raises:
         ImportError: ``agc_clipping`` is set but ``signalprop.optim.AGC`` is not available.
+
+    Examples:
+        >>> cfg = TrainConfig(dataset="iris", optimizer="nesterov", lr=0.1, steps=10,
+        ...                   agc_clipping=0.01)
+        >>> stepper, base = build_optimizer(cfg, nn.Linear(4, 3))
+        >>> type(stepper).__name__, type(base).__name__, base.defaults["nesterov"]
+        ('AGC', 'SGD', True)
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":

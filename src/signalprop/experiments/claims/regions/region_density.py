@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from signalprop.experiments._claim import Claim, RunContext, Verdict
-from signalprop.experiments._registry import register
 
 SIGMA_B2 = 0.01  # bias variance at initialization
 LENGTH = 4.0  # line length in standardized input units (digits have norm ~ 8)
@@ -179,7 +178,7 @@ def figure(m: dict[str, Any], path: Path) -> None:
     save(fig, path)
 
 
-CLAIM = register(Claim(
+CLAIM = Claim(
     name="region-density",
     paper="Hanin & Rolnick (ICML 2019)",
     statement="At initialization the number of linear regions along random lines through "
@@ -193,4 +192,4 @@ CLAIM = register(Claim(
            "full": {"depths": [1, 2, 4, 8, 16], "widths": [16, 32, 64, 128], "seeds": 5,
                     "points": 32, "lines": 8}},
     measure=measure, decide=decide, figure=figure, quick_minutes=2.0,
-))
+)

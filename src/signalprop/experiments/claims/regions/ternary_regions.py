@@ -31,7 +31,6 @@ from typing import Any
 import torch
 
 from signalprop.experiments._claim import Claim, RunContext, Verdict
-from signalprop.experiments._registry import register
 
 KINDS = ("relu", "ternary", "ternary-deep", "ternary-deep-relu", "ternary-wide")
 MATCHING = ("ternary-deep", "ternary-deep-relu", "ternary-wide")  # must reach (n + 1)^L
@@ -169,7 +168,7 @@ def figure(m: dict[str, Any], path: Path) -> None:
     save(fig, path)
 
 
-CLAIM = register(Claim(
+CLAIM = Claim(
     name="ternary-regions",
     paper="Nakahara, Kobayashi & Matsushima (arXiv 2507.16079)",
     statement="Ternary ReLU networks reach linear-region counts polynomial in width and "
@@ -183,4 +182,4 @@ CLAIM = register(Claim(
            "full": {"widths": [3, 4, 5, 6, 7, 8], "depths": [1, 2, 3, 4, 5],
                     "plane_teeth": [2, 3, 4], "plane_depths": [1, 2, 3]}},
     measure=measure, decide=decide, figure=figure, quick_minutes=0.5,
-))
+)
