@@ -52,6 +52,11 @@ class RegionNet(nn.Sequential):
         teeth: zigzag teeth per coordinate of each folding layer.
         input_dim: input size.
         regions: linear regions inside the domain cube.
+
+    Examples:
+        >>> net = relu_region_net([3])
+        >>> isinstance(net, RegionNet), net.domain, net.regions
+        (True, (0.0, 1.0), 4)
     """
 
     def __init__(self, layers: OrderedDict[str, nn.Module], domain: tuple[float, float],

@@ -19,7 +19,20 @@ _PRIME = (1 << 31) - 1
 
 class NotAffineError(RuntimeError):
     """The model is not affine on a piece: it computes a nonlinearity the counter cannot
-    see (for example ``x * x``, or a custom autograd function)."""
+    see (for example ``x * x``, or a custom autograd function).
+
+    Examples:
+        >>> import torch.nn as nn
+        >>> from signalprop.measure import linear_regions
+        >>> class Square(nn.Module):
+        ...     def forward(self, x):
+        ...         return x * x
+        >>> try:
+        ...     linear_regions(Square(), torch.zeros(1, 1), end=torch.ones(1, 1))
+        ... except NotAffineError as e:
+        ...     print(str(e)[:40])
+        the model is not affine on segment 0, t
+    """
 
 
 def chunks(n: int, size: int) -> Iterator[slice]:
