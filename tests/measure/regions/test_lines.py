@@ -278,3 +278,26 @@ def test_nan_inside_the_model_is_reported():
         net[0].weight[0, 0] = float("inf")
     with pytest.raises(ValueError, match=r"NaN/Inf in the input of relu"):
         linear_regions(net, torch.ones(1, 2), end=-torch.ones(1, 2))
+
+
+class _SignWeights(nn.Linear):
+    """Weights quantized inside the forward (as quantized layers do)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, torch.sign(self.weight).clamp(-1, 1), self.bias)
+
+
+def test_weights_quantized_in_the_forward_are_not_units():
+    # out_features = 2 = rows x pieces of the first forward: shaped like the input batch
+    torch.manual_seed(0)
+    net = nn.Sequential(_SignWeights(3, 2), nn.ReLU(), _SignWeights(2, 2), nn.ReLU(),
+                        nn.Linear(2, 1))
+    plain = copy.deepcopy(net)
+    plain[0].__class__ = plain[2].__class__ = nn.Linear
+    with torch.no_grad():
+        for i in (0, 2):
+            plain[i].weight.copy_(torch.sign(net[i].weight))
+    x, end = torch.randn(1, 3), torch.randn(1, 3)
+    r = linear_regions(net, x, end=end)
+    assert r.stages == ["relu[2]", "relu[2]"]
+    assert r.counts == linear_regions(plain, x, end=end).counts

@@ -69,10 +69,8 @@ def clip(verts: Tensor, nv: Tensor, f: Tensor, tol: Tensor) -> tuple[Tensor, Ten
     mask = torch.stack([keep, cross], 2).reshape(P, 2 * V)
     order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
     n = mask.sum(1)
-    width = max(int(n.max()) if P else 0, 3)
-    out = cand.gather(1, order[:, :width, None].expand(-1, -1, 2)) if 2 * V >= width else \
-        torch.cat([cand, cand[:, :width - 2 * V]], 1)
-    return out, n
+    width = min(max(int(n.max()) if P else 0, 3), 2 * V)  # a convex cut adds <= 1 vertex
+    return cand.gather(1, order[:, :width, None].expand(-1, -1, 2)), n
 
 
 def pad(verts: Tensor, width: int) -> Tensor:

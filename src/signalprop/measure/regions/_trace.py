@@ -74,6 +74,14 @@ class Tracer(TorchFunctionMode):
         return self._unit(kind, name, func, args, kwargs)
 
     def _stacked(self, t: Any) -> bool:
+        """Whether ``t`` is computed from the model's input: only the input requires
+        grad (the copy's parameters do not), so weights quantized inside a forward are
+        never taken for units."""
+        return isinstance(t, Tensor) and t.requires_grad and t.dim() >= 1 \
+            and t.shape[0] == self.n
+
+    def _batched(self, t: Any) -> bool:
+        """Same batch as the input (e.g. ``torch.zeros_like(x)``), input-derived or not."""
         return isinstance(t, Tensor) and t.dim() >= 1 and t.shape[0] == self.n
 
     def _check_mode(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -98,7 +106,8 @@ class Tracer(TorchFunctionMode):
                 raise ValueError(f"torch.{name} over a dimension (a reduction) is not "
                                  f"supported; linear regions are counted for "
                                  f"{supported_names()}")
-            out, state, bnd = _units.maximum_unit(name, z, other, self._stacked(other), self.rows)
+            out, state, bnd = _units.maximum_unit(name, z, other, self._batched(other),
+                                                    self.rows)
         elif kind == "clamp":
             if any(self._stacked(a) for a in [*args[1:], *kwargs.values()]):
                 raise ValueError(f"{name} with input-dependent bounds is not supported")
@@ -113,7 +122,7 @@ class Tracer(TorchFunctionMode):
         self.stage += 1
         units = state[0].numel()
         if index == self.split_at:
-            self.boundary = bnd
+            self.boundary = _units.Boundary(bnd.kind, bnd.g.detach(), bnd.dg.detach(), bnd.step)
             raise _Stop
         if self.record:
             self.stages.append(Stage(name.rstrip("_"), kind, units))
@@ -136,7 +145,7 @@ def _inplace_arg(name: str, args: tuple[Any, ...]) -> bool:
 
 
 def prepare(model: nn.Module, batchnorm: str) -> nn.Module:
-    """A float64 eval-ready copy of ``model`` (the caller's model is never changed).
+    """A float64 CPU copy of ``model`` (the caller's model is never changed).
 
     Raises:
         ValueError: a layer that is not piecewise linear, train-mode BatchNorm (unless
@@ -147,7 +156,9 @@ def prepare(model: nn.Module, batchnorm: str) -> nn.Module:
     if batchnorm not in ("auto", "eval", "error"):
         raise ValueError(f"batchnorm must be 'auto', 'eval' or 'error', got {batchnorm!r}")
     check_modules(model, batchnorm)
-    twin = copy.deepcopy(model).double()
+    twin = copy.deepcopy(model).to("cpu", torch.float64)
+    for p in twin.parameters():
+        p.requires_grad_(False)
     if batchnorm == "eval":
         for m in twin.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -169,8 +180,10 @@ def trace(model: nn.Module, points: Tensor, directions: Tensor, *, split_at: int
         rows * P, *points.shape[1:])
     tracer = Tracer(rows, rows * P, split_at, record)
     try:
-        with torch.no_grad(), tracer:
-            out = call_model(model, X)
+        # grad marks what depends on the input (a non-leaf, so in-place units work); no
+        # backward ever runs
+        with torch.enable_grad(), tracer:
+            out = call_model(model, X.requires_grad_(True) * 1.0)
     except _Stop:
         return tracer, None
     except ValueError:
@@ -181,4 +194,4 @@ def trace(model: nn.Module, points: Tensor, directions: Tensor, *, split_at: int
     if y is None or y.dim() == 0 or y.shape[0] != rows * P:
         raise ValueError("the model's output must be a tensor with the batch axis first; got "
                          f"{None if y is None else tuple(y.shape)}")
-    return tracer, y.reshape(rows, P, -1)
+    return tracer, y.detach().reshape(rows, P, -1)

@@ -191,5 +191,5 @@ CLAIM = Claim(
                      "points": 16, "lines": 4},
            "full": {"depths": [1, 2, 4, 8, 16], "widths": [16, 32, 64, 128], "seeds": 5,
                     "points": 32, "lines": 8}},
-    measure=measure, decide=decide, figure=figure, quick_minutes=2.0,
+    measure=measure, decide=decide, figure=figure, quick_minutes=1.0,
 )
