@@ -43,6 +43,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "HessianExtremesResult": ("signalprop.results", "HessianExtremesResult"),
     "batch_independence": ("signalprop.measure", "batch_independence"),
     "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
+    "linear_regions": ("signalprop.measure", "linear_regions"),
+    "plane_regions": ("signalprop.measure", "plane_regions"),
+    "region_density": ("signalprop.measure", "region_density"),
+    "RegionsResult": ("signalprop.results", "RegionsResult"),
+    "PlaneRegionsResult": ("signalprop.results", "PlaneRegionsResult"),
+    "RegionDensityResult": ("signalprop.results", "RegionDensityResult"),
     "optim": ("signalprop.optim", None),
     "convert": ("signalprop.convert", None),
     "report": ("signalprop.report", None),
@@ -57,6 +63,9 @@ if TYPE_CHECKING:
         gradient_spp,
         hessian_extremes,
         jacobian_spectrum,
+        linear_regions,
+        plane_regions,
+        region_density,
         spp,
     )
     from signalprop.results import (
@@ -67,6 +76,9 @@ if TYPE_CHECKING:
         GramResult,
         HessianExtremesResult,
         JacobianSpectrumResult,
+        PlaneRegionsResult,
+        RegionDensityResult,
+        RegionsResult,
         SPPResult,
     )
 

@@ -9,6 +9,8 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
 * ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
 * ``independence/``: ``batch_independence``;
+* ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
+  ``region_density``);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -31,6 +33,12 @@ from signalprop.measure.gradients import (
     gradient_spp,
 )
 from signalprop.measure.independence import batch_independence
+from signalprop.measure.regions import (
+    NotAffineError,
+    linear_regions,
+    plane_regions,
+    region_density,
+)
 from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
@@ -42,6 +50,9 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
 )
 
 __all__ = [
@@ -51,6 +62,7 @@ __all__ = [
     "ChannelMoments",
     "ForwardError",
     "NonFiniteError",
+    "NotAffineError",
     "batch_independence",
     "channel_moments",
     "confusion_from_gram",
@@ -62,6 +74,9 @@ __all__ = [
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
     "residual_add_moments",
     "resolve_blocks",
     "spp",

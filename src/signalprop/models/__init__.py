@@ -9,6 +9,12 @@ from signalprop.models._registry import (
 )
 from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.mlp import MLP, mlp
+from signalprop.models.region_nets import (
+    RegionNet,
+    relu_region_net,
+    ternary_mlp,
+    ternary_region_net,
+)
 from signalprop.models.resnetv2 import (
     NORMS,
     PRESETS,
@@ -27,6 +33,7 @@ __all__ = [
     "NFBottleneck",
     "PreActBottleneck",
     "ResNetV2",
+    "RegionNet",
     "ResNetV2Config",
     "create_model",
     "list_models",
@@ -34,5 +41,8 @@ __all__ = [
     "mlp",
     "model_entry",
     "register_model",
+    "relu_region_net",
     "resnetv2",
+    "ternary_mlp",
+    "ternary_region_net",
 ]

@@ -12,6 +12,12 @@ from signalprop.results.confusion import ConfusionResult
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
+from signalprop.results.regions import (
+    PlaneRegionsResult,
+    RegionBoundsResult,
+    RegionDensityResult,
+    RegionsResult,
+)
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
@@ -24,6 +30,10 @@ __all__ = [
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "PlaneRegionsResult",
+    "RegionBoundsResult",
+    "RegionDensityResult",
+    "RegionsResult",
     "Result",
     "SPPResult",
     "chi_prediction",

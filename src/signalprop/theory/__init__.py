@@ -40,6 +40,16 @@ from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_varia
 from signalprop.theory.gaussian import gauss_expect, gauss_expect2
 from signalprop.theory.maps import Propagation, cmap, propagate, qmap
 from signalprop.theory.phase import PhaseDiagram, phase_diagram
+from signalprop.theory.regions import (
+    lower_bound_montufar,
+    lower_bound_serra,
+    region_bounds,
+    relu_construction_count,
+    ternary_construction_count,
+    ternary_teeth,
+    upper_bound_montufar,
+    upper_bound_serra,
+)
 from signalprop.theory.residual import NORMS, nf_expected_variances, residual_schedule
 from signalprop.theory.selu import (
     alpha_dropout_constants,
@@ -79,17 +89,25 @@ __all__ = [
     "gauss_expect",
     "gauss_expect2",
     "get_activation",
+    "lower_bound_montufar",
+    "lower_bound_serra",
     "mean_field",
     "nf_expected_variances",
     "phase_diagram",
     "propagate",
     "q_star",
     "qmap",
+    "region_bounds",
+    "relu_construction_count",
     "relu_kurtosis_exact",
     "residual_schedule",
     "selu_constants",
     "selu_fixed_point",
     "selu_jacobian",
     "selu_moments",
+    "ternary_construction_count",
+    "ternary_teeth",
     "universality_class",
+    "upper_bound_montufar",
+    "upper_bound_serra",
 ]

@@ -8,7 +8,9 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``meanfield/``: depth scales and initialization from mean-field theory
   (``snn-depth``, ``confusion-width-depth``, ``criticality-depth``);
 * ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
-  ``adam-nag``).
+  ``adam-nag``);
+* ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
+  ``region-density``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -36,6 +38,8 @@ CLAIMS: tuple[str, ...] = (
     "optimization.sgd_noise",
     "meanfield.criticality_depth",
     "optimization.adam_nag",
+    "regions.ternary_regions",
+    "regions.region_density",
 )
 
 __all__ = ["CLAIMS"]
