@@ -50,6 +50,9 @@ def convert(new: nn.Module, a: Analysis, skipinit_init: float, convert_linear: b
                           "does not mix examples")
     if not a.residuals:
         report.refuse("<model>", "no residual gain", "no residual addition found")
+    if not report.changes:
+        report.refuse("<model>", "nothing converted", "no BatchNorm, no weight layer with a "
+                      "Scaled WS version and no residual branch found")
     return new, report
 
 
@@ -66,6 +69,10 @@ def _keeps_weight_layer(name: str, m: nn.Module, head: str | None, convert_linea
     """Whether module ``name`` stays as it is (reported, with the reason, when a weight
     layer is kept)."""
     linear = isinstance(m, nn.Linear) or O.is_hf_conv1d(m)
+    if isinstance(m, (nn.MultiheadAttention, nn.RNNBase)):
+        report.refuse(name, f"kept {type(m).__name__}", "no Scaled WS version of this layer "
+                      "(its weights are used inside one fused function)")
+        return True
     if isinstance(m, O.WS_LAYERS) or not (linear or isinstance(m, nn.modules.conv._ConvNd)):
         return True
     if name == head:

@@ -41,7 +41,7 @@ _MODULE_ACTS: list[tuple[type, Callable[[Any], Act | None]]] = [
     (nn.ReLU, lambda m: ("relu", {})),
     (nn.ReLU6, lambda m: ("relu6", {})),
     (nn.LeakyReLU, lambda m: ("leaky_relu", {"negative_slope": m.negative_slope})),
-    (nn.GELU, lambda m: ("gelu", {}) if m.approximate == "none" else None),
+    (nn.GELU, lambda m: ("gelu", {})),  # NOTE: the tanh approximation taken as GELU
     (nn.SiLU, lambda m: ("silu", {})),
     (nn.Tanh, lambda m: ("tanh", {})),
     (nn.Sigmoid, lambda m: ("sigmoid", {})),
@@ -53,11 +53,20 @@ _MODULE_ACTS: list[tuple[type, Callable[[Any], Act | None]]] = [
 ]
 
 
+# transformers' activation classes (ACT2FN), by class name: no import of transformers.
+# NOTE: the tanh approximations of GELU are taken as GELU: their gamma differs by < 1e-3.
+_HF_ACTS = {"GELUActivation": "gelu", "NewGELUActivation": "gelu", "GELUTanh": "gelu",
+            "FastGELUActivation": "gelu", "PytorchGELUTanh": "gelu", "SiLUActivation": "silu",
+            "MishActivation": "mish"}
+
+
 def module_activation(m: nn.Module) -> Act | None:
     """The registered activation a module computes, if it is one (exact types only)."""
     for cls, fn in _MODULE_ACTS:
         if type(m) is cls:
             return fn(m)
+    if type(m).__module__.startswith("transformers") and type(m).__name__ in _HF_ACTS:
+        return _HF_ACTS[type(m).__name__], {}
     return None
 
 
@@ -92,8 +101,6 @@ def call_activation(target: Any, args: tuple, kwargs: dict, *, method: bool = Fa
         params["alpha"] = float(_arg(args, kwargs, 1, "alpha", 1.0))
     elif name == "softplus":
         params["beta"] = float(_arg(args, kwargs, 1, "beta", 1.0))
-    elif name == "gelu" and _arg(args, kwargs, 1, "approximate", "none") != "none":
-        return None
     return name, params
 
 

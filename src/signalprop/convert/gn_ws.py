@@ -73,7 +73,7 @@ def bn_to_gn_ws(model: nn.Module, groups: int = 32, *, example_input: ModelInput
         (24, 48)
         >>> mlp = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.BatchNorm1d(32))
         >>> sp.convert.bn_to_gn_ws(mlp, example_input=torch.randn(4, 8))[0][1]
-        GroupNorm(1, 32, eps=1e-05, affine=True)
+        GroupNorm(1, 32, eps=1e-05, affine=True, bias=True)
 
     References:
         Richemond et al., "BYOL works even without batch statistics", arXiv 2010.10241;
