@@ -20,27 +20,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from bench_toolkit import interleaved  # CPU times, run in turn after a warm-up
 
 import signalprop as sp
 from signalprop.convert._graph import graph_analysis
 from signalprop.convert._runtime import runtime_analysis
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """CPU times of each function, run in turn ``repeats`` times after one warm-up each."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.process_time()
-            fn()
-            times[k].append(time.process_time() - t0)
-    return times
 
 
 def ratios(name: str, model: torch.nn.Module, x: torch.Tensor, repeats: int,
