@@ -1,6 +1,7 @@
 """sgd-noise: the smoke run writes its files and prints a verdict line (verdict not
 asserted); the training loss read back from a checkpoint matches a direct forward pass;
-the lr-scaling slope matches a closed form; every lr tried lies on one lattice."""
+the lr-scaling slope matches a closed form; every lr tried lies on one lattice; decide on
+hand-made accuracies, losses and learning rates."""
 
 import math
 from pathlib import Path
@@ -12,10 +13,11 @@ import torch.nn.functional as F
 
 from signalprop.data import load_dataset
 from signalprop.experiments import RunContext
-from signalprop.experiments.claims._resnet_runs import digits_resnet
-from signalprop.experiments.claims.sgd_noise import (
+from signalprop.experiments._resnet_runs import digits_resnet
+from signalprop.experiments.claims.optimization.sgd_noise import (
     LATTICE,
-    LR_WINDOWS,
+    SIZES,
+    decide,
     lr_slope,
     lr_window,
     train_loss,
@@ -27,10 +29,10 @@ def test_smoke_end_to_end(tmp_path: Path, smoke_run) -> None:
     res = smoke_run("sgd-noise", tmp_path)
     m = res.measurements
     best = m["best"]
-    assert set(best) == {"B8", "B32", "B128"}
-    for cell in best.values():
-        assert all(v > 0 for v in cell["train_loss"]["values"])
-    for b, (lo, hi) in LR_WINDOWS["smoke"].items():
+    assert set(best) == set(m["train_loss_at_best_lr"]) == {"B8", "B32", "B128"}
+    for cell in m["train_loss_at_best_lr"].values():
+        assert all(v > 0 for v in cell["values"])
+    for b, (lo, hi) in SIZES["smoke"]["lr_windows"].items():
         lrs = lr_window(lo, hi)
         assert m["setup"]["lr_grids"][f"B{b}"] == lrs
         # brute force: the lr with the best mean validation accuracy (first on ties)
@@ -39,9 +41,9 @@ def test_smoke_end_to_end(tmp_path: Path, smoke_run) -> None:
         assert best[f"B{b}"]["lr"] == min(lr for lr, v in means.items() if v == top)
 
 
-@pytest.mark.parametrize("mode", list(LR_WINDOWS))
+@pytest.mark.parametrize("mode", list(SIZES))
 def test_lr_windows_lie_on_one_lattice(mode: str) -> None:
-    for lo, hi in LR_WINDOWS[mode].values():
+    for lo, hi in SIZES[mode]["lr_windows"].values():
         lrs = lr_window(lo, hi)
         assert len(lrs) == hi - lo + 1
         ks = np.log2(np.array(lrs) / LATTICE)
@@ -70,3 +72,32 @@ def test_lr_slope_recovers_a_power_law(power: float) -> None:
     noisy = [lr * f for lr, f in zip(lrs, (1.0, 1.1, 0.9, 1.0))]
     assert lr_slope(batches, noisy) == pytest.approx(
         np.polyfit(np.log(batches), np.log(noisy), 1)[0], abs=1e-12)
+
+
+def _measurements(best: dict[int, tuple[float, list[float], list[float]]]) -> dict:
+    """``best``: batch size -> (best lr, per-seed test accuracy, per-seed training loss)."""
+    return {"setup": {"batch_sizes": list(best)},
+            "best": {f"B{b}": {"lr": lr, "values": acc} for b, (lr, acc, _) in best.items()},
+            "train_loss_at_best_lr": {f"B{b}": {"values": loss}
+                                      for b, (_, _, loss) in best.items()}}
+
+
+def test_decide_passes_the_claimed_effect_and_fails_the_null() -> None:
+    effect = {8: (0.1, [0.960, 0.965, 0.958], [0.020, 0.024, 0.019]),
+              16: (0.2, [0.968, 0.966, 0.971], [0.015, 0.014, 0.016]),
+              32: (0.4, [0.970, 0.967, 0.972], [0.011, 0.012, 0.010]),
+              512: (0.8, [0.951, 0.948, 0.955], [0.005, 0.008, 0.004])}
+    out = decide(_measurements(effect))
+    assert out.reproduced, out.effect
+    assert out.details["a_better_than_largest"] == [8, 16, 32]
+    assert out.details["c_lr_slope_small_batches"] == pytest.approx(1.0, abs=1e-12)
+    assert out.effect.startswith("test acc B=32 0.970 +- 0.001 vs B=512 0.951 +- 0.002")
+    # the null: the largest batch as accurate as the others (part (a) fails)
+    null = {**effect, 512: (0.8, [0.968, 0.971, 0.966], [0.005, 0.008, 0.004])}
+    out = decide(_measurements(null))
+    assert not out.reproduced and out.details["a_better_than_largest"] == []
+    assert "(a) no, (b) n/a, (c) yes" in out.effect
+    # the best lr does not grow with the batch (part (c) fails, as at quick size)
+    flat = {b: (0.2, acc, loss) for b, (_, acc, loss) in effect.items()}
+    out = decide(_measurements(flat))
+    assert not out.reproduced and "(a) yes, (b) yes, (c) no" in out.effect

@@ -23,8 +23,9 @@ Design (revised after the first quick run, criterion unchanged; see issue 7):
 - The lattice reaches 6.4 instead of 1.6: B = 128's best lr was 1.6, the top of the old
   grid, so its accuracy (the candidate for criterion (a)) may have been capped by the grid.
   To pay for the wider range each batch size tries a window of the lattice
-  (``LR_WINDOWS``) placed around the first run's best lrs (B = 8: 0.2, 32: 0.8, 128: 1.6,
-  512: 0.4) with at least two lattice points on each side; every lr is a lattice point,
+  (``SIZES[mode]["lr_windows"]``) placed around the first run's best lrs (B = 8: 0.2,
+  32: 0.8, 128: 1.6, 512: 0.4) with at least two lattice points on each side; every lr is
+  a lattice point,
   so the slope of criterion (c) is measured on the same lattice at every batch size, and
   a best lr at a window's edge is still recorded.
 - The step budget stays 200 and the batch sizes stay 8 ... 512 (the largest 44% of the
@@ -35,27 +36,25 @@ Design (revised after the first quick run, criterion unchanged; see issue 7):
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from signalprop.experiments._claim import Claim, ClaimResult, RunContext
-from signalprop.experiments._registry import register
-from signalprop.experiments._rows import errorbar_lines
-from signalprop.experiments._stats import diff_se, mean_se
-from signalprop.experiments.claims._resnet_runs import (
+from signalprop.experiments._claim import Claim, RunContext, Verdict
+from signalprop.experiments._resnet_runs import (
     CHANCE,
-    at_best_lr,
-    by_seed,
+    LR_SEARCH_SETUP,
+    VALIDATION,
     digits_resnet,
     evaluate_final,
     fmt,
+    lr_search,
     status,
-    summary,
-    sweep_best_lr,
 )
+from signalprop.experiments._rows import errorbar_lines
+from signalprop.experiments._stats import diff_se, mean_se
 
-NAME = "sgd-noise"
 SMALL_BATCH = 32  # the lr-scaling fit uses the batch sizes <= this
 SLOPE_RANGE = (0.5, 1.5)  # "about linear": log-log slope of best lr against batch size
 CRITERION = ("(a) some batch size below the largest reaches a mean test accuracy (each at "
@@ -65,18 +64,15 @@ CRITERION = ("(a) some batch size below the largest reaches a mean test accuracy
              f"batch sizes <= {SMALL_BATCH} lies in [{SLOPE_RANGE[0]}, {SLOPE_RANGE[1]}]")
 
 LATTICE = 0.0125  # every lr tried is LATTICE * 2**k for an integer k
-VALIDATION = 0.2  # share of each class of the training examples used to choose the lr
-# per batch size, the (lowest, highest) k of the lrs it tries
-LR_WINDOWS: dict[str, dict[int, tuple[int, int]]] = {
-    "smoke": {8: (2, 4), 32: (4, 4), 128: (4, 4)},
-    "quick": {8: (0, 5), 32: (2, 7), 128: (4, 9), 512: (3, 7)},
-    "full": {4: (-2, 5), 8: (-1, 6), 16: (0, 7), 32: (1, 8), 64: (2, 9), 128: (3, 10),
-             256: (3, 10), 512: (2, 9), 1024: (2, 9)},
-}
+# per mode: the seeds, the training steps, and per batch size the (lowest, highest) k of
+# the lrs it tries
 SIZES: dict[str, dict[str, Any]] = {
-    "smoke": {"seeds": [0], "steps": 10},
-    "quick": {"seeds": [0, 1, 2], "steps": 200},
-    "full": {"seeds": [0, 1, 2, 3, 4], "steps": 1000},
+    "smoke": {"seeds": [0], "steps": 10, "lr_windows": {8: (2, 4), 32: (4, 4), 128: (4, 4)}},
+    "quick": {"seeds": [0, 1, 2], "steps": 200,
+              "lr_windows": {8: (0, 5), 32: (2, 7), 128: (4, 9), 512: (3, 7)}},
+    "full": {"seeds": [0, 1, 2, 3, 4], "steps": 1000,
+             "lr_windows": {4: (-2, 5), 8: (-1, 6), 16: (0, 7), 32: (1, 8), 64: (2, 9),
+                            128: (3, 10), 256: (3, 10), 512: (2, 9), 1024: (2, 9)}},
 }
 
 
@@ -113,81 +109,89 @@ def lr_slope(batches: list[int], lrs: list[float]) -> float:
     return float(np.polyfit(np.log(batches), np.log(lrs), 1)[0])
 
 
-def run(ctx: RunContext) -> ClaimResult:
-    """Train every (batch, lr, seed) for the same steps; judge (a), (b) and (c)."""
-    size = SIZES[ctx.mode]
+def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
+    """Train every (batch, lr, seed) for the same steps; pick each batch's lr on validation."""
     base = {**digits_resnet([2], "bn", validation=VALIDATION), "steps": size["steps"],
             "log_every": 10}
-    grids = {b: lr_window(*w) for b, w in LR_WINDOWS[ctx.mode].items()}
+    grids = {b: lr_window(*w) for b, w in size["lr_windows"].items()}
     batches = list(grids)
-    acc: dict[tuple, list[float]] = {}  # (B, lr) -> per-seed validation accuracy
-    best: dict[int, tuple[float, list[float]]] = {}  # B -> (lr, per-seed test accuracy)
-    loss: dict[int, list[float]] = {}  # B -> per-seed training loss at the best lr
-    for b, lrs in grids.items():  # one sweep per batch size: each has its own lr window
-        runs, acc_b, best_b = sweep_best_lr(ctx, f"lr-B{b}", base,
-                                            {"batch_size": [b], "lr": lrs}, size["seeds"])
-        acc.update(acc_b)
-        best[b] = best_b[(b,)]
-        loss[b] = by_seed(at_best_lr(runs, ["batch_size"], best_b), ["batch_size"],
-                          train_loss)[(b,)]
+    search = lr_search(ctx, "lr", batches, lambda b: base,
+                       lambda b: {"batch_size": [b], "lr": grids[b]}, size["seeds"],
+                       loss=train_loss)
+    return {
+        "setup": {"depths": [2], "norm": "bn", "width": 0.125, "steps": size["steps"],
+                  "batch_sizes": batches, "lr_grids": {f"B{b}": g for b, g in grids.items()},
+                  "seeds": size["seeds"], **LR_SEARCH_SETUP},
+        **search,
+    }
 
+
+def decide(m: dict[str, Any]) -> Verdict:
+    """Criterion parts (a), (b) and (c) from the best-lr test accuracies and training losses.
+
+    Examples:
+        >>> best = {8: (0.1, [0.95, 0.96, 0.95]), 32: (0.4, [0.96, 0.95, 0.96]),
+        ...         128: (0.8, [0.90, 0.91, 0.90])}
+        >>> m = {"setup": {"batch_sizes": [8, 32, 128]},
+        ...      "best": {f"B{b}": {"lr": lr, "values": v} for b, (lr, v) in best.items()},
+        ...      "train_loss_at_best_lr": {"B8": {"values": [0.1] * 3},
+        ...                                "B32": {"values": [0.1] * 3},
+        ...                                "B128": {"values": [0.01] * 3}}}
+        >>> decide(m).reproduced
+        True
+    """
+    batches = m["setup"]["batch_sizes"]
+    lr = {b: m["best"][f"B{b}"]["lr"] for b in batches}
+    acc = {b: m["best"][f"B{b}"]["values"] for b in batches}
+    loss = {b: m["train_loss_at_best_lr"][f"B{b}"]["values"] for b in batches}
     b_max = batches[-1]
-    gaps = {b: diff_se(best[b][1], best[b_max][1]) for b in batches[:-1]}
+    gaps = {b: diff_se(acc[b], acc[b_max]) for b in batches[:-1]}
     better = [b for b, (d, se) in gaps.items() if math.isfinite(se) and d > 2 * se]
     winner = max(better, key=lambda b: gaps[b][0]) if better else None
     lower_loss = winner is not None and mean_se(loss[b_max])[0] < mean_se(loss[winner])[0]
     small = [b for b in batches if b <= SMALL_BATCH]
-    slope = lr_slope(small, [best[b][0] for b in small])
+    slope = lr_slope(small, [lr[b] for b in small])
     linear = SLOPE_RANGE[0] <= slope <= SLOPE_RANGE[1]
     reproduced = bool(winner is not None and lower_loss and linear)
-
-    measurements = {
-        "setup": {"depths": [2], "norm": "bn", "width": 0.125, "steps": size["steps"],
-                  "batch_sizes": batches, "lr_grids": {f"B{b}": g for b, g in grids.items()},
-                  "seeds": size["seeds"], "momentum": 0.9, "schedule": "cosine",
-                  "dataset": "digits 1x8x8", "validation_fraction": VALIDATION,
-                  "lr_chosen_on": "validation accuracy", "judged_on": "test accuracy"},
-        "val_acc": {f"B{b}/lr{lr:g}": summary(v) for (b, lr), v in sorted(acc.items())},
-        "best": {f"B{b}": {"lr": lr, "test_acc": summary(v),
-                           "train_loss": summary(loss[b])} for b, (lr, v) in best.items()},
-        "minus_largest_batch": {f"B{b}": {"gap": d, "se": se} for b, (d, se) in gaps.items()},
-        "a_better_than_largest": better,
-        "b_largest_has_lower_train_loss_than_winner": bool(lower_loss),
-        "c_lr_slope_small_batches": slope,
-        "best_lr_at_grid_edge": [f"B{b}" for b, (lr, _) in best.items()
-                                 if len(grids[b]) > 1 and lr in (grids[b][0], grids[b][-1])],
-    }
     top = winner if winner is not None else max(gaps, key=lambda b: gaps[b][0])
-    effect = (f"test acc B={top} {fmt(*mean_se(best[top][1]))} vs B={b_max} "
-              f"{fmt(*mean_se(best[b_max][1]))} (diff {fmt(*gaps[top])}); train loss "
+    effect = (f"test acc B={top} {fmt(*mean_se(acc[top]))} vs B={b_max} "
+              f"{fmt(*mean_se(acc[b_max]))} (diff {fmt(*gaps[top])}); train loss "
               f"B={top} {fmt(*mean_se(loss[top]), 4)} vs B={b_max} "
               f"{fmt(*mean_se(loss[b_max]), 4)}; best lr "
-              + ", ".join(f"B={b}: {best[b][0]:g}" for b in batches)
+              + ", ".join(f"B={b}: {lr[b]:g}" for b in batches)
               + f"; slope over B<={SMALL_BATCH}: {slope:.2f}; criterion parts: (a) "
               + ("yes" if winner is not None else "no") + ", (b) "
               + (("yes" if lower_loss else "no") if winner is not None else "n/a") + ", (c) "
               + ("yes" if linear else "no"))
-    _figure(ctx, batches, best, loss, size["steps"])
-    return ClaimResult(NAME, ctx.mode, reproduced, effect, CRITERION, measurements,
-                       "figure.png")
+    details = {"minus_largest_batch": {f"B{b}": {"gap": d, "se": se}
+                                       for b, (d, se) in gaps.items()},
+               "a_better_than_largest": better,
+               "b_largest_has_lower_train_loss_than_winner": bool(lower_loss),
+               "c_lr_slope_small_batches": slope}
+    return Verdict(reproduced, effect, details)
 
 
-def _figure(ctx: RunContext, batches: list[int], best: dict, loss: dict, steps: int) -> None:
+def figure(m: dict[str, Any], path: Path) -> None:
+    """Test accuracy, training loss and best lr against batch size."""
     from signalprop.plot._style import pyplot, save
 
+    batches = m["setup"]["batch_sizes"]
+    best, loss = m["best"], m["train_loss_at_best_lr"]
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     fig.subplots_adjust(wspace=0.35)
-    errorbar_lines(axes[0], batches, {"test accuracy": [best[b][1] for b in batches]})
+    errorbar_lines(axes[0], batches,
+                   {"test accuracy": [best[f"B{b}"]["values"] for b in batches]})
     axes[0].axhline(CHANCE, color="grey", ls=":", lw=1)
     axes[0].set_ylabel("test accuracy at best lr")
-    finite = [[v for v in loss[b] if math.isfinite(v)] or [math.nan] for b in batches]
+    finite = [[v for v in loss[f"B{b}"]["values"] if math.isfinite(v)] or [math.nan]
+              for b in batches]
     errorbar_lines(axes[1], batches, {"training loss": finite}, color="C1")
     axes[1].set_yscale("log")
     axes[1].set_ylabel("final training loss at best lr")
-    axes[2].plot(batches, [best[b][0] for b in batches], marker="o", label="best lr")
-    ref = best[batches[0]][0]
-    axes[2].plot(batches, [ref * b / batches[0] for b in batches], ls="--", color="grey",
+    lrs = [best[f"B{b}"]["lr"] for b in batches]
+    axes[2].plot(batches, lrs, marker="o", label="best lr")
+    axes[2].plot(batches, [lrs[0] * b / batches[0] for b in batches], ls="--", color="grey",
                  label="lr proportional to B")
     axes[2].set_yscale("log", base=2)
     axes[2].set_ylabel("best learning rate")
@@ -195,18 +199,19 @@ def _figure(ctx: RunContext, batches: list[int], best: dict, loss: dict, steps: 
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")
-    axes[0].set_title(f"digits, {steps} steps: test acc, mean +- s.e. over seeds", fontsize=9)
-    save(fig, ctx.out / "figure.png")
+    axes[0].set_title(f"digits, {m['setup']['steps']} steps: test acc, mean +- s.e. over "
+                      "seeds", fontsize=9)
+    save(fig, path)
 
 
-CLAIM = register(Claim(
-    name=NAME,
+CLAIM = Claim(
+    name="sgd-noise",
     paper="Smith, Elsen & De (ICML 2020)",
     statement=("At a fixed step budget, small or moderate batches reach better test "
                "accuracy than very large ones even where the large batch reaches a lower "
                "training loss; the best learning rate grows about linearly with batch size "
                "while batches are small."),
     criterion=CRITERION,
-    run=run,
     quick_minutes=4.0,
-))
+    sizes=SIZES, measure=measure, decide=decide, figure=figure,
+)

@@ -27,10 +27,10 @@ their own small loop; ``--full --workers N`` spreads them over N spawned process
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from signalprop.experiments._claim import Claim, ClaimResult, RunContext
-from signalprop.experiments._registry import register
+from signalprop.experiments._claim import Claim, RunContext, Verdict
 from signalprop.experiments._rows import at_grid_edge, errorbar_lines
 from signalprop.experiments._stats import diff_se, mean_se, separated
 
@@ -137,131 +137,158 @@ def _run_all(ctx: RunContext, jobs: list[dict[str, Any]]) -> list[dict[str, Any]
                                                desc="adam-nag runs")]
 
 
-def decide(final: dict[str, dict[float, list[float]]], test: dict[str, dict[float, list[float]]]
-           ) -> dict[str, Any]:
-    """Best learning rate per family (lowest mean final train loss), then the criterion.
-
-    Examples:
-        >>> final = {"adam b1=0.99": {1e-3: [0.1, 0.11]}, "adam b1=0.9": {1e-3: [0.2, 0.2]},
-        ...          "nag mu=0.9": {0.1: [0.3, 0.31]}, "nag mu=0.99": {0.01: [0.4, 0.4]}}
-        >>> decide(final, final)["reproduced"]
-        True
-    """
-    best = {f: min(final[f], key=lambda lr: sum(final[f][lr]) / len(final[f][lr]))
-            for f in final}
-    nags = [f for f in final if f.startswith("nag")]
-    best_nag = min(nags, key=lambda f: sum(final[f][best[f]]) / len(final[f][best[f]]))
-    adam = "adam b1=0.99"
-    a_tr, n_tr = final[adam][best[adam]], final[best_nag][best[best_nag]]
-    a_te, n_te = test[adam][best[adam]], test[best_nag][best[best_nag]]
-    train_ok = separated(n_tr, a_tr, K)
-    test_ok = separated(n_te, a_te, K)
-    return {"best_lr": best, "best_nag": best_nag, "train_ok": train_ok, "test_ok": test_ok,
-            "nag_minus_adam099_train": diff_se(n_tr, a_tr),
-            "nag_minus_adam099_test": diff_se(n_te, a_te),
-            "reproduced": bool(train_ok and test_ok)}
-
-
-def run(ctx: RunContext) -> ClaimResult:
-    from signalprop.plot._style import pyplot, save
-
-    adam_grid = [1e-3, 3e-3, 1e-2, 3e-2]
-    lrs = ctx.pick(
-        {"adam b1=0.99": [3e-3], "adam b1=0.9": [3e-3], "nag mu=0.9": [0.03],
-         "nag mu=0.99": [0.003]},
-        {"adam b1=0.99": adam_grid, "adam b1=0.9": adam_grid,
-         "nag mu=0.9": [0.03, 0.1, 0.3, 1.0], "nag mu=0.99": [0.01, 0.03, 0.1, 0.3]},
-        {"adam b1=0.99": [3e-4, *adam_grid, 0.1], "adam b1=0.9": [3e-4, *adam_grid, 0.1],
-         "nag mu=0.9": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
-         "nag mu=0.99": [3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]})
-    seeds = ctx.pick([0, 1], [0, 1, 2, 3, 4], list(range(8)))
-    steps = ctx.pick(60, 3000, 15000)
-    record_every = ctx.pick(20, 250, 500)
-    hessian_every = ctx.pick(60, 1000, 3000)
+def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
+    """Train every (optimizer, lr, seed) autoencoder, recording its curves."""
+    lrs, seeds, steps = size["lrs"], size["seeds"], size["steps"]
     jobs = [{"family": f, "lr": lr, "seed": s, "steps": steps, "batch": 64,
-             "record_every": record_every, "hessian_every": hessian_every,
+             "record_every": size["record_every"], "hessian_every": size["hessian_every"],
              "hidden": [32, 8, 32]}
             for f in FAMILIES for lr in lrs[f] for s in seeds]
     ctx.log(f"  training {len(jobs)} autoencoders ({steps} steps each)")
     runs = _run_all(ctx, jobs)
-    final = {f: {lr: [] for lr in lrs[f]} for f in FAMILIES}
-    test = {f: {lr: [] for lr in lrs[f]} for f in FAMILIES}
+    final = {f: {str(lr): [] for lr in lrs[f]} for f in FAMILIES}
+    test = {f: {str(lr): [] for lr in lrs[f]} for f in FAMILIES}
     for r in runs:
-        final[r["family"]][r["lr"]].append(r["final_train_loss"])
-        test[r["family"]][r["lr"]].append(r["final_test_loss"])
-    verdict = decide(final, test)
-    edges = [f for f in FAMILIES if at_grid_edge(verdict["best_lr"][f], lrs[f])]
-    if edges:
-        ctx.log(f"  best learning rate on the edge of its grid: {', '.join(edges)}")
-    best_runs = {f: [r for r in runs if r["family"] == f and r["lr"] == verdict["best_lr"][f]]
-                 for f in FAMILIES}
+        final[r["family"]][str(r["lr"])].append(r["final_train_loss"])
+        test[r["family"]][str(r["lr"])].append(r["final_test_loss"])
+    return {"lrs": lrs, "seeds": seeds, "steps": steps, "final_train_loss": final,
+            "final_test_loss": test, "runs": runs}
 
+
+def best_lrs(m: dict[str, Any]) -> dict[str, float]:
+    """Each family's learning rate with the lowest mean final training loss (first on ties).
+
+    Examples:
+        >>> best_lrs({"lrs": {"a": [0.1, 0.3]},
+        ...           "final_train_loss": {"a": {"0.1": [2.0], "0.3": [1.0]}}})
+        {'a': 0.3}
+    """
+    loss = m["final_train_loss"]
+    return {f: min(grid, key=lambda lr: _mean(loss[f][str(lr)])) for f, grid in m["lrs"].items()}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def decide(m: dict[str, Any]) -> Verdict:
+    """Adam beta1 = 0.99 against the best NAG, each at its best learning rate.
+
+    Examples:
+        >>> loss = {"adam b1=0.99": [0.1, 0.11], "adam b1=0.9": [0.2, 0.2],
+        ...         "nag mu=0.9": [0.3, 0.31], "nag mu=0.99": [0.4, 0.4]}
+        >>> final = {f: {"0.01": v} for f, v in loss.items()}
+        >>> m = {"lrs": {f: [0.01] for f in loss}, "final_train_loss": final,
+        ...      "final_test_loss": final, "runs": []}
+        >>> decide(m).reproduced
+        True
+    """
+    final, test = m["final_train_loss"], m["final_test_loss"]
+    best = best_lrs(m)
+    at_best = {f: (final[f][str(lr)], test[f][str(lr)]) for f, lr in best.items()}
+    best_nag = min((f for f in FAMILIES if f.startswith("nag")),
+                   key=lambda f: _mean(at_best[f][0]))
+    (a_tr, a_te), (n_tr, n_te) = at_best["adam b1=0.99"], at_best[best_nag]
+    train_ok = separated(n_tr, a_tr, K)
+    test_ok = separated(n_te, a_te, K)
+    edges = [f for f in FAMILIES if at_grid_edge(best[f], m["lrs"][f])]
+    summary = _summary(m, best)
+    dtr, dte = diff_se(n_tr, a_tr), diff_se(n_te, a_te)
+    effect = (("final train loss: " + ", ".join(
+        f"{f} {summary[f]['train_loss'][0]:.4f}" for f in FAMILIES)
+        + f"; best NAG ({best_nag}) - Adam b1=0.99: train {dtr[0]:+.4f} +- "
+        f"{dtr[1]:.4f}, test {dte[0]:+.4f} +- {dte[1]:.4f}; final grad norm / min Hessian "
+        "eig: " + ", ".join(f"{f} {summary[f]['final_grad_norm'][0]:.3g} / "
+                            f"{summary[f]['final_min_eig'][0]:.3g}" for f in FAMILIES))
+              + f"; best lr at a grid edge: {', '.join(edges) or 'none'}")
+    return Verdict(bool(train_ok and test_ok), effect, {
+        "best_lr": best, "best_nag": best_nag, "train_ok": train_ok, "test_ok": test_ok,
+        "nag_minus_adam099_train": dtr, "nag_minus_adam099_test": dte,
+        "best_lr_at_edge": edges, "summary": summary})
+
+
+def _completed_at(m: dict[str, Any], family: str, lr: float) -> list[dict[str, Any]]:
+    return [r for r in m["runs"] if r["family"] == family and r["lr"] == lr
+            and r["status"] == "completed"]
+
+
+def _summary(m: dict[str, Any], best: dict[str, float]) -> dict[str, Any]:
+    """Per family at its best lr: final losses, gradient norm and Hessian minimum."""
+    out = {}
+    nan = (math.nan, math.nan)
+    for f in FAMILIES:
+        done = _completed_at(m, f, best[f])
+        out[f] = {
+            "lr": best[f],
+            "train_loss": mean_se(m["final_train_loss"][f][str(best[f])]),
+            "test_loss": mean_se(m["final_test_loss"][f][str(best[f])]),
+            "final_grad_norm": mean_se([r["record"]["grad_norm"][-1] for r in done])
+            if done else nan,
+            "final_min_eig": mean_se([r["hessian"]["min_eig"][-1] for r in done])
+            if done else nan}
+    return out
+
+
+def figure(m: dict[str, Any], path: Path) -> None:
+    """Training loss, gradient norm and Hessian minimum over training, each family at its
+    best learning rate."""
+    from signalprop.plot._style import pyplot, save
+
+    best = best_lrs(m)
+    done = {f: _completed_at(m, f, best[f]) for f in FAMILIES}
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     for ax, key, title in ((axes[0], "train_loss", "training loss (MSE)"),
                            (axes[1], "grad_norm", "full-batch gradient norm")):
         for f in FAMILIES:
-            done = [r for r in best_runs[f] if r["status"] == "completed"]
-            if not done:
+            if not done[f]:
                 continue
-            xs = done[0]["record"]["step"]
-            errorbar_lines(ax, xs, {f"{f} lr={verdict['best_lr'][f]:g}":
-                                    [[r["record"][key][i] for r in done]
-                                     for i in range(len(xs))]})
+            xs = done[f][0]["record"]["step"]
+            errorbar_lines(ax, xs, {f"{f} lr={best[f]:g}": [[r["record"][key][i]
+                                                             for r in done[f]]
+                                                            for i in range(len(xs))]})
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_title(title + " (mean +- s.e.)")
         ax.legend(fontsize=7)
     for f in FAMILIES:
-        done = [r for r in best_runs[f] if r["status"] == "completed"]
-        if done:
-            xs = done[0]["hessian"]["step"]
-            errorbar_lines(axes[2], xs, {f: [[r["hessian"]["min_eig"][i] for r in done]
+        if done[f]:
+            xs = done[f][0]["hessian"]["step"]
+            errorbar_lines(axes[2], xs, {f: [[r["hessian"]["min_eig"][i] for r in done[f]]
                                              for i in range(len(xs))]})
     axes[2].axhline(0, color="k", lw=0.8)
     axes[2].set_xlabel("step")
     axes[2].set_title("Hessian minimum eigenvalue (full training set)")
     axes[2].legend(fontsize=7)
-    save(fig, ctx.out / "figure.png")
-
-    summary = {}
-    for f in FAMILIES:
-        done = [r for r in best_runs[f] if r["status"] == "completed"]
-        summary[f] = {
-            "lr": verdict["best_lr"][f],
-            "train_loss": mean_se(final[f][verdict["best_lr"][f]]),
-            "test_loss": mean_se(test[f][verdict["best_lr"][f]]),
-            "final_grad_norm": mean_se([r["record"]["grad_norm"][-1] for r in done])
-            if done else (math.nan, math.nan),
-            "final_min_eig": mean_se([r["hessian"]["min_eig"][-1] for r in done])
-            if done else (math.nan, math.nan)}
-    dtr, dte = verdict["nag_minus_adam099_train"], verdict["nag_minus_adam099_test"]
-    effect = (("final train loss: " + ", ".join(
-        f"{f} {summary[f]['train_loss'][0]:.4f}" for f in FAMILIES)
-        + f"; best NAG ({verdict['best_nag']}) - Adam b1=0.99: train {dtr[0]:+.4f} +- "
-        f"{dtr[1]:.4f}, test {dte[0]:+.4f} +- {dte[1]:.4f}; final grad norm / min Hessian "
-        "eig: " + ", ".join(f"{f} {summary[f]['final_grad_norm'][0]:.3g} / "
-                            f"{summary[f]['final_min_eig'][0]:.3g}" for f in FAMILIES))
-              + f"; best lr at a grid edge: {', '.join(edges) or 'none'}")
-    return ClaimResult(
-        claim=CLAIM.name, mode=ctx.mode, reproduced=verdict["reproduced"], effect=effect,
-        criterion=CLAIM.criterion,
-        measurements={"lrs": lrs, "seeds": seeds, "steps": steps, "summary": summary,
-                      "final_train_loss": {f: {str(k): v for k, v in d.items()}
-                                           for f, d in final.items()},
-                      "final_test_loss": {f: {str(k): v for k, v in d.items()}
-                                          for f, d in test.items()},
-                      "best_lr_at_edge": edges, "runs": runs, **verdict},
-        figure="figure.png")
+    save(fig, path)
 
 
-CLAIM = register(Claim(
+_ADAM_GRID = [1e-3, 3e-3, 1e-2, 3e-2]
+# per optimizer its lr grid; the seeds; training steps; how often the losses and gradient
+# norm (record_every) and the Hessian's extreme eigenvalues (hessian_every) are recorded
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"lrs": {"adam b1=0.99": [3e-3], "adam b1=0.9": [3e-3], "nag mu=0.9": [0.03],
+                      "nag mu=0.99": [0.003]},
+              "seeds": [0, 1], "steps": 60, "record_every": 20, "hessian_every": 60},
+    "quick": {"lrs": {"adam b1=0.99": _ADAM_GRID, "adam b1=0.9": _ADAM_GRID,
+                      "nag mu=0.9": [0.03, 0.1, 0.3, 1.0], "nag mu=0.99": [0.01, 0.03, 0.1, 0.3]},
+              "seeds": [0, 1, 2, 3, 4], "steps": 3000, "record_every": 250,
+              "hessian_every": 1000},
+    "full": {"lrs": {"adam b1=0.99": [3e-4, *_ADAM_GRID, 0.1],
+                     "adam b1=0.9": [3e-4, *_ADAM_GRID, 0.1],
+                     "nag mu=0.9": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+                     "nag mu=0.99": [3e-3, 0.01, 0.03, 0.1, 0.3, 1.0]},
+             "seeds": list(range(8)), "steps": 15000, "record_every": 500,
+             "hessian_every": 3000},
+}
+
+CLAIM = Claim(
     name="adam-nag",
     paper="De, Mukherjee & Ullah (arXiv 1807.06766)",
     statement="On small autoencoders, Adam with beta1 = 0.99 reaches lower training and test "
               "loss than Nesterov's accelerated gradient at any momentum tried (gradient "
               "norms and the Hessian's minimum eigenvalue are recorded over training).",
     criterion=CRITERION,
-    run=run,
     quick_minutes=2.5,
-))
+    sizes=SIZES, measure=measure, decide=decide, figure=figure,
+)

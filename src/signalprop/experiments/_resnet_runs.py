@@ -1,5 +1,6 @@
-"""Shared pieces of the ResNet-training claims: the digits ResNet, reading sweep runs,
-grouping them over seeds, picking the best learning rate, and error-bar panels.
+"""Shared pieces of the ResNet-training claims (normfree/, optimization/sgd_noise): the
+digits ResNet, reading sweep runs, grouping them over seeds, picking the best learning
+rate per batch size, and error-bar panels.
 
 Every claim here trains pre-activation ResNet-V2s (``signalprop.models.resnetv2``, CIFAR
 stem) on scikit-learn's 8x8 digits as 1x8x8 images (1438 train / 359 test examples, ten
@@ -31,6 +32,14 @@ from signalprop.experiments._stats import mean_se
 
 CHANCE = 0.1  # ten balanced digit classes
 MOMENTUM = 0.9
+VALIDATION = 0.2  # share of each class of the training examples used to choose the lr
+#: The recipe shared by the claims that pick each batch size's lr with :func:`lr_search`.
+LR_SEARCH_SETUP: dict[str, Any] = {
+    "momentum": MOMENTUM, "schedule": "cosine", "dataset": "digits 1x8x8",
+    "validation_fraction": VALIDATION, "lr_chosen_on": "validation accuracy",
+    "judged_on": "test accuracy"}
+# how each sweep key appears in a measurement's name ("bn/B64/lr0.1")
+_CELL = {"model_args.norm": "{}", "batch_size": "B{}", "lr": "lr{:g}"}
 
 
 def digits_resnet(depths: Sequence[int], norm: str, width: float = 0.125,
@@ -235,11 +244,64 @@ def sweep_best_lr(ctx: Any, name: str, base: dict[str, Any], grid: dict[str, lis
     return runs, acc, best
 
 
-def accuracy_vs_batch(ax: Any, batches: Sequence[int], best: dict[tuple, tuple],
+def cell(keys: Sequence[str], values: Sequence[Any]) -> str:
+    """The name of a sweep setting in the measurements: ``"bn/B64/lr0.1"``.
+
+    Examples:
+        >>> cell(["model_args.norm", "batch_size", "lr"], ["bn", 64, 0.1])
+        'bn/B64/lr0.1'
+        >>> cell(["batch_size"], [8])
+        'B8'
+    """
+    return "/".join(_CELL[k].format(v) for k, v in zip(keys, values))
+
+
+def lr_search(ctx: Any, name: str, batches: Sequence[int], base: Callable[[int], dict],
+              grid: Callable[[int], dict[str, list[Any]]], seeds: list[int],
+              loss: Callable[[dict[str, Any]], float] | None = None) -> dict[str, Any]:
+    """One sweep per batch size over its own lr grid; each setting's lr by :func:`sweep_best_lr`.
+
+    Args:
+        ctx: the claim's RunContext.
+        name: the sweeps are called ``<name>-B<batch>``.
+        batches: the batch sizes.
+        base: ``base(batch)``, the sweep's TrainConfig entries at that batch size.
+        grid: ``grid(batch)``, its grid: ``batch_size: [batch]`` and ``lr`` last.
+        seeds: the seeds of every setting.
+        loss: a run's training loss (default: its last recorded ``train_loss``).
+
+    Returns:
+        JSON-ready measurements keyed by :func:`cell`: ``val_acc`` (per (setting, lr), the
+        held-out accuracy that chose the lr, summarized), ``best`` (per setting: ``lr`` and
+        the test accuracies of its seeds, summarized), ``train_loss_at_best_lr`` and
+        ``best_lr_at_grid_edge`` (the settings whose best lr is the first or last of a
+        grid of two or more).
+    """
+    loss = loss or (lambda run: metric(run, "train_loss"))
+    out: dict[str, Any] = {"val_acc": {}, "best": {}, "train_loss_at_best_lr": {},
+                           "best_lr_at_grid_edge": []}
+    for b in batches:  # one sweep per batch size: each has its own lr grid (and budget)
+        g = grid(b)
+        keys = list(g)
+        runs, acc, best = sweep_best_lr(ctx, f"{name}-B{b}", base(b), g, seeds)
+        losses = by_seed(at_best_lr(runs, keys[:-1], best), keys[:-1], loss)
+        out["val_acc"].update({cell(keys, k): summary(v) for k, v in sorted(acc.items())})
+        for setting, (lr, values) in best.items():
+            key = cell(keys[:-1], setting)
+            out["best"][key] = {"lr": lr, **summary(values)}
+            out["train_loss_at_best_lr"][key] = summary(losses[setting])
+            if len(g["lr"]) > 1 and lr in (g["lr"][0], g["lr"][-1]):
+                out["best_lr_at_grid_edge"].append(key)
+    out["best_lr_at_grid_edge"].sort()
+    return out
+
+
+def accuracy_vs_batch(ax: Any, batches: Sequence[int], best: dict[str, dict[str, Any]],
                       norms: dict[str, str], title: str) -> None:
-    """Test accuracy at the best lr against batch size, one error-bar line per norm."""
+    """Test accuracy at the best lr against batch size, one error-bar line per norm
+    (``best`` as :func:`lr_search` measures it)."""
     for norm, label in norms.items():
-        errorbar_lines(ax, batches, {label: [best[(norm, b)][1] for b in batches]})
+        errorbar_lines(ax, batches, {label: [best[f"{norm}/B{b}"]["values"] for b in batches]})
     ax.axhline(CHANCE, color="grey", ls=":", lw=1, label="chance")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size")

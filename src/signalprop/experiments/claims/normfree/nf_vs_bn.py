@@ -35,23 +35,20 @@ Design (revised after the first quick run, criterion unchanged; see issue 7):
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from signalprop.experiments._claim import Claim, ClaimResult, RunContext
-from signalprop.experiments._registry import register
-from signalprop.experiments._stats import diff_se, mean_se
-from signalprop.experiments.claims._resnet_runs import (
+from signalprop.experiments._claim import Claim, RunContext, Verdict
+from signalprop.experiments._resnet_runs import (
+    LR_SEARCH_SETUP,
+    VALIDATION,
     accuracy_vs_batch,
-    at_best_lr,
-    by_seed,
     digits_resnet,
     fmt,
-    metric,
-    summary,
-    sweep_best_lr,
+    lr_search,
 )
+from signalprop.experiments._stats import diff_se, mean_se
 
-NAME = "nf-vs-bn"
 NORMS = ("bn", "nf")
 MODERATE = 64
 TINY = 4  # the judged batch sizes are those <= TINY
@@ -61,7 +58,6 @@ CRITERION = (f"at batch {MODERATE} the mean NF - BN test accuracy (each at its b
              f"learning rate) lies within +-{COMPARABLE}; at every batch size <= {TINY} "
              f"NF - BN exceeds both {MUCH_BETTER} and 2 standard errors")
 
-VALIDATION = 0.2  # share of each class of the training examples used to choose the lr
 _FULL_LRS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 # per batch size: its epochs and its lr grid (smoke: a fixed handful of steps instead)
 SIZES: dict[str, dict[str, Any]] = {
@@ -76,79 +72,79 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def run(ctx: RunContext) -> ClaimResult:
-    """Train bn / nf at every (batch, lr, seed); compare them at their best lr per batch."""
-    size = SIZES[ctx.mode]
+def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
+    """Train bn / nf at every (batch, lr, seed); pick each (norm, batch)'s lr on validation."""
     batches = size["batches"]
-    keys = ["model_args.norm", "batch_size"]
-    acc: dict[tuple, list[float]] = {}  # (norm, B, lr) -> per-seed validation accuracy
-    best: dict[tuple, tuple[float, list[float]]] = {}  # (norm, B) -> (lr, per-seed test acc)
-    train_loss: dict[tuple, list[float]] = {}  # (norm, B) -> per-seed loss at the best lr
-    for b in batches:  # one sweep per batch size: each has its own epochs and lr grid
-        base = {**digits_resnet([1, 1, 1], "bn", validation=VALIDATION), "log_every": 20}
-        if "subset_steps" in size:  # smoke: a fixed handful of steps, not whole epochs
-            base["steps"] = size["subset_steps"]
-        else:
-            base["epochs"] = size["epochs"][b]
-        grid = {"model_args.norm": list(NORMS), "batch_size": [b], "lr": size["lrs"][b]}
-        runs, acc_b, best_b = sweep_best_lr(ctx, f"norm-lr-B{b}", base, grid, size["seeds"])
-        acc.update(acc_b)
-        best.update(best_b)
-        train_loss.update(by_seed(at_best_lr(runs, keys, best_b), keys,
-                                  lambda r: metric(r, "train_loss")))
 
-    gaps = {b: diff_se(best[("nf", b)][1], best[("bn", b)][1]) for b in batches}
+    def base(b: int) -> dict[str, Any]:  # each batch size has its own epochs
+        cfg = {**digits_resnet([1, 1, 1], "bn", validation=VALIDATION), "log_every": 20}
+        if "subset_steps" in size:  # smoke: a fixed handful of steps, not whole epochs
+            cfg["steps"] = size["subset_steps"]
+        else:
+            cfg["epochs"] = size["epochs"][b]
+        return cfg
+
+    search = lr_search(ctx, "norm-lr", batches, base,
+                       lambda b: {"model_args.norm": list(NORMS), "batch_size": [b],
+                                  "lr": size["lrs"][b]}, size["seeds"])
+    return {
+        "setup": {"depths": [1, 1, 1], "width": 0.125,
+                  "epochs": {f"B{b}": size["epochs"][b] for b in batches},
+                  "steps": size.get("subset_steps"), "batch_sizes": batches,
+                  "lr_grids": {f"B{b}": size["lrs"][b] for b in batches},
+                  "seeds": size["seeds"], **LR_SEARCH_SETUP},
+        **search,
+    }
+
+
+def decide(m: dict[str, Any]) -> Verdict:
+    """NF - BN within +-COMPARABLE at MODERATE, above MUCH_BETTER and 2 s.e. at <= TINY.
+
+    Examples:
+        >>> acc = {"bn/B4": [0.80, 0.82, 0.81], "nf/B4": [0.95, 0.96, 0.95],
+        ...        "bn/B64": [0.97, 0.96, 0.97], "nf/B64": [0.96, 0.97, 0.96]}
+        >>> m = {"setup": {"batch_sizes": [4, 64]},
+        ...      "best": {k: {"values": v} for k, v in acc.items()}}
+        >>> decide(m).reproduced
+        True
+    """
+    batches = m["setup"]["batch_sizes"]
+    nf = {b: m["best"][f"nf/B{b}"]["values"] for b in batches}
+    bn = {b: m["best"][f"bn/B{b}"]["values"] for b in batches}
+    gaps = {b: diff_se(nf[b], bn[b]) for b in batches}
     d_mod = gaps[MODERATE][0]
     tiny = [b for b in batches if b <= TINY]
     much_better = {b: bool(math.isfinite(gaps[b][1]) and gaps[b][0] > max(MUCH_BETTER,
                                                                            2 * gaps[b][1]))
                    for b in tiny}
     reproduced = abs(d_mod) <= COMPARABLE and all(much_better.values())
-
-    measurements = {
-        "setup": {"depths": [1, 1, 1], "width": 0.125,
-                  "epochs": {f"B{b}": size["epochs"][b] for b in batches},
-                  "steps": size.get("subset_steps"), "batch_sizes": batches,
-                  "lr_grids": {f"B{b}": size["lrs"][b] for b in batches},
-                  "seeds": size["seeds"], "momentum": 0.9, "schedule": "cosine",
-                  "dataset": "digits 1x8x8", "validation_fraction": VALIDATION,
-                  "lr_chosen_on": "validation accuracy", "judged_on": "test accuracy"},
-        "val_acc": {f"{n}/B{b}/lr{lr:g}": summary(v) for (n, b, lr), v in sorted(acc.items())},
-        "best": {f"{n}/B{b}": {"lr": lr, **summary(v)} for (n, b), (lr, v) in best.items()},
-        "train_loss_at_best_lr": {f"{n}/B{b}": summary(v)
-                                  for (n, b), v in sorted(train_loss.items())},
-        "nf_minus_bn": {f"B{b}": {"gap": d, "se": se} for b, (d, se) in gaps.items()},
-        "comparable_at_moderate": abs(d_mod) <= COMPARABLE,
-        "nf_much_better_at": {f"B{b}": v for b, v in much_better.items()},
-        "best_lr_at_grid_edge": sorted(f"{n}/B{b}" for (n, b), (lr, _) in best.items()
-                                       if len(size["lrs"][b]) > 1
-                                       and lr in (size["lrs"][b][0], size["lrs"][b][-1])),
-    }
-    effect = "; ".join(f"NF - BN acc at B={b}: {fmt(*gaps[b])} (NF "
-                       f"{fmt(*mean_se(best[('nf', b)][1]))}, BN "
-                       f"{fmt(*mean_se(best[('bn', b)][1]))})" for b in batches)
-    _figure(ctx, batches, best)
-    return ClaimResult(NAME, ctx.mode, bool(reproduced), effect, CRITERION, measurements,
-                       "figure.png")
+    effect = "; ".join(f"NF - BN acc at B={b}: {fmt(*gaps[b])} (NF {fmt(*mean_se(nf[b]))}, "
+                       f"BN {fmt(*mean_se(bn[b]))})" for b in batches)
+    details = {"nf_minus_bn": {f"B{b}": {"gap": d, "se": se} for b, (d, se) in gaps.items()},
+               "comparable_at_moderate": abs(d_mod) <= COMPARABLE,
+               "nf_much_better_at": {f"B{b}": v for b, v in much_better.items()}}
+    return Verdict(bool(reproduced), effect, details)
 
 
-def _figure(ctx: RunContext, batches: list[int], best: dict) -> None:
+def figure(m: dict[str, Any], path: Path) -> None:
+    """Test accuracy at the best lr against batch size, BN and NF."""
     from signalprop.plot._style import pyplot, save
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    accuracy_vs_batch(ax, batches, best, {"bn": "BatchNorm", "nf": "NF-ResNet (Scaled WS)"},
+    accuracy_vs_batch(ax, m["setup"]["batch_sizes"], m["best"],
+                      {"bn": "BatchNorm", "nf": "NF-ResNet (Scaled WS)"},
                       "digits: test acc, mean +- s.e. over seeds")
     ax.set_ylim(0, 1.02)
-    save(fig, ctx.out / "figure.png")
+    save(fig, path)
 
 
-CLAIM = register(Claim(
-    name=NAME,
+CLAIM = Claim(
+    name="nf-vs-bn",
     paper="Brock, De & Smith (ICLR 2021)",
     statement=("NF-ResNets and BatchNorm ResNets reach comparable test accuracy at a "
                "moderate batch size; NF-ResNets are much better at batch size 2-4."),
     criterion=CRITERION,
-    run=run,
     quick_minutes=4.0,
-))
+    sizes=SIZES, measure=measure, decide=decide, figure=figure,
+)

@@ -37,23 +37,20 @@ Design (revised after the first quick run, criterion unchanged; see issue 7):
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from signalprop.experiments._claim import Claim, ClaimResult, RunContext
-from signalprop.experiments._registry import register
-from signalprop.experiments._stats import diff_se
-from signalprop.experiments.claims._resnet_runs import (
+from signalprop.experiments._claim import Claim, RunContext, Verdict
+from signalprop.experiments._resnet_runs import (
+    LR_SEARCH_SETUP,
+    VALIDATION,
     accuracy_vs_batch,
-    at_best_lr,
-    by_seed,
     digits_resnet,
     fmt,
-    metric,
-    summary,
-    sweep_best_lr,
+    lr_search,
 )
+from signalprop.experiments._stats import diff_se
 
-NAME = "bn-batchsize"
 NORMS = ("bn", "skipinit", "nf")
 LABELS = ("BatchNorm", "SkipInit", "NF (Scaled WS)")
 SMALL_GAP = 0.02  # "minimal benefit": BN ahead by less than 2 accuracy points
@@ -71,7 +68,6 @@ SIZES: dict[str, dict[str, Any]] = {
              "epochs": 20},
 }
 REF_BATCH = 16  # SIZES' "lrs" are the grid at this batch size; lr_grid scales it linearly
-VALIDATION = 0.2  # share of each class of the training examples used to choose the lr
 
 
 def lr_grid(lrs: list[float], batch: int) -> list[float]:
@@ -84,84 +80,85 @@ def lr_grid(lrs: list[float], batch: int) -> list[float]:
     return [float(f"{lr * batch / REF_BATCH:.6g}") for lr in lrs]
 
 
-def run(ctx: RunContext) -> ClaimResult:
-    """Train every (norm, batch, lr, seed); compare the norms at their best lr per batch."""
-    size = SIZES[ctx.mode]
+def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
+    """Train every (norm, batch, lr, seed); pick each (norm, batch)'s lr on validation."""
     base = {**digits_resnet(size["depths"], "bn", validation=VALIDATION),
             "epochs": size["epochs"], "log_every": 5}
     batches = size["batches"]
     grids = {b: lr_grid(size["lrs"], b) for b in batches}
-    val_acc: dict[tuple, list[float]] = {}
-    best: dict[tuple, tuple[float, list[float]]] = {}
-    train_loss: dict[tuple, list[float]] = {}
-    for b in batches:  # one sweep per batch size: each has its own lr grid
-        keys = ["model_args.norm", "batch_size", "lr"]
-        runs, acc_b, best_b = sweep_best_lr(
-            ctx, f"norm-lr-B{b}", base,
-            {"model_args.norm": list(NORMS), "batch_size": [b], "lr": grids[b]}, size["seeds"])
-        val_acc.update(acc_b)
-        best.update(best_b)
-        train_loss.update(by_seed(at_best_lr(runs, keys[:-1], best_b), keys[:-1],
-                                  lambda r: metric(r, "train_loss")))
-
-    # BN minus each alternative, at every batch size: (mean over seeds, its s.e.)
-    gaps = {other: {b: diff_se(best[("bn", b)][1], best[(other, b)][1]) for b in batches}
-            for other in ("skipinit", "nf")}
-    d_large, se_large = gaps["skipinit"][batches[-1]]
-    d_small, _ = gaps["skipinit"][batches[0]]
-    reproduced = bool(math.isfinite(se_large) and d_large > 2 * se_large
-                      and d_small < SMALL_GAP)
-
-    measurements = {
+    search = lr_search(ctx, "norm-lr", batches, lambda b: base,
+                       lambda b: {"model_args.norm": list(NORMS), "batch_size": [b],
+                                  "lr": grids[b]}, size["seeds"])
+    return {
         "setup": {"depths": size["depths"], "width": 0.125, "epochs": size["epochs"],
                   "batch_sizes": batches, "lr_grids": {f"B{b}": g for b, g in grids.items()},
-                  "seeds": size["seeds"], "momentum": 0.9, "schedule": "cosine",
-                  "dataset": "digits 1x8x8", "validation_fraction": VALIDATION,
-                  "lr_chosen_on": "validation accuracy", "judged_on": "test accuracy"},
-        "val_acc": {f"{n}/B{b}/lr{lr:g}": summary(v)
-                    for (n, b, lr), v in sorted(val_acc.items())},
-        "best": {f"{n}/B{b}": {"lr": lr, **summary(v)} for (n, b), (lr, v) in best.items()},
-        "train_loss_at_best_lr": {f"{n}/B{b}": summary(v)
-                                  for (n, b), v in sorted(train_loss.items())},
-        "bn_minus": {other: {f"B{b}": {"gap": d, "se": se} for b, (d, se) in g.items()}
-                     for other, g in gaps.items()},
-        "best_lr_at_grid_edge": sorted(f"{n}/B{b}" for (n, b), (lr, _) in best.items()
-                                       if len(grids[b]) > 1
-                                       and lr in (grids[b][0], grids[b][-1])),
+                  "seeds": size["seeds"], **LR_SEARCH_SETUP},
+        **search,
     }
+
+
+def _gaps(m: dict[str, Any], other: str) -> dict[int, tuple[float, float]]:
+    """BN minus ``other`` test accuracy at each batch size: (difference of means, its s.e.)."""
+    best = m["best"]
+    return {b: diff_se(best[f"bn/B{b}"]["values"], best[f"{other}/B{b}"]["values"])
+            for b in m["setup"]["batch_sizes"]}
+
+
+def decide(m: dict[str, Any]) -> Verdict:
+    """BN - SkipInit at the largest batch (> 2 s.e.) and at the smallest (< SMALL_GAP).
+
+    Examples:
+        >>> acc = {"bn": ([0.97, 0.98], [0.9, 0.92]), "skipinit": ([0.97, 0.97], [0.5, 0.6]),
+        ...        "nf": ([0.97, 0.97], [0.8, 0.8])}
+        >>> m = {"setup": {"batch_sizes": [16, 256]},
+        ...      "best": {f"{n}/B{b}": {"values": v[i]} for n, v in acc.items()
+        ...               for i, b in enumerate((16, 256))}}
+        >>> decide(m).reproduced
+        True
+    """
+    batches = m["setup"]["batch_sizes"]
+    g = {other: _gaps(m, other) for other in ("skipinit", "nf")}
+    d_large, se_large = g["skipinit"][batches[-1]]
+    d_small, _ = g["skipinit"][batches[0]]
+    reproduced = bool(math.isfinite(se_large) and d_large > 2 * se_large
+                      and d_small < SMALL_GAP)
     effect = (f"BN - SkipInit acc at B={batches[-1]}: {fmt(d_large, se_large)}, at "
-              f"B={batches[0]}: {fmt(*gaps['skipinit'][batches[0]])}; BN - NF at "
-              f"B={batches[-1]}: {fmt(*gaps['nf'][batches[-1]])}, at "
-              f"B={batches[0]}: {fmt(*gaps['nf'][batches[0]])}")
-    _figure(ctx, batches, best, size["epochs"])
-    return ClaimResult(NAME, ctx.mode, reproduced, effect, CRITERION, measurements, "figure.png")
+              f"B={batches[0]}: {fmt(*g['skipinit'][batches[0]])}; BN - NF at "
+              f"B={batches[-1]}: {fmt(*g['nf'][batches[-1]])}, at "
+              f"B={batches[0]}: {fmt(*g['nf'][batches[0]])}")
+    details = {"bn_minus": {other: {f"B{b}": {"gap": d, "se": se} for b, (d, se) in gb.items()}
+                            for other, gb in g.items()}}
+    return Verdict(reproduced, effect, details)
 
 
-def _figure(ctx: RunContext, batches: list[int], best: dict, epochs: int) -> None:
+def figure(m: dict[str, Any], path: Path) -> None:
+    """Test accuracy and the best learning rate against batch size, per norm."""
     from signalprop.plot._style import pyplot, save
 
+    batches, best = m["setup"]["batch_sizes"], m["best"]
     plt = pyplot()
     fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(9.5, 3.8))
     accuracy_vs_batch(ax, batches, best, dict(zip(NORMS, LABELS)),
-                      f"digits, {epochs} epochs: test acc, mean +- s.e. over seeds")
+                      f"digits, {m['setup']['epochs']} epochs: test acc, mean +- s.e. over "
+                      "seeds")
     for norm, label, marker, size in zip(NORMS, LABELS, "os^", (9, 6, 4)):
         # distinct markers: several norms often share a best lr
-        ax_lr.plot(batches, [best[(norm, b)][0] for b in batches], marker=marker,
+        ax_lr.plot(batches, [best[f"{norm}/B{b}"]["lr"] for b in batches], marker=marker,
                    markersize=size, alpha=0.8, label=label)
     ax_lr.set_xscale("log", base=2)
     ax_lr.set_xlabel("batch size")
     ax_lr.set_yscale("log", base=2)
     ax_lr.set_ylabel("best learning rate")
-    save(fig, ctx.out / "figure.png")
+    save(fig, path)
 
 
-CLAIM = register(Claim(
-    name=NAME,
+CLAIM = Claim(
+    name="bn-batchsize",
     paper="De & Smith (NeurIPS 2020); Smith, Elsen & De (ICML 2020)",
     statement=("At a fixed epoch budget, with each network at its best learning rate, "
                "BatchNorm's advantage over unnormalized ResNets appears only at large "
                "batch sizes."),
     criterion=CRITERION,
-    run=run,
     quick_minutes=5.0,
-))
+    sizes=SIZES, measure=measure, decide=decide, figure=figure,
+)

@@ -14,12 +14,19 @@ criterion must hold for every seed rather than on average.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from signalprop.experiments._claim import Claim, ClaimResult, RunContext
-from signalprop.experiments._registry import register
+from signalprop.experiments._claim import Claim, RunContext, Verdict
 
 NORMS = ("bn", "none", "nf")
+# the network, its input (batch x 3 x input_hw x input_hw Gaussian noise) and the seeds
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"model": "resnetv2_50", "input_hw": 32, "batch_size": 4, "seeds": [0]},
+    "quick": {"model": "resnetv2_600", "input_hw": 224, "batch_size": 8, "seeds": [0, 1, 2]},
+    "full": {"model": "resnetv2_600", "input_hw": 224, "batch_size": 8,
+             "seeds": [0, 1, 2, 3, 4]},
+}
 # Thresholds of the pre-registered criterion (fixed before any run; see CRITERION).
 BN_GROWTH = 3.0  # var(last block of a stage) / var(first block) at least this
 BN_RESET = 2.0  # var falls by at least this factor at every transition
@@ -94,84 +101,105 @@ def check_nf(sq_mean: list[float], var: list[float], res_var: list[float | None]
             "max_rel_dev_from_prediction": dev}
 
 
-def run(ctx: RunContext) -> ClaimResult:
+def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
+    """SPP of each norm's network on each seed's Gaussian batch, and its prediction."""
     import torch
 
-    from signalprop import models, plot
+    from signalprop import models
     from signalprop.measure import spp
 
     torch.set_num_threads(1)
-    model_name = ctx.pick("resnetv2_50", "resnetv2_600", "resnetv2_600")
-    hw = ctx.pick(32, 224, 224)
-    batch = ctx.pick(4, 8, 8)
-    seeds = ctx.pick([0], [0, 1, 2], [0, 1, 2, 3, 4])
+    name, hw, batch, seeds = size["model"], size["input_hw"], size["batch_size"], size["seeds"]
     per_seed: list[dict[str, Any]] = []
-    first_results, first_preds = [], []
+    drawn: dict[str, Any] = {}  # the first seed's SPPs, for the figure
+    depths: list[int] = []
     for seed in seeds:
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn(batch, 3, hw, hw, generator=gen)
-        checks: dict[str, Any] = {"seed": seed}
+        stats: dict[str, Any] = {"seed": seed}
         for norm in NORMS:
             torch.manual_seed(seed)
             # SkipInit gain absent: the paper's SPPs have every branch contributing.
-            model = models.load_model(model_name, norm=norm).train()
-            ctx.log(f"  seed {seed}: SPP of {model_name} norm={norm} on {batch}x3x{hw}x{hw}")
-            res = spp(model, x, label=f"{model_name} {norm}", progress=ctx.progress)
+            model = models.load_model(name, norm=norm).train()
+            ctx.log(f"  seed {seed}: SPP of {name} norm={norm} on {batch}x3x{hw}x{hw}")
+            res = spp(model, x, label=f"{name} {norm}", progress=ctx.progress)
             stem = res.records[0]
             pred = model.predicted_spp((hw, hw), stem_var=stem.avg_var,
                                        stem_sq_mean=stem.avg_sq_mean,
-                                       label=f"{model_name} {norm} (predicted)")
-            depths = model.cfg.depths
-            sq, var = list(res.avg_sq_mean), list(res.avg_var)
-            if norm == "bn":
-                check = check_bn(var, depths)
-            elif norm == "none":
-                check = check_none(sq, var)
-            else:
-                check = check_nf(sq, var, [r.res_var for r in res.records], pred.avg_var)
-            check.update(avg_sq_mean=sq, avg_var=var,
-                         res_var=[r.res_var for r in res.records],
-                         predicted_var=list(pred.avg_var), nonfinite=res.first_nonfinite
-                         is not None)
-            checks[norm] = check
+                                       label=f"{name} {norm} (predicted)")
+            depths = list(model.cfg.depths)
+            stats[norm] = {"avg_sq_mean": list(res.avg_sq_mean), "avg_var": list(res.avg_var),
+                           "res_var": list(res.res_var), "predicted_var": list(pred.avg_var),
+                           "nonfinite": res.first_nonfinite is not None}
             if seed == seeds[0]:
-                first_results.append(res)
-                first_preds.append(pred)
+                drawn[norm] = {"measured": res.to_dict(), "predicted": pred.to_dict()}
             del model
-        per_seed.append(checks)
-    plot.spp(first_results, ctx.out / "figure.png", predicted=first_preds,
-             title=f"{model_name}, {batch}x3x{hw}x{hw} Gaussian input, seed {seeds[0]} "
-                   "(dashed: predicted)")
-    ok = {norm: all(s[norm]["ok"] for s in per_seed) for norm in NORMS}
-    bn_growth = min(min(s["bn"]["stage_growth"]) for s in per_seed)
-    bn_drop = min(min(s["bn"]["transition_drop"]) for s in per_seed)
-    none_ratio = min(s["none"]["sq_mean_over_var_last"] for s in per_seed)
-    nf_mean = max(s["nf"]["max_sq_mean_over_var"] for s in per_seed)
-    nf_dev = max(s["nf"]["max_rel_dev_from_prediction"] for s in per_seed)
-    rv = [s["nf"]["res_var_range"] for s in per_seed if s["nf"]["res_var_range"]]
+        per_seed.append(stats)
+    return {"model": name, "input_hw": hw, "batch_size": batch, "seeds": seeds,
+            "stage_depths": depths, "per_seed": per_seed, "first_seed_spp": drawn}
+
+
+def decide(m: dict[str, Any]) -> Verdict:
+    """The three shape checks on every seed; REPRODUCED when every one holds.
+
+    Examples:
+        >>> bn = {"avg_sq_mean": [0.0] * 5, "avg_var": [1, 1, 3, 1, 3],
+        ...       "res_var": [None, 1, 1, 1, 1], "predicted_var": [1] * 5}
+        >>> none = {**bn, "avg_sq_mean": [0, 0.1, 1, 2, 5], "avg_var": [1, 1, 1, 1, 2]}
+        >>> nf = {**bn, "avg_sq_mean": [0.0] * 5, "avg_var": [1, 1, 1.1, 1, 1.1],
+        ...       "predicted_var": [1, 1, 1.1, 1, 1.1]}
+        >>> m = {"model": "toy", "input_hw": 8, "seeds": [0], "stage_depths": [2, 2],
+        ...      "per_seed": [{"seed": 0, "bn": bn, "none": none, "nf": nf}]}
+        >>> decide(m).reproduced
+        True
+    """
+    depths = tuple(m["stage_depths"])
+    checks = []
+    for s in m["per_seed"]:
+        checks.append({"seed": s["seed"],
+                       "bn": check_bn(s["bn"]["avg_var"], depths),
+                       "none": check_none(s["none"]["avg_sq_mean"], s["none"]["avg_var"]),
+                       "nf": check_nf(s["nf"]["avg_sq_mean"], s["nf"]["avg_var"],
+                                      s["nf"]["res_var"], s["nf"]["predicted_var"])})
+    ok = {norm: all(c[norm]["ok"] for c in checks) for norm in NORMS}
+    bn_growth = min(min(c["bn"]["stage_growth"]) for c in checks)
+    bn_drop = min(min(c["bn"]["transition_drop"]) for c in checks)
+    none_ratio = min(c["none"]["sq_mean_over_var_last"] for c in checks)
+    nf_mean = max(c["nf"]["max_sq_mean_over_var"] for c in checks)
+    nf_dev = max(c["nf"]["max_rel_dev_from_prediction"] for c in checks)
+    rv = [c["nf"]["res_var_range"] for c in checks if c["nf"]["res_var_range"]]
     rv_lo = min(r[0] for r in rv) if rv else float("nan")
     rv_hi = max(r[1] for r in rv) if rv else float("nan")
-    effect = (f"{model_name} at {hw}x{hw}, {len(seeds)} seed(s): BN min stage growth "
-              f"{bn_growth:.2f}x, min transition drop {bn_drop:.2f}x "
+    effect = (f"{m['model']} at {m['input_hw']}x{m['input_hw']}, {len(m['seeds'])} seed(s): "
+              f"BN min stage growth {bn_growth:.2f}x, min transition drop {bn_drop:.2f}x "
               f"({'ok' if ok['bn'] else 'FAILS'}); none sq_mean/var at last block "
               f"{none_ratio:.3g} ({'ok' if ok['none'] else 'FAILS'}); NF max sq_mean/var "
               f"{nf_mean:.2g}, res_var in [{rv_lo:.2f}, {rv_hi:.2f}], max deviation from "
               f"prediction {100 * nf_dev:.1f}% ({'ok' if ok['nf'] else 'FAILS'})")
-    return ClaimResult(
-        claim=CLAIM.name, mode=ctx.mode, reproduced=all(ok.values()), effect=effect,
-        criterion=CLAIM.criterion,
-        measurements={"model": model_name, "input_hw": hw, "batch_size": batch,
-                      "seeds": seeds, "ok": ok, "per_seed": per_seed,
-                      "summary": {"bn_min_stage_growth": bn_growth,
-                                  "bn_min_transition_drop": bn_drop,
-                                  "none_min_sq_mean_over_var_last": none_ratio,
-                                  "nf_max_sq_mean_over_var": nf_mean,
-                                  "nf_res_var_range": [rv_lo, rv_hi],
-                                  "nf_max_rel_dev_from_prediction": nf_dev}},
-        figure="figure.png")
+    details = {"ok": ok, "per_seed": checks,
+               "summary": {"bn_min_stage_growth": bn_growth,
+                           "bn_min_transition_drop": bn_drop,
+                           "none_min_sq_mean_over_var_last": none_ratio,
+                           "nf_max_sq_mean_over_var": nf_mean,
+                           "nf_res_var_range": [rv_lo, rv_hi],
+                           "nf_max_rel_dev_from_prediction": nf_dev}}
+    return Verdict(all(ok.values()), effect, details)
 
 
-CLAIM = register(Claim(
+def figure(m: dict[str, Any], path: Path) -> None:
+    """The first seed's SPPs of the three networks, predictions dashed."""
+    from signalprop import plot
+    from signalprop.results import SPPResult
+
+    drawn = [m["first_seed_spp"][norm] for norm in NORMS]
+    hw = m["input_hw"]
+    plot.spp([SPPResult.from_dict(d["measured"]) for d in drawn], path,
+             predicted=[SPPResult.from_dict(d["predicted"]) for d in drawn],
+             title=f"{m['model']}, {m['batch_size']}x3x{hw}x{hw} Gaussian input, seed "
+                   f"{m['seeds'][0]} (dashed: predicted)")
+
+
+CLAIM = Claim(
     name="nf-spp",
     paper="Brock, De & Smith (ICLR 2021)",
     statement="At initialization, BN ResNets' variance grows linearly within a stage and "
@@ -179,6 +207,6 @@ CLAIM = register(Claim(
               "NF-ResNets keep the mean near 0 and the variance on the predicted "
               "1 + k*alpha^2 schedule (ResNetV2-600, Gaussian input).",
     criterion=CRITERION,
-    run=run,
     quick_minutes=3.0,
-))
+    sizes=SIZES, measure=measure, decide=decide, figure=figure,
+)

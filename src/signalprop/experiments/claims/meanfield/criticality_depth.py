@@ -16,13 +16,13 @@ test accuracy over seeds is at least TRAIN_ACC (chance is 0.1). xi_c comes from
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from signalprop.experiments._claim import Claim, ClaimResult, RunContext
+from signalprop.experiments._claim import Claim, RunContext, Verdict
 from signalprop.experiments._models import ZOO
-from signalprop.experiments._registry import register
 from signalprop.experiments._rows import errorbar_lines, group_metric
 
 SIGMA_B2 = 0.05  # Schoenholz et al.'s bias variance
@@ -30,6 +30,16 @@ TRAIN_ACC = 0.4  # a cell trains when its mean test accuracy >= this (chance: 0.
 BOUNDARY = 6.0  # the paper's trainable depth, in units of xi_c
 BAND = 2.0  # predicted to train below BOUNDARY / BAND xi_c, not to above BOUNDARY * BAND
 AGREEMENT = 0.8  # share of the cells outside the band that must agree with the prediction
+# the sigma_w^2 x depth grid, the seeds, training steps and the width
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"sigma_w2": [1.0, 1.76, 4.0], "depths": [2, 8], "seeds": [0], "steps": 30,
+              "width": 32},
+    "quick": {"sigma_w2": [0.8, 1.0, 1.3, 1.76, 2.5, 4.0, 6.0],
+              "depths": [4, 8, 16, 32, 64, 128], "seeds": [0, 1], "steps": 400, "width": 64},
+    "full": {"sigma_w2": [0.8, 1.0, 1.2, 1.4, 1.6, 1.76, 2.0, 2.5, 3.0, 4.0, 6.0],
+             "depths": [4, 8, 16, 32, 64, 128, 256], "seeds": [0, 1, 2, 3, 4], "steps": 1500,
+             "width": 128},
+}
 
 CRITERION = (
     f"a cell (sigma_w^2, depth) trains when its mean test accuracy over seeds is >= "
@@ -40,24 +50,54 @@ CRITERION = (
 )
 
 
-def decide(acc: dict[tuple[float, int], float], xi_c: dict[float, float],
-           critical: float) -> dict[str, Any]:
-    """Apply the criterion to mean accuracies per (sigma_w2, depth).
+def _key(sigma_w2: float, depth: int) -> str:
+    return f"{sigma_w2:g},{depth}"
+
+
+def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
+    """Train the (sigma_w^2, depth) grid; xi_c and the critical sigma_w^2 from theory."""
+    from signalprop import theory
+
+    sigmas, depths = size["sigma_w2"], size["depths"]
+    base = {"model": f"{ZOO}:gaussian_mlp",
+            "model_args": {"width": size["width"], "sigma_b2": SIGMA_B2, "activation": "tanh",
+                           "in_features": 64, "num_classes": 10},
+            "dataset": "digits", "optimizer": "sgd", "lr": 0.01, "momentum": 0.9,
+            "batch_size": 64, "steps": size["steps"], "log_every": 50}
+    rows = ctx.sweep("tanh-grid", base, {"model_args.sigma_w2": sigmas,
+                                         "model_args.depth": depths}, size["seeds"])
+    # a diverged run (NaN loss) did not train: it counts as chance accuracy
+    acc = group_metric(rows, ["model_args.sigma_w2", "model_args.depth"], failed=0.1)
+    runs = [{"label": r["label"], "status": r["result"]["status"],
+             "test_acc": r["result"]["metrics"].get("test_acc")} for r in rows]
+    return {"sigma_w2": sigmas, "depths": depths, "seeds": size["seeds"],
+            "steps": size["steps"], "width": size["width"], "sigma_b2": SIGMA_B2,
+            "critical_sigma_w2": theory.critical_point("tanh", sigma_b2=SIGMA_B2).sigma_w2,
+            "xi_c": {f"{s:g}": theory.mean_field("tanh", s, SIGMA_B2).xi_c for s in sigmas},
+            "test_acc": {_key(s, d): v for (s, d), v in acc.items()}, "runs": runs}
+
+
+def decide(m: dict[str, Any]) -> Verdict:
+    """Where the cells train against the prediction from xi_c, and where the largest
+    trainable depth peaks.
 
     Examples:
-        >>> acc = {(1.0, 4): 0.9, (1.0, 64): 0.1, (1.76, 4): 0.9, (1.76, 64): 0.8}
-        >>> decide(acc, {1.0: 3.6, 1.76: 5000.0}, 1.76)["reproduced"]
+        >>> acc = {"1,4": [0.9], "1,64": [0.1], "1.76,4": [0.9], "1.76,64": [0.8]}
+        >>> m = {"sigma_w2": [1.0, 1.76], "depths": [4, 64], "critical_sigma_w2": 1.76,
+        ...      "xi_c": {"1": 3.6, "1.76": 5000.0}, "test_acc": acc}
+        >>> decide(m).reproduced
         True
     """
-    sigmas = sorted({s for s, _ in acc})
-    depths = sorted({d for _, d in acc})
-    trains = {k: v >= TRAIN_ACC for k, v in acc.items()}
+    sigmas, depths, critical = m["sigma_w2"], m["depths"], m["critical_sigma_w2"]
+    mean_acc = {(s, d): float(np.mean(m["test_acc"][_key(s, d)])) for s in sigmas
+                for d in depths}
+    trains = {k: v >= TRAIN_ACC for k, v in mean_acc.items()}
     max_depth = {s: max((d for d in depths if trains[(s, d)]), default=0) for s in sigmas}
     nearest = min(sigmas, key=lambda s: abs(s - critical))
     peak_ok = max_depth[nearest] >= max(max_depth.values())
     agree, predicted_train, predicted_fail, cells = 0, 0, 0, []
     for (s, d), ok in trains.items():
-        xi = xi_c[s]
+        xi = m["xi_c"][f"{s:g}"]
         if d < BOUNDARY / BAND * xi:
             predicted, predicted_train = True, predicted_train + 1
         elif d > BOUNDARY * BAND * xi:
@@ -70,18 +110,26 @@ def decide(acc: dict[tuple[float, int], float], xi_c: dict[float, float],
     share = agree / decided if decided else math.nan
     reproduced = bool(peak_ok and predicted_train > 0 and predicted_fail > 0
                       and share >= AGREEMENT)
-    return {"reproduced": reproduced, "max_trainable_depth": {str(s): max_depth[s]
-                                                               for s in sigmas},
-            "nearest_critical": nearest, "peak_at_critical": bool(peak_ok),
-            "agreement": share, "n_predicted_train": predicted_train,
-            "n_predicted_fail": predicted_fail, "decided_cells": cells}
+    effect = ("largest trainable depth per sigma_w^2 "
+              + ", ".join(f"{s:g}: {max_depth[s]}" for s in sigmas)
+              + f" (critical {critical:.2f}; peak there: {'yes' if peak_ok else 'no'}); "
+              f"{100 * share:.0f}% of {predicted_train} predicted-trainable + "
+              f"{predicted_fail} predicted-untrainable cells agree with {BOUNDARY:g} xi_c")
+    return Verdict(reproduced, effect, {
+        "mean_test_acc": {_key(s, d): v for (s, d), v in mean_acc.items()},
+        "max_trainable_depth": {f"{s:g}": max_depth[s] for s in sigmas},
+        "nearest_critical": nearest, "peak_at_critical": bool(peak_ok), "agreement": share,
+        "n_predicted_train": predicted_train, "n_predicted_fail": predicted_fail,
+        "decided_cells": cells})
 
 
-def _figure(ctx: RunContext, sigmas: list[float], depths: list[int],
-            acc: dict[tuple[float, int], list[float]], critical: float) -> None:
+def figure(m: dict[str, Any], path: Path) -> None:
+    """Mean test accuracy over (sigma_w^2, depth) with k xi_c curves, and accuracy vs depth."""
     from signalprop import theory
     from signalprop.plot._style import pyplot, save
 
+    sigmas, depths, critical = m["sigma_w2"], m["depths"], m["critical_sigma_w2"]
+    acc = {(s, d): m["test_acc"][_key(s, d)] for s in sigmas for d in depths}
     plt = pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.5))
     grid = np.array([[np.mean(acc[(s, d)]) for s in sigmas] for d in depths])
@@ -114,60 +162,16 @@ def _figure(ctx: RunContext, sigmas: list[float], depths: list[int],
     ax1.set_xlabel("depth")
     ax1.set_ylabel("test accuracy (mean +- s.e. over seeds)")
     ax1.legend(fontsize=7)
-    save(fig, ctx.out / "figure.png")
+    save(fig, path)
 
 
-def run(ctx: RunContext) -> ClaimResult:
-    from signalprop import theory
-
-    sigmas = ctx.pick([1.0, 1.76, 4.0], [0.8, 1.0, 1.3, 1.76, 2.5, 4.0, 6.0],
-                      [0.8, 1.0, 1.2, 1.4, 1.6, 1.76, 2.0, 2.5, 3.0, 4.0, 6.0])
-    depths = ctx.pick([2, 8], [4, 8, 16, 32, 64, 128], [4, 8, 16, 32, 64, 128, 256])
-    seeds = ctx.pick([0], [0, 1], [0, 1, 2, 3, 4])
-    steps = ctx.pick(30, 400, 1500)
-    width = ctx.pick(32, 64, 128)
-    base = {"model": f"{ZOO}:gaussian_mlp",
-            "model_args": {"width": width, "sigma_b2": SIGMA_B2, "activation": "tanh",
-                           "in_features": 64, "num_classes": 10},
-            "dataset": "digits", "optimizer": "sgd", "lr": 0.01, "momentum": 0.9,
-            "batch_size": 64, "steps": steps, "log_every": 50}
-    rows = ctx.sweep("tanh-grid", base, {"model_args.sigma_w2": sigmas,
-                                         "model_args.depth": depths}, seeds)
-    # a diverged run (NaN loss) did not train: it counts as chance accuracy
-    acc = group_metric(rows, ["model_args.sigma_w2", "model_args.depth"], failed=0.1)
-    runs = [{"label": r["label"], "status": r["result"]["status"],
-             "test_acc": r["result"]["metrics"].get("test_acc")} for r in rows]
-    critical = theory.critical_point("tanh", sigma_b2=SIGMA_B2).sigma_w2
-    xi_c = {s: theory.mean_field("tanh", s, SIGMA_B2).xi_c for s in sigmas}
-    mean_acc = {k: float(np.mean(v)) for k, v in acc.items()}
-    verdict = decide(mean_acc, xi_c, critical)
-    _figure(ctx, sigmas, depths, acc, critical)
-    maxd = verdict["max_trainable_depth"]
-    effect = ("largest trainable depth per sigma_w^2 "
-              + ", ".join(f"{s:g}: {maxd[str(s)]}" for s in sigmas)
-              + f" (critical {critical:.2f}; peak there: "
-              f"{'yes' if verdict['peak_at_critical'] else 'no'}); "
-              f"{100 * verdict['agreement']:.0f}% of {verdict['n_predicted_train']} "
-              f"predicted-trainable + {verdict['n_predicted_fail']} predicted-untrainable "
-              f"cells agree with {BOUNDARY:g} xi_c")
-    return ClaimResult(
-        claim=CLAIM.name, mode=ctx.mode, reproduced=verdict["reproduced"], effect=effect,
-        criterion=CLAIM.criterion,
-        measurements={"sigma_w2": sigmas, "depths": depths, "seeds": seeds, "steps": steps,
-                      "width": width, "sigma_b2": SIGMA_B2, "critical_sigma_w2": critical,
-                      "xi_c": {str(s): v for s, v in xi_c.items()},
-                      "mean_test_acc": {f"{s:g},{d}": v for (s, d), v in mean_acc.items()},
-                      "runs": runs, **verdict},
-        figure="figure.png")
-
-
-CLAIM = register(Claim(
+CLAIM = Claim(
     name="criticality-depth",
     paper="Schoenholz et al. (ICLR 2017); Roberts, Yaida & Hanin (PDLT)",
     statement="The depth to which tanh MLPs train tracks the correlation depth scale xi_c "
               "predicted by mean-field theory (about 6 xi_c) and is largest at the critical "
               "sigma_w^2.",
     criterion=CRITERION,
-    run=run,
     quick_minutes=5.0,
-))
+    sizes=SIZES, measure=measure, decide=decide, figure=figure,
+)

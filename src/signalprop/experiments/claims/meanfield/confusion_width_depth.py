@@ -32,9 +32,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from signalprop.experiments._claim import Claim, ClaimResult, RunContext
+from signalprop.experiments._claim import Claim, RunContext, Verdict
 from signalprop.experiments._models import ZOO
-from signalprop.experiments._registry import register
 from signalprop.experiments._rows import errorbar_lines
 from signalprop.experiments._stats import diff_se, mean_se, separated
 
@@ -42,6 +41,15 @@ K = 2.0
 N_BATCHES, BATCH = 32, 8  # mini-batches whose gradients are compared (496 pairs)
 DATA_SEED = 1234  # which training examples form them (the same for every network)
 PHASES = ("init", "trained")
+# plain MLPs: a width sweep at the middle depth (depths[1]) and a depth sweep at the middle
+# width; the variants (BN, residual, both) at the largest depth and the middle width
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"widths": [8, 32], "depths": [2, 4], "seeds": [0, 1], "steps": 10},
+    "quick": {"widths": [16, 64, 256], "depths": [2, 8, 32], "seeds": list(range(10)),
+              "steps": 800},
+    "full": {"widths": [16, 64, 256, 1024], "depths": [2, 8, 32, 64],
+             "seeds": list(range(16)), "steps": 3000},
+}
 CRITERION = (
     f"with the minimum pairwise cosine of {N_BATCHES} mini-batch gradients (batch {BATCH}) "
     f"as the measure (higher = less confusion), each of these exceeds {K:g} standard errors "
@@ -94,41 +102,16 @@ def _measure(row: dict[str, Any], x: Any, y: Any) -> dict[str, float]:
     return out
 
 
-def decide(c: dict[str, dict[str, list[float]]], wide: str, narrow: str, shallow: str,
-           deep: str) -> dict[str, Any]:
-    """The criterion from per-seed minimum cosines ``c[phase][config]``.
-
-    Examples:
-        >>> hi, lo = [0.1, 0.11, 0.12], [-0.5, -0.45, -0.4]
-        >>> c = {p: {"w": hi, "n": lo, "s": hi, "d": lo, "bn": hi, "res": hi}
-        ...      for p in ("init", "trained")}
-        >>> decide(c, "w", "n", "s", "d")["reproduced"]
-        True
-    """
-    checks: dict[str, Any] = {}
-    for phase in PHASES:
-        v = c[phase]
-        for name, (a, b) in {"wider_less_confused": (wide, narrow),
-                             "deeper_more_confused": (shallow, deep),
-                             "bn_reduces": ("bn", deep),
-                             "skip_reduces": ("res", deep)}.items():
-            checks[f"{phase}:{name}"] = {"holds": separated(v[a], v[b], K),
-                                         "difference": diff_se(v[a], v[b])}
-    return {"checks": checks, "reproduced": all(ch["holds"] for ch in checks.values())}
-
-
-def run(ctx: RunContext) -> ClaimResult:
+def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
+    """Train the width sweep, the depth sweep and the deep variants; measure their confusion
+    at initialization and after training."""
     import torch
 
     from signalprop.data import load_dataset
-    from signalprop.plot._style import pyplot, save
 
     torch.set_num_threads(1)
-    widths = ctx.pick([8, 32], [16, 64, 256], [16, 64, 256, 1024])
-    depths = ctx.pick([2, 4], [2, 8, 32], [2, 8, 32, 64])
-    seeds = ctx.pick([0, 1], list(range(10)), list(range(16)))
-    steps = ctx.pick(10, 800, 3000)
-    mid_w, mid_d, deep = widths[len(widths) // 2], depths[1], depths[-1]
+    widths, depths, seeds, steps = size["widths"], size["depths"], size["seeds"], size["steps"]
+    mid_w, mid_d, deep = _middle(widths), depths[1], depths[-1]
     base = {"model_args": {"in_features": 64, "num_classes": 10}, "dataset": "digits",
             "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "batch_size": 128,
             "schedule": "cosine", "steps": steps, "log_every": 50, "eval_every": steps}
@@ -153,28 +136,73 @@ def run(ctx: RunContext) -> ClaimResult:
     ctx.log(f"  measuring gradient confusion of {len(plain) + 3 * len(seeds)} networks")
     values: dict[str, dict[str, list[float]]] = {
         p: {} for p in (*PHASES, "test_acc", "train_loss")}
-    for row in plain:
-        a = row["config"]["model_args"]
+    named = [(_plain(r["config"]["model_args"]["width"], r["config"]["model_args"]["depth"]),
+              r) for r in plain]
+    named += [(name, r) for name, rows in variants.items() for r in rows]
+    for name, row in named:
         m = _measure(row, x, y)
         for key in values:
-            values[key].setdefault(f"w{a['width']}_d{a['depth']}", []).append(m[key])
-    for name, rows in variants.items():
-        for row in rows:
-            m = _measure(row, x, y)
-            for key in values:
-                values[key].setdefault(name, []).append(m[key])
-    wide, narrow = f"w{widths[-1]}_d{mid_d}", f"w{widths[0]}_d{mid_d}"
-    shallow, deepest = f"w{mid_w}_d{depths[0]}", f"w{mid_w}_d{deep}"
-    verdict = decide({p: {**values[p], "deep": values[p][deepest]} for p in PHASES},
-                     wide, narrow, shallow, "deep")
+            values[key].setdefault(name, []).append(m[key])
+    return {"widths": widths, "depths": depths, "seeds": seeds, "steps": steps,
+            "min_cosine": {p: values[p] for p in PHASES},
+            "test_acc": values["test_acc"], "train_loss": values["train_loss"]}
 
+
+def _middle(widths: list[int]) -> int:
+    return widths[len(widths) // 2]
+
+
+def _plain(width: int, depth: int) -> str:
+    return f"w{width}_d{depth}"
+
+
+def decide(m: dict[str, Any]) -> Verdict:
+    """The eight comparisons of per-seed minimum cosines ``min_cosine[phase][network]``.
+
+    Examples:
+        >>> hi, lo = [0.1, 0.11, 0.12], [-0.5, -0.45, -0.4]
+        >>> c = {"w64_d2": hi, "w16_d2": lo, "w32_d1": hi, "w32_d4": lo, "bn": hi, "res": hi}
+        >>> m = {"widths": [16, 32, 64], "depths": [1, 2, 4], "seeds": [0, 1, 2],
+        ...      "min_cosine": {"init": c, "trained": c}}
+        >>> decide(m).reproduced
+        True
+    """
+    widths, depths = m["widths"], m["depths"]
+    mid_w = _middle(widths)
+    deep = _plain(mid_w, depths[-1])
+    pairs = {"wider_less_confused": (_plain(widths[-1], depths[1]), _plain(widths[0], depths[1])),
+             "deeper_more_confused": (_plain(mid_w, depths[0]), deep),
+             "bn_reduces": ("bn", deep),
+             "skip_reduces": ("res", deep)}
+    checks: dict[str, Any] = {}
+    for phase in PHASES:
+        v = m["min_cosine"][phase]
+        for name, (a, b) in pairs.items():
+            checks[f"{phase}:{name}"] = {"holds": separated(v[a], v[b], K),
+                                         "difference": diff_se(v[a], v[b])}
+    parts = []
+    for key, ch in checks.items():
+        d, se = ch["difference"]
+        parts.append(f"{key} {d:+.3f} +- {se:.3f}{'' if ch['holds'] else ' (fails)'}")
+    held = sum(ch["holds"] for ch in checks.values())
+    effect = (f"min-cosine differences, {len(m['seeds'])} seeds: " + "; ".join(parts)
+              + f"; {held}/{len(checks)} hold")
+    return Verdict(held == len(checks), effect, {"checks": checks})
+
+
+def figure(m: dict[str, Any], path: Path) -> None:
+    """Minimum cosine against width and depth, and the deep variants as bars."""
+    from signalprop.plot._style import pyplot, save
+
+    widths, depths, values = m["widths"], m["depths"], m["min_cosine"]
+    mid_w, deep = _middle(widths), depths[-1]
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for phase, style in zip(PHASES, ("-", "--")):
         errorbar_lines(axes[0], widths, {f"{phase}, depth {depths[1]}": [
-            values[phase][f"w{w}_d{depths[1]}"] for w in widths]}, linestyle=style)
+            values[phase][_plain(w, depths[1])] for w in widths]}, linestyle=style)
         errorbar_lines(axes[1], depths, {f"{phase}, width {mid_w}": [
-            values[phase][f"w{mid_w}_d{d}"] for d in depths]}, linestyle=style)
+            values[phase][_plain(mid_w, d)] for d in depths]}, linestyle=style)
     for ax, xlabel in zip(axes[:2], ("width", "depth")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel(f"{xlabel} (plain ReLU MLP)")
@@ -182,7 +210,8 @@ def run(ctx: RunContext) -> ClaimResult:
         ax.legend(fontsize=7)
     names = ["plain", "bn", "res", "res+bn"]
     for i, phase in enumerate(PHASES):
-        stats = [mean_se(values[phase][deepest if n == "plain" else n]) for n in names]
+        stats = [mean_se(values[phase][_plain(mid_w, deep) if n == "plain" else n])
+                 for n in names]
         axes[2].bar([j + 0.4 * i for j in range(len(names))], [s[0] for s in stats], 0.4,
                     yerr=[0.0 if math.isnan(s[1]) else s[1] for s in stats], capsize=3,
                     label=phase)
@@ -190,31 +219,15 @@ def run(ctx: RunContext) -> ClaimResult:
     axes[2].set_title(f"depth {deep}, width {mid_w}")
     axes[2].set_ylabel("min cosine (higher = less confusion)")
     axes[2].legend(fontsize=7)
-    save(fig, ctx.out / "figure.png")
-
-    parts = []
-    for key, ch in verdict["checks"].items():
-        d, se = ch["difference"]
-        parts.append(f"{key} {d:+.3f} +- {se:.3f}{'' if ch['holds'] else ' (fails)'}")
-    held = sum(ch["holds"] for ch in verdict["checks"].values())
-    effect = (f"min-cosine differences, {len(seeds)} seeds: " + "; ".join(parts)
-              + f"; {held}/{len(verdict['checks'])} hold")
-    return ClaimResult(
-        claim=CLAIM.name, mode=ctx.mode, reproduced=bool(verdict["reproduced"]),
-        effect=effect, criterion=CLAIM.criterion,
-        measurements={"widths": widths, "depths": depths, "seeds": seeds, "steps": steps,
-                      "min_cosine": {p: values[p] for p in PHASES},
-                      "test_acc": values["test_acc"], "train_loss": values["train_loss"],
-                      **verdict},
-        figure="figure.png")
+    save(fig, path)
 
 
-CLAIM = register(Claim(
+CLAIM = Claim(
     name="confusion-width-depth",
     paper="Sankararaman, De, Xu, Huang & Goldstein (ICML 2020)",
     statement="Gradient confusion, at initialization and during training, falls with width "
               "and rises with depth; BatchNorm and skip connections reduce it.",
     criterion=CRITERION,
-    run=run,
     quick_minutes=4.5,
-))
+    sizes=SIZES, measure=measure, decide=decide, figure=figure,
+)
