@@ -87,7 +87,7 @@ def manual_convnext(model, a):
     second pointwise layer reads a GELU), LayerNorms kept, layer scale 1, each block's
     output before the addition scaled by a."""
     m = copy.deepcopy(model)
-    for name, mod in list(m.named_modules()):
+    for mod in list(m.modules()):
         if isinstance(mod, ConvNextLayer):
             mod.dwconv = _ws_conv(mod.dwconv, 1.0)
             mod.pwconv1 = _ws_linear(mod.pwconv1, 1.0)
