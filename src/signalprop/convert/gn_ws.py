@@ -90,7 +90,7 @@ def bn_to_gn_ws(model: nn.Module, groups: int = 32, *, example_input: ModelInput
     modules = dict(new.named_modules())
     has_bn = any(isinstance(m, O.BATCHNORMS) for m in modules.values())
     if not has_bn and not ws:
-        report = ConversionReport("nothing to analyse")
+        report = ConversionReport("none (no BatchNorm)")
         report.refuse("<model>", "nothing converted", "no BatchNorm module; convolutions are "
                       "left as they are (ws=True standardizes them anyway)")
         return new, report
