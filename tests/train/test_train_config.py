@@ -26,14 +26,14 @@ def test_run_key_ignores_cadence_but_not_training_fields():
 
 @pytest.mark.parametrize("data,msg", [
     ({"lrr": 0.1}, r"unknown config key 'lrr' \(did you mean lr\?\); valid keys: model, model_args, dataset"),
-    ({"optimizer": "adamw", "steps": 1}, "optimizer='adamw' is not allowed; valid: sgd, nesterov, adam, nag"),
+    ({"optimizer": "adamw", "steps": 1}, r"optimizer='adamw' is not allowed \(did you mean 'adam'\?\); valid: sgd, nesterov, adam, nag"),
     ({"schedule": "linear", "steps": 1}, "schedule='linear' is not allowed; valid: constant, step, cosine, warmup"),
     ({"lr": -1, "steps": 1}, "lr must be > 0, got -1.0"),
     ({"lr": "fast", "steps": 1}, "lr must be a number, got 'fast'"),
     ({"batch_size": 2.5, "steps": 1}, "batch_size must be an integer, got 2.5"),
     ({"momentum": 1.0, "steps": 1}, r"momentum must be in \[0, 1\), got 1.0"),
     ({"betas": [0.9], "steps": 1}, r"betas must be two numbers in \[0, 1\), got \(0.9,\)"),
-    ({"betas": 0.9, "steps": 1}, r"betas must be two numbers in \[0, 1\), got 0.9"),
+    ({"betas": 0.9, "steps": 1}, r"betas must be two numbers in \[0, 1\) \(a list\), got 0.9"),
     ({"milestones": ["half"], "steps": 1}, "milestones must be a number, got 'half'"),
     ({}, "set exactly one of epochs and steps, got epochs=None, steps=None"),
     ({"epochs": 1, "steps": 1}, "set exactly one of epochs and steps"),

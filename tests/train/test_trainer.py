@@ -106,7 +106,7 @@ def test_nonfinite_loss_ends_the_run_as_diverged_with_the_step(tmp_path):
 
 
 def test_input_errors_name_the_problem():
-    with pytest.raises(ValueError, match=r"returned logits of shape \(16, 5\); 'iris' needs \(batch, 3\): set model_args.num_classes=3"):
+    with pytest.raises(ValueError, match=r"model torch.nn:Linear returned logits of shape \(2, 5\); 'iris' needs \(batch, 3\): set model_args.num_classes=3"):
         fit(TrainConfig(**{**LINEAR, "model_args": {"in_features": 4, "out_features": 5}}, steps=1), progress=False)
     with pytest.raises(ValueError, match="batch_size=500 is larger than the 120 training examples of 'iris'"):
         fit(TrainConfig(**{**LINEAR, "batch_size": 500}, steps=1), progress=False)
