@@ -68,10 +68,13 @@ def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> lis
         out.append(f"grid keys {', '.join(old['grid']) or 'none'} there, "
                    f"{', '.join(new['grid']) or 'none'} here")
     a, b = _flat(old["fixed"]), _flat(new["fixed"])
+
+    def shown(d: dict[str, Any], key: str) -> str:
+        return json.dumps(d[key]) if key in d else "unset"
+
     for key in [*a, *(k for k in b if k not in a)]:
-        if a.get(key, "unset") != b.get(key, "unset"):
-            out.append(f"{key} {json.dumps(a.get(key, 'unset'))} there, "
-                       f"{json.dumps(b.get(key, 'unset'))} here")
+        if key not in a or key not in b or a[key] != b[key]:
+            out.append(f"{key} {shown(a, key)} there, {shown(b, key)} here")
     return out[:limit] + ([f"{len(out) - limit} more"] if len(out) > limit else [])
 
 

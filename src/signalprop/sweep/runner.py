@@ -114,8 +114,8 @@ def check_runs(runs: list[RunSpec]) -> None:
 
     Examples:
         >>> spec = SweepSpec.from_dict({"base": {"model": "torch.nn:Linear", "model_args":
-        ...     {"in_features": 4, "out_features": 3}, "dataset": "iris", "steps": 1},
-        ...     "grid": {"model_args.in_features": [4, 5]}})
+        ...     {"in_features": 4, "out_features": 3}, "dataset": "iris", "steps": 1,
+        ...     "batch_size": 16}, "grid": {"model_args.in_features": [4, 5]}})
         >>> check_runs(spec.runs())
         Traceback (most recent call last):
         ...

@@ -33,14 +33,14 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
             file, and the line where YAML knows it).
 
     Examples:
-        >>> _ = Path("run.yaml").write_text("lr: 1e-3\\nsteps: 10\\n")
+        >>> _ = Path("run.yaml").write_text("{lr: 1e-3, steps: 10}")
         >>> read_mapping("run.yaml")
         {'lr': 0.001, 'steps': 10}
-        >>> _ = Path("twice.yaml").write_text("lr: 0.1\\nsteps: 10\\nlr: 0.2\\n")
+        >>> _ = Path("twice.yaml").write_text("{lr: 0.1, steps: 10, lr: 0.2}")
         >>> read_mapping("twice.yaml")
         Traceback (most recent call last):
         ...
-        ValueError: twice.yaml, line 3: duplicate key 'lr' (first on line 1); keep one of them
+        ValueError: twice.yaml, line 1: duplicate key 'lr' (first on line 1); keep one of them
     """
     path = Path(path)
     try:

@@ -63,7 +63,7 @@ def check_run(cfg: TrainConfig) -> tuple[DatasetSplits, nn.Module]:
 
     Examples:
         >>> cfg = TrainConfig(model="torch.nn:Linear", model_args={"in_features": 4,
-        ...     "out_features": 2}, dataset="iris", steps=1)
+        ...     "out_features": 2}, dataset="iris", batch_size=16, steps=1)
         >>> check_run(cfg)
         Traceback (most recent call last):
         ...
