@@ -57,8 +57,11 @@ def test_read_mapping_yaml_json_and_errors(tmp_path):
     assert read_mapping(tmp_path / "b.json") == {"lr": 0.5}
     with pytest.raises(ValueError, match="must hold a mapping of keys to values, got list"):
         read_mapping(tmp_path / "c.yaml")
-    with pytest.raises(ValueError, match="d.yaml is not valid YAML"):
+    with pytest.raises(ValueError, match=r"d.yaml, line 2, column 1: not valid YAML: expected ',' or '\]', but got '<stream end>' \(while parsing a flow sequence\)"):
         read_mapping(tmp_path / "d.yaml")
+    (tmp_path / "e.yaml").write_text("")
+    with pytest.raises(ValueError, match="e.yaml is empty: it must hold a mapping of keys to values"):
+        read_mapping(tmp_path / "e.yaml")
     with pytest.raises(ValueError, match="cannot read .*nope.yaml"):
         read_mapping(tmp_path / "nope.yaml")
 

@@ -49,6 +49,9 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
     data = _load_yaml(path, text) if path.suffix.lower() in (".yaml", ".yml") else (
         _load_json(path, text))
+    if data is None:
+        raise ValueError(f"{path} is empty: it must hold a mapping of keys to values such as "
+                         "'model: resnetv2_50'")
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of keys to values, "
                          f"got {type(data).__name__}")
@@ -97,7 +100,12 @@ def _load_yaml(path: Path, text: str) -> Any:
     except _DuplicateKey as e:
         raise ValueError(f"{path}, {e}") from None
     except yaml.YAMLError as e:
-        raise ValueError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        if mark is None or not problem:
+            raise ValueError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+        context = getattr(e, "context", None)
+        raise ValueError(f"{path}, line {mark.line + 1}, column {mark.column + 1}: not valid "
+                         f"YAML: {problem}" + (f" ({context})" if context else "")) from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
