@@ -45,6 +45,12 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
     "estimator_indicators": ("signalprop.measure", "estimator_indicators"),
     "EstimatorIndicatorsResult": ("signalprop.results", "EstimatorIndicatorsResult"),
+    "linear_regions": ("signalprop.measure", "linear_regions"),
+    "plane_regions": ("signalprop.measure", "plane_regions"),
+    "region_density": ("signalprop.measure", "region_density"),
+    "RegionsResult": ("signalprop.results", "RegionsResult"),
+    "PlaneRegionsResult": ("signalprop.results", "PlaneRegionsResult"),
+    "RegionDensityResult": ("signalprop.results", "RegionDensityResult"),
     "optim": ("signalprop.optim", None),
     "convert": ("signalprop.convert", None),
     "report": ("signalprop.report", None),
@@ -60,6 +66,9 @@ if TYPE_CHECKING:
         gradient_spp,
         hessian_extremes,
         jacobian_spectrum,
+        linear_regions,
+        plane_regions,
+        region_density,
         spp,
     )
     from signalprop.results import (
@@ -71,6 +80,9 @@ if TYPE_CHECKING:
         GramResult,
         HessianExtremesResult,
         JacobianSpectrumResult,
+        PlaneRegionsResult,
+        RegionDensityResult,
+        RegionsResult,
         SPPResult,
     )
 

@@ -10,6 +10,8 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
 * ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
 * ``independence/``: ``batch_independence``;
 * ``quantized/``: low-precision networks (``estimator_indicators``);
+* ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
+  ``region_density``);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -33,6 +35,12 @@ from signalprop.measure.gradients import (
 )
 from signalprop.measure.independence import batch_independence
 from signalprop.measure.quantized import estimator_indicators
+from signalprop.measure.regions import (
+    NotAffineError,
+    linear_regions,
+    plane_regions,
+    region_density,
+)
 from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
@@ -45,6 +53,9 @@ MEASUREMENTS = (
     "hessian_extremes",
     "batch_independence",
     "estimator_indicators",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
 )
 
 __all__ = [
@@ -54,6 +65,7 @@ __all__ = [
     "ChannelMoments",
     "ForwardError",
     "NonFiniteError",
+    "NotAffineError",
     "batch_independence",
     "channel_moments",
     "confusion_from_gram",
@@ -66,6 +78,9 @@ __all__ = [
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
     "residual_add_moments",
     "resolve_blocks",
     "spp",

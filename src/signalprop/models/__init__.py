@@ -10,6 +10,12 @@ from signalprop.models._registry import (
 from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.mlp import MLP, mlp
 from signalprop.models.quantized import QuantMLP, QuantResNetV2, quant_mlp, quant_resnetv2
+from signalprop.models.region_nets import (
+    RegionNet,
+    relu_region_net,
+    ternary_mlp,
+    ternary_region_net,
+)
 from signalprop.models.resnetv2 import (
     NORMS,
     PRESETS,
@@ -30,6 +36,7 @@ __all__ = [
     "QuantMLP",
     "QuantResNetV2",
     "ResNetV2",
+    "RegionNet",
     "ResNetV2Config",
     "create_model",
     "list_models",
@@ -39,5 +46,8 @@ __all__ = [
     "quant_mlp",
     "quant_resnetv2",
     "register_model",
+    "relu_region_net",
     "resnetv2",
+    "ternary_mlp",
+    "ternary_region_net",
 ]

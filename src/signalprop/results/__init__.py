@@ -17,6 +17,12 @@ from signalprop.results.quantized import (
     LayerIndicators,
     RoundingChainResult,
 )
+from signalprop.results.regions import (
+    PlaneRegionsResult,
+    RegionBoundsResult,
+    RegionDensityResult,
+    RegionsResult,
+)
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
@@ -31,6 +37,10 @@ __all__ = [
     "HessianExtremesResult",
     "JacobianSpectrumResult",
     "LayerIndicators",
+    "PlaneRegionsResult",
+    "RegionBoundsResult",
+    "RegionDensityResult",
+    "RegionsResult",
     "Result",
     "RoundingChainResult",
     "SPPResult",

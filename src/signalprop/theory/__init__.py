@@ -47,6 +47,16 @@ from signalprop.theory.quantized import (
     stationary_distribution,
     surrogate_gain,
 )
+from signalprop.theory.regions import (
+    lower_bound_montufar,
+    lower_bound_serra,
+    region_bounds,
+    relu_construction_count,
+    ternary_construction_count,
+    ternary_teeth,
+    upper_bound_montufar,
+    upper_bound_serra,
+)
 from signalprop.theory.residual import NORMS, nf_expected_variances, residual_schedule
 from signalprop.theory.selu import (
     alpha_dropout_constants,
@@ -87,6 +97,8 @@ __all__ = [
     "gauss_expect",
     "gauss_expect2",
     "get_activation",
+    "lower_bound_montufar",
+    "lower_bound_serra",
     "mean_field",
     "nf_expected_variances",
     "phase_diagram",
@@ -94,6 +106,8 @@ __all__ = [
     "q_star",
     "qmap",
     "quantized_variance_gain",
+    "region_bounds",
+    "relu_construction_count",
     "relu_kurtosis_exact",
     "residual_schedule",
     "rounding_chain",
@@ -103,5 +117,9 @@ __all__ = [
     "selu_moments",
     "stationary_distribution",
     "surrogate_gain",
+    "ternary_construction_count",
+    "ternary_teeth",
     "universality_class",
+    "upper_bound_montufar",
+    "upper_bound_serra",
 ]

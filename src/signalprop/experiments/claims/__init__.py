@@ -10,7 +10,9 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
   ``adam-nag``);
 * ``quantized/``: low-precision networks (``bc-vs-sr``, ``reste-equilibrium``,
-  ``binary-spp``).
+  ``binary-spp``);
+* ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
+  ``region-density``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -41,6 +43,8 @@ CLAIMS: tuple[str, ...] = (
     "quantized.bc_vs_sr",
     "quantized.reste_equilibrium",
     "quantized.binary_spp",
+    "regions.ternary_regions",
+    "regions.region_density",
 )
 
 __all__ = ["CLAIMS"]
