@@ -43,6 +43,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "HessianExtremesResult": ("signalprop.results", "HessianExtremesResult"),
     "batch_independence": ("signalprop.measure", "batch_independence"),
     "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
+    "estimator_indicators": ("signalprop.measure", "estimator_indicators"),
+    "EstimatorIndicatorsResult": ("signalprop.results", "EstimatorIndicatorsResult"),
     "linear_regions": ("signalprop.measure", "linear_regions"),
     "plane_regions": ("signalprop.measure", "plane_regions"),
     "region_density": ("signalprop.measure", "region_density"),
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
     from signalprop import convert, data, measure, models, nn, optim, plot, report, sweep, train
     from signalprop.measure import (
         batch_independence,
+        estimator_indicators,
         gradient_confusion,
         gradient_gram,
         gradient_spp,
@@ -72,6 +75,7 @@ if TYPE_CHECKING:
         BatchIndependenceResult,
         BlockStats,
         ConfusionResult,
+        EstimatorIndicatorsResult,
         GradSPPResult,
         GramResult,
         HessianExtremesResult,

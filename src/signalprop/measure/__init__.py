@@ -9,6 +9,7 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
 * ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
 * ``independence/``: ``batch_independence``;
+* ``quantized/``: low-precision networks (``estimator_indicators``);
 * ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
   ``region_density``);
 
@@ -33,6 +34,7 @@ from signalprop.measure.gradients import (
     gradient_spp,
 )
 from signalprop.measure.independence import batch_independence
+from signalprop.measure.quantized import estimator_indicators
 from signalprop.measure.regions import (
     NotAffineError,
     linear_regions,
@@ -50,6 +52,7 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "estimator_indicators",
     "linear_regions",
     "plane_regions",
     "region_density",
@@ -67,6 +70,7 @@ __all__ = [
     "channel_moments",
     "confusion_from_gram",
     "discover_blocks",
+    "estimator_indicators",
     "fused_add_available",
     "gradient_confusion",
     "gradient_gram",

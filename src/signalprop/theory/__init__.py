@@ -40,6 +40,13 @@ from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_varia
 from signalprop.theory.gaussian import gauss_expect, gauss_expect2
 from signalprop.theory.maps import Propagation, cmap, propagate, qmap
 from signalprop.theory.phase import PhaseDiagram, phase_diagram
+from signalprop.theory.quantized import (
+    DoubleWell,
+    quantized_variance_gain,
+    rounding_chain,
+    stationary_distribution,
+    surrogate_gain,
+)
 from signalprop.theory.regions import (
     lower_bound_montufar,
     lower_bound_serra,
@@ -68,6 +75,7 @@ __all__ = [
     "NORMS",
     "Activation",
     "CriticalPoint",
+    "DoubleWell",
     "FourPointVertex",
     "MeanField",
     "PhaseDiagram",
@@ -97,14 +105,18 @@ __all__ = [
     "propagate",
     "q_star",
     "qmap",
+    "quantized_variance_gain",
     "region_bounds",
     "relu_construction_count",
     "relu_kurtosis_exact",
     "residual_schedule",
+    "rounding_chain",
     "selu_constants",
     "selu_fixed_point",
     "selu_jacobian",
     "selu_moments",
+    "stationary_distribution",
+    "surrogate_gain",
     "ternary_construction_count",
     "ternary_teeth",
     "universality_class",

@@ -9,6 +9,8 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
   (``snn-depth``, ``confusion-width-depth``, ``criticality-depth``);
 * ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
   ``adam-nag``);
+* ``quantized/``: low-precision networks (``bc-vs-sr``, ``reste-equilibrium``,
+  ``binary-spp``);
 * ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
   ``region-density``).
 
@@ -38,6 +40,9 @@ CLAIMS: tuple[str, ...] = (
     "optimization.sgd_noise",
     "meanfield.criticality_depth",
     "optimization.adam_nag",
+    "quantized.bc_vs_sr",
+    "quantized.reste_equilibrium",
+    "quantized.binary_spp",
     "regions.ternary_regions",
     "regions.region_density",
 )
