@@ -43,6 +43,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "HessianExtremesResult": ("signalprop.results", "HessianExtremesResult"),
     "batch_independence": ("signalprop.measure", "batch_independence"),
     "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
+    "conv_spectra": ("signalprop.measure", "conv_spectra"),
+    "conv_spectrum": ("signalprop.measure", "conv_spectrum"),
+    "ConvSpectraResult": ("signalprop.results", "ConvSpectraResult"),
+    "ConvSpectrumResult": ("signalprop.results", "ConvSpectrumResult"),
     "optim": ("signalprop.optim", None),
     "convert": ("signalprop.convert", None),
     "report": ("signalprop.report", None),
@@ -52,6 +56,8 @@ if TYPE_CHECKING:
     from signalprop import convert, data, measure, models, nn, optim, plot, report, sweep, train
     from signalprop.measure import (
         batch_independence,
+        conv_spectra,
+        conv_spectrum,
         gradient_confusion,
         gradient_gram,
         gradient_spp,
@@ -63,6 +69,8 @@ if TYPE_CHECKING:
         BatchIndependenceResult,
         BlockStats,
         ConfusionResult,
+        ConvSpectraResult,
+        ConvSpectrumResult,
         GradSPPResult,
         GramResult,
         HessianExtremesResult,

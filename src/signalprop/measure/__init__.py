@@ -7,7 +7,8 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
 * ``forward/``: Signal Propagation Plots and their C kernels (``spp``);
 * ``gradients/``: gradient propagation and per-example gradient geometry
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
-* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
+* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``)
+  and convolution spectra (``conv_spectra``; ``conv_spectrum`` for one layer);
 * ``independence/``: ``batch_independence``;
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
@@ -31,7 +32,13 @@ from signalprop.measure.gradients import (
     gradient_spp,
 )
 from signalprop.measure.independence import batch_independence
-from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
+from signalprop.measure.spectra import (
+    conv_spectra,
+    conv_spectrum,
+    hessian_extremes,
+    jacobian_spectrum,
+    lanczos,
+)
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
 MEASUREMENTS = (
@@ -42,6 +49,7 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "conv_spectra",
 )
 
 __all__ = [
@@ -54,6 +62,8 @@ __all__ = [
     "batch_independence",
     "channel_moments",
     "confusion_from_gram",
+    "conv_spectra",
+    "conv_spectrum",
     "discover_blocks",
     "fused_add_available",
     "gradient_confusion",

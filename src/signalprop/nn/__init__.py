@@ -4,6 +4,7 @@ from signalprop.nn.activations import GammaAct, make_activation, torch_activatio
 from signalprop.nn.fixup import fixup_init_, fixup_scale, he_gain
 from signalprop.nn.group_norm import group_count, group_norm
 from signalprop.nn.init import critical_, delta_orthogonal_, lecun_normal_
+from signalprop.nn.orthogonal import OrthoConv2d, orth_penalty
 from signalprop.nn.residual import BranchTap, ResidualBlock, ReZero, ScalarBias, SkipInit
 from signalprop.nn.std_conv import (
     ScaledStdConv1d,
@@ -16,6 +17,7 @@ from signalprop.nn.std_conv import (
 __all__ = [
     "BranchTap",
     "GammaAct",
+    "OrthoConv2d",
     "ReZero",
     "ResidualBlock",
     "ScalarBias",
@@ -33,6 +35,7 @@ __all__ = [
     "group_norm",
     "he_gain",
     "make_activation",
+    "orth_penalty",
     "standardize_weight",
     "torch_activation",
 ]
