@@ -12,6 +12,10 @@ from signalprop.results import (
     BatchIndependenceResult,
     BlockStats,
     ConfusionResult,
+    ConvLayerSpectrum,
+    ConvSpectraResult,
+    ConvSpectrumResult,
+    Existence,
     GradBlockStats,
     GradSPPResult,
     GramResult,
@@ -40,6 +44,11 @@ def examples():
         HessianExtremesResult("h", 3, [2.0], [-1.0], [0.0], [0.0], 3, NAN),
         GramResult("gram", torch.tensor([[1.0, -0.5], [-0.5, 2.0]], dtype=torch.float64),
                    layers={"0": torch.eye(2, dtype=torch.float64)}, strategies={"0": "factorized"}),
+        ConvSpectrumResult("c", "Conv2d", (1, 2), (1, 2), "fft", True, 2, 2.0, 0.0, (2.0, 2.0),
+                           (0.0, 0.0), torch.tensor([2.0, 0.0], dtype=torch.float64)),
+        ConvSpectraResult("m", [ConvLayerSpectrum("c", 0, "Conv1d", (1, 2), (1, 2), "bounds",
+                                                  False, 2, 1.0, 0.5, 1.0, 1.5, 0.0, 0.5)]),
+        Existence(False, "RO", "M > C k^d", meta={"M": 2}),
     ]
 
 

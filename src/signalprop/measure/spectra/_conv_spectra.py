@@ -84,7 +84,7 @@ def conv_spectra(
         ...                     nn.Conv2d(8, 8, 3, stride=2, padding=1, padding_mode="circular"))
         >>> res = conv_spectra(net, torch.randn(2, 3, 8, 8))
         >>> [(r.name, r.method, r.input_shape) for r in res.records]
-        [('0', 'bounds', (3, 8, 8)), ('2', 'fft', (8, 8, 8))]
+        [('0', 'dense', (3, 8, 8)), ('2', 'fft', (8, 8, 8))]
         >>> res.records[1].sigma_min <= res.records[1].sigma_max
         True
     """

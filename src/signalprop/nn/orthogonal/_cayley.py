@@ -87,7 +87,7 @@ class OrthoConv2d(nn.Module):
         >>> conv = OrthoConv2d(8, 32, 3, stride=2, bias=False)  # M = C S^2: square
         >>> x = torch.randn(2, 8, 16, 16)
         >>> y = conv(x)
-        >>> y.shape, round(float(y.norm() / x.norm()), 4)  # an isometry
+        >>> y.shape, round((y.norm() / x.norm()).item(), 4)  # an isometry
         (torch.Size([2, 32, 8, 8]), 1.0)
 
     References:

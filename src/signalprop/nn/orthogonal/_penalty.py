@@ -97,9 +97,9 @@ def orth_penalty(conv: nn.Module | Tensor, *, stride: int | tuple[int, ...] | No
         >>> with torch.no_grad():  # a kernel whose only tap is an orthogonal matrix
         ...     _ = conv.weight.zero_()
         ...     conv.weight[:, :, 1, 1] = torch.linalg.qr(torch.randn(4, 4))[0]
-        >>> float(orth_penalty(conv)) < 1e-10
+        >>> orth_penalty(conv).item() < 1e-10
         True
-        >>> float(orth_penalty(2 * conv.weight))  # every sigma is 2: ||4 I - I||^2 = 4 * 9
+        >>> orth_penalty(2 * conv.weight).item()  # every sigma is 2: ||4 I - I||^2 = 4 * 9
         36.0
 
     References:
