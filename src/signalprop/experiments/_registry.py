@@ -16,7 +16,8 @@ from signalprop.experiments._claim import MODES, Claim, ClaimResult, RunContext
 
 # The order (what --list and --all follow); claims not listed here come after.
 ORDER = ("nf-spp", "skipinit-depth", "bn-batchsize", "nf-vs-bn", "snn-depth",
-         "confusion-width-depth", "sgd-noise", "criticality-depth", "adam-nag")
+         "confusion-width-depth", "sgd-noise", "criticality-depth", "adam-nag",
+         "orth-conv-existence", "orth-conv-stability", "orth-conv-tradeoff")
 RESULT = "result.json"
 
 _REGISTRY: dict[str, Claim] = {}

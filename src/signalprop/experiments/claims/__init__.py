@@ -8,7 +8,8 @@ import importlib
 import importlib.util
 
 _MODULES = ("nf_spp", "skipinit_depth", "bn_batchsize", "nf_vs_bn", "snn_depth",
-            "confusion_width_depth", "sgd_noise", "criticality_depth", "adam_nag")
+            "confusion_width_depth", "sgd_noise", "criticality_depth", "adam_nag",
+            "orthogonal")
 
 for _name in _MODULES:
     if importlib.util.find_spec(f"{__name__}.{_name}") is not None:
