@@ -188,7 +188,7 @@ CLAIM = register(Claim(
               "every image size N (8 to 128), while the Frobenius error grows as N "
               "(Theorem 7).",
     criterion=CRITERION,
-    quick_minutes=2.0,
+    quick_minutes=1.0,
     sizes={
         "smoke": {"configs": [[4, 2, 3, 1]], "targets": [1e-1, 1e-2], "N": [8, 16],
                   "steps": 2000, "lr": 0.01},

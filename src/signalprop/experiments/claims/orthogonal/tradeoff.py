@@ -12,6 +12,14 @@ a linear head, trained with Adam at one learning rate (chosen on a validation sp
 lambda = 0) for every lambda, several seeds. After training, every convolution's condition
 number sigma_max / sigma_min at its input size is computed exactly (signalprop.measure.
 conv_spectrum), and the test accuracy.
+
+Design (pilot on the validation split, seeds 10-11, never the test split): at lambda = 0,
+learning rates 1e-3 / 3e-3 / 1e-2 / 3e-2 gave validation accuracy 0.86 / 0.93 / 0.94 /
+diverged-or-0.88, so 1e-2 for every lambda; 1500 steps of batch 64 (about 80 epochs).
+Lambdas a decade apart from 1e-2: at lambda = 0 L_orth is 1e1-1e4 per layer, so already
+1e-2 constrains it, and smaller steps of lambda would add comparisons between nearly equal
+settings, where the "no rise by more than 2 standard errors" test has only its false-alarm
+rate to give. Pilot spread of the accuracy across seeds: about 0.03.
 """
 
 from __future__ import annotations
@@ -187,14 +195,14 @@ CLAIM = register(Claim(
               "towards 1 as lambda grows, at some cost in accuracy (the accuracy / "
               "orthogonality trade-off, here on 8x8 digits).",
     criterion=CRITERION,
-    quick_minutes=5.0,
+    quick_minutes=6.0,
     sizes={
         "smoke": {"lambdas": [0.0, 10.0], "seeds": [0, 1], "steps": 30, "batch": 32,
-                  "lr": 3e-3},
-        "quick": {"lambdas": [0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0], "seeds": [0, 1, 2, 3],
-                  "steps": 1500, "batch": 64, "lr": 3e-3},
-        "full": {"lambdas": [0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
-                 "seeds": [0, 1, 2, 3, 4, 5, 6, 7], "steps": 4000, "batch": 64, "lr": 3e-3},
+                  "lr": 1e-2},
+        "quick": {"lambdas": [0.0, 1e-2, 1e-1, 1.0, 10.0], "seeds": [0, 1, 2, 3],
+                  "steps": 1500, "batch": 64, "lr": 1e-2},
+        "full": {"lambdas": [0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+                 "seeds": [0, 1, 2, 3, 4, 5, 6, 7], "steps": 3000, "batch": 64, "lr": 1e-2},
     },
     measure=measure, decide=decide, figure=figure,
 ))
