@@ -21,8 +21,8 @@ def conv_spectra(
 ) -> Path:
     """Two panels against the conv layer's position: the largest and smallest singular
     values (log scale; a vertical bar spans a bounds layer's certified interval, hollow
-    markers), and the condition number sigma_max / sigma_min (layers with sigma_min = 0 are
-    drawn at the top edge with an upward triangle).
+    markers; zeros on a dotted floor line), and the condition number sigma_max / sigma_min
+    (layers with sigma_min = 0 are drawn at the top edge with an upward triangle).
 
     Args:
         results: one result or several (e.g. before and after a fix).
@@ -51,12 +51,16 @@ def conv_spectra(
     finite_cond = [r.condition for res in res_list for r in res.records
                    if math.isfinite(r.condition)]
     top = max(finite_cond, default=10.0) * 3
+    # zeros (sigma_min = 0, a bound's lower end) are drawn at a floor below the rest
+    positive = [v for res in res_list for r in res.records
+                for v in (r.sigma_max, r.sigma_min, r.sigma_min_high) if v > 0]
+    floor = min(positive, default=1.0) / 10
     for i, (res, label) in enumerate(zip(res_list, stack_labels(res_list))):  # type: ignore[arg-type]
         color = colors[i % len(colors)]
         idx = np.array([r.index for r in res.records])
         exact = np.array([r.exact for r in res.records])
-        smax = np.array([r.sigma_max for r in res.records])
-        smin = np.array([max(r.sigma_min, 1e-300) for r in res.records])
+        smax = np.array([max(r.sigma_max, floor) for r in res.records])
+        smin = np.array([max(r.sigma_min, floor) for r in res.records])
         ax_s.plot(idx, smax, "-", color=color, lw=1.2, label=f"{label}: sigma_max")
         ax_s.plot(idx, smin, "--", color=color, lw=1.2, label=f"{label}: sigma_min")
         for marker_exact, face in ((True, color), (False, "none")):
@@ -68,7 +72,7 @@ def conv_spectra(
             if not r.exact:
                 ax_s.vlines(r.index, r.sigma_max_low, r.sigma_max_high, color=color, lw=2.5,
                             alpha=0.35)
-                ax_s.vlines(r.index, max(r.sigma_min_low, 1e-300), r.sigma_min_high,
+                ax_s.vlines(r.index, max(r.sigma_min_low, floor), max(r.sigma_min_high, floor),
                             color=color, lw=2.5, alpha=0.2)
         cond = np.array([r.condition if math.isfinite(r.condition) else top
                          for r in res.records])
@@ -76,6 +80,7 @@ def conv_spectra(
         inf = np.array([not math.isfinite(r.condition) for r in res.records])
         if inf.any():
             ax_c.scatter(idx[inf], cond[inf], marker="^", s=40, color=color, zorder=3)
+    ax_s.axhline(floor, color="0.7", lw=0.8, ls=":", zorder=0)
     ax_s.axhline(1.0, color="0.5", lw=0.8, zorder=0)
     ax_c.axhline(1.0, color="0.5", lw=0.8, zorder=0)
     ax_s.set_yscale("log")
@@ -84,7 +89,7 @@ def conv_spectra(
     ax_c.set_xlabel("conv layer (call order)")
     ax_s.set_ylabel("singular value")
     ax_c.set_ylabel("condition number sigma_max / sigma_min")
-    ax_s.set_title("extreme singular values (hollow: certified bounds)")
+    ax_s.set_title("extreme singular values (hollow: bounds; dotted line: 0)")
     ax_c.set_title("condition number (triangle: sigma_min = 0)")
     ax_s.legend(fontsize=7)
     if len(res_list) > 1:

@@ -66,12 +66,15 @@ def orthogonal_conv_exists(
     """Whether some kernel makes this convolution layer orthogonal, and why.
 
     Args:
-        in_channels, out_channels: C and M.
-        kernel_size, stride, dilation: one integer, or one per spatial axis.
+        in_channels: C.
+        out_channels: M.
+        kernel_size: k, one integer or one per spatial axis.
+        stride: S, one integer or one per spatial axis.
         padding_mode: ``"circular"`` (Theorem 4), ``"valid"`` (no padding) or ``"zeros"``
             (zero-padded 'same' size; only stride 1 is covered by the paper).
         input_size: spatial input size (one integer or one per axis); optional, it only
             checks the theorems' size conditions (and decides the 'valid' S = k case).
+        dilation: one integer or one per spatial axis.
         groups: channel groups (each group is a layer of its own; same verdict).
         ndim: number of spatial axes d (default: from the tuples given, else 2).
 

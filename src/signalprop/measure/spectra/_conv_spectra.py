@@ -66,7 +66,9 @@ def conv_spectra(
         blocks: which convolutions: ``None`` for all, else names, types, modules or a
             predicate ``f(name, module)`` (see the API conventions); they must be
             convolutions.
-        method, steps, max_dense: passed to :func:`conv_spectrum` for every layer.
+        method: passed to :func:`conv_spectrum` for every layer.
+        steps: Lanczos steps of the ``"bounds"`` layers.
+        max_dense: largest operator ``"dense"`` builds.
         seed: seed of the Lanczos start vectors.
         label: the result's label (default: the model's class name).
         progress: a progress bar over the layers.

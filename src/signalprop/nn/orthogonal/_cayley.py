@@ -77,7 +77,14 @@ class OrthoConv2d(nn.Module):
     of the training cost).
 
     Args:
-        in_channels, out_channels, kernel_size, stride, dilation, groups, bias, device,
+        in_channels: C, as for :class:`torch.nn.Conv2d`.
+        out_channels: M.
+        kernel_size: support of the parameter ``weight`` (one integer or two).
+        stride: S (one integer or two); the input size must be a multiple of it.
+        dilation: spacing of the parameter's taps.
+        groups: channel groups (each group is orthogonal).
+        bias: add a learnable bias (starts at 0).
+        device: as for :class:`torch.nn.Conv2d`.
         dtype: as for :class:`torch.nn.Conv2d`.
         padding: ``"same"`` (default) or the integer equivalent (dilation (k - 1) / 2);
             the output is the input divided by the stride.

@@ -84,7 +84,9 @@ def orth_penalty(conv: nn.Module | Tensor, *, stride: int | tuple[int, ...] | No
         conv: a Conv1d/2d/3d (Scaled WS layers use their standardized weight; a
             ConvTranspose uses its weight as the kernel, orthogonal exactly when its
             transpose is), or a kernel tensor (M, C / groups, *k).
-        stride, dilation, groups: only with a kernel tensor (defaults 1).
+        stride: only with a kernel tensor (default 1).
+        dilation: only with a kernel tensor (default 1).
+        groups: only with a kernel tensor (default 1).
 
     Returns:
         A scalar tensor (>= 0 up to rounding) with the kernel's dtype and graph.
