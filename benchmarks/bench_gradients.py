@@ -52,7 +52,7 @@ def methods(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Cal
         LOSS(model(x), y).backward()
 
     def ours() -> torch.Tensor:
-        return sp.gradient_gram(model, LOSS, x, y)
+        return sp.gradient_gram(model, x, y, loss_fn=LOSS).matrix
 
     def one_loss(p: dict, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
         out = torch.func.functional_call(model, p, (xi.unsqueeze(0),))

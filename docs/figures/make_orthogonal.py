@@ -12,7 +12,7 @@ import torch.nn as nn
 
 import signalprop as sp
 from signalprop.experiments._claim import RunContext
-from signalprop.experiments.claims.orthogonal import stability
+from signalprop.experiments.claims.orthogonal import orth_conv_stability as stability
 from signalprop.plot._style import pyplot, save
 
 OUT = Path(__file__).resolve().parent

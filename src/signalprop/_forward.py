@@ -15,7 +15,17 @@ ModelInput = Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
 
 
 class ForwardError(RuntimeError):
-    """The model's forward raised; the message names the innermost failing module."""
+    """The model's forward raised; the message names the innermost failing module.
+
+    Examples:
+        >>> import signalprop as sp
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.Linear(5, 2))  # 8 features reach 5 inputs
+        >>> try:
+        ...     sp.spp(model, torch.randn(3, 4))
+        ... except ForwardError as err:
+        ...     print(err)
+        forward failed in module '1' (Linear), which received input of shape (3, 8): ...
+    """
 
 
 def first_tensor(obj: Any, depth: int = 3) -> Tensor | None:

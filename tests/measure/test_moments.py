@@ -131,8 +131,7 @@ def _brute_force(t, outer, channels, inner):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_c_channel_sums_match_brute_force(outer, channels, inner, dtype, threads):
     t = (torch.randn(outer, channels, inner, dtype=torch.float64) * 1.5 + 0.3).to(dtype)
-    sq, ss = _moments._c_channel_sums(t.data_ptr(), dtype is torch.float64, outer, channels,
-                                      inner, threads)
+    sq, ss = _moments._c_channel_sums(t.numpy(), outer, channels, inner, threads)
     ref_sq, ref_ss = _brute_force(t, outer, channels, inner)
     rel = 1e-6 if dtype is torch.float32 else 1e-12
     assert sq == pytest.approx(ref_sq, rel=rel)
@@ -142,7 +141,39 @@ def test_c_channel_sums_match_brute_force(outer, channels, inner, dtype, threads
 def test_c_channel_sums_reject_empty_layouts():
     t = torch.zeros(4)
     with pytest.raises(ValueError, match="must be positive"):
-        _moments._c_channel_sums(t.data_ptr(), False, 0, 1, 4, 1)
+        _moments._c_channel_sums(t.numpy(), 0, 1, 4, 1)
+
+
+@pytest.mark.parametrize(
+    "make,sizes,message",
+    [
+        # sizes that do not match the buffer's length, too long or too short
+        (lambda: torch.zeros(2, 3, 4), (2, 3, 5), r"x holds 24 elements, not outer \* channels "
+         r"\* inner = 2 \* 3 \* 5"),
+        (lambda: torch.zeros(2, 3, 4), (1, 3, 4), "x holds 24 elements"),
+        (lambda: torch.zeros(2, 3, 4)[:1], (2, 3, 4), "x holds 12 elements"),
+        # sizes whose product overflows int64 to the buffer's length (2**64 + 24 = 24)
+        (lambda: torch.zeros(24), (2**32, 2**32, 24), "x holds 24 elements"),
+        (lambda: torch.zeros(2, 3, 4, dtype=torch.float16), (2, 3, 4),
+         "x must hold float32 or float64 values, got format 'e' with itemsize 2"),
+        (lambda: torch.zeros(2, 3, 4, dtype=torch.int32), (2, 3, 4), "float32 or float64"),
+        (lambda: torch.zeros(4, 3, 2).transpose(0, 2), (2, 3, 4), "x must be C-contiguous"),
+        (lambda: torch.zeros(2, 3, 8)[..., ::2], (2, 3, 4), "x must be C-contiguous"),
+    ],
+)
+def test_c_channel_sums_check_their_buffer(make, sizes, message):
+    with pytest.raises(ValueError, match=message):
+        _moments._c_channel_sums(make().numpy(), *sizes, 1)
+
+
+def test_c_channel_sums_take_only_buffers():
+    t = torch.zeros(2, 3, 4)
+    with pytest.raises(TypeError):
+        _moments._c_channel_sums(t.data_ptr(), 2, 3, 4, 1)  # a raw address is refused
+    with pytest.raises(ValueError, match="x must hold float32 or float64 values, got format 'B'"):
+        _moments._c_channel_sums(bytearray(96), 2, 3, 4, 1)
+    # any buffer of the right type and length is read: 12 float64 zeros
+    assert _moments._c_channel_sums(memoryview(bytearray(96)).cast("d"), 2, 3, 2, 1) == (0.0, 0.0)
 
 
 def test_c_and_torch_paths_agree_with_several_threads(monkeypatch):
@@ -160,3 +191,10 @@ def test_c_and_torch_paths_agree_with_several_threads(monkeypatch):
     for m in (c, fallback):
         assert m.avg_sq_mean == pytest.approx(sq, rel=1e-6)
         assert m.avg_var == pytest.approx(var, rel=1e-6)
+
+
+def test_c_channel_sums_do_not_depend_on_thread_timing():
+    # each thread's partial sum of squares is added in thread order, not as it finishes
+    t = torch.randn(8, 64, 12, 12) * 2 + 0.3  # by rows, over 4 threads
+    first = _moments._c_channel_sums(t.numpy(), 8, 64, 144, 4)
+    assert all(_moments._c_channel_sums(t.numpy(), 8, 64, 144, 4) == first for _ in range(50))

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import signalprop.nn.std_conv as std_conv
+import signalprop.nn.normfree.std_conv as std_conv
 from signalprop.nn import ScaledStdConv1d, ScaledStdConv2d, ScaledStdConv3d, WSLinear
 
 

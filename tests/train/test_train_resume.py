@@ -49,7 +49,7 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(tmp_path, monkeypatch
     (tmp_path / "resume_slowmod.py").write_text(SLOW_MODEL)
     monkeypatch.syspath_prepend(str(tmp_path))
     steps, every = 60, 4
-    argv = [sys.executable, "-m", "signalprop", "train", "--model", "resume_slowmod:build", "--model-arg", "delay=0.04",
+    argv = [sys.executable, "-m", "signalprop", "train", "resume_slowmod:build", "--model-arg", "delay=0.04",
             "--dataset", "iris", "--optimizer", "adam", "--lr", "0.01", "--schedule", "cosine", "--batch-size", "16",
             "--steps", str(steps), "--checkpoint-every", str(every), "--log-every", "3", "--seed", "7",
             "--no-progress", "--out", str(tmp_path / "killed")]

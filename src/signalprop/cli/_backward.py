@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any
 
@@ -21,7 +20,7 @@ def measure(model: Any, x: Any, args: argparse.Namespace, label: str) -> Any:
 
     try:
         return gradient_spp(model, x, blocks=args.blocks, channel_dim=args.channel_dim,
-                            seed=args.seed, label=label, progress=not args.no_progress)
+                            seed=args.seed, label=label, progress=args.progress)
     except (ValueError, ForwardError) as e:
         raise CLIError(str(e)) from None
 
@@ -60,12 +59,10 @@ def write(results: list[Any], args: argparse.Namespace, title: str,
           predicted: list[Any] | None = None) -> str:
     """Write grad_spp.csv/.json (after every model) and, with ``title``, the figure."""
     from signalprop import plot
-    from signalprop.results import write_csv
+    from signalprop.cli._common import write_results
 
     preds = [p for p in predicted or [] if p is not None]
-    write_csv(results + preds, args.out / "grad_spp.csv")
-    (args.out / "grad_spp.json").write_text(
-        json.dumps([r.to_dict() for r in results + preds], indent=1, allow_nan=False))
+    write_results(results + preds, args.out, "grad_spp")
     if not title:
         return ""
     fig = plot.gradient_spp(results, args.out / f"grad_spp.{args.format}", title=title,

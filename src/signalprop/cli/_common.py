@@ -1,23 +1,71 @@
-"""Helpers shared by CLI subcommands: argument parsers for shapes and lists, errors."""
+"""Helpers shared by CLI subcommands: the parser, shared options, model building, errors.
+
+Every command that takes a model takes it as the positional ``MODEL`` (a preset name or
+``module:function``) with ``--model-arg KEY=VALUE`` for the factory's keywords; the
+options below are declared here once, so they read the same in every command.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import ast
+import json
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+MODEL_HELP = ("a preset such as resnetv2_50 ('signalprop models' lists them) or "
+              "module:function, an importable factory returning an nn.Module")
 
 
 class CLIError(Exception):
     """A user-fixable error: printed as one line, exit status 2."""
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks; appends a default where one is set and not yet said."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" not in text
+            and default is not None and default is not False and default != []
+            and default is not argparse.SUPPRESS
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line (exit status 2, as argparse).
+
+    Abbreviated options are off: ``--batch`` would otherwise mean ``--batch-size`` in one
+    command and be ambiguous in the next, and a new option could change what an old
+    command line means.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"3,64,64"`` -> ``(3, 64, 64)``; used as an argparse ``type``."""
+    """One example's shape from ``"3,64,64"``; used as an argparse ``type``.
+
+    Examples:
+        >>> parse_shape("3,64,64")
+        (3, 64, 64)
+    """
     try:
         shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers such as 3,64,64, got {text!r}"
-        ) from None
+        shape = ()
     if not shape or any(s <= 0 for s in shape):
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive integers such as 3,64,64, got {text!r}"
@@ -30,26 +78,14 @@ def parse_list(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the examples' line breaks; appends a default where one is set and not yet said."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if (
-            "default" not in text
-            and default not in (None, False, [], argparse.SUPPRESS)
-            and action.option_strings
-        ):
-            text += " (default: %(default)s)"
-        return text
-
-
 def parse_key_values(items: list[str], option: str) -> dict[str, object]:
-    """``["depth=50", "norm=nf"]`` -> ``{"depth": 50, "norm": "nf"}`` (values are Python
-    literals where they parse as one, else strings)."""
-    import ast
+    """``KEY=VALUE`` options as a dict (values are Python literals where they parse as
+    one, else strings).
 
+    Examples:
+        >>> parse_key_values(["depth=50", "norm=nf", "widths=[1, 2]"], "--model-arg")
+        {'depth': 50, 'norm': 'nf', 'widths': [1, 2]}
+    """
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -58,28 +94,72 @@ def parse_key_values(items: list[str], option: str) -> dict[str, object]:
         try:
             out[key.strip()] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            out[key.strip()] = value
+            out[key.strip()] = value  # a bare string
     return out
 
 
-def add_model_input_arguments(p: argparse.ArgumentParser) -> None:
-    """The options that build a model and its Gaussian input batch (with ``build_model``
-    and ``gaussian_input``): --model-arg, --input-shape, --batch-size, --seed, --mode."""
+# --- shared options ---------------------------------------------------------------------
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, norms: bool = False,
+                        optional: bool = False) -> None:
+    """The positional ``MODEL`` and ``--model-arg``; with ``norms``, also ``--norm`` and
+    ``--activation`` (commands that compare a preset's variants side by side).
+
+    ``optional``: ``MODEL`` may be left out (``train`` reads it from a config file).
+    """
+    p.add_argument("model", metavar="MODEL", nargs="?" if optional else None,
+                   help=MODEL_HELP + (" (default: the config file's)" if optional else ""))
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra keyword for the model factory (repeatable; VALUE is a "
-                   "Python literal), e.g. norm=none")
+                   help="keyword for the model factory (repeatable; VALUE is a Python "
+                   "literal), e.g. norm=none")
+    if norms:
+        p.add_argument("--norm", type=parse_list, default=None,
+                       help="comma-separated norms to compare (presets: bn, none, nf)")
+        p.add_argument("--activation", default=None,
+                       help="activation for presets, e.g. relu, silu")
+
+
+def add_input_arguments(p: argparse.ArgumentParser, *, batch_size: int = 8,
+                        min_batch: int = 1) -> None:
+    """The options of the seeded Gaussian input batch and the module mode:
+    --input-shape, --batch-size, --seed, --mode (see ``gaussian_input``)."""
     p.add_argument("--input-shape", type=parse_shape, default=None,
                    help="one example's shape without the batch axis, e.g. 3,64,64 "
                    "(default: the preset's own)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=batch_size,
+                   help=f"examples in the batch (>= {min_batch})")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the model's initialization and the input")
     p.add_argument("--mode", choices=("train", "eval"), default="train",
                    help="module mode: train uses batch statistics in BatchNorm, as in the paper")
 
 
+def add_progress_argument(p: argparse.ArgumentParser) -> None:
+    """``--progress`` / ``--no-progress`` (progress bars on stderr; on by default)."""
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show progress bars")
+
+
+# --- building and writing ---------------------------------------------------------------
+
+
+def prepare_out(path: Path, option: str = "--out") -> Path:
+    """Create the output folder ``path`` (and its parents), or say in one line why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = "a file is in the way" if isinstance(e, (FileExistsError, NotADirectoryError)) \
+            else (e.strerror or str(e))
+        raise CLIError(f"{option}: cannot create the folder {path} ({reason})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise CLIError(f"{option}: the folder {path} is not writable")
+    return path
+
+
 def build_model(spec: str, kwargs: dict[str, object], seed: int) -> Any:
-    """The model a ``--model`` argument names (a preset such as ``resnetv2_50`` or
-    ``package.module:factory``), built with ``kwargs`` after seeding torch with ``seed``."""
+    """The model ``MODEL`` names (a preset such as ``resnetv2_50`` or ``module:function``),
+    built with ``kwargs`` after seeding torch with ``seed``; any failure is a ``CLIError``."""
     import torch
 
     from signalprop import models
@@ -88,7 +168,20 @@ def build_model(spec: str, kwargs: dict[str, object], seed: int) -> Any:
     try:
         return models.load_model(spec, **kwargs)
     except (ValueError, TypeError) as e:  # TypeError: a keyword the factory does not take
-        raise CLIError(f"--model {spec}: {e}") from None
+        raise CLIError(f"model {spec}: {e}") from None
+    except Exception as e:  # noqa: BLE001 -- the user's factory raised: say so in one line
+        raise CLIError(f"model {spec}: the factory raised {type(e).__name__}: {e}") from None
+
+
+def model_variants(args: argparse.Namespace) -> list[tuple[str | None, str, dict[str, object]]]:
+    """``(norm, label, factory keywords)`` of each model a command compares: one per
+    ``--norm`` entry (or the model alone), with ``--model-arg`` and ``--activation``."""
+    base = parse_key_values(args.model_arg, "--model-arg")
+    if getattr(args, "activation", None):
+        base["activation"] = args.activation
+    norms: list[str | None] = list(args.norm) if getattr(args, "norm", None) else [None]
+    return [(norm, args.model if norm is None else f"{args.model} {norm}",
+             dict(base, **({"norm": norm} if norm is not None else {}))) for norm in norms]
 
 
 def gaussian_input(model: Any, spec: str, shape: tuple[int, ...] | None, batch_size: int,
@@ -104,3 +197,16 @@ def gaussian_input(model: Any, spec: str, shape: tuple[int, ...] | None, batch_s
                        "(one example's shape without the batch axis, e.g. 3,64,64)")
     gen = torch.Generator().manual_seed(seed)
     return torch.randn((batch_size, *shape), generator=gen)
+
+
+def write_results(results: list[Any], out: Path, stem: str) -> list[Path]:
+    """``OUT/<stem>.csv`` (one table) and ``OUT/<stem>.json`` (a list of results) of
+    results of one class; rewritten after every model, so a stopped run keeps its work."""
+    from signalprop.results import write_csv
+
+    csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
+    write_csv(results, csv_path)
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False))
+    tmp.replace(json_path)  # whole or not at all, as Result.save
+    return [csv_path, json_path]

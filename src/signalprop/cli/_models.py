@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from signalprop.cli._common import HelpFormatter
-
 
 def register(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "models",
         help="list model presets",
-        description="List the model presets that --model accepts.",
-        epilog="example:\n  signalprop models",
-        formatter_class=HelpFormatter,
+        description="List the model presets that MODEL accepts (in spp, confusion, report "
+        "and train); module:function names your own factory instead.",
+        epilog="examples:\n  signalprop models\n  signalprop spp resnetv2_50 --norm bn,nf",
     )
     p.set_defaults(func=run)
     return p

@@ -8,11 +8,13 @@ from typing import Any
 
 from signalprop.cli._common import (
     CLIError,
-    HelpFormatter,
-    add_model_input_arguments,
+    add_input_arguments,
+    add_model_arguments,
+    add_progress_argument,
     build_model,
     gaussian_input,
     parse_key_values,
+    prepare_out,
 )
 
 EXAMPLES = """\
@@ -40,17 +42,14 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "the Jacobian spectrum and batch independence at initialization; diagnose the "
         "model in plain words and show the line of signalprop code that fixes each problem.",
         epilog=EXAMPLES,
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL",
-                   help="a preset such as resnetv2_50 ('signalprop models' lists them) "
-                   "or package.module:factory")
-    add_model_input_arguments(p)
+    add_model_arguments(p)
+    add_input_arguments(p, min_batch=2)
     p.add_argument("--fix", action="store_true",
                    help="apply the fix (to_normfree, or the critical init for plain "
                    "networks), measure again and add before/after plots")
     p.add_argument("--out", type=Path, default=Path("out/report"), help="output directory")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_argument(p)
     p.set_defaults(func=run)
     return p
 
@@ -62,12 +61,13 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 2:
         raise CLIError(f"--batch-size must be >= 2 (batch independence and gradient "
                        f"confusion compare examples), got {args.batch_size}")
+    prepare_out(args.out)
     model = build_model(args.model, parse_key_values(args.model_arg, "--model-arg"), args.seed)
     model.train(args.mode == "train")
     x = gaussian_input(model, args.model, args.input_shape, args.batch_size, args.seed)
     try:
         result = build_report(model, x, args.out, fix=args.fix, label=args.model,
-                              seed=args.seed, progress=not args.no_progress)
+                              seed=args.seed, progress=args.progress)
     except (ValueError, ForwardError) as e:
         raise CLIError(str(e)) from None
     diags = result.diagnoses

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from signalprop.cli._common import CLIError, HelpFormatter
+from signalprop.cli._common import CLIError, add_progress_argument, prepare_out
 
 EXAMPLES = """\
 examples:
@@ -29,7 +29,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "reproduce", help="re-check each paper's headline claim; REPRODUCED or not",
         description="Run a paper's headline claim at CPU scale and decide it with the "
                     "criterion fixed in advance.",
-        epilog=EXAMPLES, formatter_class=HelpFormatter)
+        epilog=EXAMPLES)
     p.add_argument("name", nargs="?", help="the claim to run (see --list)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
@@ -50,7 +50,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="local processes for training sweeps")
     p.add_argument("--ray", metavar="ADDRESS", default=None,
                    help="run training sweeps as Ray tasks on this cluster ('auto')")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_argument(p)
     p.set_defaults(func=run, mode="quick")
     return p
 
@@ -95,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise CLIError("name a claim (see 'signalprop reproduce --list'), or pass --all, "
                        "--list or --summary DIR")
+    prepare_out(args.out)
     lines, failed = [], []
     for name in names:
         try:
             result = run_claim(name, args.mode, args.out, workers=args.workers,
-                               ray_address=args.ray, progress=not args.no_progress,
+                               ray_address=args.ray, progress=args.progress,
                                log=lambda m: print(m, flush=True))
         except Exception as e:  # noqa: BLE001 -- one broken claim must not stop --all
             if len(names) == 1:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
-import json
 import math
 import time
 from pathlib import Path
@@ -13,30 +11,34 @@ from typing import Any
 from signalprop.cli import _backward
 from signalprop.cli._common import (
     CLIError,
-    HelpFormatter,
-    add_model_input_arguments,
+    add_input_arguments,
+    add_model_arguments,
+    add_progress_argument,
     build_model,
     gaussian_input,
+    model_variants,
     parse_list,
+    prepare_out,
+    write_results,
 )
 
 EXAMPLES = """\
 examples:
   # the paper's comparison: ResNetV2-600 with BatchNorm, without, and normalizer-free,
   # with the theory's predictions dashed
-  signalprop spp --model resnetv2_600 --norm bn,none,nf --input-shape 3,224,224 --predict
+  signalprop spp resnetv2_600 --norm bn,none,nf --input-shape 3,224,224 --predict
 
   # your own model: any importable factory returning an nn.Module
-  signalprop spp --model mypkg.models:build_net --model-arg depth=50 --input-shape 3,32,32
+  signalprop spp mypkg.models:build_net --model-arg depth=50 --input-shape 3,32,32
 
   # a transformer-style model whose channels are last
-  signalprop spp --model mypkg.models:encoder --input-shape 128,256 --channel-dim -1
+  signalprop spp mypkg.models:encoder --input-shape 128,256 --channel-dim -1
 
   # also the gradient panels (writes OUT/grad_spp.png, .csv, .json)
-  signalprop spp --model resnetv2_50 --norm bn,nf --input-shape 3,32,32 --backward
+  signalprop spp resnetv2_50 --norm bn,nf --input-shape 3,32,32 --backward
 
   # also check that no example changes another's output (train and eval mode)
-  signalprop spp --model resnetv2_50 --norm bn,nf --check-independence
+  signalprop spp resnetv2_50 --norm bn,nf --check-independence
 
 writes OUT/spp.png (three panels), OUT/spp.csv and OUT/spp.json; results are saved after
 each model, so an interrupted run keeps what it finished.
@@ -50,15 +52,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
         description="Measure per-block signal statistics (Brock, De & Smith 2021) on "
         "Gaussian input and plot them.",
         epilog=EXAMPLES,
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--model", required=True,
-                   help="a preset such as resnetv2_600 ('signalprop models' lists them) "
-                   "or package.module:factory")
-    p.add_argument("--norm", type=parse_list, default=None,
-                   help="comma-separated norms to compare (presets: bn, none, nf)")
-    p.add_argument("--activation", default=None, help="activation for presets, e.g. relu, silu")
-    add_model_input_arguments(p)
+    add_model_arguments(p, norms=True)
+    add_input_arguments(p)
     p.add_argument("--channel-dim", type=int, default=1, help="channel axis of block outputs")
     p.add_argument("--blocks", type=parse_list, default=None,
                    help="comma-separated module names to measure (default: discovered)")
@@ -71,23 +67,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--check-independence", action="store_true",
                    help="also perturb one example and report how much the others' outputs "
                    "move, in train and eval mode (BatchNorm leaks in train mode)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _backward.add_arguments(p)
+    add_progress_argument(p)
     p.set_defaults(func=run)
     return p
-
-
-def _model_kwargs(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CLIError(f"--model-arg expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value  # a bare string
-    return out
 
 
 def _fmt(v: float | None) -> str:
@@ -127,49 +110,28 @@ def _prediction(model: Any, res: Any, x: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from signalprop import plot
-    from signalprop.measure import ForwardError, batch_independence, spp
-    from signalprop.results import write_csv
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
-    base_kwargs = _model_kwargs(args.model_arg)
-    if args.activation:
-        base_kwargs["activation"] = args.activation
-    norms: list[str | None] = list(args.norm) if args.norm else [None]
-    args.out.mkdir(parents=True, exist_ok=True)
+    variants = model_variants(args)
+    prepare_out(args.out)
     results: list[Any] = []
     predictions: list[Any] = []
     grads: list[Any] = []
     grad_preds: list[Any] = []
     x = None
-    for norm in norms:
-        kwargs = dict(base_kwargs, **({"norm": norm} if norm is not None else {}))
-        label = args.model if norm is None else f"{args.model} {norm}"
+    for norm, label, kwargs in variants:
         print(f"building {label} ...", flush=True)
         t0 = time.perf_counter()
         model = build_model(args.model, kwargs, args.seed)
         model.train(args.mode == "train")
         if x is None:
             x = gaussian_input(model, args.model, args.input_shape, args.batch_size, args.seed)
-        try:
-            res = spp(model, x, blocks=args.blocks, channel_dim=args.channel_dim, label=label,
-                      progress=not args.no_progress)
-        except (ValueError, ForwardError) as e:
-            raise CLIError(str(e)) from None
+        res = _measure(model, x, args, label)
         res.meta.update(model=args.model, norm=norm, seed=args.seed,
                         seconds=round(time.perf_counter() - t0, 3))
-        if args.check_independence:
-            try:
-                ind = batch_independence(model, x, seed=args.seed, label=label)
-            except (ValueError, ForwardError) as e:
-                raise CLIError(f"--check-independence: {e}") from None
-            res.meta["batch_independence"] = ind.to_dict()
-        print(summarize(res), flush=True)
-        if args.check_independence:
-            print(f"  {ind.summary()}", flush=True)
-        pred = _prediction(model, res, x) if args.predict else None
+        predictions.append(_prediction(model, res, x) if args.predict else None)
         if args.backward:
             grads.append(_backward.measure(model, x, args, label))
             grad_preds.append(_backward.predict(model, grads[-1], x) if args.predict else None)
@@ -177,12 +139,8 @@ def run(args: argparse.Namespace) -> int:
             _backward.write(grads, args, "", grad_preds)
         del model
         results.append(res)
-        predictions.append(pred)
         # Save after every model: an interrupted comparison keeps what it finished.
-        saved = results + [p for p in predictions if p is not None]
-        write_csv(saved, args.out / "spp.csv")
-        (args.out / "spp.json").write_text(
-            json.dumps([r.to_dict() for r in saved], indent=1, allow_nan=False))
+        write_results(results + [p for p in predictions if p is not None], args.out, "spp")
     fig = plot.spp(results, args.out / f"spp.{args.format}", predicted=predictions,
                    title=f"Signal propagation at initialization, input {tuple(x.shape)}"
                    + (" (dashed: theory)" if any(p is not None for p in predictions) else ""))
@@ -192,3 +150,23 @@ def run(args: argparse.Namespace) -> int:
             grads, args, f"Gradient propagation at initialization, input {tuple(x.shape)}",
             grad_preds))
     return 0
+
+
+def _measure(model: Any, x: Any, args: argparse.Namespace, label: str) -> Any:
+    """The SPP of one model (with the batch-independence check when asked), printed."""
+    from signalprop.measure import ForwardError, batch_independence, spp
+
+    try:
+        res = spp(model, x, blocks=args.blocks, channel_dim=args.channel_dim, label=label,
+                  progress=args.progress)
+    except (ValueError, ForwardError) as e:
+        raise CLIError(str(e)) from None
+    print(summarize(res), flush=True)
+    if args.check_independence:
+        try:
+            ind = batch_independence(model, x, seed=args.seed, label=label)
+        except (ValueError, ForwardError) as e:
+            raise CLIError(f"--check-independence: {e}") from None
+        res.meta["batch_independence"] = ind.to_dict()
+        print(f"  {ind.summary()}", flush=True)
+    return res

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from signalprop.cli._common import CLIError, HelpFormatter
+from signalprop.cli._common import CLIError, add_progress_argument, prepare_out
 
 EXAMPLES = """\
 examples:
@@ -30,7 +30,9 @@ a spec (YAML):
 
 results: OUT/sweep.sqlite (one row per run), OUT/runs/<id>/ (metrics.jsonl, checkpoint,
 result.json); OUT defaults to the spec's folder/name. Rerunning skips finished runs and
-resumes interrupted ones.
+resumes interrupted ones; adding grid values or seeds to the spec extends the sweep, while
+a spec with other fixed settings is refused (its rows would mix with the old ones).
+Before anything runs, each distinct model is built and given two examples of its data.
 """
 
 
@@ -38,7 +40,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sweep", help="run a grid of training runs (SQLite results, resumable, Ray)",
         description="Run every (grid point, seed) of a sweep spec that has not finished.",
-        epilog=EXAMPLES, formatter_class=HelpFormatter)
+        epilog=EXAMPLES)
     p.add_argument("spec", type=Path, help="sweep spec, YAML or JSON")
     p.add_argument("--workers", type=int, default=1,
                    help="local processes running runs in parallel")
@@ -46,12 +48,13 @@ def register(sub: Any) -> argparse.ArgumentParser:
                    help="run as Ray tasks on the cluster at ADDRESS ('auto': the running one)")
     p.add_argument("--status", action="store_true", help="print the progress table and exit")
     p.add_argument("--out", type=Path, default=None, help="override the spec's output folder")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_argument(p)
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from signalprop.data import DatasetNotFoundError
     from signalprop.sweep import SweepDBError, SweepSpec, run_sweep, sweep_status
 
     if args.workers < 1:
@@ -68,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
         if args.status:
             print(sweep_status(spec.out))
             return 0
+        prepare_out(Path(spec.out))
         summary = run_sweep(spec, workers=args.workers, ray_address=args.ray,
-                            progress=not args.no_progress)
-    except (SweepDBError, ImportError) as e:
+                            progress=args.progress)
+    except (SweepDBError, ValueError, DatasetNotFoundError, ImportError) as e:
         raise CLIError(str(e)) from None
     counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n)
     print(f"ran {summary.ran} runs ({summary.skipped} skipped as finished, "

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from signalprop.cli._common import CLIError, HelpFormatter, parse_list
+from signalprop.cli._common import CLIError, parse_list, prepare_out
 
 EXAMPLES = """\
 examples:
@@ -50,7 +51,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
         description="Fixed points, susceptibilities, depth scales and the critical "
         "initialization of a deep random network with this activation.",
         epilog=EXAMPLES,
-        formatter_class=HelpFormatter,
     )
     p.add_argument("activation", metavar="ACT",
                    help="activation name (see signalprop.theory.activation_names())")
@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
                                       np.linspace(sb_lo, sb_hi, args.grid), q0=args.q0)
         except ValueError as e:
             raise CLIError(str(e)) from None
+        prepare_out(Path(args.phase_diagram).parent, "--phase-diagram")
         plot_phase(pd, args.phase_diagram)
         print(f"\nphase diagram written to {args.phase_diagram}")
     return 0

@@ -7,17 +7,28 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from signalprop.cli._common import CLIError, HelpFormatter, parse_key_values
+from signalprop.cli._common import (
+    CLIError,
+    add_model_arguments,
+    add_progress_argument,
+    parse_key_values,
+    prepare_out,
+)
 
 EXAMPLES = """\
 examples:
   # a small normalizer-free ResNet on scikit-learn's digits as 1x8x8 images
-  signalprop train --model resnetv2_50 --model-arg "name_or_depths=[1,1]" \\
+  signalprop train resnetv2_50 --model-arg "name_or_depths=[1,1]" \\
       --model-arg stem=cifar --model-arg norm=nf --model-arg in_chans=1 \\
       --model-arg num_classes=10 --dataset digits --data-arg as_image=True \\
       --optimizer nesterov --lr 0.05 --schedule cosine --epochs 5 --out runs/digits
 
-  # the same from a file (any config key; flags override it), checkpoint every 50 steps
+  # your own model on a table of 4 features and 3 classes
+  signalprop train torch.nn:Linear --model-arg in_features=4 --model-arg out_features=3 \\
+      --dataset iris --batch-size 16 --steps 100
+
+  # the same from a file (any config key, the model too; flags and MODEL override it),
+  # checkpoint every 50 steps
   signalprop train --config run.yaml --checkpoint-every 50 --out runs/a
 
   # continue an interrupted run: the final weights equal those of an uninterrupted run
@@ -32,7 +43,6 @@ loss becomes NaN/Inf ends with status "diverged" and the step, exit status 0.
 
 # config field -> (flag help, parser for a single flag value)
 _HELP = {
-    "model": "a preset ('signalprop models') or package.module:factory",
     "dataset": "mnist1d, digits, iris, wine, breast_cancer, cifar10, gaussian",
     "optimizer": "sgd, nesterov, adam or nag",
     "schedule": "constant, step, cosine or warmup (linear warm-up then constant)",
@@ -41,6 +51,7 @@ _HELP = {
     "epochs": "run length in epochs (or --steps)",
     "steps": "run length in steps (or --epochs)",
     "agc_clipping": "adaptive gradient clipping threshold (signalprop.optim.AGC)",
+    "quantize": "train quantized layers by bc, sr or r (signalprop.optim.QuantizedTraining)",
     "log_every": "write a train metrics line every N steps",
     "eval_every": "evaluate on the test split every N steps (0: every epoch and at the end)",
     "checkpoint_every": "checkpoint every N steps (0: only at the end and on Ctrl-C)",
@@ -61,34 +72,34 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train", help="train a model (resumable, metrics as JSON lines)",
         description="Train a preset or your own model on an offline dataset.",
-        epilog=EXAMPLES, formatter_class=HelpFormatter)
+        epilog=EXAMPLES)
+    add_model_arguments(p, optional=True)
     p.add_argument("--config", type=Path, default=None,
-                   help="YAML or JSON file of config keys (flags given here override it)")
+                   help="YAML or JSON file of config keys (MODEL and flags override it)")
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("model_args", "dataset_args"):
+        if f.name in ("model", "model_args", "dataset_args"):
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = {"betas": _floats, "milestones": _floats, "lr": float, "momentum": float,
                 "eps": float, "weight_decay": float, "gamma": float, "min_lr": float,
                 "agc_clipping": float}.get(f.name, str if f.name in (
-                    "model", "dataset", "optimizer", "schedule") else int)
+                    "dataset", "optimizer", "schedule", "quantize") else int)
         p.add_argument(flag, dest=f.name, type=kind, default=None,
                        help=_HELP.get(f.name, f.name.replace("_", " ")))
-    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="keyword for the model factory (repeatable; VALUE is a Python literal)")
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="option of the dataset loader, e.g. root=DIR, as_image=True")
     p.add_argument("--out", type=Path, default=Path("out/train"), help="run directory")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (starts afresh if there is none)")
     p.add_argument("--ddp", action="store_true", help="data-parallel training under torchrun")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_argument(p)
     p.set_defaults(func=run)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The ``TrainConfig`` the flags and ``--config`` file describe (flags win)."""
+    """The ``TrainConfig`` that MODEL, the flags and the ``--config`` file describe (the
+    command line wins); the model must come from one of them."""
     from signalprop.train.config import TrainConfig, field_names, read_mapping
 
     data: dict[str, Any] = {}
@@ -101,6 +112,14 @@ def config_from_args(args: argparse.Namespace) -> Any:
         value = getattr(args, name, None)
         if value is not None:
             data[name] = value
+    if "model" not in data:
+        raise CLIError("no model to train: give MODEL (a preset such as resnetv2_50 or "
+                       "module:function), or a --config file with a 'model' key")
+    if "dataset" not in data:
+        from signalprop.data import list_datasets
+
+        raise CLIError(f"no dataset to train on: give --dataset ({', '.join(list_datasets())}), "
+                       "or a --config file with a 'dataset' key")
     if args.steps is not None:  # a flag picks the run length even if the file set the other
         data.pop("epochs", None)
     if args.epochs is not None:
@@ -122,9 +141,9 @@ def run(args: argparse.Namespace) -> int:
     from signalprop.train import CheckpointError, fit
 
     cfg = config_from_args(args)
-    try:
-        result = fit(cfg, args.out, resume=args.resume, progress=not args.no_progress,
-                     ddp=args.ddp)
+    prepare_out(args.out)
+    try:  # fit checks the data, the model and any checkpoint before it trains
+        result = fit(cfg, args.out, resume=args.resume, progress=args.progress, ddp=args.ddp)
     except (ValueError, DatasetNotFoundError, CheckpointError, ImportError) as e:
         raise CLIError(str(e)) from None
     if result.out is None or not args.ddp or _is_main():

@@ -8,12 +8,36 @@ from signalprop.results import Result
 
 
 class ConversionError(ValueError):
-    """The converter cannot analyse the model; the message lists the offending modules."""
+    """The converter cannot analyse the model; the message lists the offending modules.
+
+    Examples:
+        >>> import torch.nn as nn, torch.nn.functional as F
+        >>> import signalprop as sp
+        >>> class Net(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc = nn.Linear(4, 4)
+        ...     def forward(self, x):
+        ...         return F.batch_norm(self.fc(x), None, None, training=True)
+        >>> try:
+        ...     sp.convert.to_normfree(Net())
+        ... except ConversionError as err:
+        ...     print(err)
+        to_normfree cannot analyse Net: batch_norm is called as a function in '<model>'; only
+        BatchNorm modules can be removed. Use nn.BatchNorm modules there
+    """
 
 
 @dataclass(frozen=True)
 class Change:
-    """One module-level edit (or refusal): where, what, and why."""
+    """One module-level edit (or refusal): where, what, and why.
+
+    Examples:
+        >>> print(Change("layer1.0.bn1", "removed BatchNorm2d"))
+        layer1.0.bn1: removed BatchNorm2d
+        >>> print(Change("fc", "Linear -> WSLinear", "gamma=1.7129"))
+        fc: Linear -> WSLinear (gamma=1.7129)
+    """
 
     module: str  # qualified name ("<model>" for the root)
     action: str  # e.g. "removed BatchNorm2d", "Conv2d -> ScaledStdConv2d"
@@ -31,7 +55,8 @@ class ConversionReport(Result):
         changes: every edit made, in the order made.
         not_converted: what was left as it was, each with the reason.
         residual_blocks: the modules in which a residual addition received a gain.
-        method: how the model was analysed ("torch.fx graph", "ResNetV2 rebuild", ...).
+        method: how the model was analysed ("torch.fx graph", "forward hooks on
+            example_input", "ResNetV2 rebuild", ...).
 
     Examples:
         >>> r = ConversionReport("torch.fx graph")

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from signalprop.experiments._claim import ClaimResult
-from signalprop.experiments._registry import ORDER, RESULT, list_claims
+from signalprop.experiments._registry import RESULT, list_claims
 
 SUMMARY = "SUMMARY.md"
 _HEADER = ("claim", "paper", "verdict", "measured effect", "criterion", "mode", "minutes")
@@ -19,10 +19,16 @@ _HEADER = ("claim", "paper", "verdict", "measured effect", "criterion", "mode", 
 
 def find_results(folder: str | Path) -> list[ClaimResult]:
     """Claim results under ``folder`` (``folder/<claim>/result.json`` and deeper, skipping
-    the per-run ``result.json`` files of training sweeps), in the issue's order.
+    the per-run ``result.json`` files of training sweeps), in the registry's order.
 
     Raises:
         ValueError: ``folder`` is not a directory.
+
+    Examples:
+        >>> ClaimResult("nf-spp", "smoke", True, "d = 2", "d > 1").save("out/nf-spp/result.json")
+        PosixPath('out/nf-spp/result.json')
+        >>> [(r.claim, r.mode, r.reproduced) for r in find_results("out")]
+        [('nf-spp', 'smoke', True)]
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -37,8 +43,8 @@ def find_results(folder: str | Path) -> list[ClaimResult]:
             continue
         if isinstance(data, dict) and "reproduced" in data and "claim" in data:
             found.append(ClaimResult.from_dict(data))
-    rank = {name: i for i, name in enumerate(ORDER)}
-    return sorted(found, key=lambda r: (rank.get(r.claim, len(ORDER)), r.claim, r.mode))
+    rank = {c.name: i for i, c in enumerate(list_claims())}
+    return sorted(found, key=lambda r: (rank.get(r.claim, len(rank)), r.claim, r.mode))
 
 
 def _cell(text: str) -> str:
@@ -95,7 +101,17 @@ def summary_markdown(results: list[ClaimResult], title: str = "Reproductions") -
 
 def write_summary(folder: str | Path, path: str | Path | None = None) -> Path:
     """Write the summary of the results under ``folder`` to ``path``
-    (default ``folder/SUMMARY.md``) and return the path."""
+    (default ``folder/SUMMARY.md``) and return the path.
+
+    Examples:
+        >>> ClaimResult("nf-spp", "smoke", True, "d = 2", "d > 1").save("out/nf-spp/result.json")
+        PosixPath('out/nf-spp/result.json')
+        >>> path = write_summary("out")
+        >>> path
+        PosixPath('out/SUMMARY.md')
+        >>> print(path.read_text().splitlines()[6])
+        | nf-spp | Brock, De & Smith (ICLR 2021) | **REPRODUCED** | d = 2 | d > 1 | smoke | 0.0 |
+    """
     text = summary_markdown(find_results(folder))
     path = Path(path) if path is not None else Path(folder) / SUMMARY
     path.parent.mkdir(parents=True, exist_ok=True)

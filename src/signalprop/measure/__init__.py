@@ -10,6 +10,9 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
 * ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``)
   and convolution spectra (``conv_spectra``; ``conv_spectrum`` for one layer);
 * ``independence/``: ``batch_independence``;
+* ``quantized/``: low-precision networks (``estimator_indicators``);
+* ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
+  ``region_density``);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -32,6 +35,13 @@ from signalprop.measure.gradients import (
     gradient_spp,
 )
 from signalprop.measure.independence import batch_independence
+from signalprop.measure.quantized import estimator_indicators
+from signalprop.measure.regions import (
+    NotAffineError,
+    linear_regions,
+    plane_regions,
+    region_density,
+)
 from signalprop.measure.spectra import (
     conv_spectra,
     conv_spectrum,
@@ -50,6 +60,10 @@ MEASUREMENTS = (
     "hessian_extremes",
     "batch_independence",
     "conv_spectra",
+    "estimator_indicators",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
 )
 
 __all__ = [
@@ -59,12 +73,14 @@ __all__ = [
     "ChannelMoments",
     "ForwardError",
     "NonFiniteError",
+    "NotAffineError",
     "batch_independence",
     "channel_moments",
     "confusion_from_gram",
     "conv_spectra",
     "conv_spectrum",
     "discover_blocks",
+    "estimator_indicators",
     "fused_add_available",
     "gradient_confusion",
     "gradient_gram",
@@ -72,6 +88,9 @@ __all__ = [
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
     "residual_add_moments",
     "resolve_blocks",
     "spp",

@@ -37,7 +37,13 @@ _CONTAINERS = (nn.Sequential, nn.ModuleList)
 
 @dataclass(frozen=True)
 class Block:
-    """A measurement point: the module's output is recorded after each call."""
+    """A measurement point: the module's output is recorded after each call.
+
+    Examples:
+        >>> block = discover_blocks(nn.Sequential(nn.Linear(4, 4), nn.ReLU())).blocks[0]
+        >>> block.name, block.module, block.tap
+        ('0', Linear(in_features=4, out_features=4, bias=True), None)
+    """
 
     name: str
     module: nn.Module
@@ -55,6 +61,14 @@ class Block:
 
 @dataclass(frozen=True)
 class BlockPlan:
+    """The blocks a measurement records and the rule that chose them (reported in results).
+
+    Examples:
+        >>> plan = resolve_blocks(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), nn.Linear)
+        >>> [b.name for b in plan.blocks], plan.rule
+        (['0'], 'modules of type Linear')
+    """
+
     blocks: list[Block]
     rule: str
 
@@ -105,7 +119,13 @@ def _flatten(container: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
 
 
 def discover_blocks(model: nn.Module) -> BlockPlan:
-    """Apply the module docstring's rule to ``model``."""
+    """Apply the module docstring's rule to ``model``.
+
+    Examples:
+        >>> plan = discover_blocks(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
+        >>> [b.name for b in plan.blocks], plan.rule
+        (['0', '1', '2'], "children of Sequential '<model>'")
+    """
     fn = getattr(model, "signal_blocks", None)
     if callable(fn):
         return _make(model, fn(), f"{type(model).__name__}.signal_blocks()")
@@ -127,7 +147,15 @@ def discover_blocks(model: nn.Module) -> BlockPlan:
 
 
 def resolve_blocks(model: nn.Module, blocks: BlockSpec) -> BlockPlan:
-    """Turn an explicit ``blocks`` argument (or None: discovery) into a plan."""
+    """Turn an explicit ``blocks`` argument (or None: discovery) into a plan.
+
+    Examples:
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> [b.name for b in resolve_blocks(model, nn.Linear).blocks]
+        ['0', '2']
+        >>> resolve_blocks(model, ["2"]).rule
+        'modules named by the caller'
+    """
     if blocks is None:
         return discover_blocks(model)
     named = list(model.named_modules())

@@ -20,7 +20,21 @@ from signalprop._forward import (
 
 
 class NonFiniteError(ValueError):
-    """A forward output, a loss or a gradient held NaN/Inf; the message says where first."""
+    """A forward output, a loss or a gradient held NaN/Inf; the message says where first.
+
+    Examples:
+        >>> import signalprop as sp
+        >>> model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
+        >>> with torch.no_grad():
+        ...     model[1].bias[0] = float("nan")
+        >>> try:
+        ...     sp.gradient_gram(model, torch.randn(3, 4), torch.tensor([0, 1, 0]),
+        ...                      loss_fn=nn.CrossEntropyLoss())
+        ... except NonFiniteError as err:
+        ...     print(err)
+        the loss is NaN/Inf for 3 of 3 examples (first: example 0); the model output is first
+        non-finite in module '1' (Linear)
+    """
 
 
 def _count_nonfinite(obj: Any) -> int:

@@ -33,19 +33,38 @@ _REGISTRY: dict[str, ModelEntry] = {}
 def register_model(
     name: str, factory: Callable[..., nn.Module], description: str = "", **defaults: Any
 ) -> None:
-    """Register ``factory`` under ``name`` with preset keyword arguments ``defaults``."""
+    """Register ``factory`` under ``name`` with preset keyword arguments ``defaults``.
+
+    Examples:
+        >>> register_model("linear_4_2", nn.Linear, "a 4 -> 2 linear map", in_features=4,
+        ...                out_features=2)
+        >>> create_model("linear_4_2", bias=False)
+        Linear(in_features=4, out_features=2, bias=False)
+        >>> del _REGISTRY["linear_4_2"]  # leave the registry as it was
+    """
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     _REGISTRY[name] = ModelEntry(name, factory, dict(defaults), description)
 
 
 def list_models() -> list[str]:
-    """Names of every registered model preset."""
+    """Names of every registered model preset.
+
+    Examples:
+        >>> [name for name in list_models() if name.startswith("resnetv2_1")]
+        ['resnetv2_1000', 'resnetv2_101', 'resnetv2_152']
+    """
     return sorted(_REGISTRY)
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The registry entry for ``name``; unknown names list the valid ones."""
+    """The registry entry for ``name``; unknown names list the valid ones.
+
+    Examples:
+        >>> entry = model_entry("resnetv2_50")
+        >>> entry.factory.__name__, entry.description
+        ('resnetv2', 'pre-activation bottleneck ResNet-V2, blocks (3, 4, 6, 3)')
+    """
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""

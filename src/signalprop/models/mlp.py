@@ -33,7 +33,13 @@ from signalprop.results import BlockStats, SPPResult
 INITS = ("critical", "lecun", "he", "torch")
 
 class MLP(nn.Sequential):
-    """``fc0, act0, ..., fc{depth-1}, act{depth-1}[, head]``; see :func:`mlp`."""
+    """``fc0, act0, ..., fc{depth-1}, act{depth-1}[, head]``; see :func:`mlp`.
+
+    Examples:
+        >>> net = mlp(depth=2, width=8, activation="relu", in_features=4, out_features=3)
+        >>> isinstance(net, MLP), net.init, net.sigma_w2, len(net.hidden_layers())
+        (True, 'critical', 2.0, 2)
+    """
 
     def __init__(self, layers: OrderedDict[str, nn.Module], init: str, sigma_w2: float | None,
                  sigma_b2: float) -> None:

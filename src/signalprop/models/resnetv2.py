@@ -73,7 +73,13 @@ _HOMOGENEOUS = ("relu", "leaky_relu", "abs", "identity")
 
 @dataclass(frozen=True)
 class ResNetV2Config:
-    """Everything that defines a ResNetV2 (presets are just ``depths``)."""
+    """Everything that defines a ResNetV2 (presets are just ``depths``).
+
+    Examples:
+        >>> cfg = ResNetV2Config(depths=(1, 1), norm="nf", stem="cifar", width=0.25)
+        >>> resnetv2([1, 1], norm="nf", stem="cifar", width=0.25).cfg == cfg
+        True
+    """
 
     depths: tuple[int, ...]
     norm: str = "bn"  # one of NORMS
@@ -101,6 +107,11 @@ class PreActBottleneck(ResidualBlock):
     optional SkipInit gain (always present for ``"skipinit"``). n is BatchNorm (``bn``),
     GroupNorm (``gn_ws``, whose convolutions are Scaled-WS with the activation's gamma, so
     a unit-variance input gives unit-variance conv outputs) or nothing.
+
+    Examples:
+        >>> block = PreActBottleneck(16, 32, stride=2, norm="bn", activation="relu")
+        >>> block.is_transition, block(torch.randn(2, 16, 8, 8)).shape
+        (True, torch.Size([2, 32, 4, 4]))
     """
 
     def __init__(
@@ -162,6 +173,15 @@ class NFBottleneck(ResidualBlock):
     (relu, leaky_relu, abs, identity: phi(x / beta) = phi(x) / beta) 1/beta moves into
     ``conv1`` and the projection shortcut as well. The function computed is unchanged;
     ``input_scale`` is what still multiplies x before ``act1``.
+
+    Examples:
+        >>> block = NFBottleneck(16, 16, stride=1, beta=1.0, alpha=0.2, activation="relu",
+        ...                      expected_var=1.04)
+        >>> x = torch.randn(8, 16, 8, 8)  # Var(x) = beta^2 = 1
+        >>> with torch.no_grad():
+        ...     branch_var = float((block(x) - x).var())
+        >>> 0.02 < branch_var < 0.06  # alpha^2 Var(f) with Var(f) ~ 1
+        True
     """
 
     def __init__(
@@ -216,6 +236,12 @@ class ResNetV2(nn.Module):
     Module layout: ``stem`` -> ``stages.{s}.{b}`` (blocks) -> ``final_norm`` ->
     ``final_act`` -> global average pool -> ``head_bias`` (Fixup's scalar, else identity)
     -> ``fc``.
+
+    Examples:
+        >>> cfg = ResNetV2Config(depths=(1, 1), norm="nf", stem="cifar", width=0.25, num_classes=5)
+        >>> m = ResNetV2(cfg)
+        >>> m(torch.randn(2, 3, 32, 32)).shape, [name for name, _ in m.signal_blocks()]
+        (torch.Size([2, 5]), ['stem', 'stages.0.0', 'stages.1.0'])
     """
 
     def __init__(self, cfg: ResNetV2Config, device: torch.device | str | None = None) -> None:

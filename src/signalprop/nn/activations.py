@@ -129,7 +129,14 @@ class GammaAct(nn.Module):
 
 
 def make_activation(activation: str | TensorFn | nn.Module, **params: Any) -> nn.Module:
-    """A plain (gain-free) activation module for a name, callable or module."""
+    """A plain (gain-free) activation module for a name, callable or module.
+
+    Examples:
+        >>> make_activation("tanh")
+        GammaAct('tanh', gamma=1)
+        >>> make_activation(nn.ReLU())  # a module is used as it is
+        ReLU()
+    """
     if isinstance(activation, nn.Module):
         return activation
     if isinstance(activation, str):

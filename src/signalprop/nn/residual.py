@@ -46,6 +46,11 @@ class BranchTap(nn.Identity):
     """An identity marking the end of a residual branch (before any gain or alpha).
 
     Measurement hooks read the residual-branch statistics here; it costs nothing.
+
+    Examples:
+        >>> x = torch.randn(3)
+        >>> torch.equal(BranchTap()(x), x)
+        True
     """
 
 
@@ -64,6 +69,20 @@ class ResidualBlock(nn.Module):
     :meth:`adds_tapped_branch`), let a measurement take the statistics of the branch and
     of the block output inside that add, which reads and writes them anyway (see
     :func:`signalprop.spp`).
+
+    Examples:
+        >>> class Residual(ResidualBlock):  # out = x + 0.5 * fc(x)
+        ...     def __init__(self, width):
+        ...         super().__init__()
+        ...         self.fc, self.branch_tap = nn.Linear(width, width), BranchTap()
+        ...     def forward(self, x):
+        ...         return self.residual_add(x, self.branch_tap(self.fc(x)), 0.5)
+        ...     def adds_tapped_branch(self):
+        ...         return True
+        >>> import signalprop as sp
+        >>> r = sp.spp(nn.Sequential(Residual(8), Residual(8)), torch.randn(16, 8))
+        >>> r.names, r.records[0].res_var is not None  # the blocks, and their branch variance
+        (['0', '1'], True)
     """
 
     branch_tap: BranchTap

@@ -16,7 +16,18 @@ from signalprop._forward import ModelInput, buffers_restored, call_model, module
 
 
 class NoLinearHeadError(ValueError):
-    """The model applies no ``nn.Linear`` layer, so it has no classifier to exclude."""
+    """The model applies no ``nn.Linear`` layer, so it has no classifier to exclude.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU())
+        >>> try:
+        ...     find_classifier(net, torch.randn(1, 3, 2, 2))
+        ... except NoLinearHeadError as err:
+        ...     print(err)
+        cannot find the classifier of Sequential: it has no nn.Linear layer. AGC never clips
+        the final classifier; pass exclude=[names of its parameters or module] (or
+        exclude=() to clip every parameter)
+    """
 
 
 def _no_head_message(model: nn.Module, why: str) -> str:

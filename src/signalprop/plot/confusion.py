@@ -45,7 +45,7 @@ def confusion(
     Examples:
         >>> r = ConfusionResult("toy", 4, 6, 0.1, -0.2, 0.1, 0.2, {}, 1.0, 0,
         ...                     [-1.0, -0.5, 0.0, 0.5, 1.0], [0, 2, 3, 1])
-        >>> confusion(r, "/tmp/signalprop_doctest_confusion.png").suffix
+        >>> confusion(r, "confusion.png").suffix
         '.png'
     """
     res_list = [results] if isinstance(results, ConfusionResult) else list(results)

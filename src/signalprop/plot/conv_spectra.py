@@ -6,12 +6,40 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from signalprop.plot._style import pyplot, save
 from signalprop.results.conv_spectra import ConvSpectraResult
 from signalprop.results.spp import stack_labels
+
+
+def _draw(ax_s: Any, ax_c: Any, res: ConvSpectraResult, label: str, color: Any,
+          floor: float, top: float) -> None:
+    """One result's lines: extremes (zeros at ``floor``) and condition (inf at ``top``)."""
+    idx = np.array([r.index for r in res.records])
+    exact = np.array([r.exact for r in res.records])
+    smax = np.array([max(r.sigma_max, floor) for r in res.records])
+    smin = np.array([max(r.sigma_min, floor) for r in res.records])
+    ax_s.plot(idx, smax, "-", color=color, lw=1.2, label=f"{label}: sigma_max")
+    ax_s.plot(idx, smin, "--", color=color, lw=1.2, label=f"{label}: sigma_min")
+    for marker_exact, face in ((True, color), (False, "none")):
+        sel = exact == marker_exact
+        ax_s.scatter(idx[sel], smax[sel], s=14, color=color, facecolors=face, zorder=3)
+        ax_s.scatter(idx[sel], smin[sel], s=14, color=color, facecolors=face, zorder=3,
+                     marker="s")
+    for r in res.records:
+        if not r.exact:
+            ax_s.vlines(r.index, r.sigma_max_low, r.sigma_max_high, color=color, lw=2.5,
+                        alpha=0.35)
+            ax_s.vlines(r.index, max(r.sigma_min_low, floor), max(r.sigma_min_high, floor),
+                        color=color, lw=2.5, alpha=0.2)
+    cond = np.array([r.condition if math.isfinite(r.condition) else top for r in res.records])
+    ax_c.plot(idx, cond, "-o", color=color, ms=3, lw=1.2, label=label)
+    inf = np.array([not math.isfinite(r.condition) for r in res.records])
+    if inf.any():
+        ax_c.scatter(idx[inf], cond[inf], marker="^", s=40, color=color, zorder=3)
 
 
 def conv_spectra(
@@ -56,30 +84,7 @@ def conv_spectra(
                 for v in (r.sigma_max, r.sigma_min, r.sigma_min_high) if v > 0]
     floor = min(positive, default=1.0) / 10
     for i, (res, label) in enumerate(zip(res_list, stack_labels(res_list))):  # type: ignore[arg-type]
-        color = colors[i % len(colors)]
-        idx = np.array([r.index for r in res.records])
-        exact = np.array([r.exact for r in res.records])
-        smax = np.array([max(r.sigma_max, floor) for r in res.records])
-        smin = np.array([max(r.sigma_min, floor) for r in res.records])
-        ax_s.plot(idx, smax, "-", color=color, lw=1.2, label=f"{label}: sigma_max")
-        ax_s.plot(idx, smin, "--", color=color, lw=1.2, label=f"{label}: sigma_min")
-        for marker_exact, face in ((True, color), (False, "none")):
-            sel = exact == marker_exact
-            ax_s.scatter(idx[sel], smax[sel], s=14, color=color, facecolors=face, zorder=3)
-            ax_s.scatter(idx[sel], smin[sel], s=14, color=color, facecolors=face, zorder=3,
-                         marker="s")
-        for r in res.records:
-            if not r.exact:
-                ax_s.vlines(r.index, r.sigma_max_low, r.sigma_max_high, color=color, lw=2.5,
-                            alpha=0.35)
-                ax_s.vlines(r.index, max(r.sigma_min_low, floor), max(r.sigma_min_high, floor),
-                            color=color, lw=2.5, alpha=0.2)
-        cond = np.array([r.condition if math.isfinite(r.condition) else top
-                         for r in res.records])
-        ax_c.plot(idx, cond, "-o", color=color, ms=3, lw=1.2, label=label)
-        inf = np.array([not math.isfinite(r.condition) for r in res.records])
-        if inf.any():
-            ax_c.scatter(idx[inf], cond[inf], marker="^", s=40, color=color, zorder=3)
+        _draw(ax_s, ax_c, res, label, colors[i % len(colors)], floor, top)
     ax_s.axhline(floor, color="0.7", lw=0.8, ls=":", zorder=0)
     ax_s.axhline(1.0, color="0.5", lw=0.8, zorder=0)
     ax_c.axhline(1.0, color="0.5", lw=0.8, zorder=0)

@@ -73,7 +73,7 @@ def gradient_spp(
         >>> from signalprop.results import GradBlockStats, GradSPPResult
         >>> r = GradSPPResult("toy", [GradBlockStats(f"b{i}", i, 0.0, 0.5**i, 1.0, 4)
         ...                           for i in range(5)])
-        >>> gradient_spp(r, "/tmp/signalprop_doctest_grad_spp.png").suffix
+        >>> gradient_spp(r, "grad_spp.png").suffix
         '.png'
     """
     res_list = [results] if isinstance(results, GradSPPResult) else list(results)

@@ -110,7 +110,7 @@ def spp(
     Examples:
         >>> from signalprop.results import BlockStats, SPPResult
         >>> r = SPPResult("toy", [BlockStats(f"b{i}", i, 0.0, 1 + 0.04 * i, 1.0) for i in range(5)])
-        >>> spp(r, "/tmp/signalprop_doctest_spp.png").suffix
+        >>> spp(r, "spp.png").suffix
         '.png'
     """
     res_list = _as_list(results)

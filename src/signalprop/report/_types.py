@@ -34,6 +34,12 @@ class Measurements(Result):
         diagnoses: what :func:`~signalprop.report.diagnosis.diagnose` found.
         summary: parameter count, depth, block types, discovery, activation, theory numbers.
         notes: why a step was skipped, and other remarks for the page.
+
+    Examples:
+        >>> from signalprop.results import BlockStats
+        >>> m = Measurements("toy", SPPResult("toy", [BlockStats("b0", 0, 0.0, 1.0)]))
+        >>> m.grad is None, Measurements.from_json(m.to_json()).spp.records[0].avg_var
+        (True, 1.0)
     """
 
     label: str
@@ -60,6 +66,15 @@ class ReportResult(Result):
         after: measurements of the fixed model (``fix=True``), else None.
         fix_summary: what the fix changed (conversion report or init), else "".
         seconds: wall-clock time of the whole build.
+
+    Examples:
+        >>> from signalprop.results import BlockStats
+        >>> before = Measurements("toy", SPPResult("toy", [BlockStats("b0", 0, 0.0, 1.0)]))
+        >>> r = ReportResult(Path("report/report.html"), [], before)
+        >>> r.save("report.json")
+        PosixPath('report.json')
+        >>> ReportResult.load("report.json").path, r.diagnoses
+        (PosixPath('report/report.html'), [])
     """
 
     path: Path

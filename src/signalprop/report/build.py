@@ -99,39 +99,11 @@ def measure_all(model: nn.Module, x: torch.Tensor, label: str, *, seed: int = 0,
         m.notes.append(f"gradient SPP not measured: {e}")
     bar.update()
     bn = _probe.has_batchnorm(model)
-    loss_fn, y = _loss_and_target(out, seed)
-    if loss_fn is not None and x.shape[0] >= 2:
-        try:
-            m.confusion = gradient_confusion(model, x, y, loss_fn=loss_fn, label=label,
-                                             batchnorm="eval" if bn else "auto")
-            if bn:
-                m.notes.append("gradient confusion and the Jacobian use BatchNorm's running "
-                               "statistics (eval mode): per-example gradients need "
-                               "batch-independent layers")
-        except (ValueError, ForwardError, RuntimeError) as e:
-            m.notes.append(f"gradient confusion not measured: {e}")
-    else:
-        m.notes.append("gradient confusion not measured: it needs a tensor output and at "
-                       "least 2 examples")
+    _measure_confusion(m, model, x, out, seed, bn)
     bar.update()
-    try:
-        # few Lanczos steps and trace probes: extremes to a few digits, affordable for a
-        # ResNet-50 with 1000 outputs (the residual bounds say how accurate they are)
-        m.jacobian = jacobian_spectrum(model, x[: min(2, x.shape[0])], k=jacobian_k,
-                                       steps=JACOBIAN_STEPS, probes=JACOBIAN_PROBES,
-                                       seed=seed, batchnorm="eval" if bn else "auto",
-                                       label=label)
-    except (ValueError, ForwardError, RuntimeError) as e:
-        m.notes.append(f"Jacobian spectrum not measured: {e}")
+    _measure_jacobian(m, model, x, seed, bn, jacobian_k)
     bar.update()
-    if x.shape[0] >= 2:
-        try:
-            ind = batch_independence(model, x, seed=seed, label=label)
-            ind.meta["first_leak_type"] = {k: _probe.module_type(model, v)
-                                           for k, v in ind.first_leak.items()}
-            m.independence = ind
-        except (ValueError, ForwardError, RuntimeError) as e:
-            m.notes.append(f"batch independence not checked: {e}")
+    _measure_independence(m, model, x, seed)
     bar.update()
     if any(isinstance(mod, nn.modules.conv._ConvNd) for mod in model.modules()):
         try:
@@ -145,6 +117,53 @@ def measure_all(model: nn.Module, x: torch.Tensor, label: str, *, seed: int = 0,
     return m
 
 
+def _measure_confusion(m: Measurements, model: nn.Module, x: torch.Tensor, out: Any,
+                       seed: int, bn: bool) -> None:
+    """``m.confusion`` on random targets for the output ``out`` (or a note why not)."""
+    loss_fn, y = _loss_and_target(out, seed)
+    if loss_fn is None or x.shape[0] < 2:
+        m.notes.append("gradient confusion not measured: it needs a tensor output and at "
+                       "least 2 examples")
+        return
+    try:
+        m.confusion = gradient_confusion(model, x, y, loss_fn=loss_fn, label=m.label,
+                                         batchnorm="eval" if bn else "auto")
+        if bn:
+            m.notes.append("gradient confusion and the Jacobian use BatchNorm's running "
+                           "statistics (eval mode): per-example gradients need "
+                           "batch-independent layers")
+    except (ValueError, ForwardError, RuntimeError) as e:
+        m.notes.append(f"gradient confusion not measured: {e}")
+
+
+def _measure_jacobian(m: Measurements, model: nn.Module, x: torch.Tensor, seed: int,
+                      bn: bool, k: int) -> None:
+    """``m.jacobian`` on the first two examples (or a note why not)."""
+    try:
+        # few Lanczos steps and trace probes: extremes to a few digits, affordable for a
+        # ResNet-50 with 1000 outputs (the residual bounds say how accurate they are)
+        m.jacobian = jacobian_spectrum(model, x[: min(2, x.shape[0])], k=k,
+                                       steps=JACOBIAN_STEPS, probes=JACOBIAN_PROBES,
+                                       seed=seed, batchnorm="eval" if bn else "auto",
+                                       label=m.label)
+    except (ValueError, ForwardError, RuntimeError) as e:
+        m.notes.append(f"Jacobian spectrum not measured: {e}")
+
+
+def _measure_independence(m: Measurements, model: nn.Module, x: torch.Tensor,
+                          seed: int) -> None:
+    """``m.independence`` for batches of 2+ examples (or a note why it was not checked)."""
+    if x.shape[0] < 2:
+        return
+    try:
+        ind = batch_independence(model, x, seed=seed, label=m.label)
+        ind.meta["first_leak_type"] = {k: _probe.module_type(model, v)
+                                       for k, v in ind.first_leak.items()}
+        m.independence = ind
+    except (ValueError, ForwardError, RuntimeError) as e:
+        m.notes.append(f"batch independence not checked: {e}")
+
+
 def apply_fix(model: nn.Module, before: Measurements) -> tuple[nn.Module | None, str]:
     """The fixed model: NF conversion for BatchNorm or residual networks, the critical
     initialization for plain ones; ``(None, reason)`` when neither applies.
@@ -155,6 +174,12 @@ def apply_fix(model: nn.Module, before: Measurements) -> tuple[nn.Module | None,
 
     Returns:
         ``(fixed model or None, what was done)``.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+        >>> fixed, what = apply_fix(net, measure_all(net, torch.randn(8, 8), "tanh net"))
+        >>> print(what)
+        sp.nn.init.critical_(model, "tanh"): every Linear/Conv re-drawn with sigma_w^2 = 1
     """
     from signalprop.convert import ConversionError, to_normfree
     from signalprop.nn.init import critical_
@@ -216,7 +241,7 @@ def build_report(
     Examples:
         >>> import signalprop as sp
         >>> net = sp.models.resnetv2([1, 1], norm="none", stem="cifar", width=0.25)
-        >>> r = build_report(net, torch.randn(4, 3, 16, 16), "/tmp/signalprop_doctest_report")
+        >>> r = build_report(net, torch.randn(4, 3, 16, 16), "report")
         >>> r.path.name, "mean_shift" in [d.kind for d in r.diagnoses]
         ('report.html', True)
     """

@@ -71,6 +71,15 @@ class Diagnosis:
         threshold: the rule that fired, with its value.
         block: where it starts (a module name), or ``None`` for the whole model.
         fix_code: one line of signalprop code that applies the fix.
+
+    Examples:
+        >>> from signalprop.results import BlockStats, SPPResult
+        >>> res = SPPResult("r", [BlockStats(f"b{i}", i, 0.0, 2.0**i) for i in range(4)])
+        >>> d = diagnose(res, activation="tanh")[0]  # a plain tanh network
+        >>> d.kind, d.block, d.fix_code
+        ('variance_growth', 'b3', 'sp.nn.init.critical_(model, "tanh")')
+        >>> d.threshold
+        "avg_var > 4 x the first block's (VARIANCE_GROWTH_LIMIT)"
     """
 
     kind: str

@@ -18,6 +18,17 @@ from signalprop.results.conv_spectra import (
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
+from signalprop.results.quantized import (
+    EstimatorIndicatorsResult,
+    LayerIndicators,
+    RoundingChainResult,
+)
+from signalprop.results.regions import (
+    PlaneRegionsResult,
+    RegionBoundsResult,
+    RegionDensityResult,
+    RegionsResult,
+)
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
@@ -25,6 +36,7 @@ __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
     "ConfusionResult",
+    "EstimatorIndicatorsResult",
     "ConvLayerSpectrum",
     "ConvSpectraResult",
     "ConvSpectrumResult",
@@ -34,7 +46,13 @@ __all__ = [
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "LayerIndicators",
+    "PlaneRegionsResult",
+    "RegionBoundsResult",
+    "RegionDensityResult",
+    "RegionsResult",
     "Result",
+    "RoundingChainResult",
     "SPPResult",
     "chi_prediction",
     "write_csv",

@@ -92,6 +92,12 @@ class ConvLayerSpectrum:
         input_shape, output_shape: per example, (C, *spatial) and (M, *spatial).
         method, exact, n_values, sigma_max, sigma_min: as in :class:`ConvSpectrumResult`.
         sigma_max_low, sigma_max_high, sigma_min_low, sigma_min_high: certified intervals.
+
+    Examples:
+        >>> r = ConvLayerSpectrum("conv", 0, "Conv2d", (1, 4, 4), (1, 4, 4), "bounds", False,
+        ...                       16, 2.0, 0.5, 2.0, 2.1, 0.0, 0.5)
+        >>> r.condition, r.sigma_max_low <= r.sigma_max <= r.sigma_max_high
+        (4.0, True)
     """
 
     name: str

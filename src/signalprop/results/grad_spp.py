@@ -34,6 +34,11 @@ class GradBlockStats:
             (``None`` for a repeated call, for predictions, or without parameters).
         n_params: number of trainable parameters of the block.
         nonfinite: NaN/Inf values in dL/dy and the parameter gradients.
+
+    Examples:
+        >>> g = GradBlockStats("fc1", 1, grad_avg_sq_mean=0.0, grad_avg_var=0.01, n_params=72)
+        >>> g.grad_avg_var, g.param_grad_norm
+        (0.01, None)
     """
 
     name: str

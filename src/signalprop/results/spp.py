@@ -29,6 +29,11 @@ class BlockStats:
         avg_var: average over channels of the (biased) channel variance.
         res_var: average channel variance of the residual branch output, or ``None``.
         nonfinite: number of NaN/Inf values in the block output (0 for predictions).
+
+    Examples:
+        >>> b = BlockStats("stages.0.1", 1, avg_sq_mean=0.25, avg_var=1.0)
+        >>> b.name, b.avg_var, b.res_var
+        ('stages.0.1', 1.0, None)
     """
 
     name: str

@@ -24,6 +24,16 @@ def sweep_status(out: str | Path) -> str:
 
     Raises:
         SweepDBError: no database yet, or it is locked/corrupt.
+
+    Examples:
+        >>> Path("sweep").mkdir()
+        >>> with SweepDB("sweep/sweep.sqlite") as db:  # what run_sweep writes first
+        ...     db.add_runs([("run0", "lr=0.1 seed=0", "{}", 0, "runs/run0/metrics.jsonl")])
+        1
+        >>> print(sweep_status("sweep"))
+        run            status              step  test_acc  test_loss   seconds
+        lr=0.1 seed=0  pending                -         -          -         -
+        1 runs: 1 pending (no driver running; database sweep/sweep.sqlite)
     """
     out = Path(out)
     with SweepDB(out / DB_NAME, create=False) as db:

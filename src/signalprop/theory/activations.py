@@ -49,6 +49,13 @@ class Activation:
         scale: where phi's features lie in u (quadrature refines panels around |u| ~ scale).
         registered: True when built by :func:`get_activation` from a registry name (it is
             then fully described by ``name`` and ``params``, so results can be cached).
+
+    Examples:
+        >>> get_activation("relu").slopes
+        (1.0, 0.0)
+        >>> square = Activation("square", lambda u: u**2, lambda u: 2 * u, lambda u: 2 + 0 * u)
+        >>> float(square.d1(np.array(3.0)))
+        6.0
     """
 
     name: str
@@ -293,7 +300,12 @@ _ALIASES = {"swish": "silu", "linear": "identity"}
 
 
 def activation_names() -> list[str]:
-    """All registered activation names, aliases included."""
+    """All registered activation names, aliases included.
+
+    Examples:
+        >>> "tanh" in activation_names() and "swish" in activation_names()  # swish: an alias
+        True
+    """
     return sorted([*_FACTORIES, *_ALIASES])
 
 
@@ -336,6 +348,12 @@ def get_activation(
 
     Raises:
         ValueError: unknown name or parameter; the message lists the valid ones.
+
+    Examples:
+        >>> get_activation("elu", alpha=0.5).params
+        {'alpha': 0.5}
+        >>> float(get_activation("tanh").d1(np.array(0.0)))
+        1.0
     """
     if isinstance(activation, Activation):
         if params:

@@ -51,6 +51,11 @@ class CriticalPoint:
         chi_1, chi_par: susceptibilities there (chi_1 = 1 up to rounding).
         xi_q: depth scale of the approach to q* (inf: power law).
         universality: one of ``UNIVERSALITY_CLASSES``.
+
+    Examples:
+        >>> cp = critical_point("relu")
+        >>> cp.sigma_w2, cp.chi_1, cp.universality
+        (2.0, 1.0, 'scale-invariant')
     """
 
     activation: str

@@ -41,6 +41,11 @@ class FourPointVertex:
         q: (depth,) the kernel K_l (pre-activation variance at infinite width).
         vertex: (depth,) V_l = n Var(G_l), the width-independent four-point vertex.
         normalized: (depth,) V_l / K_l^2.
+
+    Examples:
+        >>> fw = four_point_vertex("relu", depth=3, sigma_w2=2.0)
+        >>> fw.q.tolist(), fw.normalized.round(12).tolist()
+        ([1.0, 1.0, 1.0], [0.0, 5.0, 10.0])
     """
 
     q: np.ndarray

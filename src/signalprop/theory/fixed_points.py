@@ -56,6 +56,11 @@ class MeanField:
         xi_q, xi_c, xi_grad: depth scales in layers (inf: no exponential scale;
             xi_grad < 0: exploding gradients).
         phase: "ordered" (chi_1 < 1), "critical" or "chaotic" (chi_1 > 1).
+
+    Examples:
+        >>> mf = mean_field("relu", sigma_w2=2.0)
+        >>> mf.phase, mf.q_star, mf.chi_1
+        ('critical', 1.0, 1.0)
     """
 
     activation: str
@@ -116,59 +121,76 @@ def q_star(
     act = get_activation(activation)
     if act.closed_form == "homogeneous":
         return _homogeneous_q_star(act, sw, sb, q0)
+    qmap = _QMap(act, sw, sb)
+    s0 = int(qmap.sign(np.asarray(q0)))
+    if s0 == 0:
+        return q0
+    return qmap.climb(q0) if s0 > 0 else qmap.fall(q0)
 
-    def excess(q: np.ndarray | float) -> np.ndarray:
-        return sb + sw * np.asarray(expect_phi2(act, q)) - np.asarray(q)
 
-    def sign(q: np.ndarray) -> np.ndarray:
+class _QMap:
+    """The q-map T(q) = sigma_b^2 + sigma_w^2 E[phi(sqrt(q) z)^2]: where T(q) - q changes
+    sign (up to rounding) on a geometric grid, and the root there."""
+
+    STEPS = 10.0 ** (np.arange(1, 17) / 16.0)  # one decade in 16 geometric steps
+
+    def __init__(self, act: Activation, sw: float, sb: float) -> None:
+        self.act, self.sw, self.sb = act, sw, sb
+        self.t_zero = float(sb + sw * expect_phi2(act, 0.0))  # the q-map at q = 0
+
+    def excess(self, q: np.ndarray | float) -> np.ndarray:
+        return self.sb + self.sw * np.asarray(expect_phi2(self.act, q)) - np.asarray(q)
+
+    def sign(self, q: np.ndarray) -> np.ndarray:
         # NOTE: |T(q) - q| within a few ulps of q is a fixed point to double precision
         # (e.g. relu6 at sigma_w^2 = 2 moves q by ~1e-19 per layer near q = 0.4).
-        f = excess(q)
-        return np.where(np.abs(f) <= 8 * _EPS * np.maximum(q, sb), 0, np.sign(f))
+        f = self.excess(q)
+        return np.where(np.abs(f) <= 8 * _EPS * np.maximum(q, self.sb), 0, np.sign(f))
 
-    def root(lo: float, hi: float) -> float:
-        if float(excess(lo)) * float(excess(hi)) < 0:
-            r = float(optimize.brentq(excess, lo, hi, xtol=1e-300, rtol=4 * _EPS, maxiter=500))
+    def climb(self, q0: float) -> float:
+        """The iteration climbs from ``q0``: the first sign change above it."""
+        lo = q0 if q0 > 0 else self.t_zero
+        if lo == 0.0:  # sigma_b^2 = 0 and phi(0) = 0: q = 0 is a fixed point
+            return 0.0
+        while lo < _Q_MAX:
+            grid = lo * self.STEPS
+            hit = np.flatnonzero(self.sign(grid) <= 0)
+            if hit.size:
+                i = hit[0]
+                return self.root(lo if i == 0 else grid[i - 1], grid[i])
+            lo = float(grid[-1])
+        return math.inf
+
+    def fall(self, q0: float) -> float:
+        """The iteration falls from ``q0``: the first sign change below it."""
+        hi = q0
+        while hi > _Q_MIN:
+            grid = hi / self.STEPS
+            hit = np.flatnonzero(self.sign(grid) >= 0)
+            if hit.size:
+                i = hit[0]
+                return self.root(grid[i], hi if i == 0 else grid[i - 1])
+            hi = float(grid[-1])
+        return self.root(0.0, hi) if self.t_zero > 0 else 0.0
+
+    def root(self, lo: float, hi: float) -> float:
+        """The fixed point in [lo, hi]: Brent's method, or bisection to the rounding band."""
+        if float(self.excess(lo)) * float(self.excess(hi)) < 0:
+            r = float(optimize.brentq(self.excess, lo, hi, xtol=1e-300, rtol=4 * _EPS,
+                                      maxiter=500))
         else:  # one end is inside the rounding band: bisect to the band's edge
-            s_lo = sign(np.asarray(lo))
+            s_lo = self.sign(np.asarray(lo))
             for _ in range(200):
                 mid = 0.5 * (lo + hi)
                 if not lo < mid < hi:
                     break
-                if sign(np.asarray(mid)) == s_lo:
+                if self.sign(np.asarray(mid)) == s_lo:
                     lo = mid
                 else:
                     hi = mid
             r = float(hi)
         # Below ~1e-14 (with no bias and phi(0) = 0) a root is indistinguishable from 0.
-        return 0.0 if r < 1e-14 and t_zero == 0.0 else r
-
-    t_zero = float(sb + sw * expect_phi2(act, 0.0))  # the q-map at q = 0
-    steps = 10.0 ** (np.arange(1, 17) / 16.0)
-    s0 = int(sign(np.asarray(q0)))
-    if s0 == 0:
-        return q0
-    if s0 > 0:  # the iteration climbs: first sign change above q0
-        lo = q0 if q0 > 0 else t_zero
-        if lo == 0.0:  # sigma_b^2 = 0 and phi(0) = 0: q = 0 is a fixed point
-            return 0.0
-        while lo < _Q_MAX:
-            grid = lo * steps
-            hit = np.flatnonzero(sign(grid) <= 0)
-            if hit.size:
-                i = hit[0]
-                return root(lo if i == 0 else grid[i - 1], grid[i])
-            lo = float(grid[-1])
-        return math.inf
-    hi = q0  # the iteration falls: first sign change below q0
-    while hi > _Q_MIN:
-        grid = hi / steps
-        hit = np.flatnonzero(sign(grid) >= 0)
-        if hit.size:
-            i = hit[0]
-            return root(grid[i], hi if i == 0 else grid[i - 1])
-        hi = float(grid[-1])
-    return root(0.0, hi) if t_zero > 0 else 0.0
+        return 0.0 if r < 1e-14 and self.t_zero == 0.0 else r
 
 
 def c_star(

@@ -101,6 +101,11 @@ class Propagation:
         grad_scale: (depth + 1,) predicted E|dL/dh_l|^2 / E|dL/dh_depth|^2: the product of
             sigma_w^2 E[phi'(sqrt(q_k) z)^2] over k = l .. depth - 1 (1 at l = depth).
         chi: (depth,) the per-layer gradient factors sigma_w^2 E[phi'(sqrt(q_l) z)^2].
+
+    Examples:
+        >>> p = propagate("relu", depth=2, sigma_w2=2.0, c0=0.0)
+        >>> p.q.tolist(), p.c.round(4).tolist(), p.chi.tolist()
+        ([1.0, 1.0, 1.0], [0.0, 0.3183, 0.4937], [1.0, 1.0])
     """
 
     q: np.ndarray

@@ -50,6 +50,11 @@ class PhaseDiagram:
         q_star, c_star, chi_1, chi_c, xi_c: arrays of shape (len(sigma_b2), len(sigma_w2));
             row i belongs to sigma_b2[i], column j to sigma_w2[j]. Conventions as in
             :class:`~signalprop.theory.MeanField` (xi_c = inf: no exponential scale).
+
+    Examples:
+        >>> pd = phase_diagram("relu", [1.0, 2.0, 3.0], [0.0])
+        >>> pd.chi_1.tolist()  # ordered, critical, chaotic
+        [[0.5, 1.0, 1.5]]
     """
 
     activation: str

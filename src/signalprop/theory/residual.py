@@ -133,6 +133,29 @@ def _padding_3x3(size: tuple[int, int] | None, stride: int) -> tuple[_Padding, t
     return _Padding(rv, rm, n2), (out[0], out[1])
 
 
+def _block(act: Activation, norm: str, x: _Stats, expected: float, transition: bool,
+           pad: _Padding, gam2: float, alpha: float, gain: float
+           ) -> tuple[_Stats, _Stats, float]:
+    """One bottleneck block (3 convs, the middle one 3x3 with padding ``pad``) on trunk
+    ``x``, its branch scaled by ``alpha * gain``: (trunk after it, branch output before
+    the scale, NF's beta^2 ``expected`` for the next block)."""
+    ws, one = norm == "nf", _Padding()
+    unit = _Stats(0.0, 0.0, 1.0)  # what BN feeds every activation
+    if norm == "bn":
+        inp = unit
+    elif norm == "nf":
+        inp = x.scaled(1.0 / math.sqrt(expected))
+    else:
+        inp = x
+    branch = _conv(act, inp, gam2, ws, one)
+    branch = _conv(act, unit if norm == "bn" else branch, gam2, ws, pad)
+    branch = _conv(act, unit if norm == "bn" else branch, gam2, ws, one)
+    short = _conv(act, inp, gam2, ws, one) if transition else x
+    if norm == "nf":
+        expected = (1.0 if transition else expected) + alpha * alpha
+    return short + branch.scaled(alpha * gain), branch, expected
+
+
 def residual_schedule(
     norm: str,
     depths: Sequence[int],
@@ -144,6 +167,7 @@ def residual_schedule(
     stem_sq_mean: float = 0.0,
     spatial: int | tuple[int, int] | None = None,
     label: str | None = None,
+    weight_gain: float = 1.0,
 ) -> SPPResult:
     """Predicted SPP (stem, then every block ``stages.{s}.{b}``) of a pre-activation ResNet.
 
@@ -164,6 +188,8 @@ def residual_schedule(
         spatial: the stem output's spatial size (H, W); then 3x3 convs lose the variance of
             their zero-padded taps (large on 4x4 and 2x2 maps). None: no padding effects.
         label: the result's label (default ``"<norm> (predicted)"``).
+        weight_gain: factor on the variance every block conv (branch and projection)
+            passes on, e.g. ``quantized_variance_gain(...)`` for quantized convolutions.
 
     Returns:
         ``SPPResult(kind="predicted")``: ``avg_sq_mean``, ``avg_var`` and ``res_var`` (the
@@ -195,9 +221,8 @@ def residual_schedule(
         hw = (spatial, spatial) if isinstance(spatial, int) else tuple(spatial)
         size = (_checks.count("spatial", hw[0]), _checks.count("spatial", hw[-1]))
     he_g2 = 1.0 / float(expect_phi2(act, 1.0))
-    gam2 = _gamma(act) ** 2 if norm == "nf" else he_g2
-    ws = norm == "nf"
-    one = _Padding()
+    gam2 = (_gamma(act) ** 2 if norm == "nf" else he_g2) * _checks.positive("weight_gain",
+                                                                           weight_gain)
     # NOTE: the stem's squared mean is taken as common to all channels (positive), which is
     # what a max-pool produces; any conv with random weights turns it into a spread.
     x = _Stats(math.sqrt(m), 0.0, v)
@@ -209,26 +234,13 @@ def residual_schedule(
             index += 1
             transition = b == 0
             pad, new_size = _padding_3x3(size, 2 if transition and s > 0 else 1)
-            if norm == "bn":
-                unit = _Stats(0.0, 0.0, 1.0)  # what BN feeds every activation
-                inp = unit
-            elif norm == "nf":
-                inp = x.scaled(1.0 / math.sqrt(expected))
-            else:
-                inp = x
-            branch = _conv(act, inp, gam2, ws, one)
-            branch = _conv(act, unit if norm == "bn" else branch, gam2, ws, pad)
-            branch = _conv(act, unit if norm == "bn" else branch, gam2, ws, one)
-            short = _conv(act, inp, gam2, ws, one) if transition else x
-            if norm == "nf":
-                expected = (1.0 if transition else expected) + a * a
-            x = short + branch.scaled(a * g)
+            x, branch, expected = _block(act, norm, x, expected, transition, pad, gam2, a, g)
             if size is not None:
                 size = new_size
             records.append(BlockStats(f"stages.{s}.{b}", index, x.sq_mean, x.var, branch.var))
     meta = {"norm": norm, "depths": list(depths), "activation": act.name, "alpha": a,
             "gain": g, "stem_var": records[0].avg_var, "stem_sq_mean": records[0].avg_sq_mean,
-            "model": "signalprop.theory.residual_schedule"}
+            "weight_gain": float(weight_gain), "model": "signalprop.theory.residual_schedule"}
     return SPPResult(label or f"{norm} (predicted)", records, kind="predicted", meta=meta)
 
 

@@ -20,7 +20,15 @@ CHECKPOINT = "checkpoint.pt"
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint could not be written or read; the message says what is intact."""
+    """A checkpoint could not be written or read; the message says what is intact.
+
+    Examples:
+        >>> try:
+        ...     load_checkpoint("missing.pt")
+        ... except CheckpointError as err:
+        ...     print(err)
+        no checkpoint at missing.pt
+    """
 
 
 def atomic_write(path: Path, write: Any, mode: str = "wb") -> None:
@@ -49,6 +57,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
     Raises:
         CheckpointError: the write failed; the previous checkpoint at ``path`` is intact.
+
+    Examples:
+        >>> save_checkpoint(CHECKPOINT, {"step": 3, "weights": torch.ones(2)})
+        >>> load_checkpoint(CHECKPOINT)["weights"]
+        tensor([1., 1.])
     """
     path = Path(path)
     try:
@@ -74,6 +87,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Raises:
         CheckpointError: missing or unreadable file (names the path and the reason).
+
+    Examples:
+        >>> save_checkpoint("checkpoint.pt", {"step": 3, "config": "{}"})
+        >>> load_checkpoint("checkpoint.pt")
+        {'step': 3, 'config': '{}'}
     """
     path = Path(path)
     if not path.is_file():
@@ -83,6 +101,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 -- any unpickling failure means an unusable file
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: "
                               f"{_reason(e)}); delete it to start the run over") from e
-    if not isinstance(state, dict) or "step" not in state:
-        raise CheckpointError(f"{path} is not a signalprop checkpoint")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a signalprop checkpoint (it holds a "
+                              f"{type(state).__name__}, not a mapping of fields)")
+    if "step" not in state:
+        raise CheckpointError(f"{path} is not a signalprop checkpoint (it has no field "
+                              f"'step'; fields: {', '.join(map(str, state)) or 'none'})")
     return state

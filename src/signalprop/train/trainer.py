@@ -28,14 +28,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from signalprop.data import ArraySplit, load_dataset
-from signalprop.models import load_model
+from signalprop.data import ArraySplit
 from signalprop.results import Result
 from signalprop.results._base import SKIP
+from signalprop.train import _resume
 from signalprop.train import distributed as ddp_utils
+from signalprop.train._preflight import check_run
 from signalprop.train.checkpoint import CHECKPOINT, atomic_write, load_checkpoint, save_checkpoint
-from signalprop.train.config import OUTPUT_FIELDS, TrainConfig
-from signalprop.train.metrics import METRICS, MetricsWriter
+from signalprop.train.config import TrainConfig
+from signalprop.train.metrics import METRICS, MetricsWriter, read_metrics
 from signalprop.train.optimizers import build_optimizer
 from signalprop.train.schedules import lr_at
 
@@ -67,7 +68,13 @@ class TrainResult(Result):
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The order of the ``n`` training examples in ``epoch`` (depends on nothing else)."""
+    """The order of the ``n`` training examples in ``epoch`` (depends on nothing else).
+
+    Examples:
+        >>> order = epoch_permutation(5, seed=0, epoch=1)
+        >>> sorted(order.tolist()), torch.equal(order, epoch_permutation(5, seed=0, epoch=1))
+        ([0, 1, 2, 3, 4], True)
+    """
     state = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(2)
     gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
     return torch.randperm(n, generator=gen)
@@ -76,7 +83,14 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, split: ArraySplit, d: ddp_utils.Dist, batch: int = 1024
              ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on ``split`` (sharded over ranks when distributed)."""
+    """Mean cross-entropy and accuracy on ``split`` (sharded over ranks when distributed).
+
+    Examples:
+        >>> split = ArraySplit(torch.eye(3), torch.tensor([0, 1, 2]))  # logits = the inputs
+        >>> loss, accuracy = evaluate(nn.Identity(), split, ddp_utils.Dist())
+        >>> round(loss, 4), accuracy  # loss = log(1 + 2 / e)
+        (0.5514, 1.0)
+    """
     was_training = model.training
     model.eval()
     idx = torch.arange(len(split))[d.rank::d.world_size]
@@ -102,16 +116,6 @@ def _batch_stats(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
                      (logits.detach().argmax(dim=1) == y).sum().double(),
                      torch.tensor(float(n), dtype=torch.float64)])
     return d.all_sum(t).tolist()
-
-
-def _check_resume(state: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    saved = json.loads(state["config"])
-    now = cfg.to_dict()
-    diff = [k for k in now if k not in OUTPUT_FIELDS and saved.get(k) != now[k]]
-    if diff:
-        raise ValueError(f"cannot resume from {path}: the config differs in "
-                         + ", ".join(f"{k} (saved {saved.get(k)!r}, now {now[k]!r})"
-                                     for k in diff))
 
 
 def fit(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = False,
@@ -147,129 +151,192 @@ def fit(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = False
 
 def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
          d: ddp_utils.Dist) -> TrainResult:
-    from tqdm.auto import tqdm
-
     t_start = time.perf_counter()
-    data = load_dataset(cfg.dataset, **cfg.dataset_args)
-    n, bsz = len(data.train), cfg.batch_size
-    if bsz > n:
-        raise ValueError(f"batch_size={bsz} is larger than the {n} training examples of "
-                         f"{cfg.dataset!r}")
-    if bsz % d.world_size:
-        raise ValueError(f"batch_size={bsz} must be divisible by the {d.world_size} processes")
-    per_epoch = n // bsz
-    total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
-    torch.manual_seed(cfg.seed)
-    model = load_model(cfg.model, **cfg.model_args)
+    data, model = check_run(cfg)  # before any file is touched: a bad config is one line
+    per_epoch, total = _run_length(cfg, len(data.train), d)
     stepper, base = build_optimizer(cfg, model)
-
-    ckpt_path = out / CHECKPOINT if out is not None else None
-    start, prior_seconds, resumed_from = 0, 0.0, None
-    window = [0.0, 0.0, 0.0]  # loss sum, correct, count since the last train record
+    run = _Run(cfg, d, out, data, model, base, stepper, per_epoch, total, t_start)
     if out is not None:
-        if not resume and (ckpt_path.exists() or (out / METRICS).exists()):
-            raise ValueError(f"{out} already holds a run; pass resume=True (--resume) to "
-                             "continue it, or choose another output directory")
-        if resume and ckpt_path.exists():
-            state = load_checkpoint(ckpt_path)
-            _check_resume(state, cfg, ckpt_path)
-            model.load_state_dict(state["model"])
-            base.load_state_dict(state["optimizer"])
-            rngs = state["rng"]
-            if len(rngs) != d.world_size:
-                raise ValueError(f"{ckpt_path} was written by {len(rngs)} processes; resume "
-                                 f"it with the same number, not {d.world_size}")
-            torch.set_rng_state(rngs[d.rank])
-            start, prior_seconds = int(state["step"]), float(state["seconds"])
-            window = [float(v) for v in state["window"]]
-            resumed_from = start
-        if d.is_main:
-            out.mkdir(parents=True, exist_ok=True)
+        run.restore(resume)
     d.barrier()  # every process has checked the directory before rank 0 writes to it
-    writer = MetricsWriter(out / METRICS if out is not None and d.is_main else None,
-                           keep_until_step=start if resume else None)
-    final: dict[str, float] = {}
-    for rec in writer.records:  # a resumed run carries its latest metrics forward
-        if rec.get("split") == "train" and "acc" in rec:
-            final.update(train_loss=rec["loss"], train_acc=rec["acc"])
-        elif rec.get("split") == "test":
-            final.update(test_loss=rec["loss"], test_acc=rec["acc"])
-    net = ddp_utils.wrap_model(model, d)
-
-    def elapsed() -> float:
-        return prior_seconds + time.perf_counter() - t_start
-
-    def checkpoint(step: int) -> None:
-        rngs = ddp_utils.gather_objects(d, torch.get_rng_state())
-        if ckpt_path is not None and d.is_main:
-            save_checkpoint(ckpt_path, {
-                "step": step, "model": model.state_dict(), "optimizer": base.state_dict(),
-                "rng": rngs, "seconds": elapsed(), "window": list(window),
-                "config": json.dumps(cfg.to_dict())})
-
-    status, message, step = "completed", "", start
-    bar = tqdm(total=total, initial=start, disable=not (progress and d.is_main),
-               desc=f"train {cfg.model}", unit="step", dynamic_ncols=True, leave=False)
-    perm, perm_epoch = None, -1
-    net.train()
-    try:
-        for t in range(start, total):
-            epoch, pos = divmod(t, per_epoch)
-            if epoch != perm_epoch:
-                perm, perm_epoch = epoch_permutation(n, cfg.seed, epoch), epoch
-            x, y = data.train.batch(d.shard(perm[pos * bsz:(pos + 1) * bsz]))
-            lr = lr_at(t, cfg, total)
-            for group in base.param_groups:
-                group["lr"] = lr
-            logits = net(x)
-            if t == start and (logits.ndim != 2 or logits.shape[1] != data.num_classes):
-                raise ValueError(
-                    f"model {cfg.model!r} returned logits of shape {tuple(logits.shape)}; "
-                    f"{cfg.dataset!r} needs (batch, {data.num_classes}): set "
-                    f"model_args.num_classes={data.num_classes} (or the factory's equivalent)")
-            loss = F.cross_entropy(logits, y)
-            stats = _batch_stats(loss, logits, y, d)  # global batch: loss sum, correct, count
-            if not math.isfinite(stats[0]):
-                status, step = "diverged", t + 1
-                message = f"loss became {stats[0] / stats[2]} at step {t + 1}"
-                writer.write({"step": t + 1, "epoch": epoch, "split": "train",
-                              "loss": stats[0] / stats[2], "lr": lr,
-                              "event": "diverged", "seconds": elapsed()})
-                break
-            base.zero_grad(set_to_none=True)
-            loss.backward()
-            stepper.step()
-            step = t + 1
-            window = [w + s for w, s in zip(window, stats)]
-            if step % cfg.log_every == 0 or step == total:
-                rec = {"step": step, "epoch": epoch, "split": "train",
-                       "loss": window[0] / window[2], "acc": window[1] / window[2],
-                       "lr": lr, "seconds": elapsed()}
-                writer.write(rec)
-                final.update(train_loss=rec["loss"], train_acc=rec["acc"])
-                bar.set_postfix(loss=f"{rec['loss']:.4g}", acc=f"{rec['acc']:.3f}", refresh=False)
-                window = [0.0, 0.0, 0.0]
-            epoch_end = step % per_epoch == 0 and cfg.eval_every == 0
-            if step == total or epoch_end or (cfg.eval_every and step % cfg.eval_every == 0):
-                test_loss, test_acc = evaluate(model, data.test, d)
-                writer.write({"step": step, "epoch": epoch, "split": "test", "loss": test_loss,
-                              "acc": test_acc, "seconds": elapsed()})
-                final.update(test_loss=test_loss, test_acc=test_acc)
-                net.train()
-            if step == total or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-                checkpoint(step)
-            bar.update(1)
-    except KeyboardInterrupt:
-        if step > start:
-            checkpoint(step)  # nothing is lost: --resume continues from here
-        raise
-    finally:
-        bar.close()
-        writer.close()
-    result = TrainResult(status, step, total, final, round(elapsed(), 3),
-                         str(out) if out is not None else None, resumed_from, message, model)
+    run.open_metrics(resume)
+    run.train(progress)
+    result = TrainResult(run.status, run.step, total, run.final, round(run.elapsed(), 3),
+                         str(out) if out is not None else None, run.resumed_from, run.message,
+                         model)
     if out is not None and d.is_main:
         text = json.dumps({**result.to_dict(), "config": cfg.to_dict(),
                            "run_key": cfg.run_key()}, indent=1, allow_nan=False)
         atomic_write(out / RESULT, lambda f: f.write(text), mode="w")
     return result
+
+
+def _run_length(cfg: TrainConfig, n: int, d: ddp_utils.Dist) -> tuple[int, int]:
+    """(steps per epoch, total steps) for ``n >= batch_size`` training examples."""
+    bsz = cfg.batch_size
+    if bsz % d.world_size:
+        raise ValueError(f"batch_size={bsz} must be divisible by the {d.world_size} processes")
+    per_epoch = n // bsz
+    return per_epoch, cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
+
+
+def _latest_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The latest train and test loss/accuracy in ``records`` (a resumed run's carry-over)."""
+    final: dict[str, float] = {}
+    for rec in records:
+        if rec.get("split") == "train" and "acc" in rec:
+            final.update(train_loss=rec["loss"], train_acc=rec["acc"])
+        elif rec.get("split") == "test":
+            final.update(test_loss=rec["loss"], test_acc=rec["acc"])
+    return final
+
+
+class _Run:
+    """The state of one training run: what a checkpoint stores, a resume restores, and
+    the loop advances one step at a time (``step`` counts the updates applied)."""
+
+    def __init__(self, cfg: TrainConfig, d: ddp_utils.Dist, out: Path | None, data: Any,
+                 model: nn.Module, base: torch.optim.Optimizer, stepper: Any, per_epoch: int,
+                 total: int, t_start: float) -> None:
+        self.cfg, self.d, self.out, self.data = cfg, d, out, data
+        self.model, self.base, self.stepper = model, base, stepper
+        self.per_epoch, self.total, self.t_start = per_epoch, total, t_start
+        self.ckpt_path = out / CHECKPOINT if out is not None else None
+        self.start, self.prior_seconds, self.resumed_from = 0, 0.0, None
+        self.window = [0.0, 0.0, 0.0]  # loss sum, correct, count since the last train record
+        self.status, self.message, self.step = "completed", "", 0
+        self.log_step = 0  # step of the last train record
+        self.torn = False  # True while step, weights and window disagree (mid-update)
+        self.final: dict[str, float] = {}
+        self.writer: MetricsWriter | None = None
+
+    def elapsed(self) -> float:
+        return self.prior_seconds + time.perf_counter() - self.t_start
+
+    def restore(self, resume: bool) -> None:
+        """Check the run directory; with ``resume``, load its checkpoint when present."""
+        out, path, d = self.out, self.ckpt_path, self.d
+        if not resume and (path.exists() or (out / METRICS).exists()):
+            raise ValueError(f"{out} already holds a run; pass resume=True (--resume) to "
+                             "continue it, or choose another output directory")
+        if resume and path.exists():
+            self._load(load_checkpoint(path))
+        if d.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+
+    def _load(self, state: dict[str, Any]) -> None:
+        """Check the checkpoint ``state`` (fields, config, progress, history), then load it."""
+        path, d = self.ckpt_path, self.d
+        saved = _resume.check_fields(state, path)
+        _resume.check_same_config(saved, self.cfg, path)
+        _resume.check_progress(state, path, self.total, self.cfg.batch_size)
+        rngs = state["rng"]
+        if len(rngs) != d.world_size:
+            raise ValueError(f"{path} was written by {len(rngs)} processes; resume "
+                             f"it with the same number, not {d.world_size}")
+        if d.is_main:
+            _resume.check_history(read_metrics(self.out / METRICS), state, path,
+                                  self.out / METRICS)
+        _resume.load_states(state, path, self.model, self.base)
+        torch.set_rng_state(rngs[d.rank])
+        self.start, self.prior_seconds = state["step"], float(state["seconds"])
+        self.window = [float(v) for v in state["window"]]
+        self.log_step = self.start - round(self.window[2] / self.cfg.batch_size)
+        self.resumed_from = self.start
+
+    def open_metrics(self, resume: bool) -> None:
+        """Open ``metrics.jsonl`` (rank 0) and carry a resumed run's latest metrics."""
+        path = self.out / METRICS if self.out is not None and self.d.is_main else None
+        self.writer = MetricsWriter(path, keep_until_step=self.start if resume else None)
+        self.final = _latest_metrics(self.writer.records)
+
+    def checkpoint(self, step: int) -> None:
+        rngs = ddp_utils.gather_objects(self.d, torch.get_rng_state())
+        if self.ckpt_path is not None and self.d.is_main:
+            self.writer.sync()  # the records the checkpoint follows are on disk first
+            save_checkpoint(self.ckpt_path, {
+                "step": step, "model": self.model.state_dict(),
+                "optimizer": self.base.state_dict(), "rng": rngs, "seconds": self.elapsed(),
+                "window": list(self.window), "config": json.dumps(self.cfg.to_dict()),
+                "log_step": self.log_step})
+
+    def train(self, progress: bool) -> None:
+        """Run steps ``start .. total - 1``; stop at the first non-finite loss."""
+        from tqdm.auto import tqdm
+
+        cfg, n, self.step = self.cfg, len(self.data.train), self.start
+        net = ddp_utils.wrap_model(self.model, self.d)
+        bar = tqdm(total=self.total, initial=self.start, disable=not (progress and self.d.is_main),
+                   desc=f"train {cfg.model}", unit="step", dynamic_ncols=True, leave=False)
+        perm, perm_epoch = None, -1
+        net.train()
+        try:
+            for t in range(self.start, self.total):
+                epoch, pos = divmod(t, self.per_epoch)
+                if epoch != perm_epoch:
+                    perm, perm_epoch = epoch_permutation(n, cfg.seed, epoch), epoch
+                batch = self.d.shard(perm[pos * cfg.batch_size:(pos + 1) * cfg.batch_size])
+                if not self._step(net, t, epoch, batch, bar):
+                    break
+                bar.update(1)
+        except KeyboardInterrupt:
+            # nothing is lost: --resume continues from here (unless the interrupt tore an
+            # update half-way: then the last regular checkpoint stays the one to resume)
+            if self.step > self.start and not self.torn:
+                self.checkpoint(self.step)
+            raise
+        finally:
+            bar.close()
+            self.writer.close()
+
+    def _step(self, net: nn.Module, t: int, epoch: int, batch: torch.Tensor, bar: Any) -> bool:
+        """Step ``t`` on ``batch``, then log, evaluate, checkpoint as due; False: diverged."""
+        x, y = self.data.train.batch(batch)
+        lr = lr_at(t, self.cfg, self.total)
+        for group in self.base.param_groups:
+            group["lr"] = lr
+        logits = net(x)
+        loss = F.cross_entropy(logits, y)
+        stats = _batch_stats(loss, logits, y, self.d)  # global batch: loss sum, correct, count
+        if not math.isfinite(stats[0]):
+            self.status, self.step = "diverged", t + 1
+            self.message = f"loss became {stats[0] / stats[2]} at step {t + 1}"
+            self.writer.write({"step": t + 1, "epoch": epoch, "split": "train",
+                               "loss": stats[0] / stats[2], "lr": lr,
+                               "event": "diverged", "seconds": self.elapsed()})
+            return False
+        self.base.zero_grad(set_to_none=True)
+        loss.backward()
+        self.torn = True
+        self.stepper.step()
+        self.step = step = t + 1
+        self.window = [w + s for w, s in zip(self.window, stats)]
+        self.torn = False
+        cfg = self.cfg
+        if step % cfg.log_every == 0 or step == self.total:
+            self._log_train(epoch, lr, bar)
+        epoch_end = step % self.per_epoch == 0 and cfg.eval_every == 0
+        if step == self.total or epoch_end or (cfg.eval_every and step % cfg.eval_every == 0):
+            self._evaluate(epoch)
+            net.train()
+        if step == self.total or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+            self.checkpoint(step)
+        return True
+
+    def _log_train(self, epoch: int, lr: float, bar: Any) -> None:
+        """Write the train record of the window since the last one, and start a new window."""
+        w = self.window
+        rec = {"step": self.step, "epoch": epoch, "split": "train", "loss": w[0] / w[2],
+               "acc": w[1] / w[2], "lr": lr, "seconds": self.elapsed()}
+        self.torn = True
+        self.writer.write(rec)
+        self.log_step, self.window = self.step, [0.0, 0.0, 0.0]
+        self.torn = False
+        self.final.update(train_loss=rec["loss"], train_acc=rec["acc"])
+        bar.set_postfix(loss=f"{rec['loss']:.4g}", acc=f"{rec['acc']:.3f}", refresh=False)
+
+    def _evaluate(self, epoch: int) -> None:
+        test_loss, test_acc = evaluate(self.model, self.data.test, self.d)
+        self.writer.write({"step": self.step, "epoch": epoch, "split": "test",
+                           "loss": test_loss, "acc": test_acc, "seconds": self.elapsed()})
+        self.final.update(test_loss=test_loss, test_acc=test_acc)

@@ -1,9 +1,11 @@
 /* Residual add with statistics, for spp() on signalprop's residual blocks (optional C
  * accelerator, companion of _cmoments.c).
  *
- * residual_add_sums(x, b, y, alpha, is_double, outer, channels, inner, threads) writes
+ * residual_add_sums(x, b, y, alpha, outer, channels, inner, threads) writes
  * y = x + alpha * b (one rounding, as torch.add does with FMA) for three contiguous
- * tensors laid out as (outer, channels, inner) and returns
+ * tensors laid out as (outer, channels, inner), passed as buffers (NumPy views) that
+ * get_float_buffer() in _csupport.h checks (one element type, float32 or float64,
+ * C-contiguous, exactly outer * channels * inner long, y writable), and returns
  * (sum_c B_c^2, sum b^2, sum_c Y_c^2, sum y^2), B_c and Y_c being channel sums. The add
  * reads b and writes y anyway, so the statistics of the branch and of the block output
  * cost no extra pass over memory. The caller checks once that y equals torch.add's
@@ -264,29 +266,56 @@ static int unit(const job_t *j, int64_t o0, int64_t o1, int64_t c0, int64_t c1,
     return 0;
 }
 
+/* The three buffers of one call, checked by get_float_buffer() (_csupport.h): x and b
+ * read, y written, all of one element type and exactly outer * channels * inner long. */
+static int get_buffers(PyObject *objs[3], int64_t outer, int64_t channels, int64_t inner,
+                       Py_buffer views[3], int *is_double) {
+    static const char *names[3] = {"x", "b", "y"};
+    int k;
+    for (k = 0; k < 3; k++) {
+        int is_d;
+        if (get_float_buffer(objs[k], names[k], k == 2, outer, channels, inner, &views[k],
+                             &is_d) < 0)
+            goto fail;
+        if (k > 0 && is_d != *is_double) {
+            PyErr_Format(PyExc_ValueError, "%s must have the element type of x (%s)",
+                         names[k], *is_double ? "float64" : "float32");
+            PyBuffer_Release(&views[k]);
+            goto fail;
+        }
+        *is_double = is_d;
+    }
+    return 0;
+fail:
+    while (--k >= 0) PyBuffer_Release(&views[k]);
+    return -1;
+}
+
 static PyObject *residual_add_sums(PyObject *self, PyObject *args) {
-    unsigned long long px, pb, py;
+    PyObject *objs[3];
+    Py_buffer views[3];
     double alpha;
-    int is_double, threads, failed = 0;
+    int is_double = 0, threads, failed = 0;
     long long outer, channels, inner;
     (void)self;
-    if (!PyArg_ParseTuple(args, "KKKdpLLLi", &px, &pb, &py, &alpha, &is_double, &outer,
+    if (!PyArg_ParseTuple(args, "OOOdLLLi", &objs[0], &objs[1], &objs[2], &alpha, &outer,
                           &channels, &inner, &threads))
         return NULL;
-    if (outer <= 0 || channels <= 0 || inner <= 0) {
-        PyErr_SetString(PyExc_ValueError, "outer, channels and inner must be positive");
-        return NULL;
-    }
-    job_t job = {(const void *)(uintptr_t)px, (const void *)(uintptr_t)pb,
-                 (void *)(uintptr_t)py, alpha, is_double, use_fma_target(),
-                 outer, channels, inner};
+    if (get_buffers(objs, outer, channels, inner, views, &is_double) < 0) return NULL;
+    job_t job = {views[0].buf, views[1].buf, views[2].buf, alpha, is_double,
+                 use_fma_target(), outer, channels, inner};
     int64_t C = channels;
     split_t split = plan_split(outer, C, inner, threads);
-    /* per part: channel sums of b, then of y */
-    double *sums = shared_scratch((size_t)(2 * C * split.parts));
-    if (sums == NULL) return PyErr_NoMemory();
-    memset(sums, 0, (size_t)(2 * C * split.parts) * sizeof(double));
-    double q0 = 0.0, q1 = 0.0;
+    /* per part: channel sums of b, then of y; then per thread: its two sums of squares
+     * (added in thread order afterwards, so the result does not depend on timing) */
+    size_t nsums = (size_t)(2 * C * split.parts), nall = nsums + 2 * (size_t)split.threads;
+    double *sums = shared_scratch(nall);
+    if (sums == NULL) {
+        for (int k = 0; k < 3; k++) PyBuffer_Release(&views[k]);
+        return PyErr_NoMemory();
+    }
+    memset(sums, 0, nall * sizeof(double));
+    double q0 = 0.0, q1 = 0.0, *partial = sums + nsums;
     Py_BEGIN_ALLOW_THREADS
     if (split.threads == 1) {
         double q[2] = {0.0, 0.0};
@@ -294,19 +323,21 @@ static PyObject *residual_add_sums(PyObject *self, PyObject *args) {
         q0 = q[0], q1 = q[1];
     } else {
 #ifdef _OPENMP
-#pragma omp parallel num_threads(split.threads) reduction(+ : q0, q1, failed)
+#pragma omp parallel num_threads(split.threads) reduction(+ : failed)
         {
             int64_t o0, o1, c0, c1, part;
+            int t = omp_get_thread_num();
             double q[2] = {0.0, 0.0};
-            split_share(split, omp_get_thread_num(), omp_get_num_threads(), outer, C, &o0, &o1,
-                        &c0, &c1, &part);
+            split_share(split, t, omp_get_num_threads(), outer, C, &o0, &o1, &c0, &c1, &part);
             double *own = sums + 2 * C * part + c0;
             failed += unit(&job, o0, o1, c0, c1, own, own + C, q);
-            q0 += q[0], q1 += q[1];
+            partial[2 * t] = q[0], partial[2 * t + 1] = q[1];
         }
 #endif
+        for (int t = 0; t < split.threads; t++) q0 += partial[2 * t], q1 += partial[2 * t + 1];
     }
     Py_END_ALLOW_THREADS
+    for (int k = 0; k < 3; k++) PyBuffer_Release(&views[k]);
     if (failed) return PyErr_NoMemory();
     return Py_BuildValue("(dddd)", squared_totals(sums, C, 2 * C, split.parts), q0,
                          squared_totals(sums + C, C, 2 * C, split.parts), q1);
@@ -314,8 +345,10 @@ static PyObject *residual_add_sums(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"residual_add_sums", residual_add_sums, METH_VARARGS,
-     "residual_add_sums(x, b, y, alpha, is_double, outer, channels, inner, threads)"
-     " -> (sum_c B_c^2, sum b^2, sum_c Y_c^2, sum y^2); writes y = x + alpha * b"},
+     "residual_add_sums(x, b, y, alpha, outer, channels, inner, threads)"
+     " -> (sum_c B_c^2, sum b^2, sum_c Y_c^2, sum y^2); writes y = x + alpha * b; x, b, y:"
+     " C-contiguous buffers of one element type (float32/float64), y writable, each of"
+     " outer * channels * inner elements"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

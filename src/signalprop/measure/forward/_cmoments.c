@@ -1,9 +1,10 @@
 /* One-pass per-channel sums for signalprop.measure.forward._moments (optional C accelerator).
  *
- * channel_sums(ptr, is_double, outer, channels, inner, threads) reads a contiguous tensor
- * laid out as (outer, channels, inner) once and returns (sum_c S_c^2, sum x^2), where S_c
- * is the sum of channel c. From these two numbers the caller forms the channel-averaged
- * squared mean and variance.
+ * channel_sums(x, outer, channels, inner, threads) reads a contiguous tensor laid out as
+ * (outer, channels, inner) once and returns (sum_c S_c^2, sum x^2), where S_c is the sum
+ * of channel c. From these two numbers the caller forms the channel-averaged squared mean
+ * and variance. x is a buffer (a NumPy view of the tensor) checked by get_float_buffer()
+ * in _csupport.h: float32/float64, C-contiguous, exactly outer * channels * inner long.
  *
  * Long rows (inner >= ROWS_FROM) are reduced one by one, in memory order, with the sums
  * in vector registers. Short rows (small maps, channels-last) are added column-wise into
@@ -189,49 +190,55 @@ static int unit(const void *x0, int is_double, int64_t o0, int64_t o1, int64_t c
 }
 
 static PyObject *channel_sums(PyObject *self, PyObject *args) {
-    unsigned long long ptr;
+    PyObject *obj;
+    Py_buffer view;
     int is_double, threads, failed = 0;
     long long outer, channels, inner;
     (void)self;
-    if (!PyArg_ParseTuple(args, "KpLLLi", &ptr, &is_double, &outer, &channels, &inner,
-                          &threads))
+    if (!PyArg_ParseTuple(args, "OLLLi", &obj, &outer, &channels, &inner, &threads))
         return NULL;
-    if (outer <= 0 || channels <= 0 || inner <= 0) {
-        PyErr_SetString(PyExc_ValueError, "outer, channels and inner must be positive");
+    if (get_float_buffer(obj, "x", 0, outer, channels, inner, &view, &is_double) < 0)
         return NULL;
-    }
-    const void *x = (const void *)(uintptr_t)ptr;
+    const void *x = view.buf;
     int64_t C = channels;
     split_t split = plan_split(outer, C, inner, threads);
-    double *sums = shared_scratch((size_t)(C * split.parts));
-    if (sums == NULL) return PyErr_NoMemory();
-    memset(sums, 0, (size_t)(C * split.parts) * sizeof(double));
-    double ss = 0.0;
+    /* channel sums per part, then each thread's sum of squares (added in thread order
+     * afterwards, so that the result does not depend on which thread finishes first) */
+    size_t nsums = (size_t)(C * split.parts), nall = nsums + (size_t)split.threads;
+    double *sums = shared_scratch(nall);
+    if (sums == NULL) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    memset(sums, 0, nall * sizeof(double));
+    double ss = 0.0, *partial = sums + nsums;
     Py_BEGIN_ALLOW_THREADS
     if (split.threads == 1) {
         failed = unit(x, is_double, 0, outer, C, inner, 0, C, sums, &ss);
     } else {
 #ifdef _OPENMP
-#pragma omp parallel num_threads(split.threads) reduction(+ : ss, failed)
+#pragma omp parallel num_threads(split.threads) reduction(+ : failed)
         {
             int64_t o0, o1, c0, c1, part;
+            int t = omp_get_thread_num();
             double q = 0.0;
-            split_share(split, omp_get_thread_num(), omp_get_num_threads(), outer, C, &o0, &o1,
-                        &c0, &c1, &part);
+            split_share(split, t, omp_get_num_threads(), outer, C, &o0, &o1, &c0, &c1, &part);
             failed += unit(x, is_double, o0, o1, C, inner, c0, c1, sums + C * part + c0, &q);
-            ss += q;
+            partial[t] = q;
         }
 #endif
+        for (int t = 0; t < split.threads; t++) ss += partial[t];
     }
     Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
     if (failed) return PyErr_NoMemory();
     return Py_BuildValue("(dd)", squared_totals(sums, C, C, split.parts), ss);
 }
 
 static PyMethodDef methods[] = {
     {"channel_sums", channel_sums, METH_VARARGS,
-     "channel_sums(ptr, is_double, outer, channels, inner, threads)"
-     " -> (sum_c S_c^2, sum x^2)"},
+     "channel_sums(x, outer, channels, inner, threads) -> (sum_c S_c^2, sum x^2); x: a "
+     "C-contiguous float32/float64 buffer of outer * channels * inner elements"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

@@ -1,10 +1,12 @@
-/* Shared by the C accelerators of signalprop.measure (_cmoments.c, _cfused.c). */
+/* Shared by the C accelerators of signalprop.measure (_cmoments.c, _cfused.c).
+ * Include after <Python.h>. */
 #ifndef SIGNALPROP_CSUPPORT_H
 #define SIGNALPROP_CSUPPORT_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define SERIAL_BELOW 32768 /* elements; smaller tensors are not worth waking threads */
 
@@ -95,6 +97,52 @@ static inline double squared_totals(const double *sums, int64_t channels, int64_
         sq += t * t;
     }
     return sq;
+}
+
+/* The checked interface of the kernels: every tensor arrives as an object with the
+ * buffer protocol (a NumPy view of a CPU tensor) and is accepted only if it is a
+ * C-contiguous float32 or float64 buffer of exactly outer * channels * inner elements
+ * (and writable where the kernel writes), so no call with wrong sizes can read or write
+ * out of bounds. On success *view holds the buffer (release it with PyBuffer_Release)
+ * and *is_double tells its element type; on failure a Python exception is set
+ * (ValueError naming the argument; TypeError for an object without the buffer protocol)
+ * and -1 is returned with nothing held. */
+static int get_float_buffer(PyObject *obj, const char *name, int writable, int64_t outer,
+                            int64_t channels, int64_t inner, Py_buffer *view,
+                            int *is_double) {
+    if (outer <= 0 || channels <= 0 || inner <= 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "outer, channels and inner must be positive, got %lld, %lld, %lld",
+                     (long long)outer, (long long)channels, (long long)inner);
+        return -1;
+    }
+    if (PyObject_GetBuffer(obj, view, PyBUF_RECORDS_RO) < 0) return -1;
+    const char *format = view->format ? view->format : "B", *f = format;
+    if (*f == '@' || *f == '=') f++;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (*f == '<') f++;
+#endif
+    *is_double = strcmp(f, "d") == 0 && view->itemsize == 8;
+    if (!*is_double && !(strcmp(f, "f") == 0 && view->itemsize == 4)) {
+        PyErr_Format(PyExc_ValueError, "%s must hold float32 or float64 values, got format "
+                     "'%s' with itemsize %zd", name, format, view->itemsize);
+    } else if (!PyBuffer_IsContiguous(view, 'C')) {
+        PyErr_Format(PyExc_ValueError, "%s must be C-contiguous", name);
+    } else if (writable && view->readonly) {
+        PyErr_Format(PyExc_ValueError, "%s must be writable", name);
+    } else {
+        int64_t n = (int64_t)(view->len / view->itemsize);
+        /* outer * channels * inner == n, without overflowing */
+        if (outer <= n && channels <= n / outer && inner <= n / (outer * channels) &&
+            outer * channels * inner == n)
+            return 0;
+        PyErr_Format(PyExc_ValueError,
+                     "%s holds %lld elements, not outer * channels * inner = %lld * %lld * "
+                     "%lld", name, (long long)n, (long long)outer, (long long)channels,
+                     (long long)inner);
+    }
+    PyBuffer_Release(view);
+    return -1;
 }
 
 #endif

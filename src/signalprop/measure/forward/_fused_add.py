@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from signalprop.measure.forward._moments import (
-    _FAST_DTYPES,
     ChannelMoments,
+    _fast_layout,
     _from_sums,
     _layout,
     channel_moments,
@@ -45,8 +45,7 @@ def _check_kernel() -> bool:
             b = torch.randn(shape, generator=gen, dtype=dtype)
             for alpha in (1.0, 0.2, -1.7):
                 y = torch.empty_like(x)
-                _c_residual_add_sums(x.data_ptr(), b.data_ptr(), y.data_ptr(), alpha,
-                                     dtype is torch.float64, *shape, 1)
+                _c_residual_add_sums(x.numpy(), b.numpy(), y.numpy(), alpha, *shape, 1)
                 if not torch.equal(y, torch.add(x, b, alpha=alpha)):
                     return False
     return True
@@ -79,21 +78,19 @@ def residual_add_moments(
         >>> torch.equal(y, torch.add(x, b, alpha=0.2))
         True
     """
-    is_double = _FAST_DTYPES.get(shortcut.dtype)
     if (
-        is_double is not None
+        _fast_layout(shortcut) and _fast_layout(branch)
         and branch.dtype == shortcut.dtype
         and branch.shape == shortcut.shape
-        and shortcut.is_cpu and branch.is_cpu
-        and shortcut.is_contiguous() and branch.is_contiguous()
         and not (torch.is_grad_enabled() and (shortcut.requires_grad or branch.requires_grad))
         and fused_add_available()
     ):
         outer, c, inner = _layout(shortcut, channel_dim)
         if outer * c * inner > 0:
-            y = torch.empty_like(shortcut)
+            y = torch.empty_like(shortcut)  # strides of shortcut: contiguous
+            # the kernel checks the three buffers' dtype, contiguity and length
             sq_b, ss_b, sq_y, ss_y = _c_residual_add_sums(  # type: ignore[misc]
-                shortcut.data_ptr(), branch.data_ptr(), y.data_ptr(), float(alpha), is_double,
+                shortcut.detach().numpy(), branch.detach().numpy(), y.numpy(), float(alpha),
                 outer, c, inner, torch.get_num_threads())
             n = outer * inner
             mb = _from_sums(n, c, sq_b, ss_b) or channel_moments(branch, channel_dim)

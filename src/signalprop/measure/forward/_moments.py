@@ -30,8 +30,8 @@ except ImportError:  # pragma: no cover - depends on the build
 
 # Largest mean^2/var for which the fast path's float32 partial sums stay within ~1e-5.
 _FAST_RATIO_LIMIT = 100.0
-# dtypes of the fast path -> "is double" flag for the C accelerator.
-_FAST_DTYPES = {torch.float32: False, torch.float64: True}
+# dtypes of the fast path (the C kernels take float32 and float64).
+_FAST_DTYPES = (torch.float32, torch.float64)
 # Elements per float64 chunk on the exact path (8 MiB).
 _CHUNK = 1 << 20
 
@@ -56,6 +56,10 @@ class ChannelMoments:
         nonfinite: number of NaN/Inf elements.
         ratio: avg_sq_mean / avg_var, which bounds how much precision the variance
             loses to cancellation (the fast path hands over to the exact one above 100).
+
+    Examples:
+        >>> channel_moments(torch.tensor([[0.0, 1.0], [2.0, 1.0]]))  # (N, C): 2 channels
+        ChannelMoments(avg_sq_mean=1.0, avg_var=0.5, nonfinite=0, ratio=2.0)
     """
 
     avg_sq_mean: float
@@ -123,18 +127,23 @@ def _torch_sums(t: Tensor, outer: int, c: int, inner: int) -> tuple[float, float
     return float(s @ s), ss
 
 
+def _fast_layout(t: Tensor) -> bool:
+    """Whether the one-pass kernels can read ``t`` in place: a float32/float64, contiguous
+    CPU tensor (without a lazy negation, which a NumPy view of its memory would miss)."""
+    return t.dtype in _FAST_DTYPES and t.is_cpu and t.is_contiguous() and not t.is_neg()
+
+
 def _fast(t: Tensor, channel_dim: int) -> ChannelMoments | None:
     """The fast path's statistics, or None where it does not apply (accelerators, half
     precision, non-contiguous or empty tensors) or its precision bound fails."""
-    is_double = _FAST_DTYPES.get(t.dtype)
-    if is_double is None or not t.is_cpu or not t.is_contiguous():
+    if not _fast_layout(t):
         return None
     outer, c, inner = _layout(t, channel_dim)
     if outer * inner == 0 or c == 0:
         return None
     if _c_channel_sums is not None:
-        sq, ss = _c_channel_sums(t.data_ptr(), is_double, outer, c, inner,
-                                 torch.get_num_threads())
+        # the kernel checks the buffer's dtype, contiguity and length against the sizes
+        sq, ss = _c_channel_sums(t.detach().numpy(), outer, c, inner, torch.get_num_threads())
     else:
         with np.errstate(all="ignore"):  # non-finite sums are detected, not warned about
             sq, ss = _torch_sums(t.detach(), outer, c, inner)

@@ -7,6 +7,7 @@ product is one more backward through that graph, so the Hessian is never formed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -95,23 +96,7 @@ def hessian_extremes(
             raise NonFiniteError(f"the loss is {loss.item()}; "
                                  + (f"the model output is first non-finite in module {where}"
                                     if where else "the model output is finite"))
-        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-        live = [(p, g) for p, g in zip(params, grads) if g is not None and g.requires_grad]
-        sizes = [p.numel() for p in params]
-
-        def hvp(v: Tensor) -> Tensor:
-            chunks = list(torch.split(v.reshape(-1), sizes))
-            out_vec = [torch.zeros_like(c) for c in chunks]
-            if live:
-                index = {id(p): i for i, p in enumerate(params)}
-                vs = [chunks[index[id(p)]].view_as(p) for p, _ in live]
-                hv = torch.autograd.grad([g for _, g in live], [p for p, _ in live], vs,
-                                         retain_graph=True, allow_unused=True)
-                for (p, _), h in zip(live, hv):
-                    if h is not None:
-                        out_vec[index[id(p)]] = h.reshape(-1)
-            return torch.cat(out_vec).unsqueeze(0)
-
+        hvp = _hessian_vector_product(loss, params)
         n_steps = steps if steps is not None else min(dim, max(3 * k, 40))
         try:
             ritz = lanczos(hvp, 1, dim, n_steps, dtype=params[0].dtype,
@@ -129,3 +114,27 @@ def hessian_extremes(
     out_res.meta.update(mode="train" if model.training else "eval",
                         spectrum=np.asarray(vals).tolist() if ritz.steps <= 64 else None)
     return out_res
+
+
+def _hessian_vector_product(loss: Tensor, params: list[nn.Parameter]
+                            ) -> Callable[[Tensor], Tensor]:
+    """v (P,) -> (1, P) H v for the Hessian of ``loss`` over ``params`` (flattened in
+    order); parameters the gradient does not depend on give zero rows."""
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    live = [(p, g) for p, g in zip(params, grads) if g is not None and g.requires_grad]
+    sizes = [p.numel() for p in params]
+
+    def hvp(v: Tensor) -> Tensor:
+        chunks = list(torch.split(v.reshape(-1), sizes))
+        out_vec = [torch.zeros_like(c) for c in chunks]
+        if live:
+            index = {id(p): i for i, p in enumerate(params)}
+            vs = [chunks[index[id(p)]].view_as(p) for p, _ in live]
+            hv = torch.autograd.grad([g for _, g in live], [p for p, _ in live], vs,
+                                     retain_graph=True, allow_unused=True)
+            for (p, _), h in zip(live, hv):
+                if h is not None:
+                    out_vec[index[id(p)]] = h.reshape(-1)
+        return torch.cat(out_vec).unsqueeze(0)
+
+    return hvp

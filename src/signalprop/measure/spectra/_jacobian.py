@@ -92,31 +92,9 @@ def jacobian_spectrum(
     with batchnorm_policy(model, batchnorm), buffers_restored(model), _frozen(model), \
             torch.enable_grad():
         xr = x.detach().requires_grad_(True)
-        out = first_tensor(forward_or_locate(model, xr, []))
-        if out is None or out.dim() == 0 or out.shape[0] != b:
-            shape = None if out is None else tuple(out.shape)
-            raise ValueError(f"the model output {shape} must be a floating tensor whose first "
-                             f"axis is the batch ({b})")
-        if not bool(torch.isfinite(out).all()):
-            where = first_nonfinite_module(model, x)
-            raise NonFiniteError(f"the model output holds NaN/Inf (first in module {where})")
-        if not out.requires_grad:
-            raise ValueError("the model output does not depend on x")
+        out = _checked_output(model, xr, b)
         n, m = x[0].numel(), out[0].numel()
-        # J^T u as a differentiable, linear function of u: differentiating it once more
-        # with respect to u gives J v (the double-VJP trick); one graph serves all products
-        u0 = torch.zeros_like(out, requires_grad=True)
-        jt_u0 = torch.autograd.grad(out, xr, u0, create_graph=True)[0]
-
-        def vjp(u: Tensor) -> Tensor:
-            g = torch.autograd.grad(out, xr, u.reshape(out.shape), retain_graph=True)[0]
-            return g.reshape(b, n)
-
-        def j(v: Tensor) -> Tensor:
-            g = torch.autograd.grad(jt_u0, u0, v.reshape(x.shape), retain_graph=True,
-                                    allow_unused=True)[0]
-            return (torch.zeros_like(out) if g is None else g).reshape(b, m)
-
+        vjp, j = _jacobian_products(out, xr)
         d = min(m, n)
         op = (lambda u: j(vjp(u))) if m <= n else (lambda v: vjp(j(v)))
         n_steps = steps if steps is not None else min(d, max(3 * k, 30))
@@ -137,6 +115,41 @@ def jacobian_spectrum(
 
 
 Fn = Callable[[Tensor], Tensor]
+
+
+def _checked_output(model: nn.Module, xr: Tensor, b: int) -> Tensor:
+    """The first floating tensor of ``model(xr)``: batch-first, finite, dependent on ``xr``."""
+    out = first_tensor(forward_or_locate(model, xr, []))
+    if out is None or out.dim() == 0 or out.shape[0] != b:
+        shape = None if out is None else tuple(out.shape)
+        raise ValueError(f"the model output {shape} must be a floating tensor whose first "
+                         f"axis is the batch ({b})")
+    if not bool(torch.isfinite(out).all()):
+        where = first_nonfinite_module(model, xr.detach())
+        raise NonFiniteError(f"the model output holds NaN/Inf (first in module {where})")
+    if not out.requires_grad:
+        raise ValueError("the model output does not depend on x")
+    return out
+
+
+def _jacobian_products(out: Tensor, xr: Tensor) -> tuple[Fn, Fn]:
+    """``(vjp, j)``: batched u -> J^T u (B, in) and v -> J v (B, out), per example."""
+    b, n, m = out.shape[0], xr[0].numel(), out[0].numel()
+    # J^T u as a differentiable, linear function of u: differentiating it once more
+    # with respect to u gives J v (the double-VJP trick); one graph serves all products
+    u0 = torch.zeros_like(out, requires_grad=True)
+    jt_u0 = torch.autograd.grad(out, xr, u0, create_graph=True)[0]
+
+    def vjp(u: Tensor) -> Tensor:
+        g = torch.autograd.grad(out, xr, u.reshape(out.shape), retain_graph=True)[0]
+        return g.reshape(b, n)
+
+    def j(v: Tensor) -> Tensor:
+        g = torch.autograd.grad(jt_u0, u0, v.reshape(xr.shape), retain_graph=True,
+                                allow_unused=True)[0]
+        return (torch.zeros_like(out) if g is None else g).reshape(b, m)
+
+    return vjp, j
 
 
 @contextlib.contextmanager

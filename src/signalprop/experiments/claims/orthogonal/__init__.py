@@ -1,8 +1,11 @@
-"""Orthogonal convolutions (Achour, Malgouyres & Mamalet, JMLR 2022): when they exist
-(orth-conv-existence), how a small L_orth bounds the spectral error at every image size
-(orth-conv-stability), and the accuracy / orthogonality trade-off of the penalty
-(orth-conv-tradeoff). Importing this package registers the three claims."""
+"""Claims about orthogonal convolutions (Achour, Malgouyres & Mamalet, JMLR 2022).
 
-from signalprop.experiments.claims.orthogonal import existence, stability, tradeoff
-
-__all__ = ["existence", "stability", "tradeoff"]
+* ``orth-conv-existence`` (:mod:`.orth_conv_existence`): minimizing the orthogonality
+  error reaches zero exactly where Theorem 4 (and Propositions 5-6) say an orthogonal
+  convolution exists.
+* ``orth-conv-stability`` (:mod:`.orth_conv_stability`): a small L_orth bounds the spectral
+  orthogonality error at every image size (Theorem 8), the Frobenius one grows as N^2
+  (Theorem 7).
+* ``orth-conv-tradeoff`` (:mod:`.orth_conv_tradeoff`): the penalty weight trades accuracy
+  for orthogonality.
+"""

@@ -60,11 +60,6 @@ class GramRun:
     arrival: list[str] = field(default_factory=list)
 
 
-class _Rerun(Exception):
-    def __init__(self, called: set[int]) -> None:
-        self.called = called
-
-
 def _owners(model: nn.Module, called: set[int] | None) -> dict[str, tuple[nn.Module, dict]]:
     """owner module name -> (module, {relative attr: parameter}) for trainable parameters."""
     mods = dict(model.named_modules())
@@ -102,54 +97,87 @@ def gram_run(model: nn.Module, loss_fn: LossFn, x: ModelInput, y: Any, b: int, m
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     with torch.enable_grad():  # also under a caller's torch.no_grad()
-        try:
-            return _run(model, loss_fn, x, y, b, method, chunk_bytes, None)
-        except _Rerun as r:
-            return _run(model, loss_fn, x, y, b, method, chunk_bytes, r.called)
+        run = _GramPass(model, b, method, chunk_bytes, called=None)
+        total = run.forward(loss_fn, x, y)
+        if run.parent_reads_parameters(total):
+            # A module that was never called holds parameters the loss depends on: a parent
+            # reads them directly. Give them to their nearest called ancestor and run again.
+            run = _GramPass(model, b, method, chunk_bytes, called=run.called)
+            total = run.forward(loss_fn, x, y)
+        run.backward(total)
+        return _collect(model, run.handlers, run.results, run.arrival, b)
 
 
-def _run(model: nn.Module, loss_fn: LossFn, x: ModelInput, y: Any, b: int, method: str,
-         chunk_bytes: int, called: set[int] | None) -> GramRun:
-    owners = _owners(model, called)
-    if not owners:
-        raise ValueError("model has no trainable parameters (none with requires_grad=True)")
-    handlers = {n: _make_handler(n, m, ps, b, method, chunk_bytes)
-                for n, (m, ps) in owners.items()}
-    # tied weights: the same parameter owned twice
+def _shared_parameters(handlers: dict[str, Handler]) -> dict[int, list[tuple[Handler, str]]]:
+    """Tied weights: parameter id -> its (handler, attribute) uses, for those used twice+."""
     seen: dict[int, list[tuple[Handler, str]]] = {}
     for h in handlers.values():
         for attr, p in h.params.items():
             seen.setdefault(id(p), []).append((h, attr))
-    shared = {pid: uses for pid, uses in seen.items() if len(uses) > 1}
-    excluded = {h.name: frozenset(a for uses in shared.values() for hh, a in uses if hh is h)
-                for h in handlers.values()}
-    results: dict[str, Tensor | None] = {}
-    arrival: list[str] = []
-    anchors: list[Tensor] = []
-    capturing = [True]
-    seen_calls: set[int] = set()
+    return {pid: uses for pid, uses in seen.items() if len(uses) > 1}
 
-    def finish(h: Handler) -> None:
-        results[h.name] = h.gram(excluded[h.name])
-        if not excluded[h.name]:
-            h.release()
 
-    def grad_hook(h: Handler, call: int, leaf: int) -> Any:
-        streaming = not isinstance(h, FuncLayer) and not excluded[h.name]
+class _GramPass:
+    """One forward and one backward of the engine.
 
-        def hook(grad: Tensor) -> None:
-            if h.name not in arrival:
-                arrival.append(h.name)
-            h.receive(call, leaf, grad)
-            if streaming and h.pending == 0:
-                with torch.no_grad():
-                    finish(h)
+    The forward anchors the outputs of every handler's module (forward hooks) and, on a
+    first pass (``called=None``), records which modules were called; the backward hands
+    each anchored output gradient to its handler (tensor hooks), which turns into its
+    Gram contribution (``results``) as soon as all of its gradients have arrived.
+    """
 
-        return hook
+    def __init__(self, model: nn.Module, b: int, method: str, chunk_bytes: int,
+                 called: set[int] | None) -> None:
+        owners = _owners(model, called)
+        if not owners:
+            raise ValueError("model has no trainable parameters (none with requires_grad=True)")
+        self.model, self.b, self.first = model, b, called is None
+        self.handlers = {n: _make_handler(n, m, ps, b, method, chunk_bytes)
+                         for n, (m, ps) in owners.items()}
+        self.shared = _shared_parameters(self.handlers)
+        self.excluded = {h.name: frozenset(a for uses in self.shared.values()
+                                           for hh, a in uses if hh is h)
+                         for h in self.handlers.values()}
+        self.results: dict[str, Tensor | None] = {}
+        self.arrival: list[str] = []  # handler names in the order their gradients arrived
+        self.anchors: list[Tensor] = []
+        self.called: set[int] = set()  # ids of the modules called (first pass only)
+        self.capturing = False
 
-    def fwd_hook(h: Handler) -> Any:
+    # ---- forward ---------------------------------------------------------------------
+    def forward(self, loss_fn: LossFn, x: ModelInput, y: Any) -> Tensor:
+        """Run the model with the hooks in place; return the sum of per-example losses."""
+        model = self.model
+        with hooks_removed_after() as handles:
+            for h in self.handlers.values():
+                handles.append(h.module.register_forward_hook(self._forward_hook(h),
+                                                              with_kwargs=True))
+            if self.first:
+                handles += [m.register_forward_pre_hook(self._track) for m in model.modules()]
+            self.capturing = True
+            try:
+                with buffers_restored(model):
+                    out = call_model(model, x)
+            except Exception as e:
+                for hd in handles:
+                    hd.remove()
+                handles.clear()
+                raise locate_failure(model, x, e) from e
+            self.capturing = False
+        losses = per_example_losses(loss_fn, out, y, self.b)
+        check_losses(losses, model, x)
+        total = losses.sum()
+        if not total.requires_grad:
+            raise ValueError("the loss does not depend on any trainable parameter "
+                             "(loss_fn detached the output, or nothing requires grad)")
+        return total
+
+    def _track(self, mod: nn.Module, args: Any) -> None:
+        self.called.add(id(mod))
+
+    def _forward_hook(self, h: Handler) -> Any:
         def hook(mod: nn.Module, args: Any, kwargs: Any, out: Any) -> Any:
-            if not capturing[0]:
+            if not self.capturing:
                 return None
             leaves, spec = pytree.tree_flatten(out)
             call = h.capture(args, kwargs, len(leaves))
@@ -159,59 +187,59 @@ def _run(model: nn.Module, loss_fn: LossFn, x: ModelInput, y: Any, b: int, metho
                         and h.wants(k)):
                     anchor = torch.zeros((), dtype=t.dtype, device=t.device, requires_grad=True)
                     leaves[k] = t + anchor
-                    leaves[k].register_hook(grad_hook(h, call, k))
-                    anchors.append(anchor)
+                    leaves[k].register_hook(self._grad_hook(h, call, k))
+                    self.anchors.append(anchor)
                     h.pending += 1
                     changed = True
             return pytree.tree_unflatten(leaves, spec) if changed else None
 
         return hook
 
-    def track(mod: nn.Module, args: Any) -> None:
-        seen_calls.add(id(mod))
-
-    with hooks_removed_after() as handles:
-        for h in handlers.values():
-            handles.append(h.module.register_forward_hook(fwd_hook(h), with_kwargs=True))
-        if called is None:
-            handles += [m.register_forward_pre_hook(track) for m in model.modules()]
-        try:
-            with buffers_restored(model):
-                out = call_model(model, x)
-        except Exception as e:
-            for hd in handles:
-                hd.remove()
-            handles.clear()
-            raise locate_failure(model, x, e) from e
-        capturing[0] = False
-    losses = per_example_losses(loss_fn, out, y, b)
-    check_losses(losses, model, x)
-    total = losses.sum()
-    if not total.requires_grad:
-        raise ValueError("the loss does not depend on any trainable parameter "
-                         "(loss_fn detached the output, or nothing requires grad)")
-    idle = [p for h in handlers.values() if not h.inputs for p in h.params.values()]
-    if idle and called is None:
+    def parent_reads_parameters(self, total: Tensor) -> bool:
+        """Whether, on a first pass, the loss depends on parameters of uncalled modules."""
+        idle = [p for h in self.handlers.values() if not h.inputs for p in h.params.values()]
+        if not (idle and self.first):
+            return False
         used = torch.autograd.grad(total, idle, allow_unused=True, retain_graph=True)
-        if any(g is not None for g in used):
-            raise _Rerun(seen_calls)
-    if anchors:
-        torch.autograd.grad(total, anchors, allow_unused=True)
-    with torch.no_grad():
-        for h in handlers.values():
-            if h.name not in results:
-                finish(h)
-        for uses in shared.values():
-            rows = sum(h.per_example(a) if h.has_grads() else
-                       torch.zeros(b, h.params[a].numel(), device=h.params[a].device)
-                       for h, a in uses)
-            key = uses[0][0].name
-            results[key] = add_gram(results.get(key), rows)
-            for h, _ in uses:
-                h.strategy = h.strategy if h.strategy != "?" else "materialized"
-        for h in handlers.values():
+        return any(g is not None for g in used)
+
+    # ---- backward --------------------------------------------------------------------
+    def backward(self, total: Tensor) -> None:
+        """Gradients to the anchors only; then every handler's and shared part in results."""
+        if self.anchors:
+            torch.autograd.grad(total, self.anchors, allow_unused=True)
+        with torch.no_grad():
+            for h in self.handlers.values():
+                if h.name not in self.results:
+                    self._finish(h)
+            for uses in self.shared.values():
+                rows = sum(h.per_example(a) if h.has_grads() else
+                           torch.zeros(self.b, h.params[a].numel(), device=h.params[a].device)
+                           for h, a in uses)
+                key = uses[0][0].name
+                self.results[key] = add_gram(self.results.get(key), rows)
+                for h, _ in uses:
+                    h.strategy = h.strategy if h.strategy != "?" else "materialized"
+            for h in self.handlers.values():
+                h.release()
+
+    def _grad_hook(self, h: Handler, call: int, leaf: int) -> Any:
+        streaming = not isinstance(h, FuncLayer) and not self.excluded[h.name]
+
+        def hook(grad: Tensor) -> None:
+            if h.name not in self.arrival:
+                self.arrival.append(h.name)
+            h.receive(call, leaf, grad)
+            if streaming and h.pending == 0:
+                with torch.no_grad():
+                    self._finish(h)
+
+        return hook
+
+    def _finish(self, h: Handler) -> None:
+        self.results[h.name] = h.gram(self.excluded[h.name])
+        if not self.excluded[h.name]:
             h.release()
-    return _collect(model, handlers, results, arrival, b)
 
 
 def _collect(model: nn.Module, handlers: dict[str, Handler], results: dict[str, Tensor | None],

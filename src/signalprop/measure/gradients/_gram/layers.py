@@ -29,7 +29,7 @@ from torch import Tensor
 
 from signalprop.measure.gradients._gram.base import Handler, add_gram, compute_dtype, factor_gram
 from signalprop.measure.gradients._gram.im2col import conv_patches
-from signalprop.nn.std_conv import _ScaledWSMixin, standardize_weight
+from signalprop.nn.normfree.std_conv import _ScaledWSMixin, standardize_weight
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
