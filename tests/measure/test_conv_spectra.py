@@ -1,6 +1,5 @@
 """conv_spectra: every conv call of a model, at the input size a real forward gives it."""
 
-import doctest
 
 import pytest
 import torch
@@ -75,9 +74,3 @@ def test_result_round_trips_and_writes_a_table():
     header = res.to_csv().splitlines()[0]
     assert header.startswith("label,name,index,layer,input_shape")
     assert len(res.to_csv().splitlines()) == 4  # one row per conv call
-
-
-def test_docstring_example():
-    from signalprop.measure.spectra import _conv_spectra
-
-    assert doctest.testmod(_conv_spectra).failed == 0

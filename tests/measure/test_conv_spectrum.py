@@ -1,7 +1,5 @@
 """conv_spectrum against the dense operator built by applying the layer to basis vectors."""
 
-import doctest
-import importlib
 import math
 
 import pytest
@@ -209,10 +207,3 @@ def test_a_subclass_with_its_own_forward_is_caught():
 
     with pytest.raises(ValueError, match="not the convolution by its weight"):
         conv_spectrum(Doubled(2, 2, 3, padding=1), (2, 4, 4))
-
-
-def test_docstring_examples():
-    for name in ("signalprop.measure.spectra._conv_spectrum", "signalprop.measure.spectra._conv_fft",
-                 "signalprop.results.conv_spectra"):
-        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-        assert result.failed == 0 and result.attempted > 0, name

@@ -5,13 +5,11 @@ tests/nn/test_orthogonal.py (they need torch); here: the theorem's statement cas
 the paper's own examples, and bad input.
 """
 
-import doctest
 import subprocess
 import sys
 
 import pytest
 
-from signalprop.theory import orthogonal as orth
 from signalprop.theory import orthogonal_conv_exists
 
 
@@ -102,7 +100,3 @@ def test_runs_without_torch():
             "assert not f(64, 128, 1, 2).exists\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-
-
-def test_docstring_examples():
-    assert doctest.testmod(orth).failed == 0

@@ -150,6 +150,54 @@ def conv_operator(conv: nn.Module, input_shape: Any) -> ConvOperator:
                         (conv.out_channels, *out_n))
 
 
+def _input_index(op: ConvOperator, axis: int) -> Tensor:
+    """(out, k) input position each output reads with each tap on ``axis``; -1 for a
+    zero (padding) read."""
+    n, o, k = op.in_shape[1 + axis], op.out_shape[1 + axis], op.weight.shape[2 + axis]
+    left, right = op.pad[axis]
+    padded = (op.stride[axis] * torch.arange(o).reshape(-1, 1)
+              + op.dilation[axis] * torch.arange(k).reshape(1, -1))  # index into pad(x)
+    if op.mode == "zeros":
+        src = torch.arange(-left, n + right)
+        src[(src < 0) | (src >= n)] = -1
+    else:
+        src = F.pad(torch.arange(n, dtype=torch.float64).reshape(1, 1, n), (left, right),
+                    mode=op.mode).flatten().to(torch.long)
+    return src[padded]
+
+
+def dense_matrix(op: ConvOperator) -> Tensor:
+    """The (rows, cols) float64 matrix of the operator, written from the kernel directly:
+    entry (m * O + o, c * I + i) adds every tap of channel pair (m, c) that output o reads
+    from input position i (O, I: output and input positions)."""
+    m, cg, *k = op.weight.shape
+    d = len(k)
+    idx = [_input_index(op, j) for j in range(d)]
+    # all (output position, tap) pairs, flattened in C order; input position or -1
+    grids = torch.meshgrid(*[torch.arange(op.out_shape[1 + j]) for j in range(d)],
+                           *[torch.arange(k[j]) for j in range(d)], indexing="ij")
+    o_flat = torch.zeros_like(grids[0])
+    a_flat = torch.zeros_like(grids[0])
+    i_flat = torch.zeros_like(grids[0])
+    valid = torch.ones_like(grids[0], dtype=torch.bool)
+    for j in range(d):
+        o_j, a_j = grids[j], grids[d + j]
+        i_j = idx[j][o_j, a_j]
+        valid &= i_j >= 0
+        o_flat = o_flat * op.out_shape[1 + j] + o_j
+        a_flat = a_flat * k[j] + a_j
+        i_flat = i_flat * op.in_shape[1 + j] + i_j.clamp_min(0)
+    o_flat, a_flat, i_flat = o_flat[valid], a_flat[valid], i_flat[valid]
+    out_pos, in_pos = math.prod(op.out_shape[1:]), math.prod(op.in_shape[1:])
+    a = torch.zeros(m, out_pos, op.in_shape[0], in_pos, dtype=torch.float64)
+    rows = torch.arange(m).reshape(-1, 1, 1)
+    chans = ((rows // (m // op.groups)) * cg + torch.arange(cg).reshape(1, -1, 1))
+    vals = op.weight.reshape(m, cg, -1)[:, :, a_flat]  # (M, Cg, pairs)
+    a.index_put_((rows, o_flat.reshape(1, 1, -1), chans, i_flat.reshape(1, 1, -1)), vals,
+                 accumulate=True)
+    return a.reshape(op.rows, op.cols)
+
+
 class Products:
     """A @ v and A^T u for the operator, on flat float64 vectors of one example.
 

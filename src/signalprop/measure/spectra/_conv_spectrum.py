@@ -9,8 +9,8 @@ Which method ``"auto"`` picks, first that applies:
    on a 1 x 1 input): the layer applies the channel matrix to distinct pixels, so its
    singular values are that matrix's, repeated once per output that reads a real pixel,
    and zeros.
-3. ``"dense"``: the explicit operator (the layer applied to every basis vector) when it
-   is small (``AUTO_DENSE_SIDE``, ``AUTO_DENSE``): exact.
+3. ``"dense"``: the explicit operator (written from the kernel: each output reads its
+   inputs through the taps) when it is small (``AUTO_DENSE_SIDE``, ``AUTO_DENSE``): exact.
 4. ``"bounds"``: otherwise (zero, reflect or replicate padding on large inputs).
 """
 
@@ -30,6 +30,7 @@ from signalprop.measure.spectra._conv_layer import (
     ConvOperator,
     Products,
     conv_operator,
+    dense_matrix,
     per_example,
 )
 from signalprop.results.conv_spectra import ConvSpectrumResult
@@ -98,14 +99,7 @@ def _dense(op: ConvOperator, limit: int) -> Blocks:
             f"method='dense' would build a {op.rows} x {op.cols} matrix ({entries:,} float64 "
             f"entries, {entries * 8 / 2**30:.2f} GiB), above max_dense={limit:,}; use "
             "method='bounds' (or 'fft' with circular padding), or raise max_dense")
-    prod = Products(op)
-    side = min(op.cols, max(1, (1 << 24) // max(op.rows, op.cols)))  # basis vectors per batch
-    cols = []
-    for i in range(0, op.cols, side):
-        eye = torch.zeros(min(side, op.cols - i), op.cols, dtype=torch.float64)
-        eye[:, i:i + eye.shape[0]] = torch.eye(eye.shape[0], dtype=torch.float64)
-        cols.append(prod.forward(eye))
-    mats = torch.cat(cols).T.reshape(1, 1, op.rows, op.cols)
+    mats = dense_matrix(op).reshape(1, 1, op.rows, op.cols)
     return mats, torch.ones(1, dtype=torch.float64), 0, {"matrix": [op.rows, op.cols]}
 
 

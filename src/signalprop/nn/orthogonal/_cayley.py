@@ -52,6 +52,35 @@ def cayley(w: Tensor) -> Tensor:
     return torch.cat([2 * inv - eye, -2 * v @ inv], dim=-2)
 
 
+def cayley_apply(w: Tensor, x: Tensor) -> Tensor:
+    """``cayley(w) @ x`` without forming the Cayley matrix: one solve with the columns of
+    x as right-hand sides (cheaper than the inverse when x has fewer columns than w's
+    smaller side, and never more expensive).
+
+    For a wide w (m < n) the transform goes through w^H: with S built from w^H's blocks and
+    x = [x1; x2] (m and n - m rows), cayley(w) x = 2 (I + S^H)^{-1} (x1 - V^H x2) - x1.
+
+    Examples:
+        >>> w = torch.randn(4, 3, 5, dtype=torch.complex128)
+        >>> x = torch.randn(4, 5, 2, dtype=torch.complex128)
+        >>> bool(torch.allclose(cayley_apply(w, x), cayley(w) @ x))
+        True
+    """
+    m, n = w.shape[-2:]
+    if m >= n:
+        u, v = w[..., :n, :], w[..., n:, :]
+        eye = torch.eye(n, dtype=w.dtype, device=w.device)
+        z = torch.linalg.solve(eye + u - u.mH + v.mH @ v, x)
+        return torch.cat([2 * z - x, -2 * v @ z], dim=-2)
+    wt = w.mH
+    u, v = wt[..., :m, :], wt[..., m:, :]
+    eye = torch.eye(m, dtype=w.dtype, device=w.device)
+    s = u - u.mH + v.mH @ v
+    x1 = x[..., :m, :]
+    z = torch.linalg.solve(eye + s.mH, x1 - v.mH @ x[..., m:, :])
+    return 2 * z - x1
+
+
 class OrthoConv2d(nn.Module):
     """An orthogonal 2-D convolution with circular padding (Cayley transform of the
     kernel's Fourier matrices), with :class:`torch.nn.Conv2d`'s signature.
@@ -72,9 +101,10 @@ class OrthoConv2d(nn.Module):
     the support of the parameter ``weight`` (the layer is the identity-like map [I; 0] per
     frequency when ``weight`` is 0).
 
-    Cost: two FFTs of the input, a batched complex matrix product per frequency, and one
-    small solve per frequency for the kernel (re-done at every call: its backward is part
-    of the training cost).
+    Cost: two FFTs of the input and, per frequency, one LU solve of the min(M, C S^2)-sized
+    Cayley system with the batch as right-hand sides (the orthogonal matrix is never
+    formed); re-done at every call, and its backward is part of the training cost, which
+    grows as frequencies x min(M, C S^2)^3 whatever the batch.
 
     Args:
         in_channels: C, as for :class:`torch.nn.Conv2d`.
@@ -144,6 +174,11 @@ class OrthoConv2d(nn.Module):
     def frequency_matrices(self, input_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """The orthogonal matrices Q(u) the layer applies at the half-spectrum frequencies of
         a (H, W) input: ((G, F, M / G, C S^2 / G) complex, (F,) multiplicities)."""
+        mats, mult = self._kernel_spectrum(input_size)
+        return cayley(mats), mult
+
+    def _kernel_spectrum(self, input_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """The parameter's (polyphase) Fourier matrices W(u), before the Cayley transform."""
         h, w = (int(v) for v in input_size)
         if h % self.stride[0] or w % self.stride[1]:
             raise ValueError(f"OrthoConv2d with stride {self.stride} needs an input whose "
@@ -151,8 +186,7 @@ class OrthoConv2d(nn.Module):
         grid = (h // self.stride[0], w // self.stride[1])
         offset = tuple(-p for p in self.padding)
         kernel = polyphase_kernel(self.weight, self.stride, self.dilation, offset, grid)
-        mats, mult = frequency_matrices(kernel, self.groups)
-        return cayley(mats), mult
+        return frequency_matrices(kernel, self.groups)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -160,14 +194,14 @@ class OrthoConv2d(nn.Module):
                              f"{tuple(x.shape)}")
         b, c, h, w = x.shape
         (sh, sw), g = self.stride, self.groups
-        q, _ = self.frequency_matrices((h, w))  # (G, F, Mg, Cg')
+        w_hat, _ = self._kernel_spectrum((h, w))  # (G, F, Mg, Cg')
         # space-to-depth: channel c * sh * sw + rh * sw + rw holds x[c, i sh + rh, j sw + rw]
         xp = x.reshape(b, c, h // sh, sh, w // sw, sw).permute(0, 1, 3, 5, 2, 4)
         xp = xp.reshape(b, c * sh * sw, h // sh, w // sw)
         spec = torch.fft.rfft2(xp)  # (B, C', N1, N2 // 2 + 1)
         f = spec.shape[-2] * spec.shape[-1]
         spec = spec.reshape(b, g, -1, f).permute(1, 3, 2, 0)  # (G, F, Cg', B)
-        out = (q.to(spec.dtype) @ spec).permute(3, 0, 2, 1)  # (B, G, Mg, F)
+        out = cayley_apply(w_hat.to(spec.dtype), spec).permute(3, 0, 2, 1)  # (B, G, Mg, F)
         out = out.reshape(b, self.out_channels, h // sh, -1)
         y = torch.fft.irfft2(out, s=(h // sh, w // sw))
         if self.bias is not None:

@@ -101,7 +101,7 @@ def orth_penalty(conv: nn.Module | Tensor, *, stride: int | tuple[int, ...] | No
         ...     conv.weight[:, :, 1, 1] = torch.linalg.qr(torch.randn(4, 4))[0]
         >>> orth_penalty(conv).item() < 1e-10
         True
-        >>> orth_penalty(2 * conv.weight).item()  # every sigma is 2: ||4 I - I||^2 = 4 * 9
+        >>> round(orth_penalty(2 * conv.weight).item(), 4)  # every sigma 2: ||4 I - I||^2 = 36
         36.0
 
     References:
