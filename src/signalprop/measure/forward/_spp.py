@@ -31,10 +31,10 @@ from signalprop.nn.residual import ResidualBlock
 from signalprop.results import BlockStats, SPPResult
 
 
-def check_channel_dim(x: ModelInput, channel_dim: int) -> None:
-    """``channel_dim`` must be an int that indexes the input's axes."""
+def check_channel_dim(x: ModelInput, channel_dim: int) -> int:
+    """``channel_dim`` must be an int that indexes the input's axes; returned as an int."""
     try:
-        check_int("channel_dim", channel_dim)
+        channel_dim = check_int("channel_dim", channel_dim)  # type: ignore[assignment]
     except ValueError as e:
         raise ValueError(f"{e}; use 1 for (N, C, ...) or -1 for (N, ..., C)") from None
     t = first_tensor(x)
@@ -43,6 +43,7 @@ def check_channel_dim(x: ModelInput, channel_dim: int) -> None:
             f"channel_dim={channel_dim} is out of range for an input of shape "
             f"{tuple(t.shape)}; use 1 for (N, C, ...) or -1 for (N, ..., C)"
         )
+    return channel_dim
 
 
 class _Probe:
@@ -210,7 +211,7 @@ def spp(
         ['stem', 'stages.0.0', 'stages.0.1', 'stages.1.0', 'stages.1.1']
     """
     b = batch_size(x)
-    check_channel_dim(x, channel_dim)
+    channel_dim = check_channel_dim(x, channel_dim)
     check_label(label)
     check_bool("progress", progress)
     plan = resolve_blocks(model, blocks)

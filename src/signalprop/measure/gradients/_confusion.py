@@ -47,7 +47,7 @@ def confusion_from_gram(
     b = gram.shape[0]
     if b < 2:
         raise ValueError(f"gradient confusion needs at least 2 examples, got a batch of {b}")
-    check_int("bins", bins, low=1)
+    bins = check_int("bins", bins, low=1)  # type: ignore[assignment]
     qs = check_floats("quantiles", quantiles, low=0.0, high=1.0)
     g = gram.detach().to(torch.float64).cpu().numpy()
     g = 0.5 * (g + g.T)  # exact symmetry; the two halves differ by rounding only
@@ -126,7 +126,7 @@ def gradient_confusion(
     b = batch_size(x)
     if b < 2:
         raise ValueError(f"gradient confusion needs at least 2 examples, got x with batch {b}")
-    check_int("bins", bins, low=1)
+    bins = check_int("bins", bins, low=1)  # type: ignore[assignment]
     qs = check_floats("quantiles", quantiles, low=0.0, high=1.0)
     check_label(label)
     gram = gradient_gram(model, x, y, loss_fn=loss_fn, batchnorm=batchnorm, dropout=dropout,

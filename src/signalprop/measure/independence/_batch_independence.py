@@ -162,7 +162,7 @@ def batch_independence(
         Richemond et al., "BYOL works even without batch statistics", arXiv 2010.10241;
         Brock, De & Smith, ICLR 2021 (normalizer-free networks are batch-independent).
     """
-    batch = _check_arguments(x, modes, index, tolerance, seed, label)
+    batch, index, tolerance, seed = _check_arguments(x, modes, index, tolerance, seed, label)
     index %= batch
     gen = torch.Generator().manual_seed(seed)
     x2 = _perturb(x, index, batch, gen)
@@ -198,15 +198,15 @@ def batch_independence(
 
 
 def _check_arguments(x: ModelInput, modes: Sequence[str], index: int, tolerance: float,
-                     seed: int, label: str | None) -> int:
-    """Validate the options and the input; returns the batch size."""
+                     seed: int, label: str | None) -> tuple[Any, ...]:
+    """Validate the options and the input; returns the batch size, index, tolerance and
+    seed as Python numbers."""
     if isinstance(modes, str) or not modes or any(m not in _MODES for m in modes):
         raise ValueError(f"modes must be a non-empty subset of {_MODES}, got {modes!r}")
-    check_float("tolerance", tolerance, low=0.0)
-    check_seed(seed)
+    tolerance = check_float("tolerance", tolerance, low=0.0)
+    seed = check_seed(seed)
     check_label(label)
     batch = batch_size(x)
     if batch < 2:
         raise ValueError(f"x must hold at least 2 examples to check independence, got {batch}")
-    check_int("index", index, low=-batch, high=batch - 1)
-    return batch
+    return batch, check_int("index", index, low=-batch, high=batch - 1), tolerance, seed

@@ -89,7 +89,7 @@ def hessian_extremes(
         Ghorbani, Krishnan & Xiao, "An investigation into neural net optimization via
         Hessian eigenvalue density", ICML 2019.
     """
-    _check_arguments(x, y, loss_fn, k, steps, seed, label)
+    k, steps, seed = _check_arguments(x, y, loss_fn, k, steps, seed, label)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters (none with requires_grad=True)")
@@ -122,13 +122,13 @@ def hessian_extremes(
 
 
 def _check_arguments(x: ModelInput, y: Any, loss_fn: Any, k: int, steps: int | None,
-                     seed: int, label: str | None) -> None:
+                     seed: int, label: str | None) -> tuple[Any, ...]:
+    """Validate the input and options; returns k, steps and seed as Python ints."""
     check_targets(y, batch_size(x))
     check_loss_fn(loss_fn)
-    check_int("k", k, low=1)
-    check_int("steps", steps, low=1, none=True)
-    check_seed(seed)
     check_label(label)
+    return (check_int("k", k, low=1), check_int("steps", steps, low=1, none=True),
+            check_seed(seed))
 
 
 def _checked_loss(model: nn.Module, x: ModelInput, y: Any, loss_fn: LossFn) -> Tensor:

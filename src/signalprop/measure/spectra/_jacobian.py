@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,7 +87,7 @@ def jacobian_spectrum(
         Pennington, Schoenholz & Ganguli, "Resurrecting the sigmoid in deep learning
         through dynamical isometry", NeurIPS 2017; Lanczos (1950); Hutchinson (1990).
     """
-    b = _check_arguments(x, k, steps, probes, seed, label)
+    b, k, steps, probes, seed = _check_arguments(x, k, steps, probes, seed, label)
     with batchnorm_policy(model, batchnorm), buffers_restored(model), _frozen(model), \
             dropout_policy(model, x, dropout, "the Jacobian spectrum") as draws, \
             torch.enable_grad(), twice_differentiable():
@@ -118,18 +119,15 @@ def jacobian_spectrum(
 
 
 def _check_arguments(x: Tensor, k: int, steps: int | None, probes: int, seed: int,
-                     label: str | None) -> int:
-    """Validate the options; returns the batch size."""
+                     label: str | None) -> tuple[Any, ...]:
+    """Validate the options; returns the batch size and the options as Python ints."""
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor (B, ...), got "
                          f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
     b = batch_size(x)
-    check_int("k", k, low=1)
-    check_int("steps", steps, low=1, none=True)
-    check_int("probes", probes, low=1)
-    check_seed(seed)
     check_label(label)
-    return b
+    return (b, check_int("k", k, low=1), check_int("steps", steps, low=1, none=True),
+            check_int("probes", probes, low=1), check_seed(seed))
 
 
 Fn = Callable[[Tensor], Tensor]

@@ -164,11 +164,10 @@ def lanczos(matvec: MatVec, b: int, dim: int, steps: int, *, dtype: torch.dtype,
         >>> np.round(r.values[0][:2], 6).tolist(), r.complete  # 0 is found twice
         ([0.0, 0.0], False)
     """
-    check_int("b", b, low=1)
-    check_int("dim", dim, low=1)
-    check_int("steps", steps, low=1)
-    check_int("block", block, low=1)
-    check_seed(seed)
+    b, dim, steps, block = (check_int(name, v, low=1)  # type: ignore[misc]
+                            for name, v in (("b", b), ("dim", dim), ("steps", steps),
+                                            ("block", block)))
+    seed = check_seed(seed)
     p = min(block, steps, dim)
     cap = min(-(-steps // p) * p, dim)  # whole blocks: a cut block would leave a residual
     gen = torch.Generator(device="cpu").manual_seed(seed)
