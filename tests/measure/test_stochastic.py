@@ -158,3 +158,11 @@ def test_huggingface_bert_attention_and_hidden_dropout():
     res = sp.spp(bert, {"input_ids": ids}, channel_dim=-1)
     assert res.meta["random_draws"] is True
     assert sp.spp(bert.eval(), {"input_ids": ids}, channel_dim=-1).meta["random_draws"] is False
+
+
+def test_a_one_off_draw_such_as_lazy_initialization_is_not_refused():
+    model = nn.Sequential(nn.LazyLinear(4), nn.Tanh(), nn.Linear(4, 3)).double()
+    x, _ = data()
+    res = sp.spp(model, x, dropout="error")  # the forward initializes the LazyLinear
+    assert res.meta["random_draws"] is False
+    assert sp.spp(model, x, dropout="error").records == res.records

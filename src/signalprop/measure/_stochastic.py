@@ -53,10 +53,11 @@ def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
             and all(torch.equal(u, v) for u, v in zip(a[1], b[1])) and a[2] == b[2])
 
 
-def first_random_module(model: nn.Module, x: ModelInput) -> str:
+def first_random_module(model: nn.Module, x: ModelInput) -> str | None:
     """Re-run the forward (no grad, buffers and generators restored) and name the innermost
     module whose call advanced a random number generator (``'<model>'`` for the model's
-    own forward).
+    own forward), or None when this forward drew nothing (the first one drew once, e.g.
+    to initialize a lazy module).
 
     Examples:
         >>> first_random_module(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)),
@@ -75,7 +76,9 @@ def first_random_module(model: nn.Module, x: ModelInput) -> str:
         if not found and before is not None and not _same(before, _rng_state()):
             found.append(f"'{names.get(id(mod)) or '<model>'}' ({type(mod).__name__})")
 
-    with hooks_removed_after() as handles, torch.random.fork_rng(devices=[]):
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    devices = list(range(torch.cuda.device_count())) if cuda else []
+    with hooks_removed_after() as handles, torch.random.fork_rng(devices=devices):
         state = random.getstate()
         try:
             for m in model.modules():
@@ -85,7 +88,7 @@ def first_random_module(model: nn.Module, x: ModelInput) -> str:
                 call_model(model, x)
         finally:
             random.setstate(state)
-    return found[0] if found else f"'<model>' ({type(model).__name__})"
+    return found[0] if found else None
 
 
 @dataclass
@@ -110,6 +113,9 @@ class RandomDraws:
         if self.keep:
             return
         where = first_random_module(self.model, self.x)
+        if where is None:  # a one-off draw (lazy initialization): the forward is fixed
+            self.drew = False
+            return
         if self.dropout == "eval":
             raise ValueError(
                 f"module {where} draws random numbers in its forward even in eval mode: "

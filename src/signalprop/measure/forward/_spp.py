@@ -218,8 +218,9 @@ def spp(
     label = label or type(model).__name__
     rec = _SPPRecorder(len(plan.blocks), label, progress, channel_dim)
     try:
-        with hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False), \
-                dropout_policy(model, x, dropout, "the SPP", one_pass=True) as draws:
+        # the policy outermost: a refusal re-runs the forward after the hooks are gone
+        with dropout_policy(model, x, dropout, "the SPP", one_pass=True) as draws, \
+                hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False):
             for blk in plan.blocks:
                 rec.attach(blk, handles)
             with torch.no_grad(), buffers_restored(model):

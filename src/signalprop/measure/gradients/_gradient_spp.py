@@ -109,9 +109,10 @@ def gradient_spp(
     rec = _GradRecorder(len(plan.blocks), label, progress, channel_dim)
     params = [p for p in model.parameters() if p.requires_grad]
     try:
-        with hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False), \
-                buffers_restored(model), torch.enable_grad(), \
-                dropout_policy(model, x, dropout, "the gradient SPP", one_pass=True) as draws:
+        # the policy outermost: a refusal re-runs the forward after the hooks are gone
+        with dropout_policy(model, x, dropout, "the gradient SPP", one_pass=True) as draws, \
+                hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False), \
+                buffers_restored(model), torch.enable_grad():
             handles += [blk.module.register_forward_hook(rec.block_hook(blk.name, blk.module))
                         for blk in plan.blocks]
             out = forward_or_locate(model, x, handles)
