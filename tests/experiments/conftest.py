@@ -3,12 +3,15 @@ the end-to-end check every claim's smoke run must pass."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from signalprop.experiments import Claim, ClaimResult, RunContext, Verdict, _registry, run_claim
+from signalprop.results._base import encode
 
 
 def _fake_measure(ctx: RunContext, size: dict) -> dict:
@@ -48,10 +51,16 @@ def fake_claim(monkeypatch: pytest.MonkeyPatch) -> Claim:
     return claim
 
 
+def as_json(data: Any) -> str:
+    """Canonical strict-JSON text of ``data`` (compares NaN equal to NaN)."""
+    return json.dumps(encode(data), sort_keys=True)
+
+
 def _run_smoke(name: str, tmp_path: Path) -> ClaimResult:
     """Run ``name`` at smoke size and check the pipeline end to end, not the verdict: a
-    non-empty figure, a result.json that reads back as this run, and one verdict line
-    '<name>: REPRODUCED|NOT REPRODUCED -- <effect> [criterion: <criterion>]'."""
+    non-empty figure, a result.json that reads back as this run, one verdict line
+    '<name>: REPRODUCED|NOT REPRODUCED -- <effect> [criterion: <criterion>]', and
+    ``decide`` applied to the stored measurements gives the stored verdict again."""
     lines: list[str] = []
     res = run_claim(name, "smoke", tmp_path, progress=False, log=lines.append)
     folder = tmp_path / name
@@ -60,7 +69,13 @@ def _run_smoke(name: str, tmp_path: Path) -> ClaimResult:
     assert (back.claim, back.mode, back.reproduced) == (name, "smoke", res.reproduced)
     verdict = "REPRODUCED" if res.reproduced else "NOT REPRODUCED"
     assert lines[-1].startswith(f"{name}: {verdict} -- ")
-    assert lines[-1].endswith(f"[criterion: {_registry.get_claim(name).criterion}]")
+    claim = _registry.get_claim(name)
+    assert lines[-1].endswith(f"[criterion: {claim.criterion}]")
+    stored = dict(back.measurements)
+    decision = stored.pop("decision")
+    again = claim.decide(stored)  # decide is pure: the stored numbers decide again alike
+    assert (again.reproduced, again.effect) == (back.reproduced, back.effect)
+    assert as_json(again.details) == as_json(decision)
     return res
 
 

@@ -1,5 +1,6 @@
 """Registry errors, run_claim's files and verdict line, ClaimResult JSON, the summary."""
 
+import importlib
 import json
 import math
 from pathlib import Path
@@ -7,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from signalprop.experiments import (
-    ORDER,
     Claim,
     ClaimResult,
     RunContext,
@@ -46,11 +46,45 @@ def test_duplicate_and_bad_claims_are_rejected(fake_claim: Claim) -> None:
         run_claim(fake_claim.name, "huge", "unused")
 
 
-def test_list_follows_issue_order(fake_claim: Claim) -> None:
+def test_list_follows_the_one_list_of_claim_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from signalprop.experiments import _registry, claims
+
+    monkeypatch.setattr(_registry, "_REGISTRY", {})
+    monkeypatch.setattr(_registry, "_loaded", False)
+    register(make_fake_claim())  # one's own claim, registered before any look-up ...
     names = [c.name for c in list_claims()]
-    known = [n for n in names if n in ORDER]
-    assert known == sorted(known, key=ORDER.index)
-    assert names[-1] == "fake-claim"  # unlisted claims come last
+    assert names[-1] == "fake-claim"  # ... still comes after the built-in ones
+    modules = [importlib.import_module(f"{claims.__name__}.{path}") for path in claims.CLAIMS]
+    assert names[:-1] == [m.CLAIM.name for m in modules]
+    assert len(set(names)) == len(names) == len(claims.CLAIMS) + 1
+
+
+@pytest.mark.parametrize("path, message", [
+    ("normfree.no_such_claim", "claim module signalprop.experiments.claims.normfree."
+                               "no_such_claim is listed in .*CLAIMS but does not exist"),
+    ("no_such_topic.claim", "claims.no_such_topic.claim is listed .* does not exist"),
+    ("normfree", "claim module signalprop.experiments.claims.normfree defines no CLAIM"),
+])
+def test_a_listed_module_that_is_missing_fails_loudly(path: str, message: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from signalprop.experiments import _registry, claims
+
+    monkeypatch.setattr(claims, "CLAIMS", (*claims.CLAIMS, path))
+    monkeypatch.setattr(_registry, "_REGISTRY", {})
+    monkeypatch.setattr(_registry, "_loaded", False)
+    for look_up in (list_claims, lambda: get_claim("nf-spp")):  # every time, not only once
+        with pytest.raises(ImportError, match=message):
+            look_up()
+
+
+def test_decide_must_return_a_verdict(fake_claim: Claim, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from signalprop.experiments import _registry
+
+    monkeypatch.setitem(_registry._REGISTRY, "fake-claim",
+                        make_fake_claim(decide=lambda m: m["size"] > 1))
+    with pytest.raises(RuntimeError, match="decide returned bool, not a Verdict"):
+        run_claim("fake-claim", "smoke", tmp_path, log=lambda m: None)
 
 
 def test_run_claim_writes_result_figure_and_verdict(fake_claim: Claim, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from signalprop.data import load_dataset
 from signalprop.experiments import RunContext
-from signalprop.experiments.claims._resnet_runs import (
+from signalprop.experiments._resnet_runs import (
     CHANCE,
     accuracy,
     at_best_lr,

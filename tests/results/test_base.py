@@ -12,12 +12,15 @@ from signalprop.results import (
     BatchIndependenceResult,
     BlockStats,
     ConfusionResult,
+    EstimatorIndicatorsResult,
     GradBlockStats,
     GradSPPResult,
     GramResult,
     HessianExtremesResult,
     JacobianSpectrumResult,
+    LayerIndicators,
     Result,
+    RoundingChainResult,
     SPPResult,
     write_csv,
 )
@@ -40,6 +43,9 @@ def examples():
         HessianExtremesResult("h", 3, [2.0], [-1.0], [0.0], [0.0], 3, NAN),
         GramResult("gram", torch.tensor([[1.0, -0.5], [-0.5, 2.0]], dtype=torch.float64),
                    layers={"0": torch.eye(2, dtype=torch.float64)}, strategies={"0": "factorized"}),
+        EstimatorIndicatorsResult("q", [LayerIndicators("fc", 0, "reste", 2.0, NAN, 0.1, 4)],
+                                  step=3, meta={"estimator_params": {"fc": {"o": 3.0}}}),
+        RoundingChainResult("sr", "sr", 0.01, 2.0, [-1.0, 1.0], [0.25, 0.75], 2),
     ]
 
 

@@ -12,13 +12,12 @@ Example:
 """
 
 from signalprop.experiments._claim import MODES, Claim, ClaimResult, RunContext, Verdict
-from signalprop.experiments._registry import ORDER, get_claim, list_claims, register, run_claim
+from signalprop.experiments._registry import get_claim, list_claims, register, run_claim
 from signalprop.experiments._stats import diff_se, mean_se, separated
 from signalprop.experiments.summary import find_results, summary_markdown, write_summary
 
 __all__ = [
     "MODES",
-    "ORDER",
     "Claim",
     "ClaimResult",
     "RunContext",

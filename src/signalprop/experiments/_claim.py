@@ -1,10 +1,11 @@
 """A reproducible claim: what a paper says, the test fixed in advance, and its result.
 
-A :class:`Claim` holds the statement and the pre-registered criterion (words; the code
-that decides is the claim's ``run``). ``run(ctx)`` measures, draws a figure into
-``ctx.out`` and returns a :class:`ClaimResult` whose ``reproduced`` applies that fixed
-criterion. :class:`RunContext` carries the mode (how big the experiment is) and how to
-parallelize training sweeps.
+A :class:`Claim` holds the statement, the pre-registered criterion (in words) and four
+parts: its ``sizes`` per mode (data), ``measure`` (runs the experiment), ``decide`` (the
+criterion in code, a pure function of the measurements, returning a :class:`Verdict`)
+and ``figure``. ``Claim.result(ctx)`` runs them into a :class:`ClaimResult`.
+:class:`RunContext` carries the mode (how big the experiment is) and how to parallelize
+training sweeps.
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ from signalprop.results import Result
 from signalprop.results._base import decode, encode
 
 MODES = ("smoke", "quick", "full")
+
+
+def as_stored(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as ``result.json`` gives it back: through strict JSON and back (keys become
+    strings, tuples lists; NaN and Inf survive).
+
+    Examples:
+        >>> as_stored({1: (2.0, float("inf"))})
+        {'1': [2.0, inf]}
+    """
+    return decode(dict[str, Any], json.loads(json.dumps(encode(data), allow_nan=False)))
 
 
 @dataclass(frozen=True)
@@ -68,8 +80,6 @@ class Claim:
         decide: ``decide(measurements) -> Verdict``.
         figure: ``figure(measurements, path) -> None``.
         quick_minutes: expected ``quick`` wall time on 2 quiet cores.
-        run: NOTE: transitional, for claims not yet split into measure/decide/figure;
-            ``run(ctx) -> ClaimResult``.
 
     Examples:
         >>> def measure(ctx, size):
@@ -95,7 +105,6 @@ class Claim:
     measure: Callable[[RunContext, dict[str, Any]], dict[str, Any]] | None = None
     decide: Callable[[dict[str, Any]], Verdict] | None = None
     figure: Callable[[dict[str, Any], Path], None] | None = None
-    run: Callable[[RunContext], ClaimResult] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower() or " " in self.name or "_" in self.name:
@@ -103,30 +112,31 @@ class Claim:
         for attr in ("paper", "statement", "criterion"):
             if not str(getattr(self, attr)).strip():
                 raise ValueError(f"claim {self.name!r}: {attr} must not be empty")
-        if self.run is None:
-            for attr in ("measure", "decide", "figure"):
-                if not callable(getattr(self, attr)):
-                    raise ValueError(f"claim {self.name!r}: {attr} must be callable, got "
-                                     f"{getattr(self, attr)!r}")
-            if set(self.sizes) != set(MODES):
-                raise ValueError(f"claim {self.name!r}: sizes must have one entry per mode "
-                                 f"{MODES}, got {sorted(self.sizes)}")
-        elif not callable(self.run):
-            raise ValueError(f"claim {self.name!r}: run must be callable, got {self.run!r}")
+        for attr in ("measure", "decide", "figure"):
+            if not callable(getattr(self, attr)):
+                raise ValueError(f"claim {self.name!r}: {attr} must be callable, got "
+                                 f"{getattr(self, attr)!r}")
+        if set(self.sizes) != set(MODES):
+            raise ValueError(f"claim {self.name!r}: sizes must have one entry per mode "
+                             f"{MODES}, got {sorted(self.sizes)}")
         if not (self.quick_minutes > 0 and math.isfinite(self.quick_minutes)):
             raise ValueError(f"claim {self.name!r}: quick_minutes must be > 0, "
                              f"got {self.quick_minutes!r}")
 
     def result(self, ctx: RunContext) -> ClaimResult:
-        """Measure at ``ctx.mode``'s size, decide, draw ``ctx.out / "figure.png"``."""
-        if self.run is not None:
-            return self.run(ctx)
+        """Measure at ``ctx.mode``'s size, decide, draw ``ctx.out / "figure.png"``.
+
+        Raises:
+            RuntimeError: ``decide`` returned something else than a :class:`Verdict`.
+        """
         assert self.measure and self.decide and self.figure  # checked in __post_init__
         measurements = self.measure(ctx, dict(self.sizes[ctx.mode]))
         # decide on what result.json will hold, so a stored result re-decides identically
-        measurements = decode(dict[str, Any], json.loads(json.dumps(
-            encode(measurements), allow_nan=False)))
+        measurements = as_stored(measurements)
         verdict = self.decide(measurements)
+        if not isinstance(verdict, Verdict):
+            raise RuntimeError(f"claim {self.name!r}: decide returned "
+                               f"{type(verdict).__name__}, not a Verdict")
         self.figure(measurements, ctx.out / "figure.png")
         return ClaimResult(claim=self.name, mode=ctx.mode, reproduced=verdict.reproduced,
                            effect=verdict.effect, criterion=self.criterion,
@@ -166,15 +176,6 @@ class RunContext:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {self.workers!r}")
         self.out = Path(self.out)
-
-    def pick(self, smoke: Any, quick: Any, full: Any) -> Any:
-        """The value for this context's mode.
-
-        Examples:
-            >>> RunContext("quick", Path(".")).pick(smoke=1, quick=3, full=10)
-            3
-        """
-        return {"smoke": smoke, "quick": quick, "full": full}[self.mode]
 
     def sweep(self, name: str, base: dict[str, Any], grid: dict[str, list[Any]],
               seeds: list[int]) -> list[dict[str, Any]]:

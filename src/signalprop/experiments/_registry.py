@@ -1,7 +1,9 @@
 """The registry of claims, and running one claim into its output folder.
 
-Claim modules (``signalprop.experiments.claims``) register themselves on import; the
-registry imports them the first time a claim is looked up.
+The built-in claims are the modules listed in ``signalprop.experiments.claims.CLAIMS``;
+the registry imports them, in that order, the first time a claim is looked up (a listed
+module that is missing raises ``ImportError`` naming it). :func:`register` adds a claim
+of one's own after them.
 """
 
 from __future__ import annotations
@@ -14,16 +16,47 @@ from pathlib import Path
 
 from signalprop.experiments._claim import MODES, Claim, ClaimResult, RunContext
 
-# The issue's order (what --list and --all follow); claims not listed here come after.
-ORDER = ("nf-spp", "skipinit-depth", "bn-batchsize", "nf-vs-bn", "snn-depth",
-         "confusion-width-depth", "sgd-noise", "criticality-depth", "adam-nag")
 RESULT = "result.json"
+_PACKAGE = "signalprop.experiments.claims"
 
 _REGISTRY: dict[str, Claim] = {}
+_loaded = False
+
+
+def _import_claim(path: str) -> Claim:
+    """The ``CLAIM`` of the listed module ``path`` (relative to the claims package)."""
+    name = f"{_PACKAGE}.{path}"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name == name or name.startswith(f"{err.name}."):  # it, or its topic package
+            raise ImportError(f"claim module {name} is listed in {_PACKAGE}.CLAIMS but "
+                              "does not exist", name=name) from err
+        raise
+    claim = getattr(module, "CLAIM", None)
+    if not isinstance(claim, Claim):
+        raise ImportError(f"claim module {name} defines no CLAIM = Claim(...)", name=name)
+    return claim
+
+
+def _load_claims() -> None:
+    """Register the built-in claims, in their listed order (once)."""
+    global _loaded
+    if _loaded:
+        return
+    from signalprop.experiments.claims import CLAIMS
+
+    claims = [_import_claim(path) for path in CLAIMS]  # all or nothing
+    names = [c.name for c in claims]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{_PACKAGE}.CLAIMS: claim name(s) {twice} defined more than once")
+    _REGISTRY.update({c.name: c for c in claims})
+    _loaded = True
 
 
 def register(claim: Claim) -> Claim:
-    """Add ``claim`` to the registry and return it (names must be unique).
+    """Add a claim of one's own to the registry (after the built-in ones) and return it.
 
     Raises:
         ValueError: not a Claim, or a claim of that name is already registered.
@@ -42,28 +75,22 @@ def register(claim: Claim) -> Claim:
     """
     if not isinstance(claim, Claim):
         raise ValueError(f"register expects a Claim, got {type(claim).__name__}")
+    _load_claims()
     if claim.name in _REGISTRY:
         raise ValueError(f"claim {claim.name!r} is already registered")
     _REGISTRY[claim.name] = claim
     return claim
 
 
-def _load_claims() -> None:
-    importlib.import_module("signalprop.experiments.claims")
-
-
 def list_claims() -> list[Claim]:
-    """Every registered claim, in the issue's order.
+    """Every registered claim: the built-in ones in their listed order, then one's own.
 
     Examples:
         >>> [c.name for c in list_claims()][0]
         'nf-spp'
     """
     _load_claims()
-    rank = {name: i for i, name in enumerate(ORDER)}
-    names = list(_REGISTRY)
-    return [_REGISTRY[n] for n in sorted(names, key=lambda n: (rank.get(n, len(ORDER)),
-                                                                 names.index(n)))]
+    return list(_REGISTRY.values())
 
 
 def get_claim(name: str) -> Claim:
@@ -107,8 +134,8 @@ def run_claim(name: str, mode: str = "quick", out: str | Path = "out/reproduce",
 
     Raises:
         ValueError: unknown claim or mode, bad workers.
-        RuntimeError: the claim returned something else than a ClaimResult for itself, or
-            did not write its figure.
+        RuntimeError: the claim's decide returned no Verdict, or its figure was not
+            written.
 
     Examples:
         >>> from signalprop.experiments import Verdict
@@ -136,15 +163,6 @@ def run_claim(name: str, mode: str = "quick", out: str | Path = "out/reproduce",
     t0 = time.perf_counter()
     result = claim.result(ctx)
     seconds = time.perf_counter() - t0
-    if not isinstance(result, ClaimResult):
-        raise RuntimeError(f"claim {claim.name!r} returned {type(result).__name__}, "
-                           "not a ClaimResult")
-    if result.claim != claim.name or result.mode != mode:
-        raise RuntimeError(f"claim {claim.name!r} ({mode}) returned a result for "
-                           f"{result.claim!r} ({result.mode})")
-    if result.criterion != claim.criterion:
-        raise RuntimeError(f"claim {claim.name!r} returned a criterion that differs from "
-                           "the registered one")
     if not (folder / result.figure).is_file():
         raise RuntimeError(f"claim {claim.name!r} did not write its figure "
                            f"{folder / result.figure}")

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from signalprop.experiments._claim import ClaimResult
-from signalprop.experiments._registry import ORDER, RESULT, list_claims
+from signalprop.experiments._registry import RESULT, list_claims
 
 SUMMARY = "SUMMARY.md"
 _HEADER = ("claim", "paper", "verdict", "measured effect", "criterion", "mode", "minutes")
@@ -19,7 +19,7 @@ _HEADER = ("claim", "paper", "verdict", "measured effect", "criterion", "mode", 
 
 def find_results(folder: str | Path) -> list[ClaimResult]:
     """Claim results under ``folder`` (``folder/<claim>/result.json`` and deeper, skipping
-    the per-run ``result.json`` files of training sweeps), in the issue's order.
+    the per-run ``result.json`` files of training sweeps), in the registry's order.
 
     Raises:
         ValueError: ``folder`` is not a directory.
@@ -43,8 +43,8 @@ def find_results(folder: str | Path) -> list[ClaimResult]:
             continue
         if isinstance(data, dict) and "reproduced" in data and "claim" in data:
             found.append(ClaimResult.from_dict(data))
-    rank = {name: i for i, name in enumerate(ORDER)}
-    return sorted(found, key=lambda r: (rank.get(r.claim, len(ORDER)), r.claim, r.mode))
+    rank = {c.name: i for i, c in enumerate(list_claims())}
+    return sorted(found, key=lambda r: (rank.get(r.claim, len(rank)), r.claim, r.mode))
 
 
 def _cell(text: str) -> str:

@@ -9,6 +9,9 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
 * ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
 * ``independence/``: ``batch_independence``;
+* ``quantized/``: low-precision networks (``estimator_indicators``);
+* ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
+  ``region_density``);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -31,6 +34,13 @@ from signalprop.measure.gradients import (
     gradient_spp,
 )
 from signalprop.measure.independence import batch_independence
+from signalprop.measure.quantized import estimator_indicators
+from signalprop.measure.regions import (
+    NotAffineError,
+    linear_regions,
+    plane_regions,
+    region_density,
+)
 from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
@@ -42,6 +52,10 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "estimator_indicators",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
 )
 
 __all__ = [
@@ -51,10 +65,12 @@ __all__ = [
     "ChannelMoments",
     "ForwardError",
     "NonFiniteError",
+    "NotAffineError",
     "batch_independence",
     "channel_moments",
     "confusion_from_gram",
     "discover_blocks",
+    "estimator_indicators",
     "fused_add_available",
     "gradient_confusion",
     "gradient_gram",
@@ -62,6 +78,9 @@ __all__ = [
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
     "residual_add_moments",
     "resolve_blocks",
     "spp",

@@ -12,6 +12,9 @@ Every public name is importable flat, ``signalprop.nn.X``; the modules show the 
 - ``normfree/``: what replaces normalization layers: Scaled Weight Standardization
   (``ScaledStdConv1d/2d/3d``, ``WSLinear``, ``standardize_weight``) and Fixup
   (``fixup_init_``, ``fixup_scale``, ``he_gain``).
+- ``quantized/``: low-precision layers (``QuantLinear``, ``QuantConv1d/2d``) with binary,
+  ternary or k-bit weights and binary inputs, their ``WeightQuantizer``, the surrogate
+  gradients of sign (``sign_surrogate``, ``ReSTESchedule``) and ``quantize_modules``.
 
 A new layer family gets its own subpackage beside ``normfree/`` (``quantized/``,
 ``hypercomplex/``, ``attention/``, ``orthogonal/``, ...), private modules inside, its
@@ -33,11 +36,25 @@ from signalprop.nn.normfree import (
     he_gain,
     standardize_weight,
 )
+from signalprop.nn.quantized import (
+    QuantConv1d,
+    QuantConv2d,
+    QuantLinear,
+    ReSTESchedule,
+    WeightQuantizer,
+    quantize_modules,
+    quantized_layers,
+    sign_surrogate,
+)
 from signalprop.nn.residual import BranchTap, ResidualBlock, ReZero, ScalarBias, SkipInit
 
 __all__ = [
     "BranchTap",
     "GammaAct",
+    "QuantConv1d",
+    "QuantConv2d",
+    "QuantLinear",
+    "ReSTESchedule",
     "ReZero",
     "ResidualBlock",
     "ScalarBias",
@@ -46,6 +63,7 @@ __all__ = [
     "ScaledStdConv3d",
     "SkipInit",
     "WSLinear",
+    "WeightQuantizer",
     "critical_",
     "delta_orthogonal_",
     "lecun_normal_",
@@ -55,6 +73,9 @@ __all__ = [
     "group_norm",
     "he_gain",
     "make_activation",
+    "quantize_modules",
+    "quantized_layers",
+    "sign_surrogate",
     "standardize_weight",
     "torch_activation",
 ]

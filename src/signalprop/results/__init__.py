@@ -12,6 +12,17 @@ from signalprop.results.confusion import ConfusionResult
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
+from signalprop.results.quantized import (
+    EstimatorIndicatorsResult,
+    LayerIndicators,
+    RoundingChainResult,
+)
+from signalprop.results.regions import (
+    PlaneRegionsResult,
+    RegionBoundsResult,
+    RegionDensityResult,
+    RegionsResult,
+)
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
@@ -19,12 +30,19 @@ __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
     "ConfusionResult",
+    "EstimatorIndicatorsResult",
     "GradBlockStats",
     "GradSPPResult",
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "LayerIndicators",
+    "PlaneRegionsResult",
+    "RegionBoundsResult",
+    "RegionDensityResult",
+    "RegionsResult",
     "Result",
+    "RoundingChainResult",
     "SPPResult",
     "chi_prediction",
     "write_csv",

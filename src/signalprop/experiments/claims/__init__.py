@@ -1,15 +1,50 @@
-"""Claim modules, one per paper claim; importing this package registers them.
+"""The built-in claims, one module per paper claim, in topic packages.
 
-Modules are imported in the issue's order; a name listed here whose module does not
-exist (yet) is skipped, so claims can be added in any order.
+Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` ->
+``nf_spp.py``, and defines ``CLAIM = Claim(...)``):
+
+* ``normfree/``: normalizer-free networks vs BatchNorm (``nf-spp``, ``skipinit-depth``,
+  ``bn-batchsize``, ``nf-vs-bn``);
+* ``meanfield/``: depth scales and initialization from mean-field theory
+  (``snn-depth``, ``confusion-width-depth``, ``criticality-depth``);
+* ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
+  ``adam-nag``);
+* ``quantized/``: low-precision networks (``bc-vs-sr``, ``reste-equilibrium``,
+  ``binary-spp``);
+* ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
+  ``region-density``).
+
+Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
+shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
+``_rows``, ``_models``, ``_resnet_runs``).
+
+:data:`CLAIMS` is the one list of built-in claims, in the order ``--list`` and ``--all``
+follow. The registry imports each listed module the first time a claim is looked up and
+registers its ``CLAIM``; a listed module that is missing, or that defines no ``CLAIM``,
+raises ``ImportError`` naming it. To add a claim: write ``<topic>/<name>.py`` (a new topic
+is a new package with an ``__init__.py``) and add ``"<topic>.<name>"`` to :data:`CLAIMS`.
+
+Examples:
+    >>> CLAIMS[0]
+    'normfree.nf_spp'
 """
 
-import importlib
-import importlib.util
+#: Module paths (relative to this package) of the built-in claims, in listing order.
+CLAIMS: tuple[str, ...] = (
+    "normfree.nf_spp",
+    "normfree.skipinit_depth",
+    "normfree.bn_batchsize",
+    "normfree.nf_vs_bn",
+    "meanfield.snn_depth",
+    "meanfield.confusion_width_depth",
+    "optimization.sgd_noise",
+    "meanfield.criticality_depth",
+    "optimization.adam_nag",
+    "quantized.bc_vs_sr",
+    "quantized.reste_equilibrium",
+    "quantized.binary_spp",
+    "regions.ternary_regions",
+    "regions.region_density",
+)
 
-_MODULES = ("nf_spp", "skipinit_depth", "bn_batchsize", "nf_vs_bn", "snn_depth",
-            "confusion_width_depth", "sgd_noise", "criticality_depth", "adam_nag")
-
-for _name in _MODULES:
-    if importlib.util.find_spec(f"{__name__}.{_name}") is not None:
-        importlib.import_module(f"{__name__}.{_name}")
+__all__ = ["CLAIMS"]

@@ -1,0 +1,1 @@
+"""Optimizers and their noise: batch size and learning rate in SGD, Adam vs Nesterov."""
