@@ -23,6 +23,7 @@ CALLS = {
     "jacobian_spectrum": lambda **kw: sp.jacobian_spectrum(MODEL, X, **kw),
     "hessian_extremes": lambda **kw: sp.hessian_extremes(MODEL, X, Y, loss_fn=CE, **kw),
     "batch_independence": lambda **kw: sp.batch_independence(MODEL, X, **kw),
+    "region_density": lambda **kw: sp.region_density(MODEL, X, **kw),
 }
 
 INT = "must be an integer"
@@ -40,7 +41,8 @@ CASES = [
     *[("jacobian_spectrum", "probes", v, rf"probes {INT} >= 1, got {r}")
       for v, r in (("8", r"'8' \(str\)"), (8.0, r"8.0 \(float\)"), (-1, "-1"))],
     *[(m, "seed", v, rf"seed {INT} in \[0, {2**63 - 1}\], got {r}")
-      for m in ("gradient_spp", "jacobian_spectrum", "hessian_extremes", "batch_independence")
+      for m in ("gradient_spp", "jacobian_spectrum", "hessian_extremes", "batch_independence",
+                "region_density")
       for v, r in (("0", r"'0' \(str\)"), (1.5, r"1.5 \(float\)"), (-1, "-1"))],
     *[("gradient_confusion", "bins", v, rf"bins {INT} >= 1, got {r}")
       for v, r in (("10", r"'10' \(str\)"), (10.0, r"10.0 \(float\)"), (0, "0"))],
@@ -61,7 +63,8 @@ CASES = [
     *[(m, "dropout", "off", r"dropout must be one of \('auto', 'eval', 'error'\), got 'off'")
       for m in ("spp", "gradient_spp", "gradient_gram", "gradient_confusion",
                 "jacobian_spectrum", "hessian_extremes")],
-    *[(m, "label", 3, r"label must be a string or None, got 3 \(int\)") for m in sorted(CALLS)],
+    *[(m, "label", 3, r"label must be a string or None, got 3 \(int\)")
+      for m in sorted(CALLS) if m != "region_density"],
 ]
 
 
