@@ -17,6 +17,13 @@ from signalprop._forward import (
     module_names,
 )
 from signalprop.measure._discovery import BlockSpec, resolve_blocks
+from signalprop.measure._options import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_label,
+    check_seed,
+)
 from signalprop.measure.spectra._conv_spectrum import MAX_DENSE, METHODS, conv_spectrum
 from signalprop.results.conv_spectra import ConvLayerSpectrum, ConvSpectraResult
 
@@ -90,8 +97,11 @@ def conv_spectra(
         >>> res.records[1].sigma_min <= res.records[1].sigma_max
         True
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not allowed; valid: {', '.join(METHODS)}")
+    method = check_choice("method", method, METHODS)
+    steps = check_int("steps", steps, low=1)  # type: ignore[assignment]
+    max_dense = check_int("max_dense", max_dense, low=1)  # type: ignore[assignment]
+    seed, label = check_seed(seed), check_label(label)
+    progress = check_bool("progress", progress)
     chosen = _selected(model, blocks)
     if not chosen:
         raise ValueError(f"{type(model).__name__} has no convolution to measure")

@@ -24,6 +24,13 @@ import torch
 import torch.nn as nn
 
 from signalprop._fourier import frequency_matrices, polyphase_kernel
+from signalprop.measure._options import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_label,
+    check_seed,
+)
 from signalprop.measure.spectra import _conv_bounds
 from signalprop.measure.spectra._conv_fft import extremes, spectrum
 from signalprop.measure.spectra._conv_layer import (
@@ -194,10 +201,11 @@ def conv_spectrum(
         Sedghi, Gupta & Long, "The singular values of convolutional layers", ICLR 2019;
         Achour, Malgouyres & Mamalet, JMLR 2022 (strided layers as polyphase ones).
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not allowed; valid: {', '.join(METHODS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    method = check_choice("method", method, METHODS)
+    steps = check_int("steps", steps, low=1)  # type: ignore[assignment]
+    seed, label = check_seed(seed), check_label(label)
+    max_dense = check_int("max_dense", max_dense, low=1)  # type: ignore[assignment]
+    values = check_bool("values", values)
     from signalprop.nn.orthogonal import OrthoConv2d
 
     t0 = time.perf_counter()
