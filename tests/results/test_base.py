@@ -12,7 +12,11 @@ from signalprop.results import (
     BatchIndependenceResult,
     BlockStats,
     ConfusionResult,
+    ConvLayerSpectrum,
+    ConvSpectraResult,
+    ConvSpectrumResult,
     EstimatorIndicatorsResult,
+    Existence,
     GradBlockStats,
     GradSPPResult,
     GramResult,
@@ -57,6 +61,11 @@ def examples():
                            ["0" * 16], f64([[0.0]]), f64([[[0.0, INF]]]), 0, []),
         RegionDensityResult("d", [2, 4, 3, 3], 2.0, 2, 2, 4, [4]),
         RegionBoundsResult([3, 3], 1, 16, 16, 9, 16, 16, 4, 1, {"serra": "Serra et al. 2018"}),
+        ConvSpectrumResult("c", "Conv2d", (1, 2), (1, 2), "fft", True, 2, 2.0, 0.0, (2.0, 2.0),
+                           (0.0, 0.0), torch.tensor([2.0, 0.0], dtype=torch.float64)),
+        ConvSpectraResult("m", [ConvLayerSpectrum("c", 0, "Conv1d", (1, 2), (1, 2), "bounds",
+                                                  False, 2, 1.0, 0.5, 1.0, 1.5, 0.0, 0.5)]),
+        Existence(False, "RO", "M > C k^d", meta={"M": 2}),
     ]
 
 

@@ -16,6 +16,7 @@ from signalprop._forward import ModelInput, first_tensor
 from signalprop.measure import (
     ForwardError,
     batch_independence,
+    conv_spectra,
     gradient_confusion,
     gradient_spp,
     jacobian_spectrum,
@@ -125,7 +126,7 @@ def measure_all(model: nn.Module, x: ModelInput, label: str, *, seed: int = 0,
         >>> m.summary["depth"], m.diagnoses
         (4, [])
     """
-    bar = _steps(progress, 6, f"measuring {label}")
+    bar = _steps(progress, 7, f"measuring {label}")
     channel_dim, why = _probe.channel_axis(model, x, channel_dim)
     res = spp(model, x, channel_dim=channel_dim, label=label)
     bar.update()
@@ -150,6 +151,12 @@ def measure_all(model: nn.Module, x: ModelInput, label: str, *, seed: int = 0,
     _measure_jacobian(m, model, x, seed, bn, jacobian_k)
     bar.update()
     _measure_independence(m, model, x, seed)
+    bar.update()
+    if any(isinstance(mod, nn.modules.conv._ConvNd) for mod in model.modules()):
+        try:
+            m.conv_spectra = conv_spectra(model, _examples(x, 1), label=label, seed=seed)
+        except (ValueError, ForwardError, RuntimeError) as e:
+            m.notes.append(f"convolution spectra not measured: {e}")
     bar.update()
     bar.close()
     fixes = _fixes.applicable_fixes(model, activation)
@@ -286,7 +293,8 @@ def build_report(
 
     The page is self-contained (styles and images inline, no network access needed): the
     forward SPP with the theory's prediction where one exists, the gradient SPP, gradient
-    confusion, the Jacobian spectrum, batch independence, and the diagnoses with the line
+    confusion, the Jacobian spectrum, batch independence, the singular values of every
+    convolution (models that have some), and the diagnoses with the line
     of code that fixes each. With ``fix=True`` the model is converted with
     :func:`~signalprop.convert.to_normfree` (residual / BatchNorm networks) or re-drawn at
     the critical initialization (plain networks), measured again, and before/after plots

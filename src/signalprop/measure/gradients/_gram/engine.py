@@ -32,6 +32,7 @@ from signalprop._forward import (
     locate_failure,
 )
 from signalprop.measure._nonfinite import NonFiniteError, check_losses
+from signalprop.measure._options import check_bool, check_choice, check_label
 from signalprop.measure._per_example import (
     LossFn,
     batch_size,
@@ -40,6 +41,7 @@ from signalprop.measure._per_example import (
     check_targets,
     per_example_losses,
 )
+from signalprop.measure._stochastic import dropout_policy
 from signalprop.measure.gradients._gram.base import DEFAULT_CHUNK_BYTES, Handler, add_gram
 from signalprop.measure.gradients._gram.broadcast import (
     input_storages,
@@ -307,6 +309,7 @@ def gradient_gram(
     loss_fn: LossFn | None = None,
     per_layer: bool = False,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     method: str = "auto",
     label: str | None = None,
 ) -> GramResult:
@@ -338,6 +341,9 @@ def gradient_gram(
         batchnorm: ``"auto"`` and ``"error"`` refuse BatchNorm in train mode (its batch
             statistics couple the examples); ``"eval"`` uses running statistics for the
             duration of the call.
+        dropout: ``"auto"`` and ``"error"`` refuse a forward that draws random numbers
+            (train-mode dropout: the Gram of one random mask, different at every call);
+            ``"eval"`` runs every module except BatchNorm in eval mode for the call.
         method: ``"auto"`` (cheaper of factorized/materialized per layer), ``"factor"``,
             ``"materialize"``, or ``"func"`` (torch.func for every module).
 
@@ -380,11 +386,15 @@ def gradient_gram(
     b = batch_size(x)
     check_targets(y, b)
     check_loss_fn(loss_fn)
-    with batchnorm_policy(model, batchnorm):
+    check_bool("per_layer", per_layer)
+    check_choice("method", method, METHODS)
+    check_label(label)
+    with batchnorm_policy(model, batchnorm), \
+            dropout_policy(model, x, dropout, "the per-example gradient Gram"):
         run = gram_run(model, loss_fn, x, y, b, method)  # type: ignore[arg-type]
     # elementwise additions keep the exact symmetry of every part (a vectorized reduction
     # over a stacked axis need not: its summation order differs between (i, j) and (j, i))
     total = functools.reduce(torch.add, run.layers.values())
     return GramResult(label=label or type(model).__name__, matrix=total,
                       layers=run.layers if per_layer else {}, strategies=run.strategies,
-                      meta={"batchnorm": batchnorm, "method": method})
+                      meta={"batchnorm": batchnorm, "dropout": dropout, "method": method})
