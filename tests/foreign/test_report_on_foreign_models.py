@@ -18,9 +18,9 @@ pytest.importorskip("transformers")
 IDS = [c.name for c in CASES]
 
 
-def run_fix_line(line, model):
+def run_fix_line(line, model, x):
     """Run a diagnosis' fix line on a copy: it must work and change the model."""
-    namespace = {"sp": sp, "model": copy.deepcopy(model)}
+    namespace = {"sp": sp, "model": copy.deepcopy(model), "x": x}
     before = {k: v.clone() for k, v in namespace["model"].state_dict().items()}
     exec(line, namespace)
     fixed = namespace["model"]
@@ -47,7 +47,7 @@ def test_report_reads_the_model_it_was_given(case, tmp_path):
         assert "no skip connection" not in text
     for d in r.diagnoses:
         if d.fix_code:
-            run_fix_line(d.fix_code, model)
+            run_fix_line(d.fix_code, model, x)
         else:
             assert "no automatic fix applies" in d.message.lower()
     page = r.path.read_text()

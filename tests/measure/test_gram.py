@@ -432,3 +432,30 @@ def test_lookups_shared_by_the_batch(t):
     torch.manual_seed(0)
     idx = torch.randint(0, 13, (6, t))
     check(SharedLookups(t).double(), idx, torch.randint(0, 3, (6,)))
+
+
+class Norms(nn.Module):
+    """LayerNorm over two axes, RMSNorm, LayerNorm without bias, on (B, T, 4, 6) inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln2d = nn.LayerNorm((4, 6))
+        self.rms = nn.RMSNorm(6)
+        self.nobias = nn.LayerNorm(6, bias=False)
+        self.fc = nn.Linear(24, 3)
+
+    def forward(self, x):
+        h = self.nobias(self.rms(torch.tanh(self.ln2d(x))))
+        return self.fc(h.flatten(2).mean(1))
+
+
+def test_layernorm_and_rmsnorm_per_example_gradients():
+    torch.manual_seed(0)
+    model = Norms().double()
+    with torch.no_grad():  # non-trivial affine parameters
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    check(model, torch.randn(5, 3, 4, 6, dtype=torch.float64), torch.randint(0, 3, (5,)))
+    res = sp.gradient_gram(model, torch.randn(5, 3, 4, 6, dtype=torch.float64),
+                           torch.randint(0, 3, (5,)), loss_fn=CE)
+    assert {res.strategies[n] for n in ("ln2d", "rms", "nobias")} == {"materialized"}

@@ -85,7 +85,8 @@ def test_a_batch_of_one_gives_no_mean_shift():
     # (1, C) outputs have channel variance 0 by construction: not a mean shift
     torch.manual_seed(0)
     model = sp.models.mlp(depth=6, width=32, activation="relu")
-    res = sp.spp(model, torch.randn(1, 32))
+    with pytest.warns(UserWarning, match="batch size 1"):
+        res = sp.spp(model, torch.randn(1, 32))
     assert all(r.avg_var == 0 and r.avg_sq_mean > 0 for r in res.records)
     with pytest.warns(UserWarning, match="batch of one example"):
         found = diagnose(res)

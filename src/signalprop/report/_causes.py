@@ -14,7 +14,10 @@ from signalprop.results import GradBlockStats, SPPResult
 SILENT_BRANCH = 1e-2
 
 FIX_NORMFREE = "model, conversion = sp.convert.to_normfree(model)"
-NORMFREE, CRITICAL = "normfree", "critical"
+#: The same for models torch.fx cannot trace: ``x`` is the batch the report measured.
+FIX_NORMFREE_INPUT = "model, conversion = sp.convert.to_normfree(model, example_input=x)"
+NORMFREE, NORMFREE_INPUT, CRITICAL = "normfree", "normfree_example_input", "critical"
+_LINES = {NORMFREE: FIX_NORMFREE, NORMFREE_INPUT: FIX_NORMFREE_INPUT}
 #: What to do by hand for a residual stack when no automatic fix applies.
 BRANCH_ADVICE = ("scale each residual branch down at initialization (its last layer by "
                  "1/sqrt(number of residual additions), as GPT-2 does, or a zero-initialized "
@@ -58,16 +61,19 @@ def choose_fix(preferred: Sequence[str], fixes: Mapping[str, str | None] | None,
         >>> choose_fix(["normfree"], {"normfree": "to_normfree changes no module"}, None)
         ('', 'to_normfree changes no module')
     """
-    reasons = []
+    reasons: list[str] = []
     for key in preferred:
         if key == CRITICAL and not activation:
             reasons.append("the model's activation is not known")
             continue
-        why = None if fixes is None else fixes.get(key, "not checked")
-        if why is None:
-            return (FIX_NORMFREE if key == NORMFREE else fix_critical(activation or "")), ""
-        reasons.append(why)
-    return "", "; ".join(reasons)
+        keys = [key, NORMFREE_INPUT] if key == NORMFREE else [key]
+        for k in keys:
+            why = None if fixes is None else fixes.get(k, "not checked")
+            if why is None:
+                return _LINES.get(k) or fix_critical(activation or ""), ""
+            if k in (fixes or {}):
+                reasons.append(why)
+    return "", "; ".join(dict.fromkeys(reasons))
 
 
 def _branch_ratios(spp: SPPResult) -> list[float]:

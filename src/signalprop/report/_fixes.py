@@ -10,18 +10,24 @@ import torch
 from torch import nn
 
 from signalprop import theory
+from signalprop._forward import ModelInput
 
 #: The fixes the report knows, by key: the NF conversion and the critical initialization.
 NORMFREE = "normfree"
+NORMFREE_INPUT = "normfree_example_input"
 CRITICAL = "critical"
 
 
-def applicable_fixes(model: nn.Module, activation: str | None) -> dict[str, str | None]:
+def applicable_fixes(model: nn.Module, activation: str | None,
+                     x: ModelInput | None = None) -> dict[str, str | None]:
     """Fix name -> None when the fix applies to ``model``, else why it does not.
 
     ``normfree``: :func:`~signalprop.convert.to_normfree` converts a copy of the model and
-    changes at least one module. ``critical``: the activation is known, has a critical
-    point, and the model has Linear / Conv layers for ``critical_`` to re-draw.
+    changes at least one module; where it does not (torch.fx cannot trace the model, or its
+    graph hides the residual additions), ``normfree_example_input``: the same with
+    ``example_input=x`` (the structure read from a forward on ``x``). ``critical``: the
+    activation is known, has a critical point, and the model has Linear / Conv layers for
+    ``critical_`` to re-draw.
 
     Examples:
         >>> lstm = nn.Sequential(nn.LSTM(4, 4))
@@ -32,15 +38,20 @@ def applicable_fixes(model: nn.Module, activation: str | None) -> dict[str, str 
     """
     cuda = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
     with torch.random.fork_rng(devices=cuda):  # the trial conversion draws new weights
-        return {NORMFREE: _normfree_reason(model),
-                CRITICAL: _critical_reason(model, activation)}
+        fixes = {NORMFREE: _normfree_reason(model, None),
+                 CRITICAL: _critical_reason(model, activation)}
+        if fixes[NORMFREE] is not None and x is not None:
+            # torch.fx could not trace the model, or saw no residual addition in its graph
+            # (a traced leaf module hides them): read the structure off a real forward
+            fixes[NORMFREE_INPUT] = _normfree_reason(model, x)
+    return fixes
 
 
-def _normfree_reason(model: nn.Module) -> str | None:
+def _normfree_reason(model: nn.Module, x: ModelInput | None) -> str | None:
     from signalprop.convert import ConversionError, to_normfree
 
     try:
-        _, report = to_normfree(copy.deepcopy(model))
+        _, report = to_normfree(copy.deepcopy(model), example_input=x)
     except ConversionError as e:
         return f"to_normfree cannot convert this model ({_short(str(e))})"
     except Exception as e:  # noqa: BLE001 -- a conversion that breaks is no fix to suggest

@@ -159,7 +159,7 @@ def measure_all(model: nn.Module, x: ModelInput, label: str, *, seed: int = 0,
             m.notes.append(f"convolution spectra not measured: {e}")
     bar.update()
     bar.close()
-    fixes = _fixes.applicable_fixes(model, activation)
+    fixes = _fixes.applicable_fixes(model, activation, x)
     m.summary["fixes"] = _fixes.summary(fixes)
     numel = [math.prod(s) for s in shapes] if shapes is not None else None
     m.diagnoses = diagnose(res, m.grad, m.independence, numel=numel, activation=activation,
@@ -239,7 +239,8 @@ def _measure_independence(m: Measurements, model: nn.Module, x: ModelInput,
         m.notes.append(f"batch independence not checked: {e}")
 
 
-def apply_fix(model: nn.Module, before: Measurements) -> tuple[nn.Module | None, str]:
+def apply_fix(model: nn.Module, before: Measurements, x: ModelInput | None = None
+              ) -> tuple[nn.Module | None, str]:
     """The fixed model: NF conversion for BatchNorm or residual networks (skip connections
     measured on the forward), the critical initialization for plain ones; ``(None,
     reason)`` when neither applies (a fix that fails or changes nothing is not applied).
@@ -247,6 +248,8 @@ def apply_fix(model: nn.Module, before: Measurements) -> tuple[nn.Module | None,
     Args:
         model: the model as given (left unchanged).
         before: its measurements (they tell residual from plain).
+        x: the batch measured: where torch.fx cannot trace the model, ``to_normfree``
+            reads its structure from a forward on it (``example_input=x``).
 
     Returns:
         ``(fixed model or None, what was done)``.
@@ -263,13 +266,23 @@ def apply_fix(model: nn.Module, before: Measurements) -> tuple[nn.Module | None,
     residual = is_residual(before.spp)
     activation = before.summary.get("activation")
     if residual or _probe.has_batchnorm(model) or not activation:
+        call = "sp.convert.to_normfree(model)"
         try:
-            fixed, conversion = to_normfree(model)
+            try:
+                fixed, conversion = to_normfree(model)
+            except ConversionError:
+                if x is None:
+                    raise
+                conversion = None
+            if x is not None and (conversion is None or not conversion.changes):
+                # read the structure off a real forward (torch.fx failed or saw nothing)
+                fixed, conversion = to_normfree(model, example_input=x)
+                call = "sp.convert.to_normfree(model, example_input=x)"
         except ConversionError as e:
             return None, f"to_normfree could not convert the model: {e}"
         if not conversion.changes:
             return None, "no automatic fix: to_normfree changes no module of this model"
-        return fixed, f"sp.convert.to_normfree(model)\n{conversion}"
+        return fixed, f"{call}\n{conversion}"
     if activation:
         fixed = copy.deepcopy(model)
         sw2 = critical_(fixed, activation)
@@ -338,7 +351,7 @@ def build_report(
                          channel_dim=channel_dim)
     after, fix_summary = None, ""
     if fix:
-        fixed, fix_summary = apply_fix(model, before)
+        fixed, fix_summary = apply_fix(model, before, x)
         if fixed is not None:
             fixed.train(model.training)
             after = measure_all(fixed, x, f"{label} (fixed)", seed=seed, progress=progress,

@@ -1,12 +1,13 @@
 """Per-example gradient Gram matrix in one forward and one backward pass.
 
 Every module holding trainable parameters gets a handler (Linear/ConvNd/Scaled-WS:
-:mod:`._gram_layers`; Embedding: :mod:`._gram_embedding`; anything else: torch.func,
-:mod:`._gram_func`). The forward records each such module's inputs and adds a zero scalar
-"anchor" to its output; the backward asks autograd for the gradients of sum_i l_i with
-respect to the anchors only, so no parameter gradient is formed, and hooks on the anchored
-outputs hand dL/d(output) to the handler, which turns it into its (B, B) contribution as
-soon as its last call's gradient has arrived and frees it.
+:mod:`._gram.layers`; Embedding: :mod:`._gram.embedding`; LayerNorm/RMSNorm:
+:mod:`._gram.norm`; anything else: torch.func, :mod:`._gram.func`). The forward records
+each such module's inputs and adds a zero scalar "anchor" to its output; the backward asks
+autograd for the gradients of sum_i l_i with respect to the anchors only, so no parameter
+gradient is formed, and hooks on the anchored outputs hand dL/d(output) to the handler,
+which turns it into its (B, B) contribution as soon as its last call's gradient has
+arrived and frees it.
 
 Parameters used by a parent module without calling their own module (the output
 projection of ``nn.MultiheadAttention``) belong to that parent. Parameters shared by
@@ -51,6 +52,7 @@ from signalprop.measure.gradients._gram.broadcast import (
 from signalprop.measure.gradients._gram.embedding import EmbeddingLayer, is_embedding
 from signalprop.measure.gradients._gram.func import FuncLayer
 from signalprop.measure.gradients._gram.layers import WeightLayer, weight_layer_kind
+from signalprop.measure.gradients._gram.norm import NormLayer, is_norm
 from signalprop.results.gram import GramResult
 
 METHODS = ("auto", "factor", "materialize", "func")
@@ -96,6 +98,8 @@ def _make_handler(name: str, module: nn.Module, params: dict[str, nn.Parameter],
             return WeightLayer(name, module, params, b, method, chunk_bytes)
         if is_embedding(module):
             return EmbeddingLayer(name, module, params, b, method, chunk_bytes)
+        if is_norm(module):
+            return NormLayer(name, module, params, b, method, chunk_bytes)
     return FuncLayer(name, module, params, b, method, chunk_bytes)
 
 
