@@ -1,6 +1,6 @@
 """Render the figures of docs/foreign-models.md (run from the repository root):
 
-    python tools/foreign_models_figures.py
+    python docs/figures/make_foreign_models.py
 
 Writes docs/figures/transformer_spp.png and transformer_grad_spp.png (a pre-LN and a
 post-LN language model with torch's default initialization, and the pre-LN one with its
@@ -20,7 +20,7 @@ import torch.nn as nn
 
 import signalprop as sp
 
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
+FIGURES = Path(__file__).resolve().parent
 CHROMIUM = Path("/usr/bin/chromium")
 
 
