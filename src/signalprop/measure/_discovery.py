@@ -187,16 +187,16 @@ def discover_blocks(model: nn.Module, example_input: ModelInput | None = None) -
         >>> plan = discover_blocks(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
         >>> [b.name for b in plan.blocks], plan.rule
         (['0', '1', '2'], "children of Sequential '<model>'")
-        >>> class Res(nn.Module):
-        ...     def __init__(self):
+        >>> class Residual(nn.Module):  # y = x + tanh(W x + b)
+        ...     def __init__(self, width=4):
         ...         super().__init__()
-        ...         self.fc = nn.Linear(4, 4)
+        ...         self.branch = nn.Sequential(nn.Linear(width, width), nn.Tanh())
         ...     def forward(self, x):
-        ...         return x + self.fc(x)
+        ...         return x + self.branch(x)
         >>> class Stage(nn.Module):  # a ResNet stage: residual blocks in a Sequential
         ...     def __init__(self):
         ...         super().__init__()
-        ...         self.blocks = nn.Sequential(Res(), Res())
+        ...         self.blocks = nn.Sequential(Residual(), Residual())
         ...     def forward(self, x):
         ...         return self.blocks(x)
         >>> import torch
