@@ -49,6 +49,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "RegionsResult": ("signalprop.results", "RegionsResult"),
     "PlaneRegionsResult": ("signalprop.results", "PlaneRegionsResult"),
     "RegionDensityResult": ("signalprop.results", "RegionDensityResult"),
+    "length_spp": ("signalprop.measure", "length_spp"),
+    "spatial_jacobian": ("signalprop.measure", "spatial_jacobian"),
+    "LengthSPPResult": ("signalprop.results", "LengthSPPResult"),
+    "SpatialJacobianResult": ("signalprop.results", "SpatialJacobianResult"),
     "optim": ("signalprop.optim", None),
     "convert": ("signalprop.convert", None),
     "report": ("signalprop.report", None),
@@ -63,9 +67,11 @@ if TYPE_CHECKING:
         gradient_spp,
         hessian_extremes,
         jacobian_spectrum,
+        length_spp,
         linear_regions,
         plane_regions,
         region_density,
+        spatial_jacobian,
         spp,
     )
     from signalprop.results import (
@@ -76,9 +82,11 @@ if TYPE_CHECKING:
         GramResult,
         HessianExtremesResult,
         JacobianSpectrumResult,
+        LengthSPPResult,
         PlaneRegionsResult,
         RegionDensityResult,
         RegionsResult,
+        SpatialJacobianResult,
         SPPResult,
     )
 

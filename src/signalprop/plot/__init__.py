@@ -4,7 +4,8 @@ from signalprop.plot.confusion import confusion
 from signalprop.plot.grad_spp import gradient_spp
 from signalprop.plot.phase import phase_diagram
 from signalprop.plot.regions import linear_regions, plane_regions, region_density
+from signalprop.plot.sequence import length_spp, spatial_jacobian
 from signalprop.plot.spp import spp
 
-__all__ = ["confusion", "gradient_spp", "linear_regions", "phase_diagram", "plane_regions",
-           "region_density", "spp"]
+__all__ = ["confusion", "gradient_spp", "length_spp", "linear_regions", "phase_diagram",
+           "plane_regions", "region_density", "spatial_jacobian", "spp"]

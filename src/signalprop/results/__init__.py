@@ -18,6 +18,7 @@ from signalprop.results.regions import (
     RegionDensityResult,
     RegionsResult,
 )
+from signalprop.results.sequence import LengthBlockStats, LengthSPPResult, SpatialJacobianResult
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
@@ -30,12 +31,15 @@ __all__ = [
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "LengthBlockStats",
+    "LengthSPPResult",
     "PlaneRegionsResult",
     "RegionBoundsResult",
     "RegionDensityResult",
     "RegionsResult",
     "Result",
     "SPPResult",
+    "SpatialJacobianResult",
     "chi_prediction",
     "write_csv",
 ]
