@@ -27,9 +27,13 @@ from signalprop.results import LengthBlockStats, LengthSPPResult
 InputMaker = Callable[[int], "ModelInput | tuple[ModelInput, Tensor | None]"]
 
 
-def _pearson(a: Tensor, b: Tensor) -> float | None:
-    """Pearson correlation of two flat float64 tensors (None if either is constant)."""
-    a, b = a - a.mean(), b - b.mean()
+def _pearson(mag: Tensor, count: Tensor) -> float | None:
+    """Pearson correlation of token magnitudes with counts (flat float64 tensors); None if
+    either is constant, the magnitudes to a relative spread of 1e-4 (a normalization
+    layer's output, whose tiny epsilon effects would otherwise correlate perfectly)."""
+    if float(mag.std()) <= 1e-4 * float(mag.abs().mean()):
+        return None
+    a, b = mag - mag.mean(), count - count.mean()
     den = float(a.norm() * b.norm())
     return float((a * b).sum()) / den if den > 0 else None
 
@@ -99,7 +103,8 @@ def length_spp(
     output without its channel axis, e.g. (N, T); entries < 0 are ignored, such as
     padding), a second forward correlates each token's output norm over channels with its
     count (Pearson, over tokens): near 1 where a block's magnitude carries the count (sums,
-    as unnormalized attention makes), near 0 where normalization removed it.
+    as unnormalized attention makes), near 0 where it does not, and ``None`` where every
+    token has the same magnitude (to 1e-4 relative: a LayerNorm without affine removed it).
 
     Args:
         model: any module.

@@ -79,13 +79,23 @@ def _double_vjp(model: nn.Module, x: Tensor, tangent: Tensor) -> tuple[Tensor, T
     return out.detach(), torch.zeros_like(out) if jvp is None else jvp
 
 
+def _no_forward_rule(e: BaseException) -> bool:
+    """Whether ``e`` says an operation has no forward-mode derivative."""
+    msg = str(e).lower()
+    return isinstance(e, NotImplementedError) or any(
+        k in msg for k in ("forward ad", "forward mode", "forward-mode", "jvp"))
+
+
 def _jvp(model: nn.Module, x: Tensor, tangent: Tensor) -> tuple[Tensor, Tensor, str]:
     try:
         return (*_forward_ad(model, x, tangent), "forward-ad")
-    except (NotImplementedError, RuntimeError) as e:
-        if "forward" not in str(e).lower() or "not implemented" not in str(e).lower():
+    except Exception as e:  # noqa: BLE001 -- any failure is reported or falls back
+        if not _no_forward_rule(e):
             raise locate_failure(model, x, e) from e
-    return (*_double_vjp(model, x, tangent), "double-vjp")
+    try:
+        return (*_double_vjp(model, x, tangent), "double-vjp")
+    except Exception as e:  # noqa: BLE001
+        raise locate_failure(model, x, e) from e
 
 
 def spatial_jacobian(
