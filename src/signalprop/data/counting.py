@@ -154,7 +154,8 @@ def load_count(
         background: token 0 is an uncounted background.
         train_lengths: lengths of training and test sequences, drawn uniformly per example.
         ood_lengths: lengths of the out-of-distribution splits.
-        num_train, num_test: sequences in the training and (in-distribution) test splits.
+        num_train: sequences in the training split.
+        num_test: sequences in the (in-distribution) test split.
         num_ood: sequences per out-of-distribution length.
         seed: seeds every split (each from its own stream).
 

@@ -250,7 +250,8 @@ def transformer(
         pad_id: tokens equal to ``pad_id`` are padding: ignored as keys (their own
             outputs are meaningless); the ids may then include ``pad_id >= vocab_size``.
         dropout: on attention weights and feed-forward outputs.
-        device, dtype: as for torch layers.
+        device: as for torch layers.
+        dtype: as for torch layers.
 
     Returns:
         :class:`Transformer` with outputs ``(N, T, out_features)``.

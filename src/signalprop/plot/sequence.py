@@ -86,8 +86,8 @@ def length_spp(
                 continue
             xs, ys = _finite(*res.curve(name, stat))
             ls = "--" if res.kind == "predicted" else "-"
-            axes[0].plot(xs, ys, ls, marker="o", ms=3, color=f"C{colour % 10}",
-                         label=f"{res.label}: {name}")
+            shown = res.label if len(res.names) == 1 else f"{res.label}: {name}"
+            axes[0].plot(xs, ys, ls, marker="o", ms=3, color=f"C{colour % 10}", label=shown)
             if with_corr:
                 cx, cy = _finite(*res.curve(name, "count_corr"))
                 axes[1].plot(cx, cy, marker="o", ms=3, color=f"C{colour % 10}")

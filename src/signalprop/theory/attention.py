@@ -148,8 +148,10 @@ def attention_sum(
     Args:
         lengths: sequence lengths (numbers of keys).
         normalize: "softmax", "none", "sigmoid" or "relu".
-        score_mean, score_std: the Gaussian scores' mean and standard deviation.
-        value_mean, value_std: the values' mean and standard deviation.
+        score_mean: the Gaussian scores' mean.
+        score_std: their standard deviation.
+        value_mean: the values' mean.
+        value_std: their standard deviation.
         name: the record name (to match a measured block's name in a plot).
 
     Returns:

@@ -253,7 +253,11 @@ def plstm_gain(
     direction, the last arrives through the mark of its direction).
 
     Args:
-        shape, transitions, source, mark, direct: as :func:`plstm_line_graph`.
+        shape: ``(H, W)``.
+        transitions: as :func:`plstm_line_graph`.
+        source: ``(S_r, S_d)``.
+        mark: ``(M_l, M_u)``.
+        direct: the node's own input to its output.
 
     Returns:
         float64 (H, W) array.

@@ -10,7 +10,9 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
   ``adam-nag``);
 * ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
-  ``region-density``).
+  ``region-density``);
+* ``sequence/``: propagation along the sequence and across grids (``counting-ood``,
+  ``plstm-modes``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -40,6 +42,8 @@ CLAIMS: tuple[str, ...] = (
     "optimization.adam_nag",
     "regions.ternary_regions",
     "regions.region_density",
+    "sequence.counting_ood",
+    "sequence.plstm_modes",
 )
 
 __all__ = ["CLAIMS"]

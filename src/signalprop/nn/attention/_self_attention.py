@@ -76,7 +76,8 @@ class SelfAttention(ResidualBlock):
         norm_first: pre-norm (True) or post-norm (False).
         batch_first: inputs (N, T, E) (True) or (T, N, E).
         eps: the normalization layer's epsilon.
-        device, dtype: as for torch layers.
+        device: as for torch layers.
+        dtype: as for torch layers.
 
     Shapes:
         forward(x (N, T, E), key_padding_mask (N, T) bool, True = ignore that key)

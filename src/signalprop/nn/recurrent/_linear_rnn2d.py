@@ -93,7 +93,8 @@ class LinearRNN2d(nn.Module):
         source: initial ``S_r`` and ``S_d``.
         mark: initial ``M_l`` and ``M_u``.
         direct: initial ``direct``.
-        device, dtype: as for torch layers.
+        device: as for torch layers.
+        dtype: as for torch layers.
 
     Examples:
         >>> rnn = LinearRNN2d(2, mode="P", transition=0.6)
