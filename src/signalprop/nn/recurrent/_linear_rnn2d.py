@@ -45,8 +45,10 @@ def unskew(s: Tensor, width: int) -> Tensor:
 def _needs_graph(x: Tensor, params: Any) -> bool:
     """Whether a forward must be differentiable: autograd will need it, or ``x`` carries a
     forward-mode tangent or a torch.func transform."""
-    from torch._C._functorch import is_functorch_wrapped_tensor
-
+    try:
+        from torch._C._functorch import is_functorch_wrapped_tensor
+    except ImportError:  # a torch without functorch: be safe, keep the graph
+        return True
     if fwAD.unpack_dual(x).tangent is not None or is_functorch_wrapped_tensor(x):
         return True
     return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))

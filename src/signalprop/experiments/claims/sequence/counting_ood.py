@@ -24,9 +24,15 @@ whose rounded output equals their count. The trained models of seed 0 are also m
 with :func:`signalprop.measure.length_spp` (how the attention output's magnitude follows
 the count as the sequence grows).
 
-Design (quick): from a pilot (3 seeds x learning rates 1e-3 / 3e-3 / 1e-2, 3000 steps) the
-no-softmax-no-LN model reached 1.000 out-of-distribution accuracy with MSE < 1e-10 and
-the other variants 0.000, so 3 seeds suffice; 3000 steps of batch 50.
+Design (quick): a pilot (3 seeds x learning rates 1e-3 / 3e-3 / 1e-2, 3000 steps of batch
+50, about 7 s CPU per run) gave the no-softmax-no-LN model out-of-distribution accuracy
+1.000 on every seed at 1e-3 (validation and test MSE < 1e-10; 0.78 to 1.0 at the larger
+rates) and the three other variants 0.000 at every rate, so 3 seeds and 3000 steps
+suffice. The criterion was written while the pilot ran; its thresholds restate the paper
+("near-perfect"), not the pilot's numbers. With softmax and no positional information the
+model cannot count even in distribution (a grid and the same grid repeated twice give the
+same attention averages): the pilot's validation accuracy was 0.23 to 0.32 for the two
+softmax variants, 0.999 for no softmax; the effect line reports it.
 
 NOTE: the reference models differ from one another (the standard one is torch's encoder
 layer: residual connections, post-LN, a 2048-wide feed-forward sublayer, dropout 0.1; the
@@ -238,13 +244,15 @@ def decide(m: dict[str, Any]) -> Verdict:
     ok = top and all(below.values()) and all(between.values())
     stats = {v: mean_se(_ood(m, v)) for v in VARIANTS}
     length = m.get("size", {}).get("ood_length", 400)
+    val = {v: mean_se(_ood(m, v, "val_acc"))[0] for v in VARIANTS}
     effect = f"count accuracy at length {length}: " + ", ".join(
         f"{v} {mu:.3f}" + (f" +- {se:.3f}" if math.isfinite(se) else "")
-        for v, (mu, se) in stats.items())
+        for v, (mu, se) in stats.items()) + " (in distribution: " + ", ".join(
+        f"{v} {a:.3f}" for v, a in val.items()) + ")"
     return Verdict(ok, effect, {
         "ood_mean": {v: s[0] for v, s in stats.items()},
         "ood_se": {v: s[1] for v, s in stats.items()},
-        "val_acc_mean": {v: mean_se(_ood(m, v, "val_acc"))[0] for v in VARIANTS},
+        "val_acc_mean": val,
         "neither_near_perfect": top, "others_below": below, "singles_between": between})
 
 
