@@ -9,6 +9,7 @@ from signalprop.models._registry import (
 )
 from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.mlp import MLP, mlp
+from signalprop.models.quantized import QuantMLP, QuantResNetV2, quant_mlp, quant_resnetv2
 from signalprop.models.region_nets import (
     RegionNet,
     relu_region_net,
@@ -41,6 +42,8 @@ __all__ = [
     "FixupBottleneck",
     "NFBottleneck",
     "PreActBottleneck",
+    "QuantMLP",
+    "QuantResNetV2",
     "ResNetV2",
     "RegionNet",
     "ResNetV2Config",
@@ -51,6 +54,8 @@ __all__ = [
     "load_model",
     "mlp",
     "model_entry",
+    "quant_mlp",
+    "quant_resnetv2",
     "register_model",
     "relu_region_net",
     "resnetv2",
