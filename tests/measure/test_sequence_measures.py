@@ -166,3 +166,14 @@ def test_results_round_trip():
     assert torch.equal(back.map, r.map) and back.source == (0, 1)
     assert "map" not in r.to_csv().splitlines()[0].split(",")
     assert r.profile("sum")[0] == pytest.approx(float(r.map[0, 1]))
+
+
+def test_random_draws_are_refused_by_the_jacobian_and_switched_off_on_request():
+    net = nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), nn.Dropout(0.5))
+    x = torch.randn(1, 2, 5, 5)
+    with pytest.raises(ValueError, match="draws random numbers"):
+        sp.spatial_jacobian(net, x, source=(2, 2))
+    r = sp.spatial_jacobian(net, x, source=(2, 2), dropout="eval")
+    assert net[1].training and r.map[2, 2] > 0
+    with pytest.raises(ValueError, match="label must be a string"):
+        sp.spatial_jacobian(net, x, source=(2, 2), dropout="eval", label=3)

@@ -20,7 +20,9 @@ from signalprop._forward import (
     hooks_removed_after,
 )
 from signalprop.measure._discovery import BlockPlan, BlockSpec, resolve_blocks
+from signalprop.measure._options import check_bool, check_label
 from signalprop.measure._per_example import batchnorm_policy
+from signalprop.measure._stochastic import dropout_policy
 from signalprop.measure.forward import spp
 from signalprop.results import LengthBlockStats, LengthSPPResult
 
@@ -91,6 +93,7 @@ def length_spp(
     blocks: BlockSpec = None,
     channel_dim: int = -1,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     label: str | None = None,
     progress: bool = False,
 ) -> LengthSPPResult:
@@ -113,6 +116,8 @@ def length_spp(
         blocks: which modules (None: discovery; see :func:`signalprop.spp`).
         channel_dim: the channel axis of block outputs (-1 for (N, T, C)).
         batchnorm: as in :func:`signalprop.spp`.
+        dropout: as in :func:`signalprop.spp` ("auto" keeps train-mode dropout: then the
+            statistics and the correlation come from two different random passes).
         label: the result's label (default: the model's class name).
         progress: a progress bar over lengths.
 
@@ -132,6 +137,8 @@ def length_spp(
         raise ValueError(f"make_input must be a callable L -> x or L -> (x, count), got "
                          f"{type(make_input).__name__}")
     ells = _check_lengths(lengths)
+    check_label(label)
+    check_bool("progress", progress)
     plan = resolve_blocks(model, blocks)
     label = label or type(model).__name__
     records: list[LengthBlockStats] = []
@@ -139,11 +146,12 @@ def length_spp(
     for length in tqdm(ells, desc=label, unit="length", disable=not progress, leave=False):
         x, count = _split(make_input(length), length)
         res = spp(model, x, blocks=[b.module for b in plan.blocks], channel_dim=channel_dim,
-                  batchnorm=batchnorm, label=label)
+                  batchnorm=batchnorm, dropout=dropout, label=label, progress=False)
         paths.add(res.meta.get("path", ""))
         corr: dict[str, float | None] = {}
         if count is not None:
-            with batchnorm_policy(model, batchnorm, False):
+            with batchnorm_policy(model, batchnorm, False), dropout_policy(
+                    model, x, dropout, "the count correlation", one_pass=True):
                 corr = _count_correlations(model, plan, x, count, channel_dim)
         for rec in res.records:
             records.append(LengthBlockStats(

@@ -12,7 +12,11 @@ import torch.nn as nn
 from torch import Tensor
 
 from signalprop._forward import buffers_restored, call_model, first_tensor, locate_failure
+from signalprop.measure._inputs import check_finite
+from signalprop.measure._options import check_label
 from signalprop.measure._per_example import batchnorm_policy
+from signalprop.measure._stochastic import dropout_policy
+from signalprop.measure.forward._spp import check_channel_dim
 from signalprop.results import SpatialJacobianResult
 
 
@@ -106,6 +110,7 @@ def spatial_jacobian(
     channel_dim: int = 1,
     direction: Tensor | None = None,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     label: str | None = None,
 ) -> SpatialJacobianResult:
     """|d y / d x_source| over the output grid, from one forward-mode pass.
@@ -127,6 +132,8 @@ def spatial_jacobian(
         direction: (C,) weights of the input channels in the perturbation.
         batchnorm: "auto" / "error" refuse BatchNorm in train mode (batch statistics make
             one example's output depend on the others), "eval" uses running statistics.
+        dropout: "auto" / "error" refuse a forward that draws random numbers (the map would
+            describe one dropout mask), "eval" runs every module but BatchNorm in eval mode.
         label: the result's label (default: the model's class name).
 
     Returns:
@@ -144,13 +151,16 @@ def spatial_jacobian(
         raise ValueError(f"x must be a floating tensor with a batch, a channel and at least "
                          f"one spatial axis, got {getattr(x, 'dtype', type(x).__name__)} "
                          f"{tuple(getattr(x, 'shape', ()))}")
-    if isinstance(channel_dim, bool) or not isinstance(channel_dim, int) or not (
-            -x.dim() <= channel_dim < x.dim()) or channel_dim % x.dim() == 0:
+    channel_dim = check_channel_dim(x, channel_dim)
+    if channel_dim % x.dim() == 0:
         raise ValueError(f"channel_dim must index a non-batch axis of an input of shape "
-                         f"{tuple(x.shape)}, got {channel_dim!r}")
+                         f"{tuple(x.shape)}, got {channel_dim!r} (the batch axis)")
+    check_finite(x, "x")
+    check_label(label)
     src = _source(x, source, channel_dim)
     tangent = _tangent(x, src, channel_dim, direction)
-    with batchnorm_policy(model, batchnorm, True), buffers_restored(model):
+    with batchnorm_policy(model, batchnorm, True), buffers_restored(model), \
+            dropout_policy(model, x, dropout, "the spatial Jacobian"):
         out, jvp, method = _jvp(model, x, tangent)
     cdim = channel_dim % out.dim() if out.dim() > 1 else None
     per = jvp.abs().to(torch.float64)
