@@ -260,13 +260,14 @@ def figure(m: dict[str, Any], path: Path) -> None:
     from signalprop.plot._style import pyplot, save
 
     plt = pyplot()
-    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(15, 4))
+    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
     names = list(VARIANTS)
+    ood = f"length {m.get('size', {}).get('ood_length', 400)}"
     for i, v in enumerate(names):
         for key, dx, marker in (("val_acc", -0.15, "s"), ("ood_acc", 0.15, "o")):
             vals = _ood(m, v, key)
             ax0.scatter([i + dx] * len(vals), vals, marker=marker, color=f"C{i}", s=18,
-                        label=("in distribution" if key == "val_acc" else "20 x 20 grids")
+                        label=("in distribution" if key == "val_acc" else ood)
                         if i == 0 else None)
             ax0.hlines(sum(vals) / len(vals), i + dx - 0.1, i + dx + 0.1, color="k")
     ax0.set_xticks(range(len(names)), [f"{v}\nlr {m['best_lr'][v]:g}" for v in names],
@@ -285,8 +286,11 @@ def figure(m: dict[str, Any], path: Path) -> None:
     ax2.set_xlabel("sequence length")
     ax2.set_ylabel("corr(token output norm, count)")
     ax2.set_ylim(-1.05, 1.05)
+    lengths = m["profiles"][names[0]]["lengths"]
     for ax in (ax1, ax2):
-        ax.axvline(36, color="0.6", ls=":", lw=0.8)
+        ax.axvline(36, color="0.6", ls=":", lw=0.8)  # the longest training sequence
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.minorticks_off()
         ax.legend(fontsize=8)
     save(fig, path)
 
