@@ -30,7 +30,9 @@ a spec (YAML):
 
 results: OUT/sweep.sqlite (one row per run), OUT/runs/<id>/ (metrics.jsonl, checkpoint,
 result.json); OUT defaults to the spec's folder/name. Rerunning skips finished runs and
-resumes interrupted ones.
+resumes interrupted ones; adding grid values or seeds to the spec extends the sweep, while
+a spec with other fixed settings is refused (its rows would mix with the old ones).
+Before anything runs, each distinct model is built and given two examples of its data.
 """
 
 
@@ -52,6 +54,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from signalprop.data import DatasetNotFoundError
     from signalprop.sweep import SweepDBError, SweepSpec, run_sweep, sweep_status
 
     if args.workers < 1:
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         prepare_out(Path(spec.out))
         summary = run_sweep(spec, workers=args.workers, ray_address=args.ray,
                             progress=args.progress)
-    except (SweepDBError, ImportError) as e:
+    except (SweepDBError, ValueError, DatasetNotFoundError, ImportError) as e:
         raise CLIError(str(e)) from None
     counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n)
     print(f"ran {summary.ran} runs ({summary.skipped} skipped as finished, "

@@ -11,7 +11,6 @@ from signalprop.cli._common import (
     CLIError,
     add_model_arguments,
     add_progress_argument,
-    build_model,
     parse_key_values,
     prepare_out,
 )
@@ -52,6 +51,7 @@ _HELP = {
     "epochs": "run length in epochs (or --steps)",
     "steps": "run length in steps (or --epochs)",
     "agc_clipping": "adaptive gradient clipping threshold (signalprop.optim.AGC)",
+    "quantize": "train quantized layers by bc, sr or r (signalprop.optim.QuantizedTraining)",
     "log_every": "write a train metrics line every N steps",
     "eval_every": "evaluate on the test split every N steps (0: every epoch and at the end)",
     "checkpoint_every": "checkpoint every N steps (0: only at the end and on Ctrl-C)",
@@ -83,7 +83,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         kind = {"betas": _floats, "milestones": _floats, "lr": float, "momentum": float,
                 "eps": float, "weight_decay": float, "gamma": float, "min_lr": float,
                 "agc_clipping": float}.get(f.name, str if f.name in (
-                    "dataset", "optimizer", "schedule") else int)
+                    "dataset", "optimizer", "schedule", "quantize") else int)
         p.add_argument(flag, dest=f.name, type=kind, default=None,
                        help=_HELP.get(f.name, f.name.replace("_", " ")))
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -115,6 +115,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if "model" not in data:
         raise CLIError("no model to train: give MODEL (a preset such as resnetv2_50 or "
                        "module:function), or a --config file with a 'model' key")
+    if "dataset" not in data:
+        from signalprop.data import list_datasets
+
+        raise CLIError(f"no dataset to train on: give --dataset ({', '.join(list_datasets())}), "
+                       "or a --config file with a 'dataset' key")
     if args.steps is not None:  # a flag picks the run length even if the file set the other
         data.pop("epochs", None)
     if args.epochs is not None:
@@ -136,9 +141,8 @@ def run(args: argparse.Namespace) -> int:
     from signalprop.train import CheckpointError, fit
 
     cfg = config_from_args(args)
-    check_model(cfg)
     prepare_out(args.out)
-    try:
+    try:  # fit checks the data, the model and any checkpoint before it trains
         result = fit(cfg, args.out, resume=args.resume, progress=args.progress, ddp=args.ddp)
     except (ValueError, DatasetNotFoundError, CheckpointError, ImportError) as e:
         raise CLIError(str(e)) from None
@@ -150,29 +154,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"completed {result.step} steps in {result.seconds:.1f} s: {m}")
         print(f"wrote {args.out / 'metrics.jsonl'}, {args.out / 'result.json'}")
     return 0
-
-
-def check_model(cfg: Any) -> None:
-    """Build the model and pass two training examples through it before training, so that
-    a factory that raises or a model that does not fit the data is a one-line error, not
-    a traceback from inside the training loop."""
-    import torch
-
-    from signalprop._forward import locate_failure
-    from signalprop.data import DatasetNotFoundError, load_dataset
-
-    try:
-        data = load_dataset(cfg.dataset, **cfg.dataset_args)
-    except (ValueError, DatasetNotFoundError, ImportError) as e:
-        raise CLIError(str(e)) from None
-    model = build_model(cfg.model, cfg.model_args, cfg.seed)
-    x, _ = data.train.batch(torch.arange(min(2, len(data.train))))
-    try:
-        with torch.no_grad():
-            model(x)
-    except Exception as e:  # noqa: BLE001 -- reported as the module that failed
-        raise CLIError(f"model {cfg.model} does not take {cfg.dataset} examples of shape "
-                       f"{tuple(data.input_shape)}: {locate_failure(model, x, e)}") from None
 
 
 def _is_main() -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,8 +145,9 @@ def load_dataset(name: str, **options: Any) -> DatasetSplits:
     read from a directory you provide (``root=`` or the ``SIGNALPROP_DATA`` variable).
 
     Raises:
-        ValueError: an unknown name (the valid ones are listed) or an option the loader
-            does not take (its options are listed).
+        ValueError: an unknown name (the valid ones are listed), an option the loader
+            does not take (its options are listed) or a value of the wrong type (an
+            option takes the type of its default: ``as_image=True``, ``seed=3``).
         DatasetNotFoundError: the files of a user-supplied dataset are missing.
 
     Examples:
@@ -152,6 +155,9 @@ def load_dataset(name: str, **options: Any) -> DatasetSplits:
         >>> d.describe()
         'iris: 120 train / 30 test examples of shape (4,), 3 classes'
     """
+    if not isinstance(name, str):
+        raise ValueError(f"dataset must be a name, one of {', '.join(sorted(_DATASETS))}; "
+                         f"got {name!r}")
     if name not in _DATASETS:
         close = difflib.get_close_matches(name, _DATASETS, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -160,9 +166,41 @@ def load_dataset(name: str, **options: Any) -> DatasetSplits:
     params = inspect.signature(loader).parameters
     unknown = [k for k in options if k not in params]
     if unknown:
-        raise ValueError(f"dataset {name!r} has no option {unknown[0]!r}; valid options: "
+        close = difflib.get_close_matches(str(unknown[0]), params, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(f"dataset {name!r} has no option {unknown[0]!r}{hint}; valid options: "
                          f"{', '.join(params) or 'none'}")
-    return loader(**options)
+    return loader(**{k: _option(name, k, v, params[k].default) for k, v in options.items()})
+
+
+def _option(dataset: str, name: str, value: Any, default: Any) -> Any:
+    """``value`` checked against the type of the option's default (bool, int, float, a
+    sequence of ints; ``root`` a path); integral floats such as ``1e3`` become ints.
+    Seeds must be >= 0."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"dataset {dataset!r}: option {name} must be {what}, got {value!r}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value == int(value)):
+            raise bad("an integer")
+        value = int(value)
+        if name == "seed" and value < 0:
+            raise bad("an integer >= 0")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+    elif isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise bad("a list of integers such as [3, 8, 8]")
+        value = tuple(value)
+    elif name == "root" and value is not None and not isinstance(value, (str, os.PathLike)):
+        raise bad("a folder (a path)")
+    return value
 
 
 def standardize(train: Tensor, test: Tensor, dims: tuple[int, ...] = (0,)) -> tuple[Tensor, ...]:

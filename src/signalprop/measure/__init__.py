@@ -7,8 +7,12 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
 * ``forward/``: Signal Propagation Plots and their C kernels (``spp``);
 * ``gradients/``: gradient propagation and per-example gradient geometry
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
-* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
+* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``)
+  and convolution spectra (``conv_spectra``; ``conv_spectrum`` for one layer);
 * ``independence/``: ``batch_independence``;
+* ``quantized/``: low-precision networks (``estimator_indicators``);
+* ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
+  ``region_density``);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -31,7 +35,20 @@ from signalprop.measure.gradients import (
     gradient_spp,
 )
 from signalprop.measure.independence import batch_independence
-from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
+from signalprop.measure.quantized import estimator_indicators
+from signalprop.measure.regions import (
+    NotAffineError,
+    linear_regions,
+    plane_regions,
+    region_density,
+)
+from signalprop.measure.spectra import (
+    conv_spectra,
+    conv_spectrum,
+    hessian_extremes,
+    jacobian_spectrum,
+    lanczos,
+)
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
 MEASUREMENTS = (
@@ -42,6 +59,11 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "conv_spectra",
+    "estimator_indicators",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
 )
 
 __all__ = [
@@ -51,10 +73,14 @@ __all__ = [
     "ChannelMoments",
     "ForwardError",
     "NonFiniteError",
+    "NotAffineError",
     "batch_independence",
     "channel_moments",
     "confusion_from_gram",
+    "conv_spectra",
+    "conv_spectrum",
     "discover_blocks",
+    "estimator_indicators",
     "fused_add_available",
     "gradient_confusion",
     "gradient_gram",
@@ -62,6 +88,9 @@ __all__ = [
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
     "residual_add_moments",
     "resolve_blocks",
     "spp",

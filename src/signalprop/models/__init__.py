@@ -9,6 +9,13 @@ from signalprop.models._registry import (
 )
 from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.mlp import MLP, mlp
+from signalprop.models.quantized import QuantMLP, QuantResNetV2, quant_mlp, quant_resnetv2
+from signalprop.models.region_nets import (
+    RegionNet,
+    relu_region_net,
+    ternary_mlp,
+    ternary_region_net,
+)
 from signalprop.models.resnetv2 import (
     NORMS,
     PRESETS,
@@ -26,13 +33,21 @@ __all__ = [
     "FixupBottleneck",
     "NFBottleneck",
     "PreActBottleneck",
+    "QuantMLP",
+    "QuantResNetV2",
     "ResNetV2",
+    "RegionNet",
     "ResNetV2Config",
     "create_model",
     "list_models",
     "load_model",
     "mlp",
     "model_entry",
+    "quant_mlp",
+    "quant_resnetv2",
     "register_model",
+    "relu_region_net",
     "resnetv2",
+    "ternary_mlp",
+    "ternary_region_net",
 ]

@@ -9,9 +9,26 @@ prediction on a measurement without glue code.
 
 from signalprop.results._base import Result, write_csv
 from signalprop.results.confusion import ConfusionResult
+from signalprop.results.conv_spectra import (
+    ConvLayerSpectrum,
+    ConvSpectraResult,
+    ConvSpectrumResult,
+    Existence,
+)
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
+from signalprop.results.quantized import (
+    EstimatorIndicatorsResult,
+    LayerIndicators,
+    RoundingChainResult,
+)
+from signalprop.results.regions import (
+    PlaneRegionsResult,
+    RegionBoundsResult,
+    RegionDensityResult,
+    RegionsResult,
+)
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
@@ -19,12 +36,23 @@ __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
     "ConfusionResult",
+    "EstimatorIndicatorsResult",
+    "ConvLayerSpectrum",
+    "ConvSpectraResult",
+    "ConvSpectrumResult",
+    "Existence",
     "GradBlockStats",
     "GradSPPResult",
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "LayerIndicators",
+    "PlaneRegionsResult",
+    "RegionBoundsResult",
+    "RegionDensityResult",
+    "RegionsResult",
     "Result",
+    "RoundingChainResult",
     "SPPResult",
     "chi_prediction",
     "write_csv",

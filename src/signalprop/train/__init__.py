@@ -27,6 +27,7 @@ _LAZY = {
     "NAG": "signalprop.train.optimizers",
     "build_optimizer": "signalprop.train.optimizers",
     "lr_at": "signalprop.train.schedules",
+    "check_run": "signalprop.train._preflight",
     "TrainResult": "signalprop.train.trainer",
     "epoch_permutation": "signalprop.train.trainer",
     "evaluate": "signalprop.train.trainer",
@@ -34,6 +35,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from signalprop.train._preflight import check_run
     from signalprop.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from signalprop.train.metrics import read_metrics
     from signalprop.train.optimizers import NAG, build_optimizer
@@ -61,6 +63,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "build_optimizer",
+    "check_run",
     "epoch_permutation",
     "evaluate",
     "fit",

@@ -28,14 +28,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from signalprop.data import ArraySplit, load_dataset
-from signalprop.models import load_model
+from signalprop.data import ArraySplit
 from signalprop.results import Result
 from signalprop.results._base import SKIP
+from signalprop.train import _resume
 from signalprop.train import distributed as ddp_utils
+from signalprop.train._preflight import check_run
 from signalprop.train.checkpoint import CHECKPOINT, atomic_write, load_checkpoint, save_checkpoint
-from signalprop.train.config import OUTPUT_FIELDS, TrainConfig
-from signalprop.train.metrics import METRICS, MetricsWriter
+from signalprop.train.config import TrainConfig
+from signalprop.train.metrics import METRICS, MetricsWriter, read_metrics
 from signalprop.train.optimizers import build_optimizer
 from signalprop.train.schedules import lr_at
 
@@ -117,16 +118,6 @@ def _batch_stats(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
     return d.all_sum(t).tolist()
 
 
-def _check_resume(state: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    saved = json.loads(state["config"])
-    now = cfg.to_dict()
-    diff = [k for k in now if k not in OUTPUT_FIELDS and saved.get(k) != now[k]]
-    if diff:
-        raise ValueError(f"cannot resume from {path}: the config differs in "
-                         + ", ".join(f"{k} (saved {saved.get(k)!r}, now {now[k]!r})"
-                                     for k in diff))
-
-
 def fit(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = False,
         progress: bool = True, ddp: bool = False) -> TrainResult:
     """Train the model ``cfg`` describes on its dataset; return how the run ended.
@@ -161,10 +152,8 @@ def fit(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = False
 def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
          d: ddp_utils.Dist) -> TrainResult:
     t_start = time.perf_counter()
-    data = load_dataset(cfg.dataset, **cfg.dataset_args)
+    data, model = check_run(cfg)  # before any file is touched: a bad config is one line
     per_epoch, total = _run_length(cfg, len(data.train), d)
-    torch.manual_seed(cfg.seed)
-    model = load_model(cfg.model, **cfg.model_args)
     stepper, base = build_optimizer(cfg, model)
     run = _Run(cfg, d, out, data, model, base, stepper, per_epoch, total, t_start)
     if out is not None:
@@ -183,11 +172,8 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
 
 
 def _run_length(cfg: TrainConfig, n: int, d: ddp_utils.Dist) -> tuple[int, int]:
-    """(steps per epoch, total steps) for ``n`` training examples; checks the batch size."""
+    """(steps per epoch, total steps) for ``n >= batch_size`` training examples."""
     bsz = cfg.batch_size
-    if bsz > n:
-        raise ValueError(f"batch_size={bsz} is larger than the {n} training examples of "
-                         f"{cfg.dataset!r}")
     if bsz % d.world_size:
         raise ValueError(f"batch_size={bsz} must be divisible by the {d.world_size} processes")
     per_epoch = n // bsz
@@ -219,6 +205,8 @@ class _Run:
         self.start, self.prior_seconds, self.resumed_from = 0, 0.0, None
         self.window = [0.0, 0.0, 0.0]  # loss sum, correct, count since the last train record
         self.status, self.message, self.step = "completed", "", 0
+        self.log_step = 0  # step of the last train record
+        self.torn = False  # True while step, weights and window disagree (mid-update)
         self.final: dict[str, float] = {}
         self.writer: MetricsWriter | None = None
 
@@ -232,20 +220,29 @@ class _Run:
             raise ValueError(f"{out} already holds a run; pass resume=True (--resume) to "
                              "continue it, or choose another output directory")
         if resume and path.exists():
-            state = load_checkpoint(path)
-            _check_resume(state, self.cfg, path)
-            self.model.load_state_dict(state["model"])
-            self.base.load_state_dict(state["optimizer"])
-            rngs = state["rng"]
-            if len(rngs) != d.world_size:
-                raise ValueError(f"{path} was written by {len(rngs)} processes; resume "
-                                 f"it with the same number, not {d.world_size}")
-            torch.set_rng_state(rngs[d.rank])
-            self.start, self.prior_seconds = int(state["step"]), float(state["seconds"])
-            self.window = [float(v) for v in state["window"]]
-            self.resumed_from = self.start
+            self._load(load_checkpoint(path))
         if d.is_main:
             out.mkdir(parents=True, exist_ok=True)
+
+    def _load(self, state: dict[str, Any]) -> None:
+        """Check the checkpoint ``state`` (fields, config, progress, history), then load it."""
+        path, d = self.ckpt_path, self.d
+        saved = _resume.check_fields(state, path)
+        _resume.check_same_config(saved, self.cfg, path)
+        _resume.check_progress(state, path, self.total, self.cfg.batch_size)
+        rngs = state["rng"]
+        if len(rngs) != d.world_size:
+            raise ValueError(f"{path} was written by {len(rngs)} processes; resume "
+                             f"it with the same number, not {d.world_size}")
+        if d.is_main:
+            _resume.check_history(read_metrics(self.out / METRICS), state, path,
+                                  self.out / METRICS)
+        _resume.load_states(state, path, self.model, self.base)
+        torch.set_rng_state(rngs[d.rank])
+        self.start, self.prior_seconds = state["step"], float(state["seconds"])
+        self.window = [float(v) for v in state["window"]]
+        self.log_step = self.start - round(self.window[2] / self.cfg.batch_size)
+        self.resumed_from = self.start
 
     def open_metrics(self, resume: bool) -> None:
         """Open ``metrics.jsonl`` (rank 0) and carry a resumed run's latest metrics."""
@@ -256,10 +253,12 @@ class _Run:
     def checkpoint(self, step: int) -> None:
         rngs = ddp_utils.gather_objects(self.d, torch.get_rng_state())
         if self.ckpt_path is not None and self.d.is_main:
+            self.writer.sync()  # the records the checkpoint follows are on disk first
             save_checkpoint(self.ckpt_path, {
                 "step": step, "model": self.model.state_dict(),
                 "optimizer": self.base.state_dict(), "rng": rngs, "seconds": self.elapsed(),
-                "window": list(self.window), "config": json.dumps(self.cfg.to_dict())})
+                "window": list(self.window), "config": json.dumps(self.cfg.to_dict()),
+                "log_step": self.log_step})
 
     def train(self, progress: bool) -> None:
         """Run steps ``start .. total - 1``; stop at the first non-finite loss."""
@@ -281,8 +280,10 @@ class _Run:
                     break
                 bar.update(1)
         except KeyboardInterrupt:
-            if self.step > self.start:
-                self.checkpoint(self.step)  # nothing is lost: --resume continues from here
+            # nothing is lost: --resume continues from here (unless the interrupt tore an
+            # update half-way: then the last regular checkpoint stays the one to resume)
+            if self.step > self.start and not self.torn:
+                self.checkpoint(self.step)
             raise
         finally:
             bar.close()
@@ -295,8 +296,6 @@ class _Run:
         for group in self.base.param_groups:
             group["lr"] = lr
         logits = net(x)
-        if t == self.start:
-            self._check_logits(logits)
         loss = F.cross_entropy(logits, y)
         stats = _batch_stats(loss, logits, y, self.d)  # global batch: loss sum, correct, count
         if not math.isfinite(stats[0]):
@@ -308,9 +307,11 @@ class _Run:
             return False
         self.base.zero_grad(set_to_none=True)
         loss.backward()
+        self.torn = True
         self.stepper.step()
         self.step = step = t + 1
         self.window = [w + s for w, s in zip(self.window, stats)]
+        self.torn = False
         cfg = self.cfg
         if step % cfg.log_every == 0 or step == self.total:
             self._log_train(epoch, lr, bar)
@@ -322,23 +323,17 @@ class _Run:
             self.checkpoint(step)
         return True
 
-    def _check_logits(self, logits: torch.Tensor) -> None:
-        classes = self.data.num_classes
-        if logits.ndim != 2 or logits.shape[1] != classes:
-            raise ValueError(
-                f"model {self.cfg.model!r} returned logits of shape {tuple(logits.shape)}; "
-                f"{self.cfg.dataset!r} needs (batch, {classes}): set "
-                f"model_args.num_classes={classes} (or the factory's equivalent)")
-
     def _log_train(self, epoch: int, lr: float, bar: Any) -> None:
         """Write the train record of the window since the last one, and start a new window."""
         w = self.window
         rec = {"step": self.step, "epoch": epoch, "split": "train", "loss": w[0] / w[2],
                "acc": w[1] / w[2], "lr": lr, "seconds": self.elapsed()}
+        self.torn = True
         self.writer.write(rec)
+        self.log_step, self.window = self.step, [0.0, 0.0, 0.0]
+        self.torn = False
         self.final.update(train_loss=rec["loss"], train_acc=rec["acc"])
         bar.set_postfix(loss=f"{rec['loss']:.4g}", acc=f"{rec['acc']:.3f}", refresh=False)
-        self.window = [0.0, 0.0, 0.0]
 
     def _evaluate(self, epoch: int) -> None:
         test_loss, test_acc = evaluate(self.model, self.data.test, self.d)

@@ -8,7 +8,13 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``meanfield/``: depth scales and initialization from mean-field theory
   (``snn-depth``, ``confusion-width-depth``, ``criticality-depth``);
 * ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
-  ``adam-nag``).
+  ``adam-nag``);
+* ``quantized/``: low-precision networks (``bc-vs-sr``, ``reste-equilibrium``,
+  ``binary-spp``);
+* ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
+  ``region-density``);
+* ``orthogonal/``: orthogonal convolutions (``orth-conv-existence``,
+  ``orth-conv-stability``, ``orth-conv-tradeoff``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -36,6 +42,14 @@ CLAIMS: tuple[str, ...] = (
     "optimization.sgd_noise",
     "meanfield.criticality_depth",
     "optimization.adam_nag",
+    "quantized.bc_vs_sr",
+    "quantized.reste_equilibrium",
+    "quantized.binary_spp",
+    "regions.ternary_regions",
+    "regions.region_density",
+    "orthogonal.orth_conv_existence",
+    "orthogonal.orth_conv_stability",
+    "orthogonal.orth_conv_tradeoff",
 )
 
 __all__ = ["CLAIMS"]
