@@ -107,3 +107,19 @@ class RecordingContext:
                                     "metrics": {"test_acc": self.acc, "train_loss": 0.1},
                                     "seconds": 0.0, "error": None}})
         return rows
+
+
+def check_full_mode(measure: Callable[[Any, dict], dict], size: dict) -> list[dict]:
+    """Run a training claim's ``measure`` at ``size`` on a :class:`RecordingContext`: every
+    run is a valid TrainConfig of ResNetV2 on CIFAR-10, tuned on validation and judged on
+    test, and its smallest model builds. Returns the recorded configs."""
+    from signalprop.models import load_model
+
+    ctx = RecordingContext()
+    measure(ctx, dict(size))
+    assert {c["dataset"] for c in ctx.configs} == {"cifar10"}
+    assert {c["model"] for c in ctx.configs} == {"resnetv2_50"}
+    assert {c["dataset_args"]["holdout"] for c in ctx.configs} == {"validation", "test"}
+    smallest = min(ctx.configs, key=lambda c: str(c["model_args"].get("name_or_depths")))
+    assert load_model(smallest["model"], **smallest["model_args"]) is not None
+    return ctx.configs

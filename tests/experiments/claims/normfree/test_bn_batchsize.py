@@ -84,16 +84,9 @@ def test_judged_seeds_cover_the_pilots_variance() -> None:
     assert N >= seeds_needed(SD, slope, terms=terms)
 
 
+
 def test_full_mode_runs_valid_configs_of_the_papers_family() -> None:
     from signalprop.experiments.claims.normfree.bn_batchsize import measure
-    from signalprop.models import load_model
-    from tests.experiments.conftest import RecordingContext
+    from tests.experiments.conftest import check_full_mode
 
-    ctx = RecordingContext()
-    measure(ctx, dict(SIZES["full"]))
-    assert {c["dataset"] for c in ctx.configs} == {"cifar10"}
-    assert {c["model"] for c in ctx.configs} == {"resnetv2_50"}
-    holdouts = {c["dataset_args"]["holdout"] for c in ctx.configs}
-    assert holdouts == {"validation", "test"}
-    smallest = min(ctx.configs, key=lambda c: str(c["model_args"].get("name_or_depths")))
-    assert load_model(smallest["model"], **smallest["model_args"]) is not None
+    check_full_mode(measure, SIZES["full"])

@@ -88,16 +88,12 @@ def test_a_rerun_from_scratch_gives_the_same_verdict_and_effect(tmp_path: Path) 
     assert runs[0].measurements["cells"] == runs[1].measurements["cells"]
 
 
+
 def test_full_mode_runs_valid_configs_of_the_papers_family() -> None:
     from signalprop.experiments.claims.normfree.nf_vs_bn import measure
-    from signalprop.models import load_model
-    from tests.experiments.conftest import RecordingContext
+    from tests.experiments.conftest import check_full_mode
 
-    ctx = RecordingContext()
-    measure(ctx, dict(SIZES["full"]))
-    assert {c["dataset"] for c in ctx.configs} == {"cifar10"}
-    assert {c["model"] for c in ctx.configs} == {"resnetv2_50"}
-    holdouts = {c["dataset_args"]["holdout"] for c in ctx.configs}
-    assert holdouts == {"validation", "test"}
-    smallest = min(ctx.configs, key=lambda c: str(c["model_args"].get("name_or_depths")))
-    assert load_model(smallest["model"], **smallest["model_args"]) is not None
+    configs = check_full_mode(measure, SIZES["full"])
+    nf = [c["model_args"] for c in configs if c["model_args"]["norm"] == "nf"]
+    assert all(a["skipinit"] and a["dropout"] == 0.25 and a["drop_path"] == 0.1 for a in nf)
+    assert {c["batch_size"] for c in configs} == {2, 4, 8, 256}
