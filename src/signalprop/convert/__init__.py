@@ -1,6 +1,8 @@
-"""Model surgery: normalizer-free conversion, GroupNorm + WS, folding WS for inference."""
+"""Model surgery: normalizer-free conversion, GroupNorm + WS, folding WS for inference,
+depth compression (merging convolutions)."""
 
 from signalprop.convert._gate import GatedBranch
+from signalprop.convert.compress import MergeError, merge_convs
 from signalprop.convert.fold import fold_ws
 from signalprop.convert.gn_ws import bn_to_gn_ws
 from signalprop.convert.normfree import to_normfree
@@ -11,7 +13,9 @@ __all__ = [
     "ConversionError",
     "ConversionReport",
     "GatedBranch",
+    "MergeError",
     "bn_to_gn_ws",
     "fold_ws",
+    "merge_convs",
     "to_normfree",
 ]

@@ -9,6 +9,12 @@ from signalprop.models._registry import (
 )
 from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.mlp import MLP, mlp
+from signalprop.models.mobilenet import (
+    ConvNet,
+    InvertedResidual,
+    mobilenetv2,
+    plain_cnn,
+)
 from signalprop.models.region_nets import (
     RegionNet,
     relu_region_net,
@@ -27,6 +33,8 @@ from signalprop.models.resnetv2 import (
 
 __all__ = [
     "MLP",
+    "ConvNet",
+    "InvertedResidual",
     "NORMS",
     "PRESETS",
     "FixupBottleneck",
@@ -39,7 +47,9 @@ __all__ = [
     "list_models",
     "load_model",
     "mlp",
+    "mobilenetv2",
     "model_entry",
+    "plain_cnn",
     "register_model",
     "relu_region_net",
     "resnetv2",
