@@ -2,7 +2,14 @@
 depth compression (merging convolutions)."""
 
 from signalprop.convert._gate import GatedBranch
-from signalprop.convert.compress import MergeError, merge_convs
+from signalprop.convert.compress import (
+    MergeError,
+    apply_plan,
+    depth_compress,
+    latency_table,
+    measure_plan,
+    merge_convs,
+)
 from signalprop.convert.fold import fold_ws
 from signalprop.convert.gn_ws import bn_to_gn_ws
 from signalprop.convert.normfree import to_normfree
@@ -14,8 +21,12 @@ __all__ = [
     "ConversionReport",
     "GatedBranch",
     "MergeError",
+    "apply_plan",
     "bn_to_gn_ws",
+    "depth_compress",
     "fold_ws",
+    "latency_table",
+    "measure_plan",
     "merge_convs",
     "to_normfree",
 ]

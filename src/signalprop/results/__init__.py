@@ -8,6 +8,7 @@ prediction on a measurement without glue code.
 """
 
 from signalprop.results._base import Result, write_csv
+from signalprop.results.compression import CompressionPlan, LatencyTable
 from signalprop.results.confusion import ConfusionResult
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
@@ -24,12 +25,14 @@ from signalprop.results.spp import BlockStats, SPPResult
 __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
+    "CompressionPlan",
     "ConfusionResult",
     "GradBlockStats",
     "GradSPPResult",
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "LatencyTable",
     "PlaneRegionsResult",
     "RegionBoundsResult",
     "RegionDensityResult",

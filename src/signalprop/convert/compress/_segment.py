@@ -151,7 +151,8 @@ def _build(graph: OpGraph, first: Op, ops: list[int], seg: str, policy: str) -> 
         op = graph.ops[i]
         ins = [specs[j] for j in op.inputs if j in specs]
         if op.role == "conv":
-            m = _plain(op.module) if isinstance(op.module, WS_CONVS) else op.module
+            with torch.no_grad():
+                m = _plain(op.module) if isinstance(op.module, WS_CONVS) else op.module
             specs[i] = then_conv(ins[0], conv_spec(m, op.name), op.name, seg, policy)
         elif op.role == "bn":
             specs[i] = then_affine(ins[0], *_bn_affine(op.module, seg, op.name))
@@ -223,11 +224,11 @@ def _unit_io(graph: OpGraph, unit: str) -> tuple[list[int], set[int], set[int]]:
 
 def _absorbed(graph: OpGraph, unit: str, member: set[int]) -> bool:
     """Whether module ``unit`` can be replaced whole: every op it runs is in the segment,
-    and it takes one value and returns one."""
+    and it takes one value and returns one (none read: the model's output, in a forward)."""
     if not unit:
         return False
     mine, ins, outs = _unit_io(graph, unit)
-    return bool(mine) and set(mine) <= member and len(ins) == 1 and len(outs) == 1
+    return bool(mine) and set(mine) <= member and len(ins) == 1 and len(outs) <= 1
 
 
 def _unit(graph: OpGraph, op: Op, member: set[int], seg: str) -> str | None:

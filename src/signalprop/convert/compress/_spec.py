@@ -207,8 +207,8 @@ def _steps(prefix: ConvSpec, conv: ConvSpec) -> tuple[list[int], list[int], list
 def then_conv(prefix: ConvSpec, conv: ConvSpec, name: str, seg: str, policy: str
               ) -> ConvSpec:
     """``conv`` applied after ``prefix``, as one :class:`ConvSpec` (module docstring)."""
-    moved = _check_move(prefix, conv, name, seg, policy)
     mode = _combined_mode(prefix, conv, name, seg)
+    moved = _check_move(prefix, conv, name, seg, policy)
     a_s, b_s, d_s = _steps(prefix, conv)
     k_new = [((k2 - 1) * a + (k1 - 1) * b) // dil + 1 for k2, k1, a, b, dil in
              zip(conv.kernel, prefix.kernel, a_s, b_s, d_s)]
