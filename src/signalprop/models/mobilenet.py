@@ -43,12 +43,8 @@ def conv_bn_act(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int
     """``Conv(k, stride, padding k // 2, no bias) -> BatchNorm -> activation``.
 
     Examples:
-        >>> conv_bn_act(3, 8, 3)
-        Sequential(
-          (0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)
-          (1): BatchNorm2d(8, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
-          (2): ReLU6()
-        )
+        >>> [type(m).__name__ for m in conv_bn_act(3, 8, 3)]
+        ['Conv2d', 'BatchNorm2d', 'ReLU6']
     """
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False,

@@ -100,7 +100,7 @@ class CompressionPlan(Result):
     Examples:
         >>> t = LatencyTable(["a", "b"], {"0:1": 1.0, "1:2": 1.0, "0:2": 1.2}, {"1": 0.1},
         ...                  rest=0.2, original=2.3)
-        >>> plan = CompressionPlan("toy", ["a", "b"], [[], ["relu"], []], [1], [], [], [],
+        >>> plan = CompressionPlan("toy", ["a", "b"], [[], ["relu"], []], [1], [], [],
         ...                        [["a", "b"]], ["relu"], 0.7, 1.4, table=t)
         >>> round(plan.predicted_ratio, 3), plan.merged_depth
         (0.609, 1)

@@ -20,7 +20,7 @@ from signalprop.convert.compress._merge import analyse_all, apply_segments, mode
 from signalprop.convert.compress._plan import WHAT, _check_timing, _end_to_end, latency_table
 from signalprop.convert.compress._spec import POLICIES
 from signalprop.convert.report import ConversionReport
-from signalprop.results.compression import CompressionPlan, LatencyTable, span
+from signalprop.results.compression import CompressionPlan, LatencyTable
 
 
 def _arrays(chain: Chain, table: LatencyTable, imp: dict[str, float]
@@ -112,7 +112,8 @@ def depth_compress(model: nn.Module, budget: float, *, example_input: ModelInput
 
     Examples:
         >>> import torch, torch.nn.functional as F, signalprop as sp
-        >>> net = sp.models.plain_cnn(depth=4, width=8, in_channels=1).eval()
+        >>> net = sp.models.plain_cnn(depth=4, width=8, in_channels=1,
+        ...                           padding_mode="circular").eval()
         >>> x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
         >>> score = lambda m: -F.cross_entropy(m(x), y).item()
         >>> plan = sp.convert.depth_compress(net, 0.8, example_input=x, importance=score,
@@ -174,7 +175,8 @@ def measure_plan(plan: CompressionPlan, model: nn.Module, example_input: ModelIn
 
     Examples:
         >>> import torch, signalprop as sp
-        >>> net = sp.models.plain_cnn(depth=2, width=4, in_channels=1).eval()
+        >>> net = sp.models.plain_cnn(depth=2, width=4, in_channels=1,
+        ...                           padding_mode="circular").eval()
         >>> plan = sp.results.CompressionPlan("toy", ["features.0.0", "features.1.0"],
         ...     [[], [], []], [], [], [], [["features.0.0", "features.1.0"]], [], 1.0, 0.0)
         >>> plan = sp.convert.measure_plan(plan, net, torch.randn(4, 1, 8, 8), repeats=3)

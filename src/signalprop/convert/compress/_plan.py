@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import copy
 import statistics
-from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from signalprop._forward import ModelInput, call_model, first_tensor
-from signalprop.convert._surgery import set_module
 from signalprop.convert.compress._chain import Chain, build_chain
-from signalprop.convert.compress._dp import DPSolution, solve
-from signalprop.convert.compress._importance import Score, importance_table
 from signalprop.convert.compress._latency import (
     CLOCKS,
     LatencyCache,
@@ -28,11 +23,10 @@ from signalprop.convert.compress._latency import (
     time_modules,
     timing_threads,
 )
-from signalprop.convert.compress._merge import analyse_all, apply_segments, model_graph
+from signalprop.convert.compress._merge import apply_segments
 from signalprop.convert.compress._module import to_module
-from signalprop.convert.compress._spec import POLICIES
 from signalprop.convert.report import ConversionReport
-from signalprop.results.compression import CompressionPlan, LatencyTable, span
+from signalprop.results.compression import LatencyTable, span
 
 WHAT = "depth_compress"
 
@@ -87,7 +81,8 @@ def latency_table(model: nn.Module, example_input: ModelInput, *, padding: str =
 
     Examples:
         >>> import torch, signalprop as sp
-        >>> net = sp.models.plain_cnn(depth=3, width=4, in_channels=1).eval()
+        >>> net = sp.models.plain_cnn(depth=3, width=4, in_channels=1,
+        ...                           padding_mode="circular").eval()  # merges exactly
         >>> t = sp.convert.latency_table(net, torch.randn(8, 1, 8, 8), repeats=3,
         ...                              cache_dir=False)
         >>> sorted(t.segments), list(t.activations)

@@ -186,9 +186,9 @@ def _check_move(prefix: ConvSpec, conv: ConvSpec, name: str, seg: str, policy: s
                     "padded between them differ from zeros padded at the input",
            "circular": "the layers before it are not a stride-1 circular convolution"}
     hint = " (padding='move' merges it exactly in the interior)" if conv.mode == "zeros" else ""
+    reason = why.get(conv.mode, "the layers before it are not pointwise")
     raise MergeError(f"{seg}: cannot move the {conv.mode} padding of '{name}' to the "
-                     f"segment's input: {why.get(conv.mode, 'the layers before it are not pointwise')}"
-                     f"{hint}")
+                     f"segment's input: {reason}{hint}")
 
 
 def _steps(prefix: ConvSpec, conv: ConvSpec) -> tuple[list[int], list[int], list[int]]:
