@@ -136,6 +136,21 @@ class CompressionPlan(Result):
         """Predicted latency over the original's (``table.original``)."""
         return self.predicted_seconds / self.table.original if self.table else float("nan")
 
+    def baseline(self) -> CompressionPlan:
+        """The plan that keeps every activation and merges nothing (BatchNorm still
+        folds): the original network the latency is compared with.
+
+        Examples:
+            >>> p = CompressionPlan("toy", ["a", "b"], [[], ["r"], []], [1], [], [],
+            ...                     [["a", "b"]], ["r"], 0.7, 1.0)
+            >>> p.baseline().segments, p.baseline().dropped
+            ([['a'], ['b']], [])
+        """
+        return CompressionPlan(self.label, self.convs, self.activations, self.droppable,
+                               self.forced, sorted({*self.droppable, *self.forced}),
+                               [[c] for c in self.convs], [], 1.0, 0.0,
+                               padding=self.padding, method=self.method)
+
     def apply(self, model: Any, *, merge: bool = True, example_input: Any = None) -> Any:
         """The compressed copy of ``model`` (see
         :func:`signalprop.convert.apply_plan`).

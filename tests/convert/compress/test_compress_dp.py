@@ -1,5 +1,6 @@
 """The two-stage dynamic programme against exhaustive search over every plan (every set
-of merge boundaries S and kept activations A inside it) on small random tables."""
+of merge boundaries S and kept activations A inside it) on small random tables; the
+search lives with the depth-dp claim, which runs the same comparison."""
 
 import itertools
 import random
@@ -9,49 +10,7 @@ import numpy as np
 import pytest
 
 from signalprop.convert.compress._dp import solve, stage1
-
-
-def _tables(rng: random.Random, n: int):
-    """Random integer latencies (seconds = units), positions and importances for n convs."""
-    seg = np.full((n + 1, n + 1), np.inf)
-    for i in range(n):
-        for j in range(i + 1, n + 1):
-            if j == i + 1 or rng.random() < 0.7:
-                seg[i, j] = rng.randint(1, 12) if j == i + 1 else rng.randint(1, 6 * (j - i))
-    kind = ["none"] + [rng.choice(["none", "drop", "drop", "forced"]) for _ in range(1, n)] \
-        + ["none"]
-    act = np.array([rng.randint(0, 4) if k != "none" else 0 for k in kind], dtype=float)
-    imp = np.array([[rng.gauss(-1, 1) for _ in range(n + 1)] for _ in range(n + 1)])
-    drop = np.array([k == "drop" for k in kind])
-    forced = np.array([k == "forced" for k in kind])
-    return seg, act, imp, drop, forced
-
-
-def _brute(seg, act, imp, drop, forced, budget):
-    """(best importance, least cost among the best) over all plans, or None."""
-    n = seg.shape[0] - 1
-    keepable = [k for k in range(1, n) if drop[k] or forced[k]]
-    best = None
-    for r in range(n):
-        for s in itertools.combinations(range(1, n), r):
-            cuts = [0, *s, n]
-            base = sum(seg[i, j] for i, j in zip(cuts[:-1], cuts[1:]))
-            if not np.isfinite(base):
-                continue
-            options = [k for k in s if k in keepable]
-            for q in range(len(options) + 1):
-                for a in itertools.combinations(options, q):
-                    if any(forced[k] and k not in a for k in range(n + 1)):
-                        continue
-                    cost = base + sum(act[k] for k in a)
-                    if cost > budget:
-                        continue
-                    kept = [0, *a, n]
-                    value = sum(imp[x, y] for x, y in zip(kept[:-1], kept[1:]))
-                    key = (round(value, 9), -cost)
-                    if best is None or key > best[0]:
-                        best = (key, value, cost)
-    return None if best is None else (best[1], best[2])
+from signalprop.experiments.claims.compression._brute import brute_force, random_tables
 
 
 def _plan_cost_and_value(sol, seg, act, imp, n):
@@ -66,12 +25,12 @@ def test_dp_equals_exhaustive_search(seed):
     rng = random.Random(seed)
     for _ in range(12):
         n = rng.randint(1, 7)
-        seg, act, imp, drop, forced = _tables(rng, n)
+        seg, act, imp, drop, forced = random_tables(rng, n)
         everything = float(np.nansum(np.where(np.isfinite(seg), seg, 0)) + act.sum())
         budget = rng.randint(1, int(everything) + 1)
         sol = solve(seg, act, imp, float(budget), droppable=drop, forced=forced,
                     resolution=budget)  # one unit = one second: no rounding
-        ref = _brute(seg, act, imp, drop, forced, budget)
+        ref = brute_force(seg, act, imp, drop, forced, budget)
         if ref is None:
             assert sol is None
             continue
@@ -89,7 +48,7 @@ def test_stage1_is_the_fastest_partition():
     rng = random.Random(3)
     for _ in range(20):
         n = rng.randint(1, 7)
-        seg, *_ = _tables(rng, n)
+        seg, *_ = random_tables(rng, n)
         units = np.where(np.isfinite(seg), seg, 10**9).astype(np.int64)
         topt, _ = stage1(units)
         for a in range(n):
@@ -117,7 +76,7 @@ def test_latencies_round_up_so_the_plan_stays_within_budget():
 
 def test_fifty_layers_solve_quickly():
     rng = random.Random(0)
-    seg, act, imp, drop, forced = _tables(rng, 50)
+    seg, act, imp, drop, forced = random_tables(rng, 50)
     t0 = time.process_time()
     sol = solve(seg, act, imp, float(np.nansum(seg[np.isfinite(seg)])) / 20, droppable=drop,
                 forced=forced, resolution=1000)

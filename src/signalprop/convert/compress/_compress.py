@@ -185,18 +185,11 @@ def measure_plan(plan: CompressionPlan, model: nn.Module, example_input: ModelIn
     """
     clock = _check_timing(repeats, threads, clock)
     small = apply_plan(plan, model, example_input=example_input)
-    folded = apply_plan(_identity_plan(plan), model, example_input=example_input)
+    folded = apply_plan(plan.baseline(), model, example_input=example_input)
     t = _end_to_end({"small": small, "orig": folded}, example_input, repeats, threads, clock)
     plan.measured_seconds = statistics.median(t["small"])
     plan.measured_ratio = statistics.median(a / b for a, b in zip(t["small"], t["orig"]))
     return plan
-
-
-def _identity_plan(plan: CompressionPlan) -> CompressionPlan:
-    """The plan that keeps every activation and merges nothing (BatchNorm still folds)."""
-    return CompressionPlan(plan.label, plan.convs, plan.activations, plan.droppable,
-                           plan.forced, [], [[c] for c in plan.convs], [], 1.0, 0.0,
-                           padding=plan.padding, method=plan.method)
 
 
 def apply_plan(plan: CompressionPlan, model: nn.Module, *, merge: bool = True,

@@ -10,7 +10,8 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
   ``adam-nag``);
 * ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
-  ``region-density``).
+  ``region-density``);
+* ``compression/``: depth compression by merging convolutions (``depth-dp``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -40,6 +41,7 @@ CLAIMS: tuple[str, ...] = (
     "optimization.adam_nag",
     "regions.ternary_regions",
     "regions.region_density",
+    "compression.depth_dp",
 )
 
 __all__ = ["CLAIMS"]
