@@ -105,8 +105,10 @@ def mobilenetv2(stages: Sequence[Sequence[int]] = SMALL_STAGES, *, in_channels: 
 
     Args:
         stages: (expansion t, channels, repeats n, first stride s) per stage.
-        in_channels, num_classes: input channels and classes.
-        stem, head: channels of the stem convolution and of the last 1x1 convolution.
+        in_channels: input channels.
+        num_classes: outputs of the classifier.
+        stem: channels of the stem convolution.
+        head: channels of the last 1x1 convolution.
         activation: "relu6" (the paper's), "relu", "silu" or "hardswish".
         padding_mode: of every padded convolution ("zeros", "circular", ...).
 

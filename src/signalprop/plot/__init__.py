@@ -1,10 +1,11 @@
 """Figures (matplotlib only). Plots take result objects and never recompute them."""
 
+from signalprop.plot.compression import compression
 from signalprop.plot.confusion import confusion
 from signalprop.plot.grad_spp import gradient_spp
 from signalprop.plot.phase import phase_diagram
 from signalprop.plot.regions import linear_regions, plane_regions, region_density
 from signalprop.plot.spp import spp
 
-__all__ = ["confusion", "gradient_spp", "linear_regions", "phase_diagram", "plane_regions",
-           "region_density", "spp"]
+__all__ = ["compression", "confusion", "gradient_spp", "linear_regions", "phase_diagram",
+           "plane_regions", "region_density", "spp"]

@@ -102,8 +102,8 @@ class CompressionPlan(Result):
         ...                  rest=0.2, original=2.3)
         >>> plan = CompressionPlan("toy", ["a", "b"], [[], ["relu"], []], [1], [], [],
         ...                        [["a", "b"]], ["relu"], 0.7, 1.4, table=t)
-        >>> round(plan.predicted_ratio, 3), plan.merged_depth
-        (0.609, 1)
+        >>> round(plan.predicted_ratio, 3), plan.merged_depth, plan.depths
+        (0.609, 1, [2])
     """
 
     label: str
@@ -130,6 +130,11 @@ class CompressionPlan(Result):
     def merged_depth(self) -> int:
         """Convolutions in the compressed network."""
         return len(self.segments)
+
+    @property
+    def depths(self) -> list[int]:
+        """For each merged convolution, the original depth where its segment ends."""
+        return [self.convs.index(s[-1]) + 1 for s in self.segments]
 
     @property
     def predicted_ratio(self) -> float:

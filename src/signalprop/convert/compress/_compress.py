@@ -99,7 +99,11 @@ def depth_compress(model: nn.Module, budget: float, *, example_input: ModelInput
         latency: "measure", or a :class:`~signalprop.results.LatencyTable` of this model.
         padding: merge policy, "exact" or "move" (see :func:`merge_convs`).
         resolution: the budget in integer units for stage 2.
-        repeats, threads, clock, cache_dir, max_span: see :func:`latency_table`.
+        repeats: timing rounds (see :func:`latency_table`).
+        threads: torch threads while timing (one: CPU-time clock).
+        clock: "cpu" or "wall" (default: "cpu" for one thread).
+        cache_dir: the latency cache folder (``False``: no cache).
+        max_span: the most convolutions one segment may merge (default: no limit).
         verify: build the compressed network and measure it end to end beside the
             original (``plan.measured_seconds``, ``plan.measured_ratio``).
         label: the plan's label (default: the model's class name).

@@ -79,6 +79,20 @@ def latency_table(model: nn.Module, example_input: ModelInput, *, padding: str =
     ``cache_dir=False`` for no cache). The whole network, every convolution on its own
     with BatchNorm folded, is measured end to end; ``rest`` is what the parts leave.
 
+    Args:
+        model: a convolutional network (read from one forward on ``example_input``).
+        example_input: the batch the latency is for.
+        padding: merge policy of the candidate segments ("exact" or "move").
+        repeats: timing rounds (the median is kept).
+        threads: torch threads while timing.
+        clock: "cpu" (process CPU time; the default for one thread) or "wall".
+        cache_dir: cache folder, or ``False`` for none.
+        max_span: the most convolutions in one candidate segment (default: no limit).
+        chain: the model's analysed structure, if already built (internal).
+
+    Returns:
+        The :class:`~signalprop.results.LatencyTable`.
+
     Examples:
         >>> import torch, signalprop as sp
         >>> net = sp.models.plain_cnn(depth=3, width=4, in_channels=1,
