@@ -51,6 +51,7 @@ _HELP = {
     "epochs": "run length in epochs (or --steps)",
     "steps": "run length in steps (or --epochs)",
     "agc_clipping": "adaptive gradient clipping threshold (signalprop.optim.AGC)",
+    "quantize": "train quantized layers by bc, sr or r (signalprop.optim.QuantizedTraining)",
     "log_every": "write a train metrics line every N steps",
     "eval_every": "evaluate on the test split every N steps (0: every epoch and at the end)",
     "checkpoint_every": "checkpoint every N steps (0: only at the end and on Ctrl-C)",
@@ -82,7 +83,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         kind = {"betas": _floats, "milestones": _floats, "lr": float, "momentum": float,
                 "eps": float, "weight_decay": float, "gamma": float, "min_lr": float,
                 "agc_clipping": float}.get(f.name, str if f.name in (
-                    "dataset", "optimizer", "schedule") else int)
+                    "dataset", "optimizer", "schedule", "quantize") else int)
         p.add_argument(flag, dest=f.name, type=kind, default=None,
                        help=_HELP.get(f.name, f.name.replace("_", " ")))
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",

@@ -15,6 +15,7 @@ from signalprop.models.mobilenet import (
     mobilenetv2,
     plain_cnn,
 )
+from signalprop.models.quantized import QuantMLP, QuantResNetV2, quant_mlp, quant_resnetv2
 from signalprop.models.region_nets import (
     RegionNet,
     relu_region_net,
@@ -40,6 +41,8 @@ __all__ = [
     "FixupBottleneck",
     "NFBottleneck",
     "PreActBottleneck",
+    "QuantMLP",
+    "QuantResNetV2",
     "ResNetV2",
     "RegionNet",
     "ResNetV2Config",
@@ -50,6 +53,8 @@ __all__ = [
     "mobilenetv2",
     "model_entry",
     "plain_cnn",
+    "quant_mlp",
+    "quant_resnetv2",
     "register_model",
     "relu_region_net",
     "resnetv2",

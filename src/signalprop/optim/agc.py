@@ -12,12 +12,13 @@ from torch import Tensor
 
 from signalprop._forward import ModelInput
 from signalprop.optim._head import HeadWatcher, find_classifier
+from signalprop.optim._wrapper import OptimizerWrapper
 from signalprop.optim.unitwise import bare_layouts, layouts_of, unit_view, unknown_layout_error
 
 Exclude = Sequence[str] | Callable[[str, nn.Parameter], bool] | None
 
 
-class AGC:
+class AGC(OptimizerWrapper):
     """Clip each unit's gradient relative to its weight's norm, then step ``optimizer``.
 
     For every unit u (see :mod:`signalprop.optim.unitwise`) of every clipped parameter:
@@ -168,20 +169,6 @@ class AGC:
         return loss
 
     # ---- the optimizer's interface --------------------------------------------------
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return self.optimizer.param_groups
-
-    @property
-    def state(self) -> Any:
-        return self.optimizer.state
-
-    def add_param_group(self, group: dict[str, Any]) -> None:
-        self.optimizer.add_param_group(group)
-
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state and AGC's settings, excluded parameters by name."""
         if self._watcher is not None and self._watcher.calls:

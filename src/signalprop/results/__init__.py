@@ -10,9 +10,20 @@ prediction on a measurement without glue code.
 from signalprop.results._base import Result, write_csv
 from signalprop.results.compression import CompressionPlan, LatencyTable
 from signalprop.results.confusion import ConfusionResult
+from signalprop.results.conv_spectra import (
+    ConvLayerSpectrum,
+    ConvSpectraResult,
+    ConvSpectrumResult,
+    Existence,
+)
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
+from signalprop.results.quantized import (
+    EstimatorIndicatorsResult,
+    LayerIndicators,
+    RoundingChainResult,
+)
 from signalprop.results.regions import (
     PlaneRegionsResult,
     RegionBoundsResult,
@@ -27,17 +38,24 @@ __all__ = [
     "BlockStats",
     "CompressionPlan",
     "ConfusionResult",
+    "EstimatorIndicatorsResult",
+    "ConvLayerSpectrum",
+    "ConvSpectraResult",
+    "ConvSpectrumResult",
+    "Existence",
     "GradBlockStats",
     "GradSPPResult",
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
     "LatencyTable",
+    "LayerIndicators",
     "PlaneRegionsResult",
     "RegionBoundsResult",
     "RegionDensityResult",
     "RegionsResult",
     "Result",
+    "RoundingChainResult",
     "SPPResult",
     "chi_prediction",
     "write_csv",

@@ -39,7 +39,15 @@ from signalprop.theory.fixed_points import MeanField, c_star, mean_field, q_star
 from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_variance, gamma
 from signalprop.theory.gaussian import gauss_expect, gauss_expect2
 from signalprop.theory.maps import Propagation, cmap, propagate, qmap
+from signalprop.theory.orthogonal import orthogonal_conv_exists
 from signalprop.theory.phase import PhaseDiagram, phase_diagram
+from signalprop.theory.quantized import (
+    DoubleWell,
+    quantized_variance_gain,
+    rounding_chain,
+    stationary_distribution,
+    surrogate_gain,
+)
 from signalprop.theory.regions import (
     lower_bound_montufar,
     lower_bound_serra,
@@ -68,6 +76,7 @@ __all__ = [
     "NORMS",
     "Activation",
     "CriticalPoint",
+    "DoubleWell",
     "FourPointVertex",
     "MeanField",
     "PhaseDiagram",
@@ -93,18 +102,23 @@ __all__ = [
     "lower_bound_serra",
     "mean_field",
     "nf_expected_variances",
+    "orthogonal_conv_exists",
     "phase_diagram",
     "propagate",
     "q_star",
     "qmap",
+    "quantized_variance_gain",
     "region_bounds",
     "relu_construction_count",
     "relu_kurtosis_exact",
     "residual_schedule",
+    "rounding_chain",
     "selu_constants",
     "selu_fixed_point",
     "selu_jacobian",
     "selu_moments",
+    "stationary_distribution",
+    "surrogate_gain",
     "ternary_construction_count",
     "ternary_teeth",
     "universality_class",

@@ -19,6 +19,7 @@ from typing import Any
 from signalprop.train._mapping import read_mapping  # noqa: F401 -- the config file reader
 
 OPTIMIZERS = ("sgd", "nesterov", "adam", "nag")
+QUANTIZE = ("bc", "sr", "r")
 SCHEDULES = ("constant", "step", "cosine", "warmup")
 
 # Fields that change where files go or what is printed, never the trained weights.
@@ -61,6 +62,9 @@ class TrainConfig:
     steps: int | None = None
     # adaptive gradient clipping (signalprop.optim.AGC) when set
     agc_clipping: float | None = None
+    # quantized layers trained by BinaryConnect / stochastic rounding / rounding
+    # (signalprop.optim.QuantizedTraining) when set; the model must hold quantized layers
+    quantize: str | None = None
     seed: int = 0
     # cadence (steps); 0 = never for checkpoints, once per epoch and at the end for eval
     log_every: int = 10
@@ -89,6 +93,8 @@ class TrainConfig:
         """
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
+        if self.quantize is not None:
+            _choice("quantize", self.quantize, QUANTIZE)
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a preset name or 'package.module:factory', "
                              f"got {self.model!r}")

@@ -9,8 +9,12 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
   (``snn-depth``, ``confusion-width-depth``, ``criticality-depth``);
 * ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
   ``adam-nag``);
+* ``quantized/``: low-precision networks (``bc-vs-sr``, ``reste-equilibrium``,
+  ``binary-spp``);
 * ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
   ``region-density``);
+* ``orthogonal/``: orthogonal convolutions (``orth-conv-existence``,
+  ``orth-conv-stability``, ``orth-conv-tradeoff``);
 * ``compression/``: depth compression by merging convolutions (``depth-dp``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
@@ -39,8 +43,14 @@ CLAIMS: tuple[str, ...] = (
     "optimization.sgd_noise",
     "meanfield.criticality_depth",
     "optimization.adam_nag",
+    "quantized.bc_vs_sr",
+    "quantized.reste_equilibrium",
+    "quantized.binary_spp",
     "regions.ternary_regions",
     "regions.region_density",
+    "orthogonal.orth_conv_existence",
+    "orthogonal.orth_conv_stability",
+    "orthogonal.orth_conv_tradeoff",
     "compression.depth_dp",
 )
 
