@@ -5,7 +5,8 @@ Every public name is importable flat, ``signalprop.nn.X``; the modules show the 
 - ``activations``: activations by the names of :mod:`signalprop.theory.activations`
   (``torch_activation``, ``make_activation``) and ``GammaAct`` (activation times gamma).
 - ``residual``: ``ResidualBlock`` and ``BranchTap``, the structure measurement reads, and
-  the learnable scalars on residual branches: ``SkipInit``, ``ReZero``, ``ScalarBias``.
+  the learnable scalars on residual branches: ``SkipInit``, ``ReZero``, ``ScalarBias``;
+  ``DropPath`` (stochastic depth).
 - ``init``: initializers from the theory (``critical_``, ``lecun_normal_``,
   ``delta_orthogonal_``); ``sp.nn.init.critical_`` is also the spelled-out path.
 - ``group_norm``: GroupNorm whose group count divides the channels.
@@ -49,10 +50,18 @@ from signalprop.nn.quantized import (
     quantized_layers,
     sign_surrogate,
 )
-from signalprop.nn.residual import BranchTap, ResidualBlock, ReZero, ScalarBias, SkipInit
+from signalprop.nn.residual import (
+    BranchTap,
+    DropPath,
+    ResidualBlock,
+    ReZero,
+    ScalarBias,
+    SkipInit,
+)
 
 __all__ = [
     "BranchTap",
+    "DropPath",
     "GammaAct",
     "QuantConv1d",
     "QuantConv2d",
