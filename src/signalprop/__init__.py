@@ -59,6 +59,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "conv_spectrum": ("signalprop.measure", "conv_spectrum"),
     "ConvSpectraResult": ("signalprop.results", "ConvSpectraResult"),
     "ConvSpectrumResult": ("signalprop.results", "ConvSpectrumResult"),
+    "CompressionPlan": ("signalprop.results", "CompressionPlan"),
+    "LatencyTable": ("signalprop.results", "LatencyTable"),
     "optim": ("signalprop.optim", None),
     "convert": ("signalprop.convert", None),
     "report": ("signalprop.report", None),
@@ -86,6 +88,7 @@ if TYPE_CHECKING:
     from signalprop.results import (
         BatchIndependenceResult,
         BlockStats,
+        CompressionPlan,
         ConfusionResult,
         ConvSpectraResult,
         ConvSpectrumResult,
@@ -94,7 +97,11 @@ if TYPE_CHECKING:
         GramResult,
         HessianExtremesResult,
         JacobianSpectrumResult,
+<<<<<<< HEAD
         LengthSPPResult,
+=======
+        LatencyTable,
+>>>>>>> i21-compress
         PlaneRegionsResult,
         RegionDensityResult,
         RegionsResult,
