@@ -97,11 +97,8 @@ if TYPE_CHECKING:
         GramResult,
         HessianExtremesResult,
         JacobianSpectrumResult,
-<<<<<<< HEAD
-        LengthSPPResult,
-=======
         LatencyTable,
->>>>>>> i21-compress
+        LengthSPPResult,
         PlaneRegionsResult,
         RegionDensityResult,
         RegionsResult,

@@ -10,12 +10,6 @@ from signalprop.plot.regions import linear_regions, plane_regions, region_densit
 from signalprop.plot.sequence import length_spp, spatial_jacobian
 from signalprop.plot.spp import spp
 
-<<<<<<< HEAD
-__all__ = ["confusion", "conv_spectra", "estimator_indicators", "gradient_spp", "length_spp",
-           "linear_regions", "phase_diagram", "plane_regions", "region_density",
-           "rounding_chains", "spatial_jacobian", "spp"]
-=======
 __all__ = ["compression", "confusion", "conv_spectra", "estimator_indicators", "gradient_spp",
-           "linear_regions", "phase_diagram", "plane_regions", "region_density",
-           "rounding_chains", "spp"]
->>>>>>> i21-compress
+           "length_spp", "linear_regions", "phase_diagram", "plane_regions", "region_density",
+           "rounding_chains", "spatial_jacobian", "spp"]
