@@ -35,6 +35,7 @@ from signalprop.results import (
 )
 from signalprop.results._base import SKIP, decode, encode
 from signalprop.results.regions import RegionBoundsResult
+from signalprop.results.sequence import LengthBlockStats, LengthSPPResult, SpatialJacobianResult
 
 NAN, INF = math.nan, math.inf
 
@@ -63,6 +64,9 @@ def examples():
                            ["0" * 16], f64([[0.0]]), f64([[[0.0, INF]]]), 0, []),
         RegionDensityResult("d", [2, 4, 3, 3], 2.0, 2, 2, 4, [4]),
         RegionBoundsResult([3, 3], 1, 16, 16, 9, 16, 16, 4, 1, {"serra": "Serra et al. 2018"}),
+        LengthSPPResult("l", [LengthBlockStats("b", 0, 4, 0.0, 1.0, 1.0),
+                              LengthBlockStats("b", 0, 8, NAN, 2.0, 1.4, 0.9, 1)]),
+        SpatialJacobianResult("sj", f64([[1.0, 0.5], [0.5, INF]]), (0, 0), (1, 2, 2), (1, 2, 2)),
         ConvSpectrumResult("c", "Conv2d", (1, 2), (1, 2), "fft", True, 2, 2.0, 0.0, (2.0, 2.0),
                            (0.0, 0.0), torch.tensor([2.0, 0.0], dtype=torch.float64)),
         ConvSpectraResult("m", [ConvLayerSpectrum("c", 0, "Conv1d", (1, 2), (1, 2), "bounds",
