@@ -12,7 +12,8 @@ module whose call advanced a generator.
 
 The ``dropout=`` option of the measurements (like ``batchnorm=``):
 
-* ``"auto"``: measurements of one training-mode pass (``spp``, ``gradient_spp``) keep the
+* ``"auto"``: measurements of one training-mode pass (``spp``, ``gradient_spp``,
+  ``length_spp``, ``estimator_indicators``) keep the
   draws (dropout is part of the signal in training; the result says
   ``meta["random_draws"] = True`` and, like training, differs from call to call); the
   measurements of an operator (``jacobian_spectrum``, ``hessian_extremes``,

@@ -83,7 +83,10 @@ def apply_segments(model: nn.Module, graph: OpGraph, segments: list[Segment],
             ident = nn.Identity()
             inserted.add(id(ident))
             model = set_module(model, unit, ident)
+    replaced = [u for seg in segments for u in (seg.entry, *seg.identities)]
     for name in also_identity:
+        if any(name == u or name.startswith(u + ".") for u in replaced):
+            continue  # inside a module the merge replaced (an identity already: no op ran)
         kind = type(get_module(model, name)).__name__
         ident = nn.Identity()
         inserted.add(id(ident))
