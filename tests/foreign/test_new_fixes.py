@@ -73,6 +73,18 @@ def test_ortho_conv_takes_what_nn_conv2d_takes():
         sp.nn.OrthoConv2d(3, 4, 3, padding_mode="zeros")
 
 
+def test_delta_orthogonal_init_of_a_convnext_depthwise_conv():
+    conv = BY_NAME["convnext"].model().encoder.stages[0].layers[0].dwconv  # (8, 1, 7, 7)
+    with torch.no_grad():
+        sp.nn.delta_orthogonal_(conv.weight)  # as a 1 -> 8 kernel: not an isometry
+    r = sp.conv_spectrum(conv, (8, 6, 6))
+    assert r.sigma_min < 0.9  # why groups= exists: the shape cannot tell
+    with torch.no_grad():
+        sp.nn.delta_orthogonal_(conv.weight, groups=conv.groups)
+    r = sp.conv_spectrum(conv, (8, 6, 6))
+    assert r.sigma_max == pytest.approx(1.0) and r.sigma_min == pytest.approx(1.0)
+
+
 # ---- quantized layers on foreign models ---------------------------------------------------
 
 

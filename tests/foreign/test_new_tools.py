@@ -251,6 +251,45 @@ def test_region_density_on_a_cnn_counts_the_sampled_changes():
         assert res.counts[i] == int(changed.sum())
 
 
+def test_plane_regions_on_a_cnn_agree_with_sampled_patterns_and_outputs():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 2)).train()
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-0.3, 0.3)
+        net[1].running_var.uniform_(0.5, 2.0)
+    x0, u, v = torch.randn(1, 1, 4, 4), torch.randn(1, 4, 4), torch.randn(1, 4, 4)
+    res = sp.plane_regions(net, x0, u=u, v=v, bounds=(-1, 1, -1, 1), batchnorm="eval")
+    assert sum(res.areas) == pytest.approx(4.0)
+    g = torch.linspace(-0.99, 0.99, 50, dtype=torch.float64)
+    sr = torch.cartesian_prod(g, g)  # (2500, 2) sample points (s, r)
+    owner = torch.full((len(sr),), -1)
+    for k, poly in enumerate(res.polygons()):
+        e = poly.roll(-1, 0) - poly  # counter-clockwise edges: inside is to the left
+        cross = e[:, 0] * (sr[:, None, 1] - poly[:, 1]) - e[:, 1] * (sr[:, None, 0] - poly[:, 0])
+        owner[(cross > -1e-12).all(1)] = k
+    assert bool((owner >= 0).all())
+    pts = x0.double() + sr[:, 0, None, None, None] * u.double() + sr[:, 1, None, None, None] \
+        * v.double()
+    pats = []  # the activation pattern at every sample, by hooks
+    model = copy.deepcopy(net).double().eval()
+    model[2].register_forward_pre_hook(lambda m, a: pats.append((a[0] > 0).flatten(1).long()))
+    model[3].register_forward_pre_hook(lambda m, a: pats.append(
+        F.max_pool2d(a[0], 2, return_indices=True)[1].flatten(1)))
+    with torch.no_grad():
+        out = model(pts)
+    pattern = torch.cat(pats, 1)
+    for k in owner.unique().tolist():  # one pattern per region, a new one in every region
+        mine = pattern[owner == k]
+        assert bool((mine == mine[0]).all())
+    ids = {tuple(p.tolist()): k for p, k in zip(pattern, owner.tolist())}
+    assert len(ids) == len(owner.unique())
+    # the output is affine on each region with the reported value and gradient
+    centroid = torch.stack([p.mean(0) for p in res.polygons()])
+    pred = res.values[owner] + (res.gradients[owner] @ (sr - centroid[owner])[..., None])[..., 0]
+    assert torch.allclose(pred, out, atol=1e-9)
+
+
 @pytest.mark.parametrize("name,culprit", [("pre_ln", "'layers.0.self_attn' \\(Multihead"),
                                           ("vit", "'layers.0.layernorm_before' \\(LayerNorm")])
 def test_linear_regions_refuse_the_innermost_smooth_layer(name, culprit):
