@@ -65,6 +65,17 @@ def gaussian_mlp(depth: int, width: int, sigma_w2: float, sigma_b2: float = 0.0,
     return net
 
 
+def flat_gaussian_mlp(**kwargs: object) -> nn.Sequential:
+    """:func:`gaussian_mlp` after an ``nn.Flatten`` (for image datasets such as CIFAR-10).
+
+    Examples:
+        >>> net = flat_gaussian_mlp(depth=2, width=8, sigma_w2=1.0, in_features=12)
+        >>> net(torch.randn(3, 3, 2, 2)).shape
+        torch.Size([3, 10])
+    """
+    return nn.Sequential(nn.Flatten(), gaussian_mlp(**kwargs))  # type: ignore[arg-type]
+
+
 def snn_mlp(depth: int, width: int, in_features: int, num_classes: int,
             dropout: float = 0.05) -> nn.Sequential:
     """Self-normalizing MLP (Klambauer et al. 2017): Linear -> SELU -> AlphaDropout blocks,
