@@ -1,39 +1,60 @@
-"""snn-depth: decide on hand-made accuracies (two datasets of three must hold); smoke run."""
+"""snn-depth: decide() on synthetic accuracies -- nulls (no effect; every network losing
+the same with depth; only one comparator degrading) fail, the claimed effect at the
+pilot's spread passes; smoke run."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from signalprop.experiments.claims.meanfield.snn_depth import RELU, SNN, decide
+from signalprop.experiments.claims.meanfield.snn_depth import BN, EFFECT, RELU, SIZES, SNN, decide
+
+SD = 0.02  # per-seed s.d. of the test accuracy (pilot)
+SEEDS = len(SIZES["quick"]["eval_seeds"])
 
 
-def _measurements(per_dataset: dict[str, dict[tuple[str, int], list[float]]]) -> dict:
-    return {"datasets": list(per_dataset), "depths": [4, 32], "seeds": [0, 1, 2, 3],
-            "snn_dropout": 0.0,
-            "test_acc": {f"{ds}|{model}|{d}": v for ds, acc in per_dataset.items()
-                         for (model, d), v in acc.items()}}
+def _measurements(means: dict[tuple[str, int], float], rng: np.random.Generator | None,
+                  diverged: dict[str, int] | None = None) -> dict:
+    acc = {}
+    for (model, depth), mu in means.items():
+        noise = rng.normal(0, SD, SEEDS) if rng else np.linspace(-SD, SD, SEEDS)
+        acc[f"{model}|{depth}"] = [float(v) for v in mu + noise]
+    return {"depths": [4, 32], "eval_seeds": list(range(SEEDS)), "test_acc": acc,
+            "diverged": diverged or {}}
 
 
-HOLDS = {(SNN, 4): [0.95, 0.96, 0.95, 0.94], (SNN, 32): [0.95, 0.94, 0.95, 0.95],
-         (RELU, 4): [0.95, 0.96, 0.94, 0.95], (RELU, 32): [0.88, 0.86, 0.90, 0.87],
-         ("ReLU + BN", 4): [0.9] * 4, ("ReLU + BN", 32): [0.8] * 4}
-# as measured on wine at quick size: ReLU fails in one seed of four (s.e. ~0.24)
-NOISY = {**HOLDS, (RELU, 32): [0.95, 0.96, 0.94, 0.0]}
+def _means(snn_drop: float, relu_drop: float, bn_drop: float) -> dict:
+    return {(SNN, 4): 0.62, (SNN, 32): 0.62 - snn_drop, (RELU, 4): 0.62,
+            (RELU, 32): 0.62 - relu_drop, (BN, 4): 0.63, (BN, 32): 0.63 - bn_drop}
 
 
-def test_decide_passes_on_two_of_three_datasets_and_fails_on_one() -> None:
-    out = decide(_measurements({"digits": HOLDS, "wine": HOLDS, "breast_cancer": NOISY}))
+def test_claimed_effect_passes_at_the_pilot_spread() -> None:
+    claimed = _means(0.0, 1.5 * EFFECT, 1.5 * EFFECT)
+    passed = [decide(_measurements(claimed, np.random.default_rng(i))).reproduced
+              for i in range(20)]
+    assert sum(passed) >= 18
+    out = decide(_measurements(claimed, None, {"ReLU|32": 1}))
     assert out.reproduced, out.effect
-    assert out.details["n_hold"] == 2
-    assert not out.details["per_dataset"]["breast_cancer"]["relu_degrades"]
-    assert out.effect.endswith("holds on 2/3")
-    out = decide(_measurements({"digits": HOLDS, "wine": NOISY, "breast_cancer": NOISY}))
-    assert not out.reproduced and out.details["n_hold"] == 1
-    # the SNN degrading as much as ReLU fails the dataset
-    degrades = {**HOLDS, (SNN, 32): [0.88, 0.87, 0.89, 0.88]}
-    out = decide(_measurements({"digits": degrades, "wine": HOLDS, "breast_cancer": NOISY}))
+    assert "1 diverged runs" in out.effect and "detectable" in out.effect
+
+
+def test_no_effect_fails() -> None:
+    for i in range(10):
+        assert not decide(_measurements(_means(0.0, 0.0, 0.0), np.random.default_rng(i))
+                          ).reproduced
+
+
+def test_every_network_losing_the_same_fails() -> None:
+    out = decide(_measurements(_means(0.08, 0.08, 0.08), None))
     assert not out.reproduced
-    assert not out.details["per_dataset"]["digits"]["snn_holds"]
+    assert not out.details["per_comparator"][RELU]["loses_more_with_depth"]
+
+
+def test_one_comparator_holding_its_accuracy_fails() -> None:
+    out = decide(_measurements(_means(0.0, 0.08, 0.0), None))
+    per = out.details["per_comparator"]
+    assert per[RELU]["loses_more_with_depth"] and per[RELU]["snn_beats_it_deepest"]
+    assert not per[BN]["loses_more_with_depth"] and not out.reproduced
 
 
 @pytest.mark.slow

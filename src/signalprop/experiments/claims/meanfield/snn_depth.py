@@ -62,16 +62,19 @@ VALIDATION = 0.2
 PILOT_NOTE = "filled in below"
 
 SIZES: dict[str, dict[str, Any]] = {
-    "smoke": {"depths": [2, 4], "width": 16, "epochs": 1, "batch": 64, "lrs": [0.01],
+    "smoke": {"depths": [2, 4], "width": 16, "epochs": 1, "batch": 64,
+              "lrs": {SNN: [0.01], RELU: [0.01], BN: [0.01]},
               "snn_dropouts": [0.0], "tune_seeds": [0], "eval_seeds": [100, 101],
               "dataset": "mnist1d", "in_features": 40, "workers": 1},
     "quick": {"depths": [4, 32], "width": 64, "epochs": 30, "batch": 64,
-              "lrs": [0.003, 0.01, 0.03, 0.1, 0.3], "snn_dropouts": [0.0, 0.05],
-              "tune_seeds": [0, 1], "eval_seeds": list(range(100, 112)),
+              "lrs": {SNN: [0.003, 0.01, 0.03, 0.1], RELU: [0.003, 0.01, 0.03, 0.1],
+                      BN: [0.01, 0.03, 0.1, 0.3]}, "snn_dropouts": [0.0, 0.05],
+              "tune_seeds": [0, 1], "eval_seeds": list(range(100, 106)),
               "dataset": "mnist1d", "in_features": 40, "workers": 2},
     # a GPU and your own CIFAR-10 copy: widths of the paper, 6 depths, 100 epochs
     "full": {"depths": [2, 4, 8, 16, 32, 64], "width": 512, "epochs": 100, "batch": 128,
-             "lrs": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3], "snn_dropouts": [0.0, 0.05, 0.1],
+             "lrs": {m: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3] for m in (SNN, RELU, BN)},
+             "snn_dropouts": [0.0, 0.05, 0.1],
              "tune_seeds": [0, 1], "eval_seeds": list(range(100, 110)),
              "dataset": "cifar10", "in_features": 3072, "workers": 1},
 }
@@ -105,7 +108,8 @@ def _base(size: dict[str, Any], model: str, depth: int, holdout: str) -> dict[st
 def _tune(ctx: RunContext, size: dict[str, Any], model: str, depth: int
           ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validation accuracy of every (lr[, dropout]) and the best setting."""
-    grid: dict[str, list[Any]] = {"lr": size["lrs"]}
+    lrs = size["lrs"][model]
+    grid: dict[str, list[Any]] = {"lr": lrs}
     if model == SNN:
         grid = {"model_args.dropout": size["snn_dropouts"], **grid}
     slug = model.replace(" + ", "-").lower()
@@ -116,7 +120,7 @@ def _tune(ctx: RunContext, size: dict[str, Any], model: str, depth: int
     best = max(acc, key=lambda k: mean_se(acc[k])[0])  # ties: the first in grid order
     setting = dict(zip(grid, best))
     return setting, {"val_acc": val, "best": setting,
-                     "lr_at_grid_edge": setting["lr"] in (size["lrs"][0], size["lrs"][-1])}
+                     "lr_at_grid_edge": len(lrs) > 2 and setting["lr"] in (lrs[0], lrs[-1])}
 
 
 def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def lr_slope(batches: list[int], lrs: list[float]) -> float:
 def vertex(log2_lrs: list[float], acc: list[float]) -> tuple[float, bool]:
     """log2 of the best lr: the vertex of the parabola through the best point and its two
     neighbours (moved by at most half a lattice step), and whether the best point is an end
-    of the grid (then it is the best point itself).
+    of the grid (then it is the best point itself). The lrs are a uniform log2 lattice.
 
     Examples:
         >>> vertex([0.0, 1.0, 2.0], [0.5, 0.7, 0.6])  # the peak leans towards lr 2**2
@@ -131,14 +131,26 @@ def vertex(log2_lrs: list[float], acc: list[float]) -> tuple[float, bool]:
         >>> vertex([0.0, 1.0, 2.0], [0.8, 0.7, 0.6])
         (0.0, True)
     """
-    i = int(np.argmax(acc))
-    if i == 0 or i == len(acc) - 1:
-        return float(log2_lrs[i]), True
-    a, b, c = acc[i - 1], acc[i], acc[i + 1]
+    best, edge = _vertices(log2_lrs, np.asarray(acc, dtype=float)[:, None])
+    return float(best[0]), bool(edge[0])
+
+
+def _vertices(log2_lrs: list[float], acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`vertex` of every column of ``acc`` (lr x replicate) at once."""
+    x = np.asarray(log2_lrs, dtype=float)
+    n = len(x)
+    i = np.argmax(acc, axis=0)
+    edge = (i == 0) | (i == n - 1)
+    cols = np.arange(acc.shape[1])
+    a = acc[np.clip(i - 1, 0, n - 1), cols]
+    b = acc[i, cols]
+    c = acc[np.clip(i + 1, 0, n - 1), cols]
     curvature = a - 2 * b + c
-    step = log2_lrs[i + 1] - log2_lrs[i]
-    offset = 0.0 if curvature >= 0 else 0.5 * (a - c) / curvature
-    return float(log2_lrs[i] + step * min(0.5, max(-0.5, offset))), False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(curvature < 0, 0.5 * (a - c) / curvature, 0.0)
+    offset = np.where(edge, 0.0, np.clip(offset, -0.5, 0.5))
+    step = (x[-1] - x[0]) / (n - 1) if n > 1 else 0.0
+    return x[i] + step * offset, edge
 
 
 def train_loss(run: dict[str, Any]) -> float:
@@ -193,11 +205,9 @@ def _val_matrix(arm: dict[str, Any], b: int) -> tuple[list[float], np.ndarray]:
     return [math.log2(lr) for lr in grid], vals
 
 
-def best_log2_lrs(arm: dict[str, Any], rng: np.random.Generator | None = None
-                  ) -> dict[int, tuple[float, bool]]:
-    """Per batch size, the vertex (log2 lr) of the mean validation accuracy and whether it
-    sits on the grid's edge; with ``rng``, of one bootstrap resample of the seeds (the same
-    seeds at every lr of a batch size: a seed fixes the data order and initialization).
+def best_log2_lrs(arm: dict[str, Any]) -> dict[int, tuple[float, bool]]:
+    """Per batch size, the vertex (log2 lr) of the mean validation accuracy over seeds and
+    whether it sits on the grid's edge.
 
     Examples:
         >>> arm = {"batch_sizes": [8], "lr_grids": {"B8": [0.1, 0.2, 0.4]},
@@ -210,23 +220,38 @@ def best_log2_lrs(arm: dict[str, Any], rng: np.random.Generator | None = None
     out = {}
     for b in arm["batch_sizes"]:
         x, vals = _val_matrix(arm, b)
-        if rng is not None:
-            vals = vals[:, rng.integers(0, vals.shape[1], vals.shape[1])]
         out[b] = vertex(x, list(vals.mean(axis=1)))
     return out
 
 
 def slope_interval(arm: dict[str, Any], batches: list[int], boot: int = BOOT
                    ) -> tuple[float, float, float]:
-    """(point, 2.5%, 97.5%) of the slope of log(best lr) on log(batch) over ``batches``,
-    the interval from ``boot`` seeded bootstrap resamples of the seeds."""
-    def slope(best: dict[int, tuple[float, bool]]) -> float:
-        return lr_slope(batches, [2.0 ** best[b][0] for b in batches])
+    """(point, 2.5%, 97.5%) of the least-squares slope of log(best lr) on log(batch) over
+    ``batches``; the interval from ``boot`` bootstrap resamples of the seeds (seeded; the
+    same resampled seeds at every lr of a batch size, since a seed fixes the data order
+    and the initialization).
 
+    Examples:
+        >>> arm = {"batch_sizes": [8, 16], "lr_grids": {"B8": [0.1, 0.2, 0.4],
+        ...        "B16": [0.2, 0.4, 0.8]}, "val_acc": {f"B{b}/lr{lr:g}": {"values": [v, v]}
+        ...        for b in (8, 16) for lr, v in zip([0.1 * b / 8, 0.2 * b / 8, 0.4 * b / 8],
+        ...                                          (0.5, 0.7, 0.6))}}
+        >>> [round(v, 6) for v in slope_interval(arm, [8, 16], boot=10)]
+        [1.0, 1.0, 1.0]
+    """
+    point = best_log2_lrs(arm)
+    logb = np.log2(np.asarray(batches, dtype=float))
     rng = np.random.default_rng(0)
-    draws = [slope(best_log2_lrs(arm, rng)) for _ in range(boot)]
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return slope(best_log2_lrs(arm)), float(lo), float(hi)
+    draws = []
+    for b in batches:
+        x, vals = _val_matrix(arm, b)
+        idx = rng.integers(0, vals.shape[1], (boot, vals.shape[1]))
+        draws.append(_vertices(x, vals[:, idx].mean(axis=2))[0])  # (boot,)
+    y = np.stack(draws, axis=1)  # (boot, batches), log2 best lr
+    xc = logb - logb.mean()
+    slopes = ((y - y.mean(axis=1, keepdims=True)) * xc).sum(axis=1) / (xc * xc).sum()
+    lo, hi = np.percentile(slopes, [2.5, 97.5])
+    return lr_slope(batches, [2.0 ** point[b][0] for b in batches]), float(lo), float(hi)
 
 
 def decide(m: dict[str, Any]) -> Verdict:
