@@ -51,6 +51,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "RegionsResult": ("signalprop.results", "RegionsResult"),
     "PlaneRegionsResult": ("signalprop.results", "PlaneRegionsResult"),
     "RegionDensityResult": ("signalprop.results", "RegionDensityResult"),
+    "conv_spectra": ("signalprop.measure", "conv_spectra"),
+    "conv_spectrum": ("signalprop.measure", "conv_spectrum"),
+    "ConvSpectraResult": ("signalprop.results", "ConvSpectraResult"),
+    "ConvSpectrumResult": ("signalprop.results", "ConvSpectrumResult"),
     "optim": ("signalprop.optim", None),
     "convert": ("signalprop.convert", None),
     "report": ("signalprop.report", None),
@@ -60,6 +64,8 @@ if TYPE_CHECKING:
     from signalprop import convert, data, measure, models, nn, optim, plot, report, sweep, train
     from signalprop.measure import (
         batch_independence,
+        conv_spectra,
+        conv_spectrum,
         estimator_indicators,
         gradient_confusion,
         gradient_gram,
@@ -75,6 +81,8 @@ if TYPE_CHECKING:
         BatchIndependenceResult,
         BlockStats,
         ConfusionResult,
+        ConvSpectraResult,
+        ConvSpectrumResult,
         EstimatorIndicatorsResult,
         GradSPPResult,
         GramResult,

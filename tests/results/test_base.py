@@ -12,19 +12,27 @@ from signalprop.results import (
     BatchIndependenceResult,
     BlockStats,
     ConfusionResult,
+    ConvLayerSpectrum,
+    ConvSpectraResult,
+    ConvSpectrumResult,
     EstimatorIndicatorsResult,
+    Existence,
     GradBlockStats,
     GradSPPResult,
     GramResult,
     HessianExtremesResult,
     JacobianSpectrumResult,
     LayerIndicators,
+    PlaneRegionsResult,
+    RegionDensityResult,
+    RegionsResult,
     Result,
     RoundingChainResult,
     SPPResult,
     write_csv,
 )
 from signalprop.results._base import SKIP, decode, encode
+from signalprop.results.regions import RegionBoundsResult
 
 NAN, INF = math.nan, math.inf
 
@@ -46,13 +54,30 @@ def examples():
         EstimatorIndicatorsResult("q", [LayerIndicators("fc", 0, "reste", 2.0, NAN, 0.1, 4)],
                                   step=3, meta={"estimator_params": {"fc": {"o": 3.0}}}),
         RoundingChainResult("sr", "sr", 0.01, 2.0, [-1.0, 1.0], [0.25, 0.75], 2),
+        RegionsResult("r", [2], f64([0.5]), [False], f64([[0.0], [NAN]]), f64([[-1.0], [1.0]]),
+                      ["a" * 16, "b" * 16], [2.0], 1, ["relu[1]"]),
+        PlaneRegionsResult("p", (0.0, 1.0, 0.0, 1.0), 1,
+                           f64([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]), [4],
+                           ["0" * 16], f64([[0.0]]), f64([[[0.0, INF]]]), 0, []),
+        RegionDensityResult("d", [2, 4, 3, 3], 2.0, 2, 2, 4, [4]),
+        RegionBoundsResult([3, 3], 1, 16, 16, 9, 16, 16, 4, 1, {"serra": "Serra et al. 2018"}),
+        ConvSpectrumResult("c", "Conv2d", (1, 2), (1, 2), "fft", True, 2, 2.0, 0.0, (2.0, 2.0),
+                           (0.0, 0.0), torch.tensor([2.0, 0.0], dtype=torch.float64)),
+        ConvSpectraResult("m", [ConvLayerSpectrum("c", 0, "Conv1d", (1, 2), (1, 2), "bounds",
+                                                  False, 2, 1.0, 0.5, 1.0, 1.5, 0.0, 0.5)]),
+        Existence(False, "RO", "M > C k^d", meta={"M": 2}),
     ]
+
+
+def f64(values):
+    return torch.tensor(values, dtype=torch.float64)
 
 
 def same(a, b):
     """Equal, with NaN equal to NaN and tensors compared exactly."""
     if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a, b) and b.dtype == torch.float64
+        return (isinstance(b, torch.Tensor) and b.dtype == torch.float64 and a.shape == b.shape
+                and torch.allclose(a.double(), b, rtol=0, atol=0, equal_nan=True))
     if isinstance(a, float) and math.isnan(a):
         return isinstance(b, float) and math.isnan(b)
     if isinstance(a, dict):

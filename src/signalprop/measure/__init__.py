@@ -7,7 +7,8 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
 * ``forward/``: Signal Propagation Plots and their C kernels (``spp``);
 * ``gradients/``: gradient propagation and per-example gradient geometry
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
-* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
+* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``)
+  and convolution spectra (``conv_spectra``; ``conv_spectrum`` for one layer);
 * ``independence/``: ``batch_independence``;
 * ``quantized/``: low-precision networks (``estimator_indicators``);
 * ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
@@ -41,7 +42,13 @@ from signalprop.measure.regions import (
     plane_regions,
     region_density,
 )
-from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
+from signalprop.measure.spectra import (
+    conv_spectra,
+    conv_spectrum,
+    hessian_extremes,
+    jacobian_spectrum,
+    lanczos,
+)
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
 MEASUREMENTS = (
@@ -52,6 +59,7 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "conv_spectra",
     "estimator_indicators",
     "linear_regions",
     "plane_regions",
@@ -69,6 +77,8 @@ __all__ = [
     "batch_independence",
     "channel_moments",
     "confusion_from_gram",
+    "conv_spectra",
+    "conv_spectrum",
     "discover_blocks",
     "estimator_indicators",
     "fused_add_available",

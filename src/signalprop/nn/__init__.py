@@ -12,12 +12,14 @@ Every public name is importable flat, ``signalprop.nn.X``; the modules show the 
 - ``normfree/``: what replaces normalization layers: Scaled Weight Standardization
   (``ScaledStdConv1d/2d/3d``, ``WSLinear``, ``standardize_weight``) and Fixup
   (``fixup_init_``, ``fixup_scale``, ``he_gain``).
+- ``orthogonal/``: orthogonal convolutions: the L_orth regularizer (``orth_penalty``) and
+  an exactly orthogonal circular convolution (``OrthoConv2d``, Cayley transform).
 - ``quantized/``: low-precision layers (``QuantLinear``, ``QuantConv1d/2d``) with binary,
   ternary or k-bit weights and binary inputs, their ``WeightQuantizer``, the surrogate
   gradients of sign (``sign_surrogate``, ``ReSTESchedule``) and ``quantize_modules``.
 
 A new layer family gets its own subpackage beside ``normfree/`` (``quantized/``,
-``hypercomplex/``, ``attention/``, ``orthogonal/``, ...), private modules inside, its
+``orthogonal/``, ``hypercomplex/``, ``attention/``, ...), private modules inside, its
 public names re-exported here. Layers follow torch.nn: the constructor of the module they
 replace plus their own arguments, ``device``/``dtype``, ``reset_parameters``, the paper
 cited, and what they do to the mean and variance of the signal stated in the docstring.
@@ -36,6 +38,7 @@ from signalprop.nn.normfree import (
     he_gain,
     standardize_weight,
 )
+from signalprop.nn.orthogonal import OrthoConv2d, orth_penalty
 from signalprop.nn.quantized import (
     QuantConv1d,
     QuantConv2d,
@@ -55,6 +58,7 @@ __all__ = [
     "QuantConv2d",
     "QuantLinear",
     "ReSTESchedule",
+    "OrthoConv2d",
     "ReZero",
     "ResidualBlock",
     "ScalarBias",
@@ -76,6 +80,7 @@ __all__ = [
     "quantize_modules",
     "quantized_layers",
     "sign_surrogate",
+    "orth_penalty",
     "standardize_weight",
     "torch_activation",
 ]

@@ -13,6 +13,7 @@ from torch import nn
 from signalprop.measure import (
     ForwardError,
     batch_independence,
+    conv_spectra,
     gradient_confusion,
     gradient_spp,
     jacobian_spectrum,
@@ -70,7 +71,7 @@ def measure_all(model: nn.Module, x: torch.Tensor, label: str, *, seed: int = 0,
         >>> m.summary["depth"], m.diagnoses
         (4, [])
     """
-    bar = _steps(progress, 6, f"measuring {label}")
+    bar = _steps(progress, 7, f"measuring {label}")
     res = spp(model, x, label=label)
     bar.update()
     names = [r.name for r in res.records]
@@ -103,6 +104,12 @@ def measure_all(model: nn.Module, x: torch.Tensor, label: str, *, seed: int = 0,
     _measure_jacobian(m, model, x, seed, bn, jacobian_k)
     bar.update()
     _measure_independence(m, model, x, seed)
+    bar.update()
+    if any(isinstance(mod, nn.modules.conv._ConvNd) for mod in model.modules()):
+        try:
+            m.conv_spectra = conv_spectra(model, x[:1], label=label, seed=seed)
+        except (ValueError, ForwardError, RuntimeError) as e:
+            m.notes.append(f"convolution spectra not measured: {e}")
     bar.update()
     bar.close()
     m.diagnoses = diagnose(res, m.grad, m.independence, numel=numel, activation=activation,
@@ -207,7 +214,8 @@ def build_report(
 
     The page is self-contained (styles and images inline, no network access needed): the
     forward SPP with the theory's prediction where one exists, the gradient SPP, gradient
-    confusion, the Jacobian spectrum, batch independence, and the diagnoses with the line
+    confusion, the Jacobian spectrum, batch independence, the singular values of every
+    convolution (models that have some), and the diagnoses with the line
     of code that fixes each. With ``fix=True`` the model is converted with
     :func:`~signalprop.convert.to_normfree` (residual / BatchNorm networks) or re-drawn at
     the critical initialization (plain networks), measured again, and before/after plots

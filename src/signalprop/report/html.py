@@ -147,6 +147,20 @@ def _jacobian_table(m: Measurements) -> str:
                      "mean sigma^2", "top singular values"], rows))
 
 
+def _conv_table(m: Measurements) -> str:
+    cs = m.conv_spectra
+    if cs is None:
+        return ""
+    rows = [(r.index, r.name, "x".join(map(str, r.input_shape)), r.method, r.sigma_max,
+             r.sigma_min, r.condition) for r in cs.records]
+    return ("<p>Singular values of each convolution as the linear map it applies to its "
+            "input (exact for circular padding, pointwise and small layers; otherwise "
+            "certified bounds: sigma_max from below, sigma_min from above). Orthogonal "
+            "layers have all of them at 1.</p>"
+            + table(["#", "layer", "input", "method", "sigma_max", "sigma_min", "condition"],
+                    rows))
+
+
 def _independence_table(m: Measurements) -> str:
     ind = m.independence
     if ind is None:
@@ -203,6 +217,10 @@ def render(result: ReportResult) -> str:
                           + _confusion_table(m) or "<p>Not measured.</p>", "confusion"))
     parts.append(_section("Jacobian spectrum", _jacobian_table(m) or "<p>Not measured.</p>",
                           "jacobian"))
+    if m.conv_spectra is not None:
+        parts.append(_section("Convolution spectra", _img(result, "conv_spectra.png")
+                              + "<details><summary>Per-layer values</summary>"
+                              + _conv_table(m) + "</details>", "conv-spectra"))
     parts.append(_section("Batch independence",
                           _independence_table(m) or "<p>Not checked.</p>", "independence"))
     if result.fix_summary:

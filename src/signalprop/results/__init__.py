@@ -9,6 +9,12 @@ prediction on a measurement without glue code.
 
 from signalprop.results._base import Result, write_csv
 from signalprop.results.confusion import ConfusionResult
+from signalprop.results.conv_spectra import (
+    ConvLayerSpectrum,
+    ConvSpectraResult,
+    ConvSpectrumResult,
+    Existence,
+)
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
@@ -31,6 +37,10 @@ __all__ = [
     "BlockStats",
     "ConfusionResult",
     "EstimatorIndicatorsResult",
+    "ConvLayerSpectrum",
+    "ConvSpectraResult",
+    "ConvSpectrumResult",
+    "Existence",
     "GradBlockStats",
     "GradSPPResult",
     "GramResult",

@@ -39,6 +39,7 @@ from signalprop.theory.fixed_points import MeanField, c_star, mean_field, q_star
 from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_variance, gamma
 from signalprop.theory.gaussian import gauss_expect, gauss_expect2
 from signalprop.theory.maps import Propagation, cmap, propagate, qmap
+from signalprop.theory.orthogonal import orthogonal_conv_exists
 from signalprop.theory.phase import PhaseDiagram, phase_diagram
 from signalprop.theory.quantized import (
     DoubleWell,
@@ -101,6 +102,7 @@ __all__ = [
     "lower_bound_serra",
     "mean_field",
     "nf_expected_variances",
+    "orthogonal_conv_exists",
     "phase_diagram",
     "propagate",
     "q_star",

@@ -12,7 +12,9 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``quantized/``: low-precision networks (``bc-vs-sr``, ``reste-equilibrium``,
   ``binary-spp``);
 * ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
-  ``region-density``).
+  ``region-density``);
+* ``orthogonal/``: orthogonal convolutions (``orth-conv-existence``,
+  ``orth-conv-stability``, ``orth-conv-tradeoff``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -45,6 +47,9 @@ CLAIMS: tuple[str, ...] = (
     "quantized.binary_spp",
     "regions.ternary_regions",
     "regions.region_density",
+    "orthogonal.orth_conv_existence",
+    "orthogonal.orth_conv_stability",
+    "orthogonal.orth_conv_tradeoff",
 )
 
 __all__ = ["CLAIMS"]

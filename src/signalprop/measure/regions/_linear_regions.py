@@ -8,6 +8,7 @@ import time
 import torch
 import torch.nn as nn
 
+from signalprop.measure._options import check_seed
 from signalprop.measure.regions._inputs import as_points, check_options, model_label
 from signalprop.measure.regions._lines import segments
 from signalprop.measure.regions._trace import prepare
@@ -150,6 +151,7 @@ def region_density(
         raise ValueError(f"length must be a finite number > 0, got {length!r}")
     pts = as_points("x", x)
     check_options(tol, chunk)
+    seed = check_seed(seed)
     B = pts.shape[0]
     gen = torch.Generator().manual_seed(seed)
     d = torch.randn(B, n_lines, *pts.shape[1:], generator=gen, dtype=torch.float64)

@@ -31,6 +31,7 @@ from signalprop._forward import (
     locate_failure,
 )
 from signalprop.measure._nonfinite import NonFiniteError, check_losses
+from signalprop.measure._options import check_bool, check_choice, check_label
 from signalprop.measure._per_example import (
     LossFn,
     batch_size,
@@ -39,6 +40,7 @@ from signalprop.measure._per_example import (
     check_targets,
     per_example_losses,
 )
+from signalprop.measure._stochastic import dropout_policy
 from signalprop.measure.gradients._gram.base import DEFAULT_CHUNK_BYTES, Handler, add_gram
 from signalprop.measure.gradients._gram.embedding import EmbeddingLayer, is_embedding
 from signalprop.measure.gradients._gram.func import FuncLayer
@@ -271,6 +273,7 @@ def gradient_gram(
     loss_fn: LossFn | None = None,
     per_layer: bool = False,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     method: str = "auto",
     label: str | None = None,
 ) -> GramResult:
@@ -299,6 +302,9 @@ def gradient_gram(
         batchnorm: ``"auto"`` and ``"error"`` refuse BatchNorm in train mode (its batch
             statistics couple the examples); ``"eval"`` uses running statistics for the
             duration of the call.
+        dropout: ``"auto"`` and ``"error"`` refuse a forward that draws random numbers
+            (train-mode dropout: the Gram of one random mask, different at every call);
+            ``"eval"`` runs every module except BatchNorm in eval mode for the call.
         method: ``"auto"`` (cheaper of factorized/materialized per layer), ``"factor"``,
             ``"materialize"``, or ``"func"`` (torch.func for every module).
 
@@ -341,9 +347,13 @@ def gradient_gram(
     b = batch_size(x)
     check_targets(y, b)
     check_loss_fn(loss_fn)
-    with batchnorm_policy(model, batchnorm):
+    check_bool("per_layer", per_layer)
+    check_choice("method", method, METHODS)
+    check_label(label)
+    with batchnorm_policy(model, batchnorm), \
+            dropout_policy(model, x, dropout, "the per-example gradient Gram"):
         run = gram_run(model, loss_fn, x, y, b, method)  # type: ignore[arg-type]
     total = torch.stack(list(run.layers.values())).sum(dim=0)
     return GramResult(label=label or type(model).__name__, matrix=total,
                       layers=run.layers if per_layer else {}, strategies=run.strategies,
-                      meta={"batchnorm": batchnorm, "method": method})
+                      meta={"batchnorm": batchnorm, "dropout": dropout, "method": method})
