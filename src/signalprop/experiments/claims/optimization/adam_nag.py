@@ -17,8 +17,8 @@ Design (revised for issue 15; the history is in docs/reproduce-history.md):
   case the paper sets aside):
   FULL -- a small tanh autoencoder 40-32-8-32-40 trained by full-batch steps (every step
   sees all 3200 training signals);
-  MINI -- a larger tanh autoencoder 40-256-128-16-128-256-40 trained with mini-batches of
-  64.
+  MINI -- a larger tanh autoencoder 40-128-64-16-64-128-40 (9 times the weights)
+  trained with mini-batches of 64.
 * Optimizers: Adam (beta1 0.99, beta2 0.999, eps 1e-8) and NAG (Sutskever's form,
   momentum 0.9 and 0.99), constant learning rate. Each (arm, optimizer) runs a grid of
   learning rates placed from a pilot and keeps the one with the lowest mean final
@@ -302,15 +302,15 @@ SIZES: dict[str, dict[str, Any]] = {
                  "lrs": {ADAM: [3e-3], "nag mu=0.9": [0.03], "nag mu=0.99": [0.003]}}},
         "seeds": [0, 1], "hessian_examples": 64, "workers": 1},
     "quick": {"arms": {
-        "full": {"run": {"steps": 2000, "batch": 0, "hidden": [32, 8, 32],
-                         "record_every": 200},
+        "full": {"run": {"steps": 1500, "batch": 0, "hidden": [32, 8, 32],
+                         "record_every": 150},
                  "lrs": {ADAM: [1e-3, 3e-3, 1e-2, 3e-2], "nag mu=0.9": [0.1, 0.3, 1.0, 3.0],
                          "nag mu=0.99": [0.01, 0.03, 0.1, 0.3]}},
-        "mini": {"run": {"steps": 3000, "batch": 64, "hidden": [256, 128, 16, 128, 256],
-                         "record_every": 300},
+        "mini": {"run": {"steps": 3000, "batch": 64, "hidden": [128, 64, 16, 64, 128],
+                         "record_every": 500},
                  "lrs": {ADAM: [3e-4, 1e-3, 3e-3], "nag mu=0.9": [0.01, 0.03, 0.1],
                          "nag mu=0.99": [0.001, 0.003, 0.01]}}},
-        "seeds": [0, 1, 2, 3], "hessian_examples": 512, "workers": 2},
+        "seeds": [0, 1, 2, 3], "hessian_examples": 256, "workers": 2},
     "full": {"arms": {
         "full": {"run": {"steps": 20000, "batch": 0, "hidden": [64, 16, 64],
                          "record_every": 1000},
