@@ -51,6 +51,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "RegionsResult": ("signalprop.results", "RegionsResult"),
     "PlaneRegionsResult": ("signalprop.results", "PlaneRegionsResult"),
     "RegionDensityResult": ("signalprop.results", "RegionDensityResult"),
+    "length_spp": ("signalprop.measure", "length_spp"),
+    "spatial_jacobian": ("signalprop.measure", "spatial_jacobian"),
+    "LengthSPPResult": ("signalprop.results", "LengthSPPResult"),
+    "SpatialJacobianResult": ("signalprop.results", "SpatialJacobianResult"),
     "conv_spectra": ("signalprop.measure", "conv_spectra"),
     "conv_spectrum": ("signalprop.measure", "conv_spectrum"),
     "ConvSpectraResult": ("signalprop.results", "ConvSpectraResult"),
@@ -72,9 +76,11 @@ if TYPE_CHECKING:
         gradient_spp,
         hessian_extremes,
         jacobian_spectrum,
+        length_spp,
         linear_regions,
         plane_regions,
         region_density,
+        spatial_jacobian,
         spp,
     )
     from signalprop.results import (
@@ -88,9 +94,11 @@ if TYPE_CHECKING:
         GramResult,
         HessianExtremesResult,
         JacobianSpectrumResult,
+        LengthSPPResult,
         PlaneRegionsResult,
         RegionDensityResult,
         RegionsResult,
+        SpatialJacobianResult,
         SPPResult,
     )
 

@@ -55,6 +55,42 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Superseded:
+    """An earlier design of a claim, with the verdict it got and why the design changed.
+
+    A design flaw found after a run is fixed and rerun, never hidden: the old verdict is
+    kept in the claim's ``history`` and listed under "History" on the results page.
+
+    Attributes:
+        design: which design, and when it was measured ("digits, lr 0.1 for all; 2026-11-30").
+        verdict: "REPRODUCED" or "NOT REPRODUCED", as measured.
+        effect: the measured effect it printed.
+        criterion: its criterion.
+        why_changed: what was wrong with the design (not with the result).
+
+    Examples:
+        >>> old = Superseded("v1 (2099-01-01)", "NOT REPRODUCED", "d = 0.1", "d > 1",
+        ...                  "the task was saturated")
+        >>> old.verdict
+        'NOT REPRODUCED'
+    """
+
+    design: str
+    verdict: str
+    effect: str
+    criterion: str
+    why_changed: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in ("REPRODUCED", "NOT REPRODUCED"):
+            raise ValueError(f"verdict must be 'REPRODUCED' or 'NOT REPRODUCED', "
+                             f"got {self.verdict!r}")
+        for attr in ("design", "effect", "criterion", "why_changed"):
+            if not str(getattr(self, attr)).strip():
+                raise ValueError(f"Superseded.{attr} must not be empty")
+
+
+@dataclass(frozen=True)
 class Claim:
     """A paper's headline claim and the test that decides whether it reproduces.
 
@@ -80,6 +116,8 @@ class Claim:
         decide: ``decide(measurements) -> Verdict``.
         figure: ``figure(measurements, path) -> None``.
         quick_minutes: expected ``quick`` wall time on 2 quiet cores.
+        history: earlier designs of this claim and their verdicts (:class:`Superseded`),
+            oldest first.
 
     Examples:
         >>> def measure(ctx, size):
@@ -105,6 +143,7 @@ class Claim:
     measure: Callable[[RunContext, dict[str, Any]], dict[str, Any]] | None = None
     decide: Callable[[dict[str, Any]], Verdict] | None = None
     figure: Callable[[dict[str, Any], Path], None] | None = None
+    history: tuple[Superseded, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower() or " " in self.name or "_" in self.name:
@@ -122,6 +161,8 @@ class Claim:
         if not (self.quick_minutes > 0 and math.isfinite(self.quick_minutes)):
             raise ValueError(f"claim {self.name!r}: quick_minutes must be > 0, "
                              f"got {self.quick_minutes!r}")
+        if not all(isinstance(h, Superseded) for h in self.history):
+            raise ValueError(f"claim {self.name!r}: history must hold Superseded entries")
 
     def result(self, ctx: RunContext) -> ClaimResult:
         """Measure at ``ctx.mode``'s size, decide, draw ``ctx.out / "figure.png"``.

@@ -25,11 +25,20 @@ from signalprop.models.resnetv2 import (
     ResNetV2Config,
     resnetv2,
 )
+from signalprop.models.transformer import (
+    EncoderLayer,
+    FeedForward,
+    Transformer,
+    TransformerConfig,
+    transformer,
+)
 
 __all__ = [
     "MLP",
     "NORMS",
     "PRESETS",
+    "EncoderLayer",
+    "FeedForward",
     "FixupBottleneck",
     "NFBottleneck",
     "PreActBottleneck",
@@ -38,6 +47,8 @@ __all__ = [
     "ResNetV2",
     "RegionNet",
     "ResNetV2Config",
+    "Transformer",
+    "TransformerConfig",
     "create_model",
     "list_models",
     "load_model",
@@ -50,4 +61,5 @@ __all__ = [
     "resnetv2",
     "ternary_mlp",
     "ternary_region_net",
+    "transformer",
 ]

@@ -29,6 +29,7 @@ from signalprop.results.regions import (
     RegionDensityResult,
     RegionsResult,
 )
+from signalprop.results.sequence import LengthBlockStats, LengthSPPResult, SpatialJacobianResult
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
@@ -46,6 +47,8 @@ __all__ = [
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "LengthBlockStats",
+    "LengthSPPResult",
     "LayerIndicators",
     "PlaneRegionsResult",
     "RegionBoundsResult",
@@ -54,6 +57,7 @@ __all__ = [
     "Result",
     "RoundingChainResult",
     "SPPResult",
+    "SpatialJacobianResult",
     "chi_prediction",
     "write_csv",
 ]

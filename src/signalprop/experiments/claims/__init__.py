@@ -13,6 +13,8 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
   ``binary-spp``);
 * ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
   ``region-density``);
+* ``sequence/``: propagation along the sequence and across grids (``counting-ood``,
+  ``plstm-modes``);
 * ``orthogonal/``: orthogonal convolutions (``orth-conv-existence``,
   ``orth-conv-stability``, ``orth-conv-tradeoff``).
 
@@ -47,6 +49,8 @@ CLAIMS: tuple[str, ...] = (
     "quantized.binary_spp",
     "regions.ternary_regions",
     "regions.region_density",
+    "sequence.counting_ood",
+    "sequence.plstm_modes",
     "orthogonal.orth_conv_existence",
     "orthogonal.orth_conv_stability",
     "orthogonal.orth_conv_tradeoff",
