@@ -68,44 +68,6 @@ def diff_se(a: Iterable[float], b: Iterable[float]) -> tuple[float, float]:
     return ma - mb, math.sqrt(sa * sa + sb * sb)
 
 
-def interaction_se(a_hi: Iterable[float], a_lo: Iterable[float], b_hi: Iterable[float],
-                   b_lo: Iterable[float]) -> tuple[float, float]:
-    """(mean(a_hi) - mean(a_lo)) - (mean(b_hi) - mean(b_lo)) and its standard error
-    sqrt(sum of the four squared standard errors) (four independent sets of seeds).
-
-    The interaction of a 2 x 2 design: how much more the change from ``lo`` to ``hi`` is
-    for ``a`` than for ``b`` (e.g. how much more accuracy plain networks lose with depth
-    than normalized ones).
-
-    Examples:
-        >>> d, se = interaction_se([3.0, 4.0, 5.0], [1.0, 1.0, 1.0], [2.0, 2.0, 2.0],
-        ...                        [1.0, 2.0, 3.0])
-        >>> d, round(se, 4)
-        (3.0, 0.8165)
-    """
-    da, sa = diff_se(a_hi, a_lo)
-    db, sb = diff_se(b_hi, b_lo)
-    return da - db, math.sqrt(sa * sa + sb * sb)
-
-
-def seeds_needed(sd: float, effect: float, k: float = 2.0, power: float = 0.95) -> int:
-    """Seeds per group so that a true difference ``effect`` between two groups of per-seed
-    s.d. ``sd`` exceeds ``k`` standard errors with probability ``power`` (normal
-    approximation): n = ceil(2 (sd (k + z_power) / effect)^2), at least 2.
-
-    Examples:
-        >>> seeds_needed(0.15, 0.1)  # s.d. 0.15, smallest effect of interest 0.1
-        60
-    """
-    from statistics import NormalDist
-
-    if not (sd >= 0 and effect > 0 and 0 < power < 1 and k >= 0):
-        raise ValueError(f"need sd >= 0, effect > 0, 0 < power < 1, k >= 0; got sd={sd!r}, "
-                         f"effect={effect!r}, power={power!r}, k={k!r}")
-    z = NormalDist().inv_cdf(power)
-    return max(2, math.ceil(2 * (sd * (k + z) / effect) ** 2))
-
-
 def separated(a: Iterable[float], b: Iterable[float], k: float = 2.0) -> bool:
     """Whether mean(a) exceeds mean(b) by more than ``k`` standard errors of the difference.
 

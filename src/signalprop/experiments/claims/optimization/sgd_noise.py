@@ -13,7 +13,7 @@ loss, yet test worse). Setup: Wide-ResNet 16-4 on CIFAR-10, SGD with momentum 0.
 batch norm over 64 examples (so BatchNorm's own noise does not change with B), L2 5e-4
 (details *unverified*).
 
-Design (revised for issue 15; the history is in docs/reproduce-history.md):
+Design (revised for issue 15; the earlier design and its verdict are in ``HISTORY``):
 
 * Model and data: a pre-activation residual MLP (``_models.relu_resmlp``: 4 blocks, width
   64, ghost batch norm 64) on MNIST-1D (3200 training signals after a 20% validation
@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from signalprop.experiments._claim import Claim, RunContext, Verdict
+from signalprop.experiments._claim import Claim, RunContext, Superseded, Verdict
 from signalprop.experiments._models import ZOO
 from signalprop.experiments._pool import with_workers
 from signalprop.experiments._resnet_runs import evaluate_final, fmt, lr_search, status
@@ -368,6 +368,31 @@ def figure(m: dict[str, Any], path: Path) -> None:
     save(fig, path)
 
 
+HISTORY = (Superseded(
+    design=('8x8 digits, ResNetV2 with BatchNorm, 200 steps at every batch size 8 ... '
+            '512, lr on a factor-2 lattice picked on validation, 3 seeds; quick run of '
+            '2026-11-30'),
+    verdict='NOT REPRODUCED',
+    effect=('test acc B=128 0.970 +- 0.001 vs B=512 0.963 +- 0.004 (diff 0.007 +- 0.004); '
+            'train loss B=128 0.0095 +- 0.0008 vs B=512 0.0051 +- 0.0024; best lr B=8: '
+            '0.2, B=32: 0.2, B=128: 0.8, B=512: 0.8; slope over B<=32: 0.00; criterion '
+            'parts: (a) no, (b) n/a, (c) no'),
+    criterion=('(a) some batch size below the largest reaches a mean test accuracy (each at '
+               'its best learning rate) more than 2 standard errors above the largest '
+               "batch's; (b) the largest batch's mean final training loss is lower than that "
+               "batch size's; (c) the least-squares slope of log(best lr) against log(batch "
+               'size) over batch sizes <= 32 lies in [0.5, 1.5]'),
+    why_changed=('every batch size trained 200 steps (batch 8 saw 1.4 epochs) although linear '
+                 'lr-batch scaling is a fixed-EPOCH statement and the generalization gap a '
+                 'fixed-STEP one; the slope came from two batch sizes on a factor-2 lattice '
+                 '(only multiples of 0.5, no interval); plain BatchNorm instead of ghost batch '
+                 'norm 64; digits near their ceiling. Now: MNIST-1D residual MLPs with ghost '
+                 'BN 64 and weight decay 5e-4, a fixed-epoch arm (best lr as a parabola vertex '
+                 'over the validation accuracy; slope over three batch sizes with a bootstrap '
+                 '95% interval) and a fixed-step arm (test accuracy and training loss at each '
+                 "batch's best lr).")),)
+
+
 CLAIM = Claim(
     name="sgd-noise",
     paper="Smith, Elsen & De (ICML 2020)",
@@ -378,4 +403,5 @@ CLAIM = Claim(
     criterion=CRITERION,
     quick_minutes=6.0,
     sizes=SIZES, measure=measure, decide=decide, figure=figure,
+    history=HISTORY,
 )
