@@ -201,7 +201,8 @@ class ResidualBlock(nn.Module):
 
 
 def relu_resmlp(depth: int, width: int, in_features: int, num_classes: int,
-                batchnorm: bool = False, ghost_batch: int | None = None) -> nn.Sequential:
+                batchnorm: bool = False, ghost_batch: int | None = None,
+                flatten: bool = False) -> nn.Sequential:
     """Residual ReLU MLP: a linear stem, ``depth`` pre-activation residual blocks
     ``x + Linear(ReLU([BN](x))) / sqrt(depth)``, then ReLU and a linear head; He-normal
     weights, zero biases.
@@ -218,6 +219,7 @@ def relu_resmlp(depth: int, width: int, in_features: int, num_classes: int,
         batchnorm: BatchNorm1d at the start of every branch.
         ghost_batch: with ``batchnorm``, normalize training batches in chunks of this many
             examples (:class:`GhostBatchNorm1d`).
+        flatten: start with ``nn.Flatten`` (image inputs such as CIFAR-10).
 
     Returns:
         An ``nn.Sequential`` (stem, blocks, act, head).
@@ -227,7 +229,10 @@ def relu_resmlp(depth: int, width: int, in_features: int, num_classes: int,
         >>> net(torch.randn(5, 4)).shape
         torch.Size([5, 3])
     """
-    layers: OrderedDict[str, nn.Module] = OrderedDict(stem=nn.Linear(in_features, width))
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    if flatten:
+        layers["flatten"] = nn.Flatten()
+    layers["stem"] = nn.Linear(in_features, width)
     for i in range(depth):
         layers[f"block{i}"] = ResidualBlock(width, batchnorm, 1.0 / math.sqrt(depth),
                                             ghost_batch)

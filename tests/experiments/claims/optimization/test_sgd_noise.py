@@ -19,18 +19,22 @@ from signalprop.experiments.claims.optimization.sgd_noise import (
 )
 
 Q = SIZES["quick"]
-SEEDS = len(Q["seeds"])
-SD = 0.015  # per-seed s.d. of validation / test accuracy (pilot)
+SEEDS = {"epochs": len(Q["epoch_seeds"]), "steps": len(Q["step_seeds"])}
+SD = 0.027  # per-seed s.d. of validation / test accuracy (pilot, pooled)
+CURVATURE = 0.025  # accuracy lost per squared lattice step away from the best lr (pilot)
 
 
-def test_vertex_recovers_a_parabola_and_stays_near_its_point() -> None:
+def test_vertex_recovers_a_parabola_and_stays_in_its_window() -> None:
     x = [0.0, 1.0, 2.0, 3.0]
-    for peak in (1.2, 1.9, 2.4):
+    for peak in (0.4, 1.2, 1.9, 2.8):
         acc = [0.7 - 0.1 * (v - peak) ** 2 for v in x]
-        best, edge = vertex(x, acc)
-        assert not edge and best == pytest.approx(min(max(peak, 0.5), 2.5))
-    assert vertex(x, [0.1, 0.2, 0.3, 0.4]) == (3.0, True)
-    assert vertex(x, [0.1, 0.5, 0.5, 0.5]) == (1.5, False)  # a tie: half a step towards it
+        assert vertex(x, acc) == (pytest.approx(peak), False)
+    assert vertex(x, [0.7 - 0.1 * (v - 4.0) ** 2 for v in x]) == (3.0, True)  # outside
+    assert vertex(x, [0.1, 0.2, 0.3, 0.4]) == (3.0, True)  # rising: no vertex, the top end
+    # least squares against numpy's polyfit on a noisy curve
+    acc = [0.55, 0.68, 0.66, 0.52]
+    c = np.polyfit(x, acc, 2)
+    assert vertex(x, acc)[0] == pytest.approx(-c[1] / (2 * c[0]))
 
 
 def test_slope_of_exact_power_laws() -> None:
@@ -40,24 +44,24 @@ def test_slope_of_exact_power_laws() -> None:
 
 
 def _arm(batches: list[int], windows: dict[int, tuple[int, int]], log2_best, test_acc,
-         train_loss, rng: np.random.Generator | None) -> dict:
-    """Validation accuracy peaked at log2 lr = ``log2_best(b)`` (curvature 0.02 per
-    squared lattice step), per-seed noise SD; test accuracy and loss at the best lr."""
+         train_loss, rng: np.random.Generator | None, seeds: int) -> dict:
+    """Validation accuracy peaked at log2 lr = ``log2_best(b)`` (CURVATURE per squared
+    lattice step), per-seed noise SD; test accuracy and loss at the best lr."""
     val, grids = {}, {}
     for b in batches:
         grids[f"B{b}"] = lr_window(*windows[b])
         for lr in grids[f"B{b}"]:
-            mu = 0.65 - 0.02 * (math.log2(lr) - log2_best(b)) ** 2
-            noise = rng.normal(0, SD, SEEDS) if rng else np.zeros(SEEDS)
+            mu = 0.65 - CURVATURE * (math.log2(lr) - log2_best(b)) ** 2
+            noise = rng.normal(0, SD, seeds) if rng else np.zeros(seeds)
             val[f"B{b}/lr{lr:g}"] = {"values": [float(v) for v in mu + noise]}
     best = {f"B{b}": {"lr": 0.1, "values": [float(v) for v in test_acc(b) + (
-        rng.normal(0, SD, SEEDS) if rng else np.linspace(-SD, SD, SEEDS))]} for b in batches}
-    loss = {f"B{b}": {"values": [train_loss(b)] * SEEDS} for b in batches}
+        rng.normal(0, SD, seeds) if rng else np.linspace(-SD, SD, seeds))]} for b in batches}
+    loss = {f"B{b}": {"values": [train_loss(b)] * seeds} for b in batches}
     return {"batch_sizes": batches, "lr_grids": grids, "val_acc": val, "best": best,
             "train_loss_at_best_lr": loss, "diverged": {}}
 
 
-def _m(power: float = 1.0, gap: float = 0.03, loss_large: float = 0.05,
+def _m(power: float = 1.0, gap: float = 0.05, loss_large: float = 0.05,
        rng: np.random.Generator | None = None) -> dict:
     """EPOCHS arm: best lr 0.1 * (B / 16)^power up to B = 64, then flat; STEPS arm: the
     largest batch ``gap`` below the others, with training loss ``loss_large``."""
@@ -67,8 +71,9 @@ def _m(power: float = 1.0, gap: float = 0.03, loss_large: float = 0.05,
     eb, sb = list(Q["epoch_windows"]), list(Q["step_windows"])
     steps = _arm(sb, Q["step_windows"], log2_best,
                  lambda b: 0.62 - (gap if b == sb[-1] else 0.0),
-                 lambda b: loss_large if b == sb[-1] else 0.3, rng)
-    epochs = _arm(eb, Q["epoch_windows"], log2_best, lambda b: 0.6, lambda b: 0.3, rng)
+                 lambda b: loss_large if b == sb[-1] else 0.3, rng, SEEDS["steps"])
+    epochs = _arm(eb, Q["epoch_windows"], log2_best, lambda b: 0.6, lambda b: 0.3, rng,
+                  SEEDS["epochs"])
     return {"setup": {"epochs": 10, "steps": 500}, "epochs": epochs, "steps": steps}
 
 
@@ -81,18 +86,20 @@ def test_best_lrs_and_slope_of_a_clean_arm() -> None:
 
 
 def test_claimed_effects_pass_at_the_pilot_spread() -> None:
-    passed = [decide(_m(rng=np.random.default_rng(i))).reproduced for i in range(10)]
-    assert sum(passed) >= 9
+    passed = [decide(_m(rng=np.random.default_rng(i))).reproduced for i in range(20)]
+    assert sum(passed) >= 17
     out = decide(_m())
     assert out.reproduced, out.effect
     assert out.details["slope_large"]["point"] < 0.5  # the lr stops growing past B = 64
 
 
-@pytest.mark.parametrize("power", [0.0, 0.5])
-def test_lr_not_growing_linearly_fails(power: float) -> None:
-    for i in range(5):
-        out = decide(_m(power=power, rng=np.random.default_rng(i)))
-        assert not out.details["c_linear"] and not out.reproduced
+@pytest.mark.parametrize(("power", "at_most"), [(0.0, 0), (0.5, 4)])
+def test_lr_not_growing_linearly_fails(power: float, at_most: int) -> None:
+    # square-root scaling sits on the interval's bound: it passes at about the test's
+    # nominal rate (one-sided 2.5%), a constant lr never
+    passed = [decide(_m(power=power, rng=np.random.default_rng(i))).details["c_linear"]
+              for i in range(40)]
+    assert sum(passed) <= at_most
 
 
 def test_no_fixed_step_gap_fails_and_underfitting_fails() -> None:

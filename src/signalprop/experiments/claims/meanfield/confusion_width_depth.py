@@ -44,6 +44,7 @@ exceeds 2 standard errors with probability 0.9 in each check (``_stats.seeds_nee
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -67,13 +68,15 @@ PILOT_NOTE = "filled in below"
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"widths": [8, 32], "depths": [2, 4], "init_seeds": 2, "trained_seeds": 2,
-              "max_steps": 20, "target_loss": 2.2, "workers": 1},
+              "max_steps": 20, "target_loss": 2.2, "dataset": "mnist1d", "workers": 1},
     "quick": {"widths": [16, 64, 256], "depths": [2, 8, 32], "init_seeds": 60,
               "trained_seeds": 24, "max_steps": 4000, "target_loss": TARGET_LOSS,
-              "workers": 2},
-    "full": {"widths": [16, 64, 256, 1024], "depths": [2, 8, 32, 64], "init_seeds": 100,
-             "trained_seeds": 40, "max_steps": 20000, "target_loss": TARGET_LOSS,
-             "workers": 8},
+              "dataset": "mnist1d", "workers": 2},
+    # your own CIFAR-10 copy (flattened images), wider and deeper; own training loop on
+    # ``--workers`` processes
+    "full": {"widths": [16, 64, 256, 1024], "depths": [2, 8, 32, 64], "init_seeds": 200,
+             "trained_seeds": 40, "max_steps": 50000, "target_loss": 1.5,
+             "dataset": "cifar10", "workers": 8},
 }
 CRITERION = (
     f"minimum pairwise cosine of {N_BATCHES} mini-batch gradients (batch {BATCH}; higher = "
@@ -135,13 +138,19 @@ def minibatch_confusion(model: Any, x: Any, y: Any, batch: int) -> Any:
     return confusion_from_gram(stack @ stack.T)
 
 
-def _fixed_examples() -> tuple[Any, Any, Any, Any]:
+@functools.lru_cache(maxsize=2)
+def _data(dataset: str) -> Any:
+    """The dataset, loaded once per process (a worker runs many networks)."""
+    from signalprop.data import load_dataset
+
+    return load_dataset(dataset)
+
+
+def _fixed_examples(dataset: str) -> tuple[Any, Any, Any, Any]:
     """(x, y) of the confusion mini-batches and of the loss probe: fixed training examples."""
     import torch
 
-    from signalprop.data import load_dataset
-
-    train = load_dataset("mnist1d").train
+    train = _data(dataset).train
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(DATA_SEED))
     xc, yc = train.batch(pick[:N_BATCHES * BATCH])
     xp, yp = train.batch(pick[:PROBE])
@@ -152,7 +161,8 @@ def run_network(job: dict[str, Any]) -> dict[str, Any]:
     """Build one network, measure its confusion at initialization, train it to the target
     loss and measure again (a top-level function: process pools import it).
 
-    ``job``: kind, width, depth, seed, train (bool), target_loss, max_steps.
+    ``job``: kind, width, depth, seed, train (bool), target_loss, max_steps, dataset
+    (default ``mnist1d``; image datasets are flattened).
 
     Returns:
         ``{"init", "trained"}`` minimum cosines (``trained`` NaN when not trained or the
@@ -161,18 +171,21 @@ def run_network(job: dict[str, Any]) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
-    from signalprop.data import load_dataset
     from signalprop.experiments import _models
 
     factory, bn = KINDS[job["kind"]]
+    dataset = job.get("dataset", "mnist1d")
+    data = _data(dataset)
+    shape = data.input_shape
     torch.manual_seed(job["seed"])
-    model = getattr(_models, factory)(job["depth"], job["width"], 40, 10, batchnorm=bn)
-    xc, yc, xp, yp = _fixed_examples()
+    model = getattr(_models, factory)(job["depth"], job["width"], math.prod(shape),
+                                      data.num_classes, batchnorm=bn, flatten=len(shape) > 1)
+    xc, yc, xp, yp = _fixed_examples(dataset)
     out = {"init": minibatch_confusion(model, xc, yc, BATCH).min_cosine,
            "trained": math.nan, "steps": 0, "reached": False, "diverged": False}
     if not job["train"]:
         return out
-    train = load_dataset("mnist1d").train
+    train = data.train
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     gen = torch.Generator().manual_seed(10_000 + job["seed"])
     per_epoch = len(train) // TRAIN_BATCH
@@ -209,7 +222,8 @@ def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
     ctx = with_workers(ctx, size["workers"])
     nets = networks(size["widths"], size["depths"])
     jobs = [{"kind": k, "width": w, "depth": d, "seed": s, "train": s < size["trained_seeds"],
-             "target_loss": size["target_loss"], "max_steps": size["max_steps"]}
+             "target_loss": size["target_loss"], "max_steps": size["max_steps"],
+             "dataset": size["dataset"]}
             for k, w, d in nets for s in range(size["init_seeds"])]
     ctx.log(f"  gradient confusion of {len(jobs)} networks, "
             f"{sum(j['train'] for j in jobs)} trained to loss {size['target_loss']:g}")
@@ -230,7 +244,8 @@ def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
     return {"widths": size["widths"], "depths": size["depths"],
             "init_seeds": size["init_seeds"], "trained_seeds": size["trained_seeds"],
             "target_loss": size["target_loss"], "max_steps": size["max_steps"],
-            "lr": LR, "networks": [name(*n) for n in nets], "min_cosine": values,
+            "dataset": size["dataset"], "lr": LR, "networks": [name(*n) for n in nets],
+            "min_cosine": values,
             "steps_to_target": steps, "missed_target": missed, "diverged": diverged}
 
 
