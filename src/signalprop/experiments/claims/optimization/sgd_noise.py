@@ -82,9 +82,8 @@ PILOT_NOTE = (
     "pilot's spread and a peak as flat as the pilot's (0.025 accuracy per squared lattice "
     "step), 6 seeds put the bootstrap interval of a true slope of 1 above 0.5 in 95% of "
     "draws (tests/experiments/claims/optimization/test_sgd_noise.py). Best lrs of the "
-    "pilot at 30 epochs: batch 16 about 0.07, 32 about 0.1, 64 0.2 (one seed). CPU per run: batch 16 7.3 s (20 epochs), "
-    "batch 64 1.8 s; batch "
-    "1024 4 s per 500 steps.")
+    "pilot at 30 epochs: batch 16 about 0.07, 32 about 0.1, 64 0.2 (one seed). CPU per "
+    "run: batch 16 7.3 s (20 epochs), batch 64 1.8 s; batch 1024 4 s per 500 steps.")
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"epoch_seeds": [0, 1], "step_seeds": [0, 1], "epochs": 1, "steps": 10,
