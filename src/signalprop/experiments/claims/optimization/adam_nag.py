@@ -21,8 +21,10 @@ Design (revised for issue 15; the earlier design and its verdict are in ``HISTOR
   trained with mini-batches of 64.
 * Optimizers: Adam (beta1 0.99, beta2 0.999, eps 1e-8) and NAG (Sutskever's form,
   momentum 0.9 and 0.99), constant learning rate. Each (arm, optimizer) runs a grid of
-  learning rates placed from a pilot and keeps the one with the lowest mean final
-  VALIDATION loss; a best lr on the edge of its grid is reported.
+  learning rates placed from a pilot, with the tuning seeds, and keeps the one with the
+  lowest mean final VALIDATION loss (a best lr on the edge of its grid is reported); the
+  better NAG is the momentum with the lower validation loss. Adam and that NAG are then
+  trained at their lrs with fresh judged seeds, whose losses the criterion compares.
 * Recorded: training, validation and test loss and the full-batch gradient norm over
   training, and the Hessian's extreme eigenvalues (Lanczos) of the final training loss.
 * A diverged run has an infinite loss (it can never be chosen unless every lr diverges);
@@ -34,7 +36,10 @@ validation loss), each by more than K = 2 standard errors over seeds. REPRODUCED
 both arms hold. The effect line gives each difference with its detectable size ((K +
 1.28) standard errors, caught with probability 0.9; ``_stats.positive_test``).
 
-Seeds (``PILOT_NOTE``): from a pilot's per-seed spread.
+Seeds (``PILOT_NOTE``): the optimizers' lrs are tuned with 2 seeds on validation; Adam
+and the better NAG are then judged on fresh seeds, as many as a pilot's per-seed spread
+needs to detect a difference of EFFECT = 2.5% of the loss at 2 standard errors with
+probability 0.9.
 
 NOTE: the trainer (``signalprop.train``) minimizes cross-entropy only, so these runs use
 their own loop (``--workers N`` spreads them over N processes; ``--ray`` is not used).
@@ -50,14 +55,25 @@ from typing import Any
 from signalprop.experiments._claim import Claim, RunContext, Superseded, Verdict
 from signalprop.experiments._pool import run_jobs, with_workers
 from signalprop.experiments._rows import at_grid_edge, errorbar_lines
-from signalprop.experiments._stats import diff_se, mean_se, positive_test, separated
+from signalprop.experiments._stats import diff_se, mean_se, positive_test
 
 K = 2.0
 ADAM = "adam b1=0.99"
 NAGS = ("nag mu=0.9", "nag mu=0.99")
 ARMS = ("full", "mini")
 VALIDATION, SPLIT_SEED = 0.2, 43
-PILOT_NOTE = "filled in below"
+EFFECT = 0.025  # smallest relative loss difference (2.5%) the judged seeds are sized for
+PILOT_NOTE = (
+    "pilot (2 seeds per optimizer and lr, single-threaded; about 4 s CPU per run): full "
+    "batch, final training loss Adam 0.99 at lr 1e-3 / 3e-3 / 1e-2 / 3e-2: 0.257 / 0.254 / "
+    "0.253 / 0.248 (seeds 0.243 and 0.253), NAG 0.9 at 0.1 / 0.3 / 1: 0.257 / 0.274 / 0.35, "
+    "NAG 0.99 at 0.01 / 0.03 / 0.1: 0.2555 / 0.258 / 0.35; mini-batch, Adam 0.99 at 3e-4 / "
+    "1e-3 / 3e-3 / 1e-2: 0.0756 / 0.0739 / 0.0753 / 0.095, NAG 0.9 at 0.03 / 0.1 / 0.3: "
+    "0.0762 / 0.0743 / 0.13, NAG 0.99 at 1e-3 / 3e-3: 0.115 / 0.0764. The grids are 3 lrs "
+    "around each best one. Per-seed s.d. at the best lrs: full batch up to 0.0069 (Adam at "
+    "3e-2), pooled 0.005 (2% of the loss); mini-batch 0.0003 (0.4%). With EFFECT = 2.5% of "
+    "the loss: _stats.seeds_needed(0.005, 0.025 * 0.25) = 14 judged seeds (mini-batch "
+    "needs 2; both arms use 14).")
 CRITERION = (
     "in each arm (a small autoencoder in full batch; a larger one in mini-batches of 64), "
     "each optimizer at the learning rate of its grid with the lowest mean final validation "
@@ -162,23 +178,46 @@ def train_autoencoder(job: dict[str, Any]) -> dict[str, Any]:
                for k in ("train_loss", "val_loss", "test_loss")}}
 
 
-def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
-    """Train every (arm, optimizer, lr, seed) autoencoder, recording its curves."""
-    ctx = with_workers(ctx, size["workers"])
-    jobs = [{"arm": arm, "family": f, "lr": lr, "seed": s, **size["arms"][arm]["run"],
-             "hessian_examples": size["hessian_examples"], "dataset": size["dataset"]}
-            for arm in ARMS for f, grid in size["arms"][arm]["lrs"].items() for lr in grid
-            for s in size["seeds"]]
-    ctx.log(f"  training {len(jobs)} autoencoders")
-    runs = run_jobs(ctx, train_autoencoder, jobs, "adam-nag runs")
-    losses: dict[str, Any] = {arm: {} for arm in ARMS}
-    for r in runs:
-        cell = losses[r["arm"]].setdefault(r["family"], {}).setdefault(
+def _losses(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{family: {lr: {"train", "val", "test": [per seed]}}}`` of one arm's runs."""
+    out: dict[str, Any] = {}
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        cell = out.setdefault(r["family"], {}).setdefault(
             str(r["lr"]), {"train": [], "val": [], "test": []})
         for k in cell:
             cell[k].append(r[f"final_{k}_loss"])
-    return {"seeds": size["seeds"], "arms": {arm: {**size["arms"][arm], "loss": losses[arm]}
-                                             for arm in ARMS}, "runs": runs}
+    return out
+
+
+def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
+    """Tune: every (arm, optimizer, lr) with the tuning seeds. Judge: Adam beta1 = 0.99 and
+    the better NAG of each arm, at their tuned lrs, with fresh seeds."""
+    ctx = with_workers(ctx, size["workers"])
+    common = {"hessian_examples": size["hessian_examples"], "dataset": size["dataset"]}
+    jobs = [{"stage": "tune", "arm": arm, "family": f, "lr": lr, "seed": s,
+             **size["arms"][arm]["run"], **common}
+            for arm in ARMS for f, grid in size["arms"][arm]["lrs"].items() for lr in grid
+            for s in size["tune_seeds"]]
+    ctx.log(f"  tuning: {len(jobs)} autoencoders")
+    tuned = run_jobs(ctx, train_autoencoder, jobs, "adam-nag tuning")
+    arms: dict[str, Any] = {}
+    for arm in ARMS:
+        arms[arm] = {**size["arms"][arm],
+                     "loss": _losses([r for r in tuned if r["arm"] == arm])}
+    jobs = []
+    for arm in ARMS:
+        best = best_lrs(arms[arm])
+        for f in (ADAM, _better_nag(arms[arm], best)):
+            jobs += [{"stage": "judge", "arm": arm, "family": f, "lr": best[f], "seed": s,
+                      **size["arms"][arm]["run"], **common} for s in size["judge_seeds"]]
+    ctx.log(f"  judging: {len(jobs)} autoencoders")
+    judged = run_jobs(ctx, train_autoencoder, jobs, "adam-nag judged")
+    for arm in ARMS:
+        arms[arm]["judged"] = {f: {"lr": float(lr), **cells}
+                               for f, by_lr in _losses([r for r in judged if r["arm"] == arm]
+                                                       ).items() for lr, cells in by_lr.items()}
+    return {"tune_seeds": size["tune_seeds"], "judge_seeds": size["judge_seeds"],
+            "dataset": size["dataset"], "arms": arms, "runs": tuned + judged}
 
 
 def _mean(values: list[float]) -> float:
@@ -199,19 +238,26 @@ def best_lrs(arm: dict[str, Any]) -> dict[str, float]:
             for f, grid in arm["lrs"].items()}
 
 
+def _better_nag(arm: dict[str, Any], best: dict[str, float]) -> str:
+    """The NAG momentum whose tuned lr reached the lower mean validation loss."""
+    return min((f for f in NAGS if f in best),
+               key=lambda f: _mean(arm["loss"][f][str(best[f])]["val"]))
+
+
 def judge_arm(arm: dict[str, Any]) -> dict[str, Any]:
-    """Adam beta1 = 0.99 against the better NAG in one arm, each at its best lr."""
+    """Adam beta1 = 0.99 against the better NAG in one arm, on the judged seeds."""
     best = best_lrs(arm)
-    at = {f: arm["loss"][f][str(lr)] for f, lr in best.items()}
-    nag = min((f for f in NAGS if f in at), key=lambda f: _mean(at[f]["val"]))
+    nag = _better_nag(arm, best)
+    judged = arm["judged"]
     out = {"best_lr": best, "best_nag": nag,
            "best_lr_at_edge": [f for f in best if at_grid_edge(best[f], arm["lrs"][f])]}
     for split in ("train", "test"):
-        d, se = diff_se(at[nag][split], at[ADAM][split])
-        out[f"nag_minus_adam_{split}"] = (d, se)
-        out[f"{split}_ok"] = separated(at[nag][split], at[ADAM][split], K)
+        d, se = diff_se(judged[nag][split], judged[ADAM][split])
+        out[f"nag_minus_adam_{split}"] = positive_test(d, se, K)
+        out[f"{split}_ok"] = out[f"nag_minus_adam_{split}"]["passes"]
     out["holds"] = bool(out["train_ok"] and out["test_ok"])
-    out["loss_at_best_lr"] = {f: {k: mean_se(v) for k, v in at[f].items()} for f in at}
+    out["loss_at_best_lr"] = {f: {k: mean_se(v) for k, v in judged[f].items() if k != "lr"}
+                              for f in (ADAM, nag)}
     return out
 
 
@@ -220,12 +266,15 @@ def decide(m: dict[str, Any]) -> Verdict:
 
     Examples:
         >>> def arm(adam, nag):
-        ...     cell = lambda v: {"0.01": {"train": v, "val": v, "test": v}}
+        ...     cell = lambda v: {"train": v, "val": v, "test": v}
         ...     return {"lrs": {f: [0.01] for f in ("adam b1=0.99", "nag mu=0.9")},
-        ...             "loss": {"adam b1=0.99": cell(adam), "nag mu=0.9": cell(nag)}}
+        ...             "loss": {"adam b1=0.99": {"0.01": cell(adam[:2])},
+        ...                      "nag mu=0.9": {"0.01": cell(nag[:2])}},
+        ...             "judged": {"adam b1=0.99": {"lr": 0.01, **cell(adam)},
+        ...                        "nag mu=0.9": {"lr": 0.01, **cell(nag)}}}
         >>> good = arm([0.10, 0.11, 0.12], [0.20, 0.21, 0.22])
-        >>> decide({"seeds": [0, 1, 2], "arms": {"full": good, "mini": good}, "runs": []}
-        ...        ).reproduced
+        >>> decide({"judge_seeds": [5, 6, 7], "arms": {"full": good, "mini": good},
+        ...         "runs": []}).reproduced
         True
     """
     per = {a: judge_arm(m["arms"][a]) for a in ARMS}
@@ -234,16 +283,17 @@ def decide(m: dict[str, Any]) -> Verdict:
     for a, j in per.items():
         lines = []
         for split in ("train", "test"):
-            d, se = j[f"nag_minus_adam_{split}"]
-            lines.append(f"{split} {d:+.4f} +- {se:.4f} "
-                         f"(detectable {positive_test(d, se, K)['detectable']:.4f})")
+            t = j[f"nag_minus_adam_{split}"]
+            lines.append(f"{split} {t['estimate']:+.4f} +- {t['se']:.4f} "
+                         f"(detectable {t['detectable']:.4f})")
         losses = ", ".join(f"{f} {v['train'][0]:.4f}" for f, v in j["loss_at_best_lr"].items())
         parts.append(f"{a}: better NAG ({j['best_nag']}) - Adam b1=0.99: " + ", ".join(lines)
                      + f"; train loss {losses}; "
                      + ("holds" if j["holds"] else "fails")
                      + (f"; best lr at a grid edge: {', '.join(j['best_lr_at_edge'])}"
                         if j["best_lr_at_edge"] else ""))
-    effect = f"{len(m['seeds'])} seeds; " + "; ".join(parts) + f"; {n_div} diverged runs"
+    effect = (f"{len(m['judge_seeds'])} judged seeds per optimizer; " + "; ".join(parts)
+              + f"; {n_div} diverged runs")
     return Verdict(all(j["holds"] for j in per.values()), effect,
                    {"arms": per, "n_diverged": n_div, "summary": _summary(m, per)})
 
@@ -253,9 +303,11 @@ def _summary(m: dict[str, Any], per: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for a, j in per.items():
         out[a] = {}
-        for f, lr in j["best_lr"].items():
+        for f in j["loss_at_best_lr"]:
+            lr = j["best_lr"][f]
             done = [r for r in m.get("runs", []) if r["arm"] == a and r["family"] == f
-                    and r["lr"] == lr and r["status"] == "completed"]
+                    and r["lr"] == lr and r["status"] == "completed"
+                    and r.get("stage") == "judge"]
             nan = (math.nan, math.nan)
             out[a][f] = {
                 "final_grad_norm": mean_se([r["record"]["grad_norm"][-1] for r in done])
@@ -276,7 +328,7 @@ def figure(m: dict[str, Any], path: Path) -> None:
         best = per[a]["best_lr"]
         for f, lr in best.items():
             done = [r for r in m["runs"] if r["arm"] == a and r["family"] == f and r["lr"] == lr
-                    and r["status"] == "completed"]
+                    and r["status"] == "completed" and r.get("stage") == "judge"]
             if not done:
                 continue
             xs = done[0]["record"]["step"]
@@ -288,7 +340,7 @@ def figure(m: dict[str, Any], path: Path) -> None:
             ax.set_xlabel("step")
             ax.set_title(f"{a}: {title}", fontsize=9)
             ax.legend(fontsize=7)
-        fams = list(best)
+        fams = list(per[a]["loss_at_best_lr"])  # the judged optimizers
         for i, split in enumerate(("train", "test")):
             stats = [per[a]["loss_at_best_lr"][f][split] for f in fams]
             row[2].bar([j + 0.4 * i for j in range(len(fams))], [s[0] for s in stats], 0.4,
@@ -310,17 +362,19 @@ SIZES: dict[str, dict[str, Any]] = {
         "mini": {"run": {"steps": 20, "batch": 64, "hidden": [16, 8, 4, 8, 16],
                          "record_every": 10},
                  "lrs": {ADAM: [3e-3], "nag mu=0.9": [0.03], "nag mu=0.99": [0.003]}}},
-        "seeds": [0, 1], "hessian_examples": 64, "dataset": "mnist1d", "workers": 1},
+        "tune_seeds": [0], "judge_seeds": [100, 101], "hessian_examples": 64,
+        "dataset": "mnist1d", "workers": 1},
     "quick": {"arms": {
         "full": {"run": {"steps": 1500, "batch": 0, "hidden": [32, 8, 32],
                          "record_every": 150},
-                 "lrs": {ADAM: [1e-3, 3e-3, 1e-2, 3e-2], "nag mu=0.9": [0.1, 0.3, 1.0, 3.0],
-                         "nag mu=0.99": [0.01, 0.03, 0.1, 0.3]}},
+                 "lrs": {ADAM: [0.01, 0.03, 0.1], "nag mu=0.9": [0.03, 0.1, 0.3],
+                         "nag mu=0.99": [0.003, 0.01, 0.03]}},
         "mini": {"run": {"steps": 3000, "batch": 64, "hidden": [128, 64, 16, 64, 128],
                          "record_every": 500},
-                 "lrs": {ADAM: [3e-4, 1e-3, 3e-3], "nag mu=0.9": [0.01, 0.03, 0.1],
-                         "nag mu=0.99": [0.001, 0.003, 0.01]}}},
-        "seeds": [0, 1, 2, 3], "hessian_examples": 256, "dataset": "mnist1d", "workers": 2},
+                 "lrs": {ADAM: [3e-4, 1e-3, 3e-3], "nag mu=0.9": [0.03, 0.1, 0.3],
+                         "nag mu=0.99": [0.003, 0.01, 0.03]}}},
+        "tune_seeds": [0, 1], "judge_seeds": list(range(100, 114)), "hessian_examples": 256,
+        "dataset": "mnist1d", "workers": 2},
     "full": {"arms": {
         "full": {"run": {"steps": 20000, "batch": 0, "hidden": [64, 16, 64],
                          "record_every": 1000},
@@ -334,8 +388,8 @@ SIZES: dict[str, dict[str, Any]] = {
                          "adam b1=0.9": [1e-4, 3e-4, 1e-3, 3e-3],
                          "nag mu=0.9": [3e-3, 0.01, 0.03, 0.1],
                          "nag mu=0.99": [3e-4, 1e-3, 3e-3, 0.01]}}},
-        "seeds": list(range(8)), "hessian_examples": 2000, "dataset": "cifar10",
-        "workers": 8},
+        "tune_seeds": [0, 1], "judge_seeds": list(range(100, 110)), "hessian_examples": 2000,
+        "dataset": "cifar10", "workers": 8},
 }
 
 HISTORY = (Superseded(
