@@ -59,8 +59,8 @@ EFFECT = 0.1  # smallest difference in minimum cosine the seeds are sized to det
 N_BATCHES, BATCH = 32, 8  # mini-batches whose gradients are compared (496 pairs)
 DATA_SEED = 1234  # which training examples form them and the loss probe
 PROBE = 1000  # training examples whose loss decides when the target is reached
-TARGET_LOSS = 1.2  # matched training loss of the trained phase (chance: log 10 = 2.30)
-LR, MOMENTUM, TRAIN_BATCH, CHECK_EVERY = 0.01, 0.9, 64, 25
+TARGET_LOSS = 1.6  # matched training loss of the trained phase (chance: log 10 = 2.30)
+LR, MOMENTUM, TRAIN_BATCH, CHECK_EVERY = 0.03, 0.9, 64, 25
 PHASES = ("init", "trained")
 KINDS = {"plain": ("relu_mlp", False), "bn": ("relu_mlp", True),
          "res": ("relu_resmlp", False), "resbn": ("relu_resmlp", True)}
@@ -69,8 +69,8 @@ PILOT_NOTE = "filled in below"
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"widths": [8, 32], "depths": [2, 4], "init_seeds": 2, "trained_seeds": 2,
               "max_steps": 20, "target_loss": 2.2, "dataset": "mnist1d", "workers": 1},
-    "quick": {"widths": [16, 64, 256], "depths": [2, 8, 32], "init_seeds": 60,
-              "trained_seeds": 24, "max_steps": 4000, "target_loss": TARGET_LOSS,
+    "quick": {"widths": [16, 64, 256], "depths": [2, 8, 32], "init_seeds": 200,
+              "trained_seeds": 26, "max_steps": 5000, "target_loss": TARGET_LOSS,
               "dataset": "mnist1d", "workers": 2},
     # your own CIFAR-10 copy (flattened images), wider and deeper; own training loop on
     # ``--workers`` processes
