@@ -290,7 +290,7 @@ CLAIM = Claim(
               "as depth grows from 4 to 32 layers, where plain ReLU and ReLU + BatchNorm "
               "MLPs lose it (each tuned on a validation split).",
     criterion=CRITERION,
-    quick_minutes=6.0,
+    quick_minutes=5.0,
     sizes=SIZES, measure=measure, decide=decide, figure=figure,
     history=HISTORY,
 )
