@@ -251,10 +251,10 @@ def decide(m: dict[str, Any]) -> Verdict:
 
     Examples:
         >>> xi = {"0.5": 1.2, "1.76": 5000.0, "12": 4.0}
-        >>> ok = {(0.5, 4), (1.76, 4), (1.76, 16), (1.76, 64), (12, 4), (12, 16)}
+        >>> ok = {(0.5, 4), (1.76, 4), (1.76, 16), (1.76, 32), (1.76, 64), (12, 4), (12, 16)}
         >>> acc = {f"{s:g},{d},0.01": [0.9 if (s, d) in ok else 0.1] for s in (0.5, 1.76, 12)
-        ...        for d in (4, 16, 64)}
-        >>> m = {"sigma_w2": [0.5, 1.76, 12], "depths": [4, 16, 64], "lrs": [0.01],
+        ...        for d in (4, 16, 32, 64)}
+        >>> m = {"sigma_w2": [0.5, 1.76, 12], "depths": [4, 16, 32, 64], "lrs": [0.01],
         ...      "critical_sigma_w2": 1.76, "xi_c": xi, "train_acc": acc,
         ...      "half_train_acc": acc, "diverged": {}}
         >>> decide(m).reproduced
