@@ -23,7 +23,7 @@ Design (revised for issue 15; the earlier design and its verdict are in ``HISTOR
   steps (training accuracy 0.46 at step 1000, 0.61 at 2000), so the grid's depth is not
   capped by the step budget at criticality.
 * Training: width 64, SGD with momentum 0.9 at a constant learning rate, batch 64, 2000
-  steps (40 epochs). Each cell runs at three learning rates a factor 5 apart
+  steps (32 epochs). Each cell runs at three learning rates a factor 5 apart
   (1e-3 ... 2.5e-2: in the pilot the ordered phase needed 0.01-0.03 and the chaotic phase
   and deep critical nets 1e-3-3e-3) and keeps the best one: the claim is whether a
   network *can* be trained, so the question per cell is whether any learning rate trains
