@@ -289,7 +289,8 @@ class _Run:
         self.final = _latest_metrics(self.writer.records)
 
     def checkpoint(self, step: int) -> None:
-        device, extra = self.place.device, {}  # a CPU run's checkpoint: as it always was
+        device = self.place.device
+        extra: dict[str, Any] = {}  # none on the CPU: its checkpoint is as it always was
         rngs = ddp_utils.gather_objects(self.d, torch.get_rng_state())
         if device.type != "cpu":
             extra["device"] = str(device)
