@@ -11,6 +11,7 @@ import torch
 from signalprop.results import (
     BatchIndependenceResult,
     BlockStats,
+    CompressionPlan,
     ConfusionResult,
     ConvLayerSpectrum,
     ConvSpectraResult,
@@ -22,6 +23,7 @@ from signalprop.results import (
     GramResult,
     HessianExtremesResult,
     JacobianSpectrumResult,
+    LatencyTable,
     LayerIndicators,
     PlaneRegionsResult,
     RegionDensityResult,
@@ -66,6 +68,11 @@ def examples():
         ConvSpectraResult("m", [ConvLayerSpectrum("c", 0, "Conv1d", (1, 2), (1, 2), "bounds",
                                                   False, 2, 1.0, 0.5, 1.0, 1.5, 0.0, 0.5)]),
         Existence(False, "RO", "M > C k^d", meta={"M": 2}),
+        LatencyTable(["a", "b"], {"0:1": 1e-3, "1:2": INF}, {"1": 1e-4}, NAN, 2e-3,
+                     {"0:2": "a pooling lies between"}, input_shape=[2, 1, 8, 8]),
+        CompressionPlan("plan", ["a", "b"], [[], ["r"], []], [1], [], [], [["a", "b"]], ["r"],
+                        0.7, 1.5e-3, importance_table={"0:2": -0.1}, measured_ratio=NAN,
+                        table=LatencyTable(["a", "b"], {"0:2": 1e-3}, {}, 0.0, 2e-3)),
     ]
 
 

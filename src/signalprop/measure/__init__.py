@@ -13,6 +13,8 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
 * ``quantized/``: low-precision networks (``estimator_indicators``);
 * ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
   ``region_density``);
+* ``sequence/``: propagation along the sequence and across grids (``spatial_jacobian``;
+  ``length_spp``, which takes an input *maker* rather than an input);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -42,6 +44,7 @@ from signalprop.measure.regions import (
     plane_regions,
     region_density,
 )
+from signalprop.measure.sequence import length_spp, spatial_jacobian
 from signalprop.measure.spectra import (
     conv_spectra,
     conv_spectrum,
@@ -64,6 +67,7 @@ MEASUREMENTS = (
     "linear_regions",
     "plane_regions",
     "region_density",
+    "spatial_jacobian",
 )
 
 __all__ = [
@@ -88,10 +92,12 @@ __all__ = [
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "length_spp",
     "linear_regions",
     "plane_regions",
     "region_density",
     "residual_add_moments",
     "resolve_blocks",
+    "spatial_jacobian",
     "spp",
 ]

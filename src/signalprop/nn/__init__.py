@@ -10,6 +10,11 @@ Every public name is importable flat, ``signalprop.nn.X``; the modules show the 
 - ``init``: initializers from the theory (``critical_``, ``lecun_normal_``,
   ``delta_orthogonal_``); ``sp.nn.init.critical_`` is also the spelled-out path.
 - ``group_norm``: GroupNorm whose group count divides the channels.
+- ``attention/``: ``SelfAttention`` with softmax, elementwise ("none", "sigmoid", "relu")
+  or no normalization of its weights, a LayerNorm / RMSNorm / no normalization layer and
+  an optional residual connection (counting needs sums, not averages).
+- ``recurrent/``: ``LinearRNN2d``, a 2-D linear recurrence with Source/Transition/Mark
+  gates (pLSTM's naive, P and D modes) in wavefront order.
 - ``normfree/``: what replaces normalization layers: Scaled Weight Standardization
   (``ScaledStdConv1d/2d/3d``, ``WSLinear``, ``standardize_weight``) and Fixup
   (``fixup_init_``, ``fixup_scale``, ``he_gain``).
@@ -27,6 +32,7 @@ cited, and what they do to the mean and variance of the signal stated in the doc
 """
 
 from signalprop.nn.activations import GammaAct, make_activation, torch_activation
+from signalprop.nn.attention import SelfAttention, make_norm
 from signalprop.nn.group_norm import group_count, group_norm
 from signalprop.nn.init import critical_, delta_orthogonal_, lecun_normal_
 from signalprop.nn.normfree import (
@@ -50,6 +56,7 @@ from signalprop.nn.quantized import (
     quantized_layers,
     sign_surrogate,
 )
+from signalprop.nn.recurrent import LinearRNN2d
 from signalprop.nn.residual import (
     BranchTap,
     DropPath,
@@ -63,6 +70,7 @@ __all__ = [
     "BranchTap",
     "DropPath",
     "GammaAct",
+    "LinearRNN2d",
     "QuantConv1d",
     "QuantConv2d",
     "QuantLinear",
@@ -74,6 +82,7 @@ __all__ = [
     "ScaledStdConv1d",
     "ScaledStdConv2d",
     "ScaledStdConv3d",
+    "SelfAttention",
     "SkipInit",
     "WSLinear",
     "WeightQuantizer",
@@ -86,6 +95,7 @@ __all__ = [
     "group_norm",
     "he_gain",
     "make_activation",
+    "make_norm",
     "quantize_modules",
     "quantized_layers",
     "sign_surrogate",

@@ -8,6 +8,7 @@ prediction on a measurement without glue code.
 """
 
 from signalprop.results._base import Result, write_csv
+from signalprop.results.compression import CompressionPlan, LatencyTable
 from signalprop.results.confusion import ConfusionResult
 from signalprop.results.conv_spectra import (
     ConvLayerSpectrum,
@@ -29,12 +30,14 @@ from signalprop.results.regions import (
     RegionDensityResult,
     RegionsResult,
 )
+from signalprop.results.sequence import LengthBlockStats, LengthSPPResult, SpatialJacobianResult
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
 __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
+    "CompressionPlan",
     "ConfusionResult",
     "EstimatorIndicatorsResult",
     "ConvLayerSpectrum",
@@ -46,6 +49,9 @@ __all__ = [
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "LatencyTable",
+    "LengthBlockStats",
+    "LengthSPPResult",
     "LayerIndicators",
     "PlaneRegionsResult",
     "RegionBoundsResult",
@@ -54,6 +60,7 @@ __all__ = [
     "Result",
     "RoundingChainResult",
     "SPPResult",
+    "SpatialJacobianResult",
     "chi_prediction",
     "write_csv",
 ]

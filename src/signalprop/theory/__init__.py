@@ -20,11 +20,20 @@ from signalprop.theory.activations import (
     activation_names,
     get_activation,
 )
+from signalprop.theory.attention import NORMALIZATIONS, attention_sum, attention_weights
 from signalprop.theory.criticality import (
     UNIVERSALITY_CLASSES,
     CriticalPoint,
     critical_point,
     universality_class,
+)
+from signalprop.theory.dag import (
+    PLSTM_TRANSITIONS,
+    binomial_corner_gain,
+    dag_gain,
+    grid_growth_rate,
+    plstm_gain,
+    plstm_line_graph,
 )
 from signalprop.theory.expectations import (
     expect_dphi2,
@@ -73,7 +82,9 @@ __all__ = [
     "SELU_ALPHA",
     "SELU_LAMBDA",
     "UNIVERSALITY_CLASSES",
+    "NORMALIZATIONS",
     "NORMS",
+    "PLSTM_TRANSITIONS",
     "Activation",
     "CriticalPoint",
     "DoubleWell",
@@ -83,10 +94,14 @@ __all__ = [
     "Propagation",
     "activation_names",
     "alpha_dropout_constants",
+    "attention_sum",
+    "attention_weights",
+    "binomial_corner_gain",
     "activation_variance",
     "c_star",
     "cmap",
     "critical_point",
+    "dag_gain",
     "expect_dphi2",
     "expect_dphi_dphi",
     "expect_phi",
@@ -97,6 +112,7 @@ __all__ = [
     "gamma",
     "gauss_expect",
     "gauss_expect2",
+    "grid_growth_rate",
     "get_activation",
     "lower_bound_montufar",
     "lower_bound_serra",
@@ -104,6 +120,8 @@ __all__ = [
     "nf_expected_variances",
     "orthogonal_conv_exists",
     "phase_diagram",
+    "plstm_gain",
+    "plstm_line_graph",
     "propagate",
     "q_star",
     "qmap",
