@@ -9,6 +9,12 @@ from signalprop.models._registry import (
 )
 from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.mlp import MLP, mlp
+from signalprop.models.mobilenet import (
+    ConvNet,
+    InvertedResidual,
+    mobilenetv2,
+    plain_cnn,
+)
 from signalprop.models.quantized import QuantMLP, QuantResNetV2, quant_mlp, quant_resnetv2
 from signalprop.models.region_nets import (
     RegionNet,
@@ -35,6 +41,8 @@ from signalprop.models.transformer import (
 
 __all__ = [
     "MLP",
+    "ConvNet",
+    "InvertedResidual",
     "NORMS",
     "PRESETS",
     "EncoderLayer",
@@ -53,7 +61,9 @@ __all__ = [
     "list_models",
     "load_model",
     "mlp",
+    "mobilenetv2",
     "model_entry",
+    "plain_cnn",
     "quant_mlp",
     "quant_resnetv2",
     "register_model",

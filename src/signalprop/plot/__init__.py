@@ -1,5 +1,6 @@
 """Figures (matplotlib only). Plots take result objects and never recompute them."""
 
+from signalprop.plot.compression import compression
 from signalprop.plot.confusion import confusion
 from signalprop.plot.conv_spectra import conv_spectra
 from signalprop.plot.grad_spp import gradient_spp
@@ -9,6 +10,6 @@ from signalprop.plot.regions import linear_regions, plane_regions, region_densit
 from signalprop.plot.sequence import length_spp, spatial_jacobian
 from signalprop.plot.spp import spp
 
-__all__ = ["confusion", "conv_spectra", "estimator_indicators", "gradient_spp", "length_spp",
-           "linear_regions", "phase_diagram", "plane_regions", "region_density",
+__all__ = ["compression", "confusion", "conv_spectra", "estimator_indicators", "gradient_spp",
+           "length_spp", "linear_regions", "phase_diagram", "plane_regions", "region_density",
            "rounding_chains", "spatial_jacobian", "spp"]

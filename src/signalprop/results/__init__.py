@@ -8,6 +8,7 @@ prediction on a measurement without glue code.
 """
 
 from signalprop.results._base import Result, write_csv
+from signalprop.results.compression import CompressionPlan, LatencyTable
 from signalprop.results.confusion import ConfusionResult
 from signalprop.results.conv_spectra import (
     ConvLayerSpectrum,
@@ -36,6 +37,7 @@ from signalprop.results.spp import BlockStats, SPPResult
 __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
+    "CompressionPlan",
     "ConfusionResult",
     "EstimatorIndicatorsResult",
     "ConvLayerSpectrum",
@@ -47,6 +49,7 @@ __all__ = [
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "LatencyTable",
     "LengthBlockStats",
     "LengthSPPResult",
     "LayerIndicators",

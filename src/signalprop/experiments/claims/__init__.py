@@ -16,7 +16,8 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``sequence/``: propagation along the sequence and across grids (``counting-ood``,
   ``plstm-modes``);
 * ``orthogonal/``: orthogonal convolutions (``orth-conv-existence``,
-  ``orth-conv-stability``, ``orth-conv-tradeoff``).
+  ``orth-conv-stability``, ``orth-conv-tradeoff``);
+* ``compression/``: depth compression by merging convolutions (``depth-dp``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -54,6 +55,7 @@ CLAIMS: tuple[str, ...] = (
     "orthogonal.orth_conv_existence",
     "orthogonal.orth_conv_stability",
     "orthogonal.orth_conv_tradeoff",
+    "compression.depth_dp",
 )
 
 __all__ = ["CLAIMS"]

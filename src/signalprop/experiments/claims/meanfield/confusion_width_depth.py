@@ -95,8 +95,9 @@ SIZES: dict[str, dict[str, Any]] = {
               "trained_seeds": 28, "max_steps": 5000, "target_loss": TARGET_LOSS,
               "dataset": "mnist1d", "workers": 2},
     # your own CIFAR-10 copy (flattened images), wider and deeper; own training loop on
-    # ``--workers`` processes
-    "full": {"widths": [16, 64, 256, 1024], "depths": [2, 8, 32, 64], "init_seeds": 240,
+    # ``--workers`` processes, on a GPU where torch sees one
+    "full": {"device": "auto", "widths": [16, 64, 256, 1024], "depths": [2, 8, 32, 64],
+             "init_seeds": 240,
              "trained_seeds": 40, "max_steps": 50000, "target_loss": 1.5,
              "dataset": "cifar10", "workers": 8},
 }
@@ -184,7 +185,8 @@ def run_network(job: dict[str, Any]) -> dict[str, Any]:
     loss and measure again (a top-level function: process pools import it).
 
     ``job``: kind, width, depth, seed, train (bool), target_loss, max_steps, dataset
-    (default ``mnist1d``; image datasets are flattened).
+    (default ``mnist1d``; image datasets are flattened), device (a TrainConfig device;
+    default ``cpu``).
 
     Returns:
         ``{"init", "trained"}`` minimum cosines (``trained`` NaN when not trained or the
@@ -194,15 +196,18 @@ def run_network(job: dict[str, Any]) -> dict[str, Any]:
     import torch.nn.functional as F
 
     from signalprop.experiments import _models
+    from signalprop.train.device import resolve_device
 
     factory, bn = KINDS[job["kind"]]
     dataset = job.get("dataset", "mnist1d")
+    dev = resolve_device(job.get("device", "cpu"))
     data = _data(dataset)
     shape = data.input_shape
     torch.manual_seed(job["seed"])
     model = getattr(_models, factory)(job["depth"], job["width"], math.prod(shape),
                                       data.num_classes, batchnorm=bn, flatten=len(shape) > 1)
-    xc, yc, xp, yp = _fixed_examples(dataset)
+    model.to(dev)
+    xc, yc, xp, yp = (t.to(dev) for t in _fixed_examples(dataset))
     out = {"init": minibatch_confusion(model, xc, yc, BATCH).min_cosine,
            "trained": math.nan, "steps": 0, "reached": False, "diverged": False}
     if not job["train"]:
@@ -214,7 +219,8 @@ def run_network(job: dict[str, Any]) -> dict[str, Any]:
     for step in range(job["max_steps"]):
         if step % per_epoch == 0:
             perm = torch.randperm(len(train), generator=gen)
-        x, y = train.batch(perm[(step % per_epoch) * TRAIN_BATCH:][:TRAIN_BATCH])
+        x, y = (t.to(dev) for t in train.batch(perm[(step % per_epoch) * TRAIN_BATCH:]
+                                               [:TRAIN_BATCH]))
         model.train()
         loss = F.cross_entropy(model(x), y)
         if not math.isfinite(loss.item()):
@@ -245,7 +251,7 @@ def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
     nets = networks(size["widths"], size["depths"])
     jobs = [{"kind": k, "width": w, "depth": d, "seed": s, "train": s < size["trained_seeds"],
              "target_loss": size["target_loss"], "max_steps": size["max_steps"],
-             "dataset": size["dataset"]}
+             "dataset": size["dataset"], "device": ctx.device or "cpu"}
             for k, w, d in nets for s in range(size["init_seeds"])]
     ctx.log(f"  gradient confusion of {len(jobs)} networks, "
             f"{sum(j['train'] for j in jobs)} trained to loss {size['target_loss']:g}")

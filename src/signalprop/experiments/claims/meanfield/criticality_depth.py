@@ -93,7 +93,8 @@ SIZES: dict[str, dict[str, Any]] = {
               "batch": 64, "dataset": "mnist1d", "in_features": 40, "workers": 2},
     # a GPU and your own CIFAR-10 copy (flattened 3x32x32 images), the paper's width and
     # depths: 11 x 8 cells x 4 lrs x 3 seeds = 1056 runs of 20000 steps (see docs)
-    "full": {"sigma_w2": [0.5, 0.8, 1.0, 1.2, 1.5, 1.76, 2.0, 2.5, 3.0, 6.0, 12.0],
+    "full": {"device": "auto",
+             "sigma_w2": [0.5, 0.8, 1.0, 1.2, 1.5, 1.76, 2.0, 2.5, 3.0, 6.0, 12.0],
              "depths": [8, 16, 32, 64, 96, 128, 192, 256], "lrs": [3e-4, 1e-3, 3e-3, 1e-2],
              "seeds": [0, 1, 2], "steps": 20000, "width": 300, "batch": 128,
              "dataset": "cifar10", "in_features": 3072, "workers": 1},

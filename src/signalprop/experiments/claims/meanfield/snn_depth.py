@@ -87,7 +87,8 @@ SIZES: dict[str, dict[str, Any]] = {
               "tune_seeds": [0, 1], "eval_seeds": list(range(100, 112)),
               "dataset": "mnist1d", "in_features": 40, "workers": 2},
     # a GPU and your own CIFAR-10 copy: widths of the paper, 6 depths, 100 epochs
-    "full": {"depths": [2, 4, 8, 16, 32, 64], "width": 512, "epochs": 100, "batch": 128,
+    "full": {"device": "auto", "depths": [2, 4, 8, 16, 32, 64], "width": 512, "epochs": 100,
+             "batch": 128,
              "lrs": {m: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3] for m in (SNN, RELU, BN)},
              "snn_dropouts": [0.0, 0.05, 0.1],
              "tune_seeds": [0, 1], "eval_seeds": list(range(100, 110)),

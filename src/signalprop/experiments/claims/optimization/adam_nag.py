@@ -119,17 +119,20 @@ def train_autoencoder(job: dict[str, Any]) -> dict[str, Any]:
 
     ``job``: arm, family, lr, seed, steps, batch (0: full batch), hidden, record_every,
     hessian_examples (the Hessian of the final loss on that many training signals; 0: none),
-    dataset (default ``mnist1d``; images are flattened).
+    dataset (default ``mnist1d``; images are flattened), device (a TrainConfig device;
+    default ``cpu``).
     """
     import torch
     import torch.nn as nn
 
     from signalprop.experiments._models import autoencoder
     from signalprop.measure import hessian_extremes
+    from signalprop.train.device import resolve_device
 
-    xtr, xva, xte = _split(job.get("dataset", "mnist1d"))
+    dev = resolve_device(job.get("device", "cpu"))
+    xtr, xva, xte = (x.to(dev) for x in _split(job.get("dataset", "mnist1d")))
     torch.manual_seed(job["seed"])
-    model = autoencoder(xtr.shape[1], tuple(job["hidden"]))
+    model = autoencoder(xtr.shape[1], tuple(job["hidden"])).to(dev)
     params = list(model.parameters())
     opt = _optimizer(job["family"], params, job["lr"])
     mse = nn.MSELoss()
@@ -156,7 +159,7 @@ def train_autoencoder(job: dict[str, Any]) -> dict[str, Any]:
         pos = (step - 1) % per_epoch
         if pos == 0 and step > 1 and b < n:
             perm = torch.randperm(n, generator=gen)
-        xb = xtr[perm[pos * b:(pos + 1) * b]] if b < n else xtr
+        xb = xtr[perm[pos * b:(pos + 1) * b].to(dev)] if b < n else xtr
         opt.zero_grad(set_to_none=True)
         loss = mse(model(xb), xb)
         if not math.isfinite(loss.item()):
@@ -193,7 +196,8 @@ def measure(ctx: RunContext, size: dict[str, Any]) -> dict[str, Any]:
     """Tune: every (arm, optimizer, lr) with the tuning seeds. Judge: Adam beta1 = 0.99 and
     the better NAG of each arm, at their tuned lrs, with fresh seeds."""
     ctx = with_workers(ctx, size["workers"])
-    common = {"hessian_examples": size["hessian_examples"], "dataset": size["dataset"]}
+    common = {"hessian_examples": size["hessian_examples"], "dataset": size["dataset"],
+              "device": ctx.device or "cpu"}
     jobs = [{"stage": "tune", "arm": arm, "family": f, "lr": lr, "seed": s,
              **size["arms"][arm]["run"], **common}
             for arm in ARMS for f, grid in size["arms"][arm]["lrs"].items() for lr in grid
@@ -389,7 +393,7 @@ SIZES: dict[str, dict[str, Any]] = {
                          "nag mu=0.9": [3e-3, 0.01, 0.03, 0.1],
                          "nag mu=0.99": [3e-4, 1e-3, 3e-3, 0.01]}}},
         "tune_seeds": [0, 1], "judge_seeds": list(range(100, 110)), "hessian_examples": 2000,
-        "dataset": "cifar10", "workers": 8},
+        "dataset": "cifar10", "workers": 8, "device": "auto"},
 }
 
 HISTORY = (Superseded(

@@ -98,7 +98,8 @@ SIZES: dict[str, dict[str, Any]] = {
               "dataset": "mnist1d", "in_features": 40, "workers": 2},
     # a GPU and your own CIFAR-10 copy (a Wide-ResNet is the paper's model; the residual
     # MLP on flattened images keeps the sweep runner's model unchanged): 200 epochs
-    "full": {"epoch_seeds": [0, 1, 2], "step_seeds": [0, 1, 2], "epochs": 200,
+    "full": {"device": "auto", "epoch_seeds": [0, 1, 2], "step_seeds": [0, 1, 2],
+             "epochs": 200,
              "steps": 20000, "width": 512, "blocks": 8,
              "epoch_windows": {16: (-2, 4), 32: (-1, 5), 64: (0, 6), 128: (1, 7),
                                256: (2, 8), 512: (2, 8), 1024: (2, 8), 2048: (2, 8)},
