@@ -330,9 +330,13 @@ def decide(m: dict[str, Any]) -> Verdict:
                      + ("" if ch["holds"] else " (fails)"))
     held = sum(ch["holds"] for ch in checks.values())
     missed = sum(int(n) for n in m.get("missed_target", {}).values())
+    reach = {p: max((ch["detectable"] for k, ch in checks.items() if k.startswith(p)
+                     and ch["measured"]), default=math.nan) for p in PHASES}
     effect = (f"min-cosine differences, {m['init_seeds']} seeds at init, "
               f"{m['trained_seeds']} trained to the target loss ({missed} missed it): "
-              + "; ".join(parts) + f"; {held}/{len(checks)} hold")
+              + "; ".join(parts) + f"; {held}/{len(checks)} hold; every check detects a "
+              f"true difference of {reach['init']:.3f} (init) / {reach['trained']:.3f} "
+              "(trained) with probability 0.9")
     return Verdict(held == len(checks), effect, {"checks": checks, "n_missed_target": missed})
 
 
