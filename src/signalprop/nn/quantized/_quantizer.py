@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from signalprop.nn.quantized import _fused
 from signalprop.nn.quantized._surrogate import _derivative, _SignSurrogate, hard_sign, resolve
 from signalprop.theory.quantized import (
     TERNARY_THRESHOLD,
@@ -149,42 +150,55 @@ class _BinaryWeight(torch.autograd.Function):
 
         dL/dw = alpha g'(w) G + dalpha/dw <G, s>,   s = sign(w), G = dL/dQ,
 
-    dalpha/dw = s / n (mean_abs) or w / (n alpha) (rms), n the weights per scale.
+    dalpha/dw = s / n (mean_abs) or w / (n alpha) (rms), n the weights per scale. On
+    contiguous CPU weights with the "ste" or "clipped" estimator both directions run in C
+    (``_fused.py``: two passes each); otherwise in torch ops.
     """
 
     @staticmethod
     def forward(ctx: Any, w: Tensor, name: str, params: dict[str, float], scale: str,
                 dims: tuple[int, ...]) -> Tensor:
-        s = hard_sign(w)
-        n = 1
-        for d in dims:
-            n *= w.shape[d]
-        order = 1 if scale == "mean_abs" else 2
         whole = len(dims) == w.ndim  # one scale: keep it 0-d (scalar kernels are fastest)
+        ctx.name, ctx.params, ctx.scale, ctx.dims = name, params, scale, dims
+        if _fused.handles(w, name, scale):
+            q, alpha = _fused.binary_forward(w, scale, whole)
+            ctx.save_for_backward(w, alpha)
+            return q
+        s = hard_sign(w)
+        n = math.prod(w.shape[d] for d in dims)
+        order = 1 if scale == "mean_abs" else 2
         alpha = torch.linalg.vector_norm(w, order, dim=None if whole else dims,
                                          keepdim=not whole)
         alpha = alpha / n if order == 1 else alpha / math.sqrt(n)
-        ctx.name, ctx.params, ctx.scale, ctx.dims, ctx.n = name, params, scale, dims, n
-        ctx.save_for_backward(w, s, alpha)
+        ctx.save_for_backward(w, alpha, s)
         return s * alpha
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
-        w, s, alpha = ctx.saved_tensors
-        if alpha.ndim == 0:  # one scale: a BLAS dot product, no temporary
-            dot = torch.dot(grad.reshape(-1), s.reshape(-1))
-        else:
-            dot = (grad * s).sum(ctx.dims, keepdim=True)
-        g = grad * alpha
-        if ctx.name != "ste":
-            g = g.mul_(_derivative(w, ctx.name, ctx.params))
-        if ctx.scale == "mean_abs":
-            g = g.addcmul_(s, dot / ctx.n)
-        else:
-            coef = torch.where(alpha > 0, dot / (alpha * ctx.n).clamp_min(torch.finfo(
-                alpha.dtype).tiny), torch.zeros_like(dot))  # zero weights: no alpha gradient
-            g = g.addcmul_(w, coef)
-        return g, None, None, None, None
+        w, alpha, *s = ctx.saved_tensors
+        if not s:  # the forward ran in C
+            g = _fused.binary_backward(grad, w, alpha, ctx.scale, ctx.name, ctx.params)
+            if g is not None:
+                return g, None, None, None, None
+            s = [hard_sign(w)]
+        return _binary_weight_grad(grad, w, alpha, s[0], ctx), None, None, None, None
+
+
+def _binary_weight_grad(grad: Tensor, w: Tensor, alpha: Tensor, s: Tensor, ctx: Any) -> Tensor:
+    """_BinaryWeight's backward in torch ops."""
+    n = math.prod(w.shape[d] for d in ctx.dims)
+    if alpha.ndim == 0:  # one scale: a BLAS dot product, no temporary
+        dot = torch.dot(grad.reshape(-1), s.reshape(-1))
+    else:
+        dot = (grad * s).sum(ctx.dims, keepdim=True)
+    g = grad * alpha
+    if ctx.name != "ste":
+        g = g.mul_(_derivative(w, ctx.name, ctx.params))
+    if ctx.scale == "mean_abs":
+        return g.addcmul_(s, dot / n)
+    coef = torch.where(alpha > 0, dot / (alpha * n).clamp_min(torch.finfo(
+        alpha.dtype).tiny), torch.zeros_like(dot))  # zero weights: no alpha gradient
+    return g.addcmul_(w, coef)
 
 
 def round_to_grid(x: Tensor, unit: Tensor, levels: str | int, *, stochastic: bool,
