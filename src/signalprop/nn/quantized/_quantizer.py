@@ -9,6 +9,8 @@ through their quantized values):
   through its formula (as XNOR-Net and the ReSTE reference do);
 * ternary and k-bit codes: straight through at the level of Q (dQ/dw = 1), or, with
   ``"clipped"``, 1 where |w| <= limit * alpha * L (within the grid's range) and 0 beyond.
+
+Rounding onto a fixed grid (stochastic rounding, SR / R training) is in ``_rounding.py``.
 """
 
 from __future__ import annotations
@@ -199,34 +201,3 @@ def _binary_weight_grad(grad: Tensor, w: Tensor, alpha: Tensor, s: Tensor, ctx: 
     coef = torch.where(alpha > 0, dot / (alpha * n).clamp_min(torch.finfo(
         alpha.dtype).tiny), torch.zeros_like(dot))  # zero weights: no alpha gradient
     return g.addcmul_(w, coef)
-
-
-def round_to_grid(x: Tensor, unit: Tensor, levels: str | int, *, stochastic: bool,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """x rounded onto the grid unit * codes(levels), clamped to its range.
-
-    Stochastic rounding picks one of the two neighbouring grid points with probabilities
-    that make it unbiased inside the range (E[round(x)] = x); otherwise the nearest point.
-    Binary grids are {-unit, +unit}: stochastically +unit with probability
-    (1 + x / unit) / 2, i.e. copysign(unit, x - unit r) for r ~ U(-1, 1); other grids
-    floor(x / unit + r) for r ~ U(0, 1), clamped to [-L, L] (both a few fused passes).
-
-    Examples:
-        >>> round_to_grid(torch.tensor([0.3, -5.0]), torch.tensor(1.0), "binary",
-        ...               stochastic=False).tolist()
-        [1.0, -1.0]
-    """
-    levels = check_levels(levels)
-    unit = unit.to(x.dtype)
-    if levels == "binary":
-        if not stochastic:
-            return torch.copysign(unit, x)
-        r = torch.empty_like(x).uniform_(-1.0, 1.0, generator=generator)
-        return torch.copysign(unit, torch.addcmul(x, unit, r, value=-1.0))
-    top = float(max_code(levels))
-    v = _safe_div(x, unit)
-    if stochastic:
-        v.add_(torch.empty_like(x).uniform_(0.0, 1.0, generator=generator)).floor_()
-    else:
-        v.round_()
-    return v.clamp_(-top, top).mul_(unit)
