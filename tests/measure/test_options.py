@@ -14,6 +14,7 @@ from signalprop.measure import lanczos
 CE = nn.CrossEntropyLoss()
 MODEL = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
 X, Y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+CONV = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU())
 
 CALLS = {
     "spp": lambda **kw: sp.spp(MODEL, X, **kw),
@@ -24,13 +25,16 @@ CALLS = {
     "hessian_extremes": lambda **kw: sp.hessian_extremes(MODEL, X, Y, loss_fn=CE, **kw),
     "batch_independence": lambda **kw: sp.batch_independence(MODEL, X, **kw),
     "region_density": lambda **kw: sp.region_density(MODEL, X, **kw),
+    "conv_spectra": lambda **kw: sp.conv_spectra(CONV, torch.randn(1, 2, 4, 4), **kw),
+    "spatial_jacobian": lambda **kw: sp.spatial_jacobian(CONV, torch.randn(1, 2, 4, 4),
+                                                         source=(0, 0), **kw),
 }
 
 INT = "must be an integer"
 # (measurement, option, bad value, expected message)
 CASES = [
     *[(m, "channel_dim", v, rf"channel_dim {INT}, got {r}")
-      for m in ("spp", "gradient_spp") for v, r in (("1", r"'1' \(str\)"),
+      for m in ("spp", "gradient_spp", "spatial_jacobian") for v, r in (("1", r"'1' \(str\)"),
                                                     (1.0, r"1.0 \(float\)"),
                                                     (True, r"True \(bool\)"))],
     *[(m, "k", v, rf"k {INT} >= 1, got {r}") for m in ("jacobian_spectrum", "hessian_extremes")
@@ -38,11 +42,15 @@ CASES = [
     *[(m, "steps", v, rf"steps {INT} >= 1 or None, got {r}")
       for m in ("jacobian_spectrum", "hessian_extremes")
       for v, r in (("3", r"'3' \(str\)"), (3.5, r"3.5 \(float\)"), (0, "0"))],
+    *[("conv_spectra", "steps", v, rf"steps {INT} >= 1, got {r}")
+      for v, r in (("3", r"'3' \(str\)"), (3.5, r"3.5 \(float\)"), (0, "0"))],
+    ("conv_spectra", "method", "svd", r"method must be one of \('auto', 'fft', "),
+    ("conv_spectra", "progress", "yes", r"progress must be True or False, got 'yes'"),
     *[("jacobian_spectrum", "probes", v, rf"probes {INT} >= 1, got {r}")
       for v, r in (("8", r"'8' \(str\)"), (8.0, r"8.0 \(float\)"), (-1, "-1"))],
     *[(m, "seed", v, rf"seed {INT} in \[0, {2**63 - 1}\], got {r}")
       for m in ("gradient_spp", "jacobian_spectrum", "hessian_extremes", "batch_independence",
-                "region_density")
+                "region_density", "conv_spectra")
       for v, r in (("0", r"'0' \(str\)"), (1.5, r"1.5 \(float\)"), (-1, "-1"))],
     *[("gradient_confusion", "bins", v, rf"bins {INT} >= 1, got {r}")
       for v, r in (("10", r"'10' \(str\)"), (10.0, r"10.0 \(float\)"), (0, "0"))],
@@ -62,7 +70,7 @@ CASES = [
     ("gradient_gram", "method", "fast", r"method must be one of \('auto', 'factor', "),
     *[(m, "dropout", "off", r"dropout must be one of \('auto', 'eval', 'error'\), got 'off'")
       for m in ("spp", "gradient_spp", "gradient_gram", "gradient_confusion",
-                "jacobian_spectrum", "hessian_extremes")],
+                "jacobian_spectrum", "hessian_extremes", "spatial_jacobian")],
     *[(m, "label", 3, r"label must be a string or None, got 3 \(int\)")
       for m in sorted(CALLS) if m != "region_density"],
 ]

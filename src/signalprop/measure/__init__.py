@@ -7,11 +7,14 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
 * ``forward/``: Signal Propagation Plots and their C kernels (``spp``);
 * ``gradients/``: gradient propagation and per-example gradient geometry
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
-* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
+* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``)
+  and convolution spectra (``conv_spectra``; ``conv_spectrum`` for one layer);
 * ``independence/``: ``batch_independence``;
 * ``quantized/``: low-precision networks (``estimator_indicators``);
 * ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
   ``region_density``);
+* ``sequence/``: propagation along the sequence and across grids (``spatial_jacobian``;
+  ``length_spp``, which takes an input *maker* rather than an input);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -41,7 +44,14 @@ from signalprop.measure.regions import (
     plane_regions,
     region_density,
 )
-from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
+from signalprop.measure.sequence import length_spp, spatial_jacobian
+from signalprop.measure.spectra import (
+    conv_spectra,
+    conv_spectrum,
+    hessian_extremes,
+    jacobian_spectrum,
+    lanczos,
+)
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
 MEASUREMENTS = (
@@ -52,10 +62,12 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "conv_spectra",
     "estimator_indicators",
     "linear_regions",
     "plane_regions",
     "region_density",
+    "spatial_jacobian",
 )
 
 __all__ = [
@@ -69,6 +81,8 @@ __all__ = [
     "batch_independence",
     "channel_moments",
     "confusion_from_gram",
+    "conv_spectra",
+    "conv_spectrum",
     "discover_blocks",
     "estimator_indicators",
     "fused_add_available",
@@ -78,10 +92,12 @@ __all__ = [
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "length_spp",
     "linear_regions",
     "plane_regions",
     "region_density",
     "residual_add_moments",
     "resolve_blocks",
+    "spatial_jacobian",
     "spp",
 ]

@@ -9,6 +9,12 @@ from signalprop.models._registry import (
 )
 from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.mlp import MLP, mlp
+from signalprop.models.mobilenet import (
+    ConvNet,
+    InvertedResidual,
+    mobilenetv2,
+    plain_cnn,
+)
 from signalprop.models.quantized import QuantMLP, QuantResNetV2, quant_mlp, quant_resnetv2
 from signalprop.models.region_nets import (
     RegionNet,
@@ -25,11 +31,22 @@ from signalprop.models.resnetv2 import (
     ResNetV2Config,
     resnetv2,
 )
+from signalprop.models.transformer import (
+    EncoderLayer,
+    FeedForward,
+    Transformer,
+    TransformerConfig,
+    transformer,
+)
 
 __all__ = [
     "MLP",
+    "ConvNet",
+    "InvertedResidual",
     "NORMS",
     "PRESETS",
+    "EncoderLayer",
+    "FeedForward",
     "FixupBottleneck",
     "NFBottleneck",
     "PreActBottleneck",
@@ -38,11 +55,15 @@ __all__ = [
     "ResNetV2",
     "RegionNet",
     "ResNetV2Config",
+    "Transformer",
+    "TransformerConfig",
     "create_model",
     "list_models",
     "load_model",
     "mlp",
+    "mobilenetv2",
     "model_entry",
+    "plain_cnn",
     "quant_mlp",
     "quant_resnetv2",
     "register_model",
@@ -50,4 +71,5 @@ __all__ = [
     "resnetv2",
     "ternary_mlp",
     "ternary_region_net",
+    "transformer",
 ]

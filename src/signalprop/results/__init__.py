@@ -8,7 +8,14 @@ prediction on a measurement without glue code.
 """
 
 from signalprop.results._base import Result, write_csv
+from signalprop.results.compression import CompressionPlan, LatencyTable
 from signalprop.results.confusion import ConfusionResult
+from signalprop.results.conv_spectra import (
+    ConvLayerSpectrum,
+    ConvSpectraResult,
+    ConvSpectrumResult,
+    Existence,
+)
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
@@ -23,19 +30,28 @@ from signalprop.results.regions import (
     RegionDensityResult,
     RegionsResult,
 )
+from signalprop.results.sequence import LengthBlockStats, LengthSPPResult, SpatialJacobianResult
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
 __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
+    "CompressionPlan",
     "ConfusionResult",
     "EstimatorIndicatorsResult",
+    "ConvLayerSpectrum",
+    "ConvSpectraResult",
+    "ConvSpectrumResult",
+    "Existence",
     "GradBlockStats",
     "GradSPPResult",
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "LatencyTable",
+    "LengthBlockStats",
+    "LengthSPPResult",
     "LayerIndicators",
     "PlaneRegionsResult",
     "RegionBoundsResult",
@@ -44,6 +60,7 @@ __all__ = [
     "Result",
     "RoundingChainResult",
     "SPPResult",
+    "SpatialJacobianResult",
     "chi_prediction",
     "write_csv",
 ]

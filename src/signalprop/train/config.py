@@ -21,9 +21,19 @@ from signalprop.train._mapping import read_mapping  # noqa: F401 -- the config f
 OPTIMIZERS = ("sgd", "nesterov", "adam", "nag")
 QUANTIZE = ("bc", "sr", "r")
 SCHEDULES = ("constant", "step", "cosine", "warmup")
+AMP = ("bfloat16", "float16")
+DEVICES = "cpu, cuda, cuda:N (GPU number N), auto (cuda where there is a GPU, else cpu)"
 
 # Fields that change where files go or what is printed, never the trained weights.
 OUTPUT_FIELDS = ("log_every", "eval_every", "checkpoint_every")
+# Fields that choose where a run executes, not what it computes (like a thread count): left
+# out of the run key, the resume check and a sweep's identity, so a run can finish on
+# another device than it started on and a sweep can move between machines.
+PLACEMENT_FIELDS = ("device",)
+# Fields added after run keys were first stored, with the value that means "as before":
+# at that value they stay out of the run key, so earlier runs and sweeps keep their keys.
+LATE_DEFAULTS: dict[str, Any] = {"amp": None}
+DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
 
 
 @dataclass
@@ -70,6 +80,11 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 0
     checkpoint_every: int = 0
+    # where it runs: cpu, cuda, cuda:N or auto (see signalprop.train.resolve_device); the
+    # data stays on the CPU and batches are copied over
+    device: str = "cpu"
+    # mixed precision: autocast to bfloat16, or float16 with a gradient scaler (None: off)
+    amp: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("model_args", "dataset_args"):
@@ -95,6 +110,10 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         if self.quantize is not None:
             _choice("quantize", self.quantize, QUANTIZE)
+        if self.amp is not None:
+            _choice("amp", self.amp, AMP)
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(f"device={self.device!r} is not allowed; valid: {DEVICES}")
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a preset name or 'package.module:factory', "
                              f"got {self.model!r}")
@@ -160,9 +179,23 @@ class TrainConfig:
         """A copy with ``changes`` (dotted keys allowed), validated."""
         return TrainConfig.from_dict({**self.to_dict(), **_nest(changes, base=self.to_dict())})
 
+    def key_fields(self) -> dict[str, Any]:
+        """The fields that define what the run computes: :meth:`to_dict` less the output
+        cadences, the device, and late-added fields left at their "as before" value.
+
+        Examples:
+            >>> cfg = TrainConfig(steps=1, device="auto")
+            >>> sorted(set(cfg.to_dict()) - set(cfg.key_fields()))
+            ['amp', 'checkpoint_every', 'device', 'eval_every', 'log_every']
+        """
+        return {k: v for k, v in self.to_dict().items()
+                if k not in OUTPUT_FIELDS and k not in PLACEMENT_FIELDS
+                and not (k in LATE_DEFAULTS and v == LATE_DEFAULTS[k])}
+
     def run_key(self) -> str:
-        """A short stable hash of every field that affects the trained weights."""
-        d = {k: v for k, v in self.to_dict().items() if k not in OUTPUT_FIELDS}
+        """A short stable hash of :meth:`key_fields` (what affects the trained weights;
+        the same on every device)."""
+        d = self.key_fields()
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -12,7 +12,12 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``quantized/``: low-precision networks (``bc-vs-sr``, ``reste-equilibrium``,
   ``binary-spp``);
 * ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
-  ``region-density``).
+  ``region-density``);
+* ``sequence/``: propagation along the sequence and across grids (``counting-ood``,
+  ``plstm-modes``);
+* ``orthogonal/``: orthogonal convolutions (``orth-conv-existence``,
+  ``orth-conv-stability``, ``orth-conv-tradeoff``);
+* ``compression/``: depth compression by merging convolutions (``depth-dp``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -45,6 +50,12 @@ CLAIMS: tuple[str, ...] = (
     "quantized.binary_spp",
     "regions.ternary_regions",
     "regions.region_density",
+    "sequence.counting_ood",
+    "sequence.plstm_modes",
+    "orthogonal.orth_conv_existence",
+    "orthogonal.orth_conv_stability",
+    "orthogonal.orth_conv_tradeoff",
+    "compression.depth_dp",
 )
 
 __all__ = ["CLAIMS"]
