@@ -9,6 +9,8 @@ from signalprop.models._registry import (
 )
 from signalprop.models.fixup_bottleneck import FixupBottleneck
 from signalprop.models.mlp import MLP, mlp
+from signalprop.models.ph_mixer import PHMixer, PHMixerBranch, ph_mixer
+from signalprop.models.ph_resnet import PHBasicBlock1d, PHResNet1d, ph_resnet1d, phm_convs_
 from signalprop.models.resnetv2 import (
     NORMS,
     PRESETS,
@@ -25,6 +27,10 @@ __all__ = [
     "PRESETS",
     "FixupBottleneck",
     "NFBottleneck",
+    "PHBasicBlock1d",
+    "PHMixer",
+    "PHMixerBranch",
+    "PHResNet1d",
     "PreActBottleneck",
     "ResNetV2",
     "ResNetV2Config",
@@ -32,6 +38,9 @@ __all__ = [
     "list_models",
     "load_model",
     "mlp",
+    "ph_mixer",
+    "ph_resnet1d",
+    "phm_convs_",
     "model_entry",
     "register_model",
     "resnetv2",

@@ -12,6 +12,9 @@ Every public name is importable flat, ``signalprop.nn.X``; the modules show the 
 - ``normfree/``: what replaces normalization layers: Scaled Weight Standardization
   (``ScaledStdConv1d/2d/3d``, ``WSLinear``, ``standardize_weight``) and Fixup
   (``fixup_init_``, ``fixup_scale``, ``he_gain``).
+- ``hypercomplex/``: parameterized hypercomplex layers (``PHMLinear``, ``PHConv1d/2d``,
+  ``compose_weight``) and their conversion from dense layers (``to_ph_layer``,
+  ``nearest_ph_factors``).
 
 A new layer family gets its own subpackage beside ``normfree/`` (``quantized/``,
 ``hypercomplex/``, ``attention/``, ``orthogonal/``, ...), private modules inside, its
@@ -22,6 +25,14 @@ cited, and what they do to the mean and variance of the signal stated in the doc
 
 from signalprop.nn.activations import GammaAct, make_activation, torch_activation
 from signalprop.nn.group_norm import group_count, group_norm
+from signalprop.nn.hypercomplex import (
+    PHConv1d,
+    PHConv2d,
+    PHMLinear,
+    compose_weight,
+    nearest_ph_factors,
+    to_ph_layer,
+)
 from signalprop.nn.init import critical_, delta_orthogonal_, lecun_normal_
 from signalprop.nn.normfree import (
     ScaledStdConv1d,
@@ -38,6 +49,9 @@ from signalprop.nn.residual import BranchTap, ResidualBlock, ReZero, ScalarBias,
 __all__ = [
     "BranchTap",
     "GammaAct",
+    "PHConv1d",
+    "PHConv2d",
+    "PHMLinear",
     "ReZero",
     "ResidualBlock",
     "ScalarBias",
@@ -46,6 +60,7 @@ __all__ = [
     "ScaledStdConv3d",
     "SkipInit",
     "WSLinear",
+    "compose_weight",
     "critical_",
     "delta_orthogonal_",
     "lecun_normal_",
@@ -55,6 +70,8 @@ __all__ = [
     "group_norm",
     "he_gain",
     "make_activation",
+    "nearest_ph_factors",
     "standardize_weight",
+    "to_ph_layer",
     "torch_activation",
 ]
