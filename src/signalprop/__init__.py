@@ -43,6 +43,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "HessianExtremesResult": ("signalprop.results", "HessianExtremesResult"),
     "batch_independence": ("signalprop.measure", "batch_independence"),
     "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
+    "collapse": ("signalprop.measure", "collapse"),
+    "CollapseResult": ("signalprop.results", "CollapseResult"),
+    "EffectiveLRResult": ("signalprop.results", "EffectiveLRResult"),
     "optim": ("signalprop.optim", None),
     "convert": ("signalprop.convert", None),
     "report": ("signalprop.report", None),
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     from signalprop import convert, data, measure, models, nn, optim, plot, report, sweep, train
     from signalprop.measure import (
         batch_independence,
+        collapse,
         gradient_confusion,
         gradient_gram,
         gradient_spp,
@@ -62,7 +66,9 @@ if TYPE_CHECKING:
     from signalprop.results import (
         BatchIndependenceResult,
         BlockStats,
+        CollapseResult,
         ConfusionResult,
+        EffectiveLRResult,
         GradSPPResult,
         GramResult,
         HessianExtremesResult,

@@ -9,6 +9,9 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
 * ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
 * ``independence/``: ``batch_independence``;
+* ``representations/``: whether embeddings collapse (``collapse``);
+* ``dynamics/``: quantities read from the optimizer (``effective_lr(model, optimizer)``,
+  not a ``(model, x)`` measurement);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -17,6 +20,7 @@ here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
 from signalprop._forward import ForwardError
 from signalprop.measure._discovery import Block, BlockPlan, discover_blocks, resolve_blocks
 from signalprop.measure._nonfinite import NonFiniteError
+from signalprop.measure.dynamics import effective_lr
 from signalprop.measure.forward import (
     ChannelMoments,
     channel_moments,
@@ -31,6 +35,7 @@ from signalprop.measure.gradients import (
     gradient_spp,
 )
 from signalprop.measure.independence import batch_independence
+from signalprop.measure.representations import collapse
 from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
@@ -42,6 +47,7 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "collapse",
 )
 
 __all__ = [
@@ -53,8 +59,10 @@ __all__ = [
     "NonFiniteError",
     "batch_independence",
     "channel_moments",
+    "collapse",
     "confusion_from_gram",
     "discover_blocks",
+    "effective_lr",
     "fused_add_available",
     "gradient_confusion",
     "gradient_gram",

@@ -8,7 +8,9 @@ prediction on a measurement without glue code.
 """
 
 from signalprop.results._base import Result, write_csv
+from signalprop.results.collapse import CollapseResult
 from signalprop.results.confusion import ConfusionResult
+from signalprop.results.effective_lr import EffectiveLRResult, ParamLR
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
@@ -18,12 +20,15 @@ from signalprop.results.spp import BlockStats, SPPResult
 __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
+    "CollapseResult",
     "ConfusionResult",
+    "EffectiveLRResult",
     "GradBlockStats",
     "GradSPPResult",
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "ParamLR",
     "Result",
     "SPPResult",
     "chi_prediction",
