@@ -56,7 +56,7 @@ def test_list_follows_the_one_list_of_claim_modules(monkeypatch: pytest.MonkeyPa
     assert names[-1] == "fake-claim"  # ... still comes after the built-in ones
     modules = [importlib.import_module(f"{claims.__name__}.{path}") for path in claims.CLAIMS]
     assert names[:-1] == [m.CLAIM.name for m in modules]
-    assert len(set(names)) == len(names) == 10
+    assert len(set(names)) == len(names) == 13
 
 
 @pytest.mark.parametrize("path, message", [

@@ -17,10 +17,15 @@ from pathlib import Path
 from typing import Any
 
 OPTIMIZERS = ("sgd", "nesterov", "adam", "nag")
-SCHEDULES = ("constant", "step", "cosine", "warmup")
+SCHEDULES = ("constant", "step", "cosine", "warmup", "exp")
+OBJECTIVES = ("supervised", "byol")
 
 # Fields that change where files go or what is printed, never the trained weights.
-OUTPUT_FIELDS = ("log_every", "eval_every", "checkpoint_every")
+OUTPUT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "log_effective_lr")
+# Fields added after run keys were first stored: left out of the key at these defaults, so
+# the key of every run that does not use them is what it was.
+_KEY_DEFAULTS: dict[str, Any] = {"exp_weight_decay": 0.0, "objective": "supervised",
+                                 "objective_args": {}}
 
 
 @dataclass
@@ -53,6 +58,12 @@ class TrainConfig:
     milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of the run
     gamma: float = 0.1  # step schedule: factor at each milestone
     min_lr: float = 0.0  # cosine: final learning rate
+    # exp schedule: the weight decay it stands in for (Li & Arora 2020); see lr_at
+    exp_weight_decay: float = 0.0
+    # training objective: "supervised" (cross-entropy) or "byol" (self-supervised, see
+    # signalprop.train.byol) with its options
+    objective: str = "supervised"
+    objective_args: dict[str, Any] = field(default_factory=dict)
     # length: exactly one of epochs / steps
     batch_size: int = 128
     epochs: int | None = None
@@ -64,12 +75,15 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 0
     checkpoint_every: int = 0
+    # log lr / ||w||^2 of the scale-invariant weights (signalprop.measure.effective_lr)
+    log_effective_lr: bool = False
 
     def __post_init__(self) -> None:
         self.betas = _floats("betas", self.betas, "two numbers in [0, 1)")  # type: ignore[assignment]
         self.milestones = _floats("milestones", self.milestones,
                                   "increasing fractions in (0, 1)")
-        for name in ("lr", "momentum", "eps", "weight_decay", "gamma", "min_lr"):
+        for name in ("lr", "momentum", "eps", "weight_decay", "gamma", "min_lr",
+                     "exp_weight_decay"):
             setattr(self, name, _number(name, getattr(self, name), float))
         for name in ("batch_size", "warmup_steps", "seed", "log_every", "eval_every",
                      "checkpoint_every"):
@@ -80,10 +94,14 @@ class TrainConfig:
         """Raise ``ValueError`` naming the field, the value and what is allowed."""
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
+        _choice("objective", self.objective, OBJECTIVES)
+        if not isinstance(self.log_effective_lr, bool):
+            raise ValueError(f"log_effective_lr must be true or false, "
+                             f"got {self.log_effective_lr!r}")
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a preset name or 'package.module:factory', "
                              f"got {self.model!r}")
-        for name in ("model_args", "dataset_args"):
+        for name in ("model_args", "dataset_args", "objective_args"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a mapping, got {getattr(self, name)!r}")
         _positive("lr", self.lr, strict=True)
@@ -122,6 +140,9 @@ class TrainConfig:
         if self.schedule == "warmup" and self.warmup_steps < 1:
             raise ValueError("schedule 'warmup' needs warmup_steps >= 1, "
                              f"got {self.warmup_steps!r}")
+        _positive("exp_weight_decay", self.exp_weight_decay)
+        if self.schedule == "exp":
+            _check_exp(self)
 
     # --- serialization ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +165,8 @@ class TrainConfig:
 
     def run_key(self) -> str:
         """A short stable hash of every field that affects the trained weights."""
-        d = {k: v for k, v in self.to_dict().items() if k not in OUTPUT_FIELDS}
+        d = {k: v for k, v in self.to_dict().items() if k not in OUTPUT_FIELDS
+             and not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -193,9 +215,9 @@ def check_key(key: str) -> None:
         close = difflib.get_close_matches(head, names, n=2)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(names)}")
-    if dot and head not in ("model_args", "dataset_args"):
-        raise ValueError(f"config key {key!r}: only model_args and dataset_args take "
-                         "dotted sub-keys")
+    if dot and head not in ("model_args", "dataset_args", "objective_args"):
+        raise ValueError(f"config key {key!r}: only model_args, dataset_args and "
+                         "objective_args take dotted sub-keys")
 
 
 def _nest(data: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -211,6 +233,20 @@ def _nest(data: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str,
         else:
             out[key] = value
     return out
+
+
+def _check_exp(cfg: TrainConfig) -> None:
+    """The exp schedule's conditions: a weight decay to stand in for, SGD, no warm-up."""
+    if cfg.exp_weight_decay <= 0:
+        raise ValueError("schedule 'exp' needs exp_weight_decay > 0 (the weight decay it "
+                         f"stands in for), got {cfg.exp_weight_decay!r}")
+    if cfg.optimizer != "sgd" or cfg.warmup_steps:
+        raise ValueError("schedule 'exp' is the equivalent of SGD with momentum and weight "
+                         f"decay: it needs optimizer 'sgd' and no warm-up, got optimizer="
+                         f"{cfg.optimizer!r}, warmup_steps={cfg.warmup_steps}")
+    from signalprop.train.schedules import exp_alpha
+
+    exp_alpha(cfg.lr, cfg.momentum, cfg.exp_weight_decay)  # raises when no real root
 
 
 def _floats(name: str, value: Any, allowed: str) -> tuple[float, ...]:

@@ -8,7 +8,9 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``meanfield/``: depth scales and initialization from mean-field theory
   (``snn-depth``, ``confusion-width-depth``, ``criticality-depth``);
 * ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
-  ``adam-nag``).
+  ``adam-nag``);
+* ``identity/``: identity-biased blocks beyond ResNets and BatchNorm's scale invariance
+  (``phydi-depth``, ``byol-no-batch-stats``, ``exp-lr-equivalence``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -36,6 +38,9 @@ CLAIMS: tuple[str, ...] = (
     "optimization.sgd_noise",
     "meanfield.criticality_depth",
     "optimization.adam_nag",
+    "identity.phydi_depth",
+    "identity.byol_no_batch_stats",
+    "identity.exp_lr_equivalence",
 )
 
 __all__ = ["CLAIMS"]
