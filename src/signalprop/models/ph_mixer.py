@@ -33,7 +33,7 @@ class PHMixerBranch(ResidualBlock):
     g is a :class:`SkipInit` at 0 with ``phydi``.
 
     Examples:
-        >>> branch = PHMixerBranch(8, 16, mix="tokens", n=4)
+        >>> branch = PHMixerBranch(8, 16, mix="tokens", n=4, norm_dim=12)  # 8 tokens of 12
         >>> x = torch.randn(2, 8, 12)
         >>> torch.equal(branch(x), x)
         True

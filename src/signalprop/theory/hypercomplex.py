@@ -122,7 +122,8 @@ def ph_resnet_schedule(
         branch_gain: the scalar on every branch (PHYDI: 0).
         residual: add the branch to the trunk (False: a plain stack).
         activation: registered activation name.
-        input_var, input_sq_mean: the input's average channel variance and squared mean.
+        input_var: the input's average channel variance.
+        input_sq_mean: the input's average squared channel mean.
         length: the signal length, for the variance the zero padding removes (None: none).
         label: the result's label.
 

@@ -177,7 +177,8 @@ class PHMLinear(_PHLayer):
         bias: learn an additive bias (initialized to 0).
         init: ``"fan_in"`` (variance-correct) or ``"xavier_factors"`` (reference code).
         gain: standard-deviation gain of the composed weight for ``"fan_in"``.
-        device, dtype: where and how the factors are allocated.
+        device: where the factors are allocated.
+        dtype: their precision.
 
     Examples:
         >>> layer = PHMLinear(16, 8, n=4)

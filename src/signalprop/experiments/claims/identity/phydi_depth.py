@@ -50,8 +50,8 @@ def steps_to_threshold(history: str | Path) -> float:
     Examples:
         >>> import json, tempfile
         >>> p = Path(tempfile.mkdtemp()) / "metrics.jsonl"
-        >>> _ = p.write_text("\\n".join(json.dumps({"step": s, "split": "train", "loss": v})
-        ...                  for s, v in ((10, 2.0), (20, 0.9))))
+        >>> recs = [{"step": s, "split": "train", "loss": v} for s, v in ((10, 2.0), (20, 0.9))]
+        >>> _ = p.write_text("".join(json.dumps(r) + chr(10) for r in recs))
         >>> steps_to_threshold(p)
         20.0
     """
