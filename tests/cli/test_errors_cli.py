@@ -132,3 +132,76 @@ def test_usage_errors_are_one_line(argv, message, capsys):
     assert exit_.value.code == 2 and err.count("\n") == 1
     assert err.startswith(f"signalprop {argv[0]}: error: {message}")
     assert err.rstrip().endswith(f"(see 'signalprop {argv[0]} --help')")
+
+
+LINEAR_YAML = "model: torch.nn:Linear\nmodel_args: {in_features: 4, out_features: 3}\nbatch_size: 16\nsteps: 2\n"
+
+
+@pytest.mark.parametrize("text,argv,message", [
+    (LINEAR_YAML + "dataset: iris\nlr: 0.1\nlr: 0.2\n", [], "run.yaml, line 7: duplicate key 'lr' (first on line 6); keep one of them"),
+    (LINEAR_YAML, [], "no dataset to train on: give --dataset (breast_cancer, cifar10, count, "),
+    (LINEAR_YAML + "dataset: iris\ndataset_args: {seed: -1}\n", [], "dataset 'iris': option seed must be an integer >= 0, got -1"),
+    (LINEAR_YAML + "dataset: iris\nseed: -1\n", [], "seed must be >= 0, got -1"),
+    (LINEAR_YAML + "dataset: iris\noptimizer: SGD\n", [], "optimizer='SGD' is not allowed (did you mean 'sgd'?); valid: sgd, nesterov, adam, nag"),
+    (LINEAR_YAML + "dataset: iris\nlr: fast\n", [], "lr must be a number, got 'fast'"),
+    (LINEAR_YAML + "dataset: iris\nbetas: 0.9\n", [], "betas must be two numbers in [0, 1) (a list), got 0.9"),
+    (LINEAR_YAML + "dataset: iris\noptimiser: adam\n", [], "unknown config key 'optimiser' (did you mean optimizer?)"),
+    (LINEAR_YAML + "dataset: iris\n", ["--batch-size", "500"], "batch_size=500 is larger than the 120 training examples of 'iris'"),
+])
+def test_train_config_file_mistakes(run, tmp_path, text, argv, message):
+    (tmp_path / "run.yaml").write_text(text)
+    assert message in run("train", "--config", "run.yaml", *argv)
+
+
+def test_train_reads_exponent_numbers_in_yaml_as_the_numbers_meant(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.yaml").write_text(LINEAR_YAML + "dataset: iris\nlr: 1e-2\nweight_decay: 5e-4\n")
+    assert main(["train", "--config", "run.yaml", "--no-progress"]) == 0
+    saved = json.loads((tmp_path / "out" / "train" / "result.json").read_text())["config"]
+    assert (saved["lr"], saved["weight_decay"]) == (0.01, 5e-4)
+
+
+def test_train_resume_refuses_an_edited_or_foreign_checkpoint(run, tmp_path, capsys):
+    import torch
+
+    argv = ["torch.nn:Linear", "--model-arg", "in_features=4", "--model-arg", "out_features=3", *IRIS, "--out", "r"]
+    assert main(["train", *argv, "--no-progress"]) == 0
+    state = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    torch.save({**state, "step": 99}, tmp_path / "r" / "checkpoint.pt")
+    err = run("train", *argv, "--resume")
+    assert "checkpoint r/checkpoint.pt: field 'step' is 99, more than the run's 1 steps" in err
+    torch.save({k: v for k, v in state.items() if k != "config"}, tmp_path / "r" / "checkpoint.pt")
+    assert "checkpoint r/checkpoint.pt has no field 'config'" in run("train", *argv, "--resume")
+
+
+SWEEP_BASE = "base: {model: 'torch.nn:Linear', model_args: {in_features: 4, out_features: 3}, dataset: iris, steps: 1, batch_size: 16}\n"
+
+
+@pytest.mark.parametrize("text,message", [
+    (SWEEP_BASE + "seeds: -2\n", "seeds must be a count >= 1 (3 means seeds 0, 1, 2) or a non-empty list of distinct integers >= 0, got the count -2"),
+    (SWEEP_BASE + "seeds: [0, -1]\n", "got [0, -1] (not allowed: -1)"),
+    (SWEEP_BASE + "grd: {lr: [0.1]}\n", "unknown sweep key 'grd' (did you mean grid?); valid keys: name, out, base, grid, seeds"),
+    (SWEEP_BASE + "grid: {lr: [0.1]}\ngrid: {lr: [0.2]}\n", "s.yaml, line 3: duplicate key 'grid' (first on line 2); keep one of them"),
+    ("base: {dataset: iris, steps: 1}\n", "the sweep names no model: set base.model (or list several under grid.model)"),
+    ("base: {model: 'cli_err_nets:boom', dataset: iris, steps: 1, batch_size: 16}\n",
+     "run seed=0: model cli_err_nets:boom: the factory raised RuntimeError: factory exploded"),
+    ("base: {model: 'cli_err_nets:mlp', dataset: iris, steps: 1, batch_size: 16}\n",
+     "run seed=0: model cli_err_nets:mlp does not take iris examples of shape (4,): forward failed in module '0' (Linear)"),
+    (SWEEP_BASE + "grid: {optimizer: [sgd, lion]}\n", "invalid run (optimizer='lion', seed=0): optimizer='lion' is not allowed; valid: sgd"),
+])
+def test_sweep_spec_mistakes(run, tmp_path, text, message):
+    (tmp_path / "s.yaml").write_text(text)
+    assert message in run("sweep", "s.yaml")
+    assert not (tmp_path / "s" / "runs").exists()  # nothing ran
+
+
+def test_a_sweep_into_the_folder_of_another_spec(run, tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(SWEEP_BASE)
+    assert main(["sweep", "s.yaml", "--no-progress"]) == 0
+    (tmp_path / "s.yaml").write_text(SWEEP_BASE.replace("steps: 1", "steps: 2"))
+    err = run("sweep", "s.yaml")
+    assert "s holds another sweep (steps 1 there, 2 here): its rows would mix with this one's under the same labels" in err
+    assert "choose another output folder (--out, or 'out:' in the spec)" in err
+    assert main(["sweep", "s.yaml", "--no-progress", "--out", "s2"]) == 0

@@ -40,11 +40,11 @@ def test_two_worker_processes(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("spec,argv,message", [
-    ("base: {dataset: iris, steps: 1}\ngrid: {lr: 0.1}\n", [], "grid key 'lr' must map to a non-empty list of values, got 0.1"),
-    ("base: {dataset: iris, stepz: 1}\n", [], "unknown config key 'stepz' (did you mean steps?)"),
-    ("base: {dataset: iris, steps: 1}\n", ["--status"], "no sweep database at"),
-    ("base: {dataset: iris, steps: 1}\n", ["--workers", "0"], "--workers must be >= 1, got 0"),
-    ("base: {dataset: iris, steps: 1}\n", ["--workers", "2", "--ray", "auto"], "--ray and --workers exclude each other"),
+    ("base: {model: 'torch.nn:Linear', dataset: iris, steps: 1}\ngrid: {lr: 0.1}\n", [], "grid key 'lr' must map to a non-empty list of values, got 0.1"),
+    ("base: {model: 'torch.nn:Linear', dataset: iris, stepz: 1}\n", [], "unknown config key 'stepz' (did you mean steps?)"),
+    ("base: {model: 'torch.nn:Linear', dataset: iris, steps: 1}\n", ["--status"], "no sweep database at"),
+    ("base: {model: 'torch.nn:Linear', dataset: iris, steps: 1}\n", ["--workers", "0"], "--workers must be >= 1, got 0"),
+    ("base: {model: 'torch.nn:Linear', dataset: iris, steps: 1}\n", ["--workers", "2", "--ray", "auto"], "--ray and --workers exclude each other"),
 ])
 def test_errors_are_one_line(spec, argv, message, tmp_path, capsys):
     (tmp_path / "s.yaml").write_text(spec)

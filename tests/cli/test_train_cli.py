@@ -41,7 +41,7 @@ def test_divergence_is_reported_not_raised(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--optimizer", "adamw"], "optimizer='adamw' is not allowed; valid: sgd, nesterov, adam, nag"),
+    (["--optimizer", "adamw"], "optimizer='adamw' is not allowed (did you mean 'adam'?); valid: sgd, nesterov, adam, nag"),
     (["--model-arg", "oops"], "--model-arg expects KEY=VALUE, got 'oops'"),
     (["--data-arg", "root=/nowhere", "--dataset", "cifar10"], "CIFAR-10 not found in /nowhere"),
     (["--ddp"], "--ddp needs the environment torchrun sets up"),

@@ -217,5 +217,5 @@ def test_functional_batch_norm_raises_naming_the_modules():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="model must be an nn.Module, got int"):
         to_normfree(3)
-    with pytest.raises(ValueError, match="skipinit_init must be finite, got nan"):
+    with pytest.raises(ValueError, match="skipinit_init must be a finite number, got nan"):
         to_normfree(nn.Linear(2, 2), skipinit_init=math.nan)

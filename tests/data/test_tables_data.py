@@ -76,7 +76,7 @@ def test_registry_errors_name_the_valid_choices():
     assert {"mnist1d", "digits", "iris", "wine", "breast_cancer", "cifar10", "gaussian"} <= set(list_datasets())
     with pytest.raises(ValueError, match=r"unknown dataset 'irs' \(did you mean iris\?\); valid: "):
         load_dataset("irs")
-    with pytest.raises(ValueError, match="dataset 'digits' has no option 'image'; valid options: seed, test_fraction, as_image"):
+    with pytest.raises(ValueError, match=r"dataset 'digits' has no option 'image' \(did you mean as_image\?\); valid options: seed, test_fraction, as_image"):
         load_dataset("digits", image=True)
     with pytest.raises(ValueError, match=r"test_fraction must be in \(0, 1\), got 1.5"):
         load_dataset("iris", test_fraction=1.5)

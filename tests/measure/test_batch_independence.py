@@ -111,7 +111,7 @@ def test_dict_and_token_inputs_and_json_round_trip():
     "kwargs,x,match",
     [
         ({}, torch.randn(1, 4), "at least 2 examples to check independence, got 1"),
-        ({"index": 5}, torch.randn(3, 4), r"index must be in \[-3, 2\], got 5"),
+        ({"index": 5}, torch.randn(3, 4), r"index must be an integer in \[-3, 2\], got 5"),
         ({"modes": ["test"]}, torch.randn(3, 4), "modes must be a non-empty subset of"),
         ({"tolerance": -1.0}, torch.randn(3, 4), "tolerance must be a finite number >= 0"),
     ],

@@ -67,8 +67,8 @@ def test_eta_is_the_papers_bound_and_zero_gradients_are_left_out():
     [
         (torch.ones(1, 1), {}, "at least 2 examples, got a batch of 1"),
         (torch.ones(2, 3), {}, r"square \(B, B\) matrix, got shape \(2, 3\)"),
-        (torch.eye(3), {"quantiles": (1.5,)}, r"quantiles must lie in \[0, 1\]"),
-        (torch.eye(3), {"bins": 0}, "bins must be >= 1"),
+        (torch.eye(3), {"quantiles": (1.5,)}, r"quantiles\[0\] must be a finite number in \[0.0, 1.0\], got 1.5"),
+        (torch.eye(3), {"bins": 0}, "bins must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_input(gram, kwargs, message):

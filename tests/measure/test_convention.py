@@ -14,7 +14,7 @@ from signalprop import measure
 from signalprop.results import Result
 
 SHARED_DEFAULTS = {"loss_fn": None, "blocks": None, "channel_dim": 1, "batchnorm": "auto",
-                   "progress": False, "seed": 0, "label": None}
+                   "dropout": "auto", "progress": False, "seed": 0, "label": None}
 
 
 def _public_callables():

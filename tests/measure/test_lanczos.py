@@ -20,7 +20,7 @@ def test_full_krylov_space_gives_every_eigenvalue_of_each_operator():
     assert r.steps == 12
     for b in range(2):
         np.testing.assert_allclose(r.values[b], torch.linalg.eigvalsh(mats[b]).numpy(), atol=1e-10)
-    assert (r.residuals == 0).all()
+    assert r.complete and (r.residuals < 1e-12).all()  # rounding only
 
 
 def test_partial_run_ritz_values_are_within_their_residuals_of_eigenvalues():
@@ -42,7 +42,7 @@ def test_breakdown_restarts_and_still_finds_repeated_eigenvalues():
 
 
 def test_bad_operator():
-    with pytest.raises(ValueError, match="steps and dim must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
         lanczos(lambda v: v, 1, 3, 0, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"matvec returned shape \(1, 2\)"):
         lanczos(lambda v: v[:, :2], 1, 3, 2, dtype=torch.float64)

@@ -141,7 +141,7 @@ def test_exclude_by_names_modules_and_predicate():
     assert AGC(opt, model, exclude="proj.weight").excluded == ["proj.weight"]
     assert AGC(opt, model, exclude=lambda n, p: p.dim() == 1).excluded == [
         "body.bias", "head.bias", "proj.bias"]
-    named = AGC(opt, list(model.named_parameters()), exclude=["head.weight"])
+    named = AGC(opt, list(model.named_parameters()), exclude=["head.weight"], layouts="rows")
     assert named.excluded == ["head.weight"]
     with pytest.raises(ValueError, match="exclude: 'nope' names no parameter or module"):
         AGC(opt, model, exclude=["nope"])

@@ -11,17 +11,31 @@ import torch
 from signalprop.results import (
     BatchIndependenceResult,
     BlockStats,
+    CompressionPlan,
     ConfusionResult,
+    ConvLayerSpectrum,
+    ConvSpectraResult,
+    ConvSpectrumResult,
+    EstimatorIndicatorsResult,
+    Existence,
     GradBlockStats,
     GradSPPResult,
     GramResult,
     HessianExtremesResult,
     JacobianSpectrumResult,
+    LatencyTable,
+    LayerIndicators,
+    PlaneRegionsResult,
+    RegionDensityResult,
+    RegionsResult,
     Result,
+    RoundingChainResult,
     SPPResult,
     write_csv,
 )
 from signalprop.results._base import SKIP, decode, encode
+from signalprop.results.regions import RegionBoundsResult
+from signalprop.results.sequence import LengthBlockStats, LengthSPPResult, SpatialJacobianResult
 
 NAN, INF = math.nan, math.inf
 
@@ -40,13 +54,41 @@ def examples():
         HessianExtremesResult("h", 3, [2.0], [-1.0], [0.0], [0.0], 3, NAN),
         GramResult("gram", torch.tensor([[1.0, -0.5], [-0.5, 2.0]], dtype=torch.float64),
                    layers={"0": torch.eye(2, dtype=torch.float64)}, strategies={"0": "factorized"}),
+        EstimatorIndicatorsResult("q", [LayerIndicators("fc", 0, "reste", 2.0, NAN, 0.1, 4)],
+                                  step=3, meta={"estimator_params": {"fc": {"o": 3.0}}}),
+        RoundingChainResult("sr", "sr", 0.01, 2.0, [-1.0, 1.0], [0.25, 0.75], 2),
+        RegionsResult("r", [2], f64([0.5]), [False], f64([[0.0], [NAN]]), f64([[-1.0], [1.0]]),
+                      ["a" * 16, "b" * 16], [2.0], 1, ["relu[1]"]),
+        PlaneRegionsResult("p", (0.0, 1.0, 0.0, 1.0), 1,
+                           f64([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]), [4],
+                           ["0" * 16], f64([[0.0]]), f64([[[0.0, INF]]]), 0, []),
+        RegionDensityResult("d", [2, 4, 3, 3], 2.0, 2, 2, 4, [4]),
+        RegionBoundsResult([3, 3], 1, 16, 16, 9, 16, 16, 4, 1, {"serra": "Serra et al. 2018"}),
+        LengthSPPResult("l", [LengthBlockStats("b", 0, 4, 0.0, 1.0, 1.0),
+                              LengthBlockStats("b", 0, 8, NAN, 2.0, 1.4, 0.9, 1)]),
+        SpatialJacobianResult("sj", f64([[1.0, 0.5], [0.5, INF]]), (0, 0), (1, 2, 2), (1, 2, 2)),
+        ConvSpectrumResult("c", "Conv2d", (1, 2), (1, 2), "fft", True, 2, 2.0, 0.0, (2.0, 2.0),
+                           (0.0, 0.0), torch.tensor([2.0, 0.0], dtype=torch.float64)),
+        ConvSpectraResult("m", [ConvLayerSpectrum("c", 0, "Conv1d", (1, 2), (1, 2), "bounds",
+                                                  False, 2, 1.0, 0.5, 1.0, 1.5, 0.0, 0.5)]),
+        Existence(False, "RO", "M > C k^d", meta={"M": 2}),
+        LatencyTable(["a", "b"], {"0:1": 1e-3, "1:2": INF}, {"1": 1e-4}, NAN, 2e-3,
+                     {"0:2": "a pooling lies between"}, input_shape=[2, 1, 8, 8]),
+        CompressionPlan("plan", ["a", "b"], [[], ["r"], []], [1], [], [], [["a", "b"]], ["r"],
+                        0.7, 1.5e-3, importance_table={"0:2": -0.1}, measured_ratio=NAN,
+                        table=LatencyTable(["a", "b"], {"0:2": 1e-3}, {}, 0.0, 2e-3)),
     ]
+
+
+def f64(values):
+    return torch.tensor(values, dtype=torch.float64)
 
 
 def same(a, b):
     """Equal, with NaN equal to NaN and tensors compared exactly."""
     if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a, b) and b.dtype == torch.float64
+        return (isinstance(b, torch.Tensor) and b.dtype == torch.float64 and a.shape == b.shape
+                and torch.allclose(a.double(), b, rtol=0, atol=0, equal_nan=True))
     if isinstance(a, float) and math.isnan(a):
         return isinstance(b, float) and math.isnan(b)
     if isinstance(a, dict):

@@ -50,14 +50,18 @@ def test_sequential_sweep_records_every_run_and_a_rerun_skips_them(tmp_path):
 
 def test_failed_and_diverged_runs(tmp_path):
     spec = SweepSpec.from_dict({"base": BASE, "grid": {"lr": [1e38, 0.1], "model_args.out_features": [3, 5]}}, default_out=tmp_path / "s")
-    summary = run_sweep(spec, progress=False, log=quiet)
+    # checked first (the default), the sweep refuses to start, naming the run that cannot
+    with pytest.raises(ValueError, match=r"^run lr=1e\+38 model_args.out_features=5 seed=0: model torch.nn:Linear returned logits of shape \(2, 5\); 'iris' needs \(batch, 3\)"):
+        run_sweep(spec, progress=False, log=quiet)
+    assert rows_by_label(tmp_path / "s") == {}
+    summary = run_sweep(spec, progress=False, log=quiet, check=False)  # unchecked, the runs fail one by one
     rows = rows_by_label(tmp_path / "s")
     assert rows["lr=1e+38 model_args.out_features=3 seed=0"]["status"] == "diverged"
     assert rows["lr=0.1 model_args.out_features=3 seed=0"]["status"] == "completed"
     failed = rows["lr=0.1 model_args.out_features=5 seed=0"]
     assert failed["status"] == "failed" and "set model_args.num_classes=3" in failed["error"]
     assert summary.counts == {"pending": 0, "running": 0, "completed": 1, "diverged": 1, "failed": 2}
-    again = run_sweep(spec, progress=False, log=quiet)  # failed runs are retried, finished ones not
+    again = run_sweep(spec, progress=False, log=quiet, check=False)  # failed runs are retried, finished ones not
     assert again.ran == 2 and rows_by_label(tmp_path / "s")["lr=0.1 model_args.out_features=5 seed=0"]["attempts"] == 2
 
 

@@ -21,23 +21,23 @@ def test_grid_times_seeds_with_labels_and_dotted_keys(tmp_path):
 
 
 def test_from_file_defaults_and_relative_out(tmp_path):
-    (tmp_path / "exp.yaml").write_text("base: {dataset: iris, steps: 2}\ngrid: {lr: [0.1]}\n")
+    (tmp_path / "exp.yaml").write_text("base: {model: 'torch.nn:Linear', dataset: iris, steps: 2}\ngrid: {lr: [0.1]}\n")
     spec = SweepSpec.from_file(tmp_path / "exp.yaml")
     assert spec.name == "exp" and spec.out == tmp_path / "exp" and len(spec.runs()) == 1
-    (tmp_path / "b.yaml").write_text("name: other\nout: results/b\nbase: {dataset: iris, steps: 2}\n")
+    (tmp_path / "b.yaml").write_text("name: other\nout: results/b\nbase: {model: 'torch.nn:Linear', dataset: iris, steps: 2}\n")
     spec = SweepSpec.from_file(tmp_path / "b.yaml")
     assert spec.name == "other" and spec.out == tmp_path / "results" / "b"
 
 
 @pytest.mark.parametrize("data,msg", [
-    ({"base": BASE, "grdi": {}}, "unknown sweep key 'grdi'; valid keys: name, out, base, grid, seeds"),
+    ({"base": BASE, "grdi": {}}, r"unknown sweep key 'grdi' \(did you mean grid\?\); valid keys: name, out, base, grid, seeds"),
     ({"base": {**BASE, "optimiser": "sgd"}}, r"unknown config key 'optimiser' \(did you mean optimizer\?\); valid keys: model,"),
     ({"base": BASE, "grid": {"lr": 0.1}}, "grid key 'lr' must map to a non-empty list of values, got 0.1"),
     ({"base": BASE, "grid": {"lr": []}}, "grid key 'lr' must map to a non-empty list"),
     ({"base": BASE, "grid": {"seed": [1, 2]}}, "grid key 'seed': list the seeds under 'seeds' instead"),
     ({"base": BASE, "grid": {"optimizer": ["sgd", "lion"]}}, r"invalid run \(optimizer='lion', seed=0\): optimizer='lion' is not allowed; valid: sgd, nesterov, adam, nag"),
-    ({"base": BASE, "seeds": [1, 1]}, r"seeds must not repeat, got \[1, 1\]"),
-    ({"base": BASE, "seeds": "many"}, "seeds must be a count or a non-empty list of integers, got 'many'"),
+    ({"base": BASE, "seeds": [1, 1]}, r"seeds must be .* a non-empty list of distinct integers >= 0, got \[1, 1\] \(repeated: 1\)"),
+    ({"base": BASE, "seeds": "many"}, r"seeds must be a count >= 1 \(3 means seeds 0, 1, 2\) or a non-empty list of distinct integers >= 0, got 'many'"),
     ({"base": BASE, "grid": {"lr": [0.1, 0.1]}}, r"the grid produces the same run twice \(lr=0.1 seed=0\)"),
 ])
 def test_bad_specs_name_the_key_and_what_is_allowed(data, msg):

@@ -106,13 +106,40 @@ def test_nonfinite_loss_ends_the_run_as_diverged_with_the_step(tmp_path):
 
 
 def test_input_errors_name_the_problem():
-    with pytest.raises(ValueError, match=r"returned logits of shape \(16, 5\); 'iris' needs \(batch, 3\): set model_args.num_classes=3"):
+    with pytest.raises(ValueError, match=r"model torch.nn:Linear returned logits of shape \(2, 5\); 'iris' needs \(batch, 3\): set model_args.num_classes=3"):
         fit(TrainConfig(**{**LINEAR, "model_args": {"in_features": 4, "out_features": 5}}, steps=1), progress=False)
     with pytest.raises(ValueError, match="batch_size=500 is larger than the 120 training examples of 'iris'"):
         fit(TrainConfig(**{**LINEAR, "batch_size": 500}, steps=1), progress=False)
     with pytest.raises(ValueError, match="--ddp needs the environment torchrun sets up"):
         fit(TrainConfig(**LINEAR, steps=1), progress=False, ddp=True)
 
+
+BROKEN = """
+import torch.nn as nn
+
+def boom(**kwargs):
+    raise RuntimeError("factory exploded\\nsecond line")
+
+def mlp():
+    return nn.Sequential(nn.Linear(5, 3))
+
+def pair():
+    return nn.Bilinear(4, 4, 3)
+"""
+
+
+@pytest.mark.parametrize("model,msg", [
+    ("trainer_broken:boom", r"^model trainer_broken:boom: the factory raised RuntimeError: factory exploded$"),
+    ("trainer_broken:mlp", r"^model trainer_broken:mlp does not take iris examples of shape \(4,\): forward failed in module '0' \(Linear\), which received input of shape \(2, 4\): mat1 and mat2"),
+    ("trainer_broken:pair", r"^model trainer_broken:pair does not take iris examples of shape \(4,\): forward failed in module '<model>' \(Bilinear\)"),
+    ("trainer_broken:nothing", r"^model trainer_broken:nothing: module 'trainer_broken' has no attribute 'nothing'"),
+])
+def test_a_run_that_cannot_start_fails_in_one_line_before_any_file(tmp_path, monkeypatch, model, msg):
+    (tmp_path / "trainer_broken.py").write_text(BROKEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=msg):
+        fit(TrainConfig(model=model, dataset="iris", batch_size=16, steps=1), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_refuses_a_checkpoint_of_another_process_count(tmp_path):

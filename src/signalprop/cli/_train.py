@@ -11,7 +11,6 @@ from signalprop.cli._common import (
     CLIError,
     add_model_arguments,
     add_progress_argument,
-    build_model,
     parse_key_values,
     prepare_out,
 )
@@ -35,7 +34,11 @@ examples:
   # continue an interrupted run: the final weights equal those of an uninterrupted run
   signalprop train --config run.yaml --out runs/a --resume
 
-  # data-parallel on 2 processes (gloo); --batch-size is the global batch
+  # on a GPU where there is one (checkpoints resume on either device)
+  signalprop train --config run.yaml --device auto --amp bfloat16 --out runs/gpu
+
+  # data-parallel on 2 processes (gloo; nccl and one GPU each with --device cuda);
+  # --batch-size is the global batch
   torchrun --standalone --nproc-per-node 2 -m signalprop train --ddp --config run.yaml
 
 writes OUT/metrics.jsonl (JSON lines), OUT/checkpoint.pt and OUT/result.json; a run whose
@@ -56,9 +59,12 @@ _HELP = {
     "epochs": "run length in epochs (or --steps)",
     "steps": "run length in steps (or --epochs)",
     "agc_clipping": "adaptive gradient clipping threshold (signalprop.optim.AGC)",
+    "quantize": "train quantized layers by bc, sr or r (signalprop.optim.QuantizedTraining)",
     "log_every": "write a train metrics line every N steps",
     "eval_every": "evaluate on the test split every N steps (0: every epoch and at the end)",
     "checkpoint_every": "checkpoint every N steps (0: only at the end and on Ctrl-C)",
+    "device": "cpu (default), cuda, cuda:N, or auto (cuda where there is a GPU, else cpu)",
+    "amp": "mixed precision: bfloat16, or float16 with loss scaling (default: off)",
 }
 
 
@@ -96,7 +102,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                 "eps": float, "weight_decay": float, "gamma": float, "min_lr": float,
                 "agc_clipping": float, "exp_weight_decay": float,
                 "log_effective_lr": _flag}.get(f.name, str if f.name in (
-                    "dataset", "optimizer", "schedule", "objective") else int)
+                    "dataset", "optimizer", "schedule", "quantize", "device", "amp",
+                    "objective") else int)
         p.add_argument(flag, dest=f.name, type=kind, default=None,
                        help=_HELP.get(f.name, f.name.replace("_", " ")))
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -128,6 +135,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if "model" not in data:
         raise CLIError("no model to train: give MODEL (a preset such as resnetv2_50 or "
                        "module:function), or a --config file with a 'model' key")
+    if "dataset" not in data:
+        from signalprop.data import list_datasets
+
+        raise CLIError(f"no dataset to train on: give --dataset ({', '.join(list_datasets())}), "
+                       "or a --config file with a 'dataset' key")
     if args.steps is not None:  # a flag picks the run length even if the file set the other
         data.pop("epochs", None)
     if args.epochs is not None:
@@ -147,11 +159,16 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from signalprop.data import DatasetNotFoundError
     from signalprop.train import CheckpointError, fit
+    from signalprop.train.device import resolve_device
+    from signalprop.train.distributed import local_rank
 
     cfg = config_from_args(args)
-    check_model(cfg)
+    try:  # a GPU this machine lacks is one line, before the run folder exists
+        resolve_device(cfg.device, local_rank=local_rank() if args.ddp else None)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     prepare_out(args.out)
-    try:
+    try:  # fit checks the data, the model and any checkpoint before it trains
         result = fit(cfg, args.out, resume=args.resume, progress=args.progress, ddp=args.ddp)
     except (ValueError, DatasetNotFoundError, CheckpointError, ImportError) as e:
         raise CLIError(str(e)) from None
@@ -163,29 +180,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"completed {result.step} steps in {result.seconds:.1f} s: {m}")
         print(f"wrote {args.out / 'metrics.jsonl'}, {args.out / 'result.json'}")
     return 0
-
-
-def check_model(cfg: Any) -> None:
-    """Build the model and pass two training examples through it before training, so that
-    a factory that raises or a model that does not fit the data is a one-line error, not
-    a traceback from inside the training loop."""
-    import torch
-
-    from signalprop._forward import locate_failure
-    from signalprop.data import DatasetNotFoundError, load_dataset
-
-    try:
-        data = load_dataset(cfg.dataset, **cfg.dataset_args)
-    except (ValueError, DatasetNotFoundError, ImportError) as e:
-        raise CLIError(str(e)) from None
-    model = build_model(cfg.model, cfg.model_args, cfg.seed)
-    x, _ = data.train.batch(torch.arange(min(2, len(data.train))))
-    try:
-        with torch.no_grad():
-            model(x)
-    except Exception as e:  # noqa: BLE001 -- reported as the module that failed
-        raise CLIError(f"model {cfg.model} does not take {cfg.dataset} examples of shape "
-                       f"{tuple(data.input_shape)}: {locate_failure(model, x, e)}") from None
 
 
 def _is_main() -> bool:

@@ -14,19 +14,22 @@ from signalprop.nn import BranchTap, SkipInit
 
 
 class GatedBranch(nn.Module):
-    """``gain * tap(inner(x) * branch_scale)`` at the end of a converted residual branch.
+    """``gain * tap(inner(...) * branch_scale)`` at the end of a converted residual branch.
 
     ``inner`` is the module that ended the branch (``nn.Identity`` where that was a
-    BatchNorm); ``branch_scale`` (a buffer, 1 unless calibrated) makes the branch output's
-    second moment 1 on the calibration batch; the tap marks the branch output for
-    measurement (before the gain); the gain is a learnable :class:`SkipInit`.
+    BatchNorm), called with whatever arguments the model passes; where it returns a tuple
+    or list (attention layers), the gate applies to its first element, the branch, and the
+    rest passes through. ``branch_scale`` (a buffer, 1 unless calibrated) makes the branch
+    output's second moment 1 on the calibration batch; the tap marks the branch output for
+    measurement (before the gain); the gain is a learnable :class:`SkipInit`. Attributes
+    the gate lacks are read from ``inner``, so code reading ``self.attn.num_heads`` works.
 
     Examples:
         >>> gate = GatedBranch(nn.Linear(4, 4), init=0.0)
         >>> gate(torch.randn(2, 4)).abs().sum().item()  # the gain starts at 0
         0.0
-        >>> float(gate.branch_scale)  # until calibrated
-        1.0
+        >>> float(gate.branch_scale), gate.in_features  # until calibrated; read from inner
+        (1.0, 4)
     """
 
     branch_scale: torch.Tensor
@@ -38,8 +41,23 @@ class GatedBranch(nn.Module):
         self.branch_tap = BranchTap()
         self.skip_gain = SkipInit(init)
 
-    def forward(self, x: Any) -> Any:
-        return self.skip_gain(self.branch_tap(self.inner(x) * self.branch_scale))
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.inner(*args, **kwargs)
+        if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+            items = [self._gate(out[0]), *out[1:]]
+            return type(out)(*items) if hasattr(out, "_fields") else type(out)(items)
+        return self._gate(out)
+
+    def _gate(self, y: torch.Tensor) -> torch.Tensor:
+        return self.skip_gain(self.branch_tap(y * self.branch_scale))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "inner":
+                raise
+            return getattr(super().__getattr__("inner"), name)
 
 
 @torch.no_grad()

@@ -1,24 +1,22 @@
 """torch.fx analysis shared by the converters: tracing with a named failure, activations that
-feed a layer, residual additions and which operand is the branch."""
+feed a layer, residual additions and which operand is the branch.
+
+Only the graph is analysed: no ``GraphModule`` is built (its generated code is not valid
+Python for module names holding quotes, and the converters edit modules, not code).
+"""
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import torch
 import torch.fx as fx
 import torch.nn as nn
-import torch.nn.functional as F
 
+from signalprop.convert import _ops as O
+from signalprop.convert._analysis import Analysis, Feed, Residual, settle_head
 from signalprop.convert.report import ConversionError
-from signalprop.nn import GammaAct, ScaledStdConv1d, ScaledStdConv2d, ScaledStdConv3d, WSLinear
-
-WS_LAYERS = (ScaledStdConv1d, ScaledStdConv2d, ScaledStdConv3d, WSLinear)
-WEIGHT_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
-BATCHNORMS = (nn.modules.batchnorm._BatchNorm,)
+from signalprop.nn import GammaAct
 
 
 class _Tracer(fx.Tracer):
@@ -26,17 +24,17 @@ class _Tracer(fx.Tracer):
 
     def __init__(self, extra_leaves: tuple[type, ...] = ()) -> None:
         super().__init__()
-        self.extra_leaves = WS_LAYERS + extra_leaves
+        self.extra_leaves = O.WS_LAYERS + extra_leaves
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, self.extra_leaves) or super().is_leaf_module(m, qualname)
 
 
-def trace(model: nn.Module, what: str, extra_leaves: tuple[type, ...] = ()) -> fx.GraphModule:
+def trace(model: nn.Module, what: str, extra_leaves: tuple[type, ...] = ()) -> fx.Graph:
     """Symbolically trace ``model``; a failure names the innermost module being traced."""
     tracer = _Tracer(extra_leaves)
     try:
-        graph = tracer.trace(model)
+        return tracer.trace(model)
     except Exception as e:  # noqa: BLE001 -- any tracing failure is reported with its module
         where = [name for name, _ in tracer.module_stack.values() if name]
         mod = where[-1] if where else "<model>"
@@ -44,10 +42,9 @@ def trace(model: nn.Module, what: str, extra_leaves: tuple[type, ...] = ()) -> f
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConversionError(
             f"{what} cannot analyse {type(model).__name__}: torch.fx tracing failed in module "
-            f"'{mod}' ({kind}): {first}. The converter needs a forward torch.fx can trace "
-            "(no Python control flow on tensor values); make that module a leaf or simplify it"
+            f"'{mod}' ({kind}): {first}. Pass example_input= (a batch the model accepts) to "
+            "find its structure on a real forward instead"
         ) from e
-    return fx.GraphModule(tracer.root, graph)
 
 
 def scope(node: fx.Node) -> str:
@@ -59,84 +56,62 @@ def scope(node: fx.Node) -> str:
     return names[-1] if names else "<model>"
 
 
-# ---- activations: name and parameters in signalprop.theory's registry ------------------
-def _module_activation(m: nn.Module) -> tuple[str, dict[str, float]] | None:
-    table: list[tuple[type, Callable[[Any], tuple[str, dict[str, float]] | None]]] = [
-        (nn.ReLU, lambda m: ("relu", {})),
-        (nn.ReLU6, lambda m: ("relu6", {})),
-        (nn.LeakyReLU, lambda m: ("leaky_relu", {"negative_slope": m.negative_slope})),
-        (nn.GELU, lambda m: ("gelu", {}) if m.approximate == "none" else None),
-        (nn.SiLU, lambda m: ("silu", {})),
-        (nn.Tanh, lambda m: ("tanh", {})),
-        (nn.Sigmoid, lambda m: ("sigmoid", {})),
-        (nn.ELU, lambda m: ("elu", {"alpha": m.alpha})),
-        (nn.CELU, lambda m: ("celu", {"alpha": m.alpha})),
-        (nn.SELU, lambda m: ("selu", {})),
-        (nn.Softplus, lambda m: ("softplus", {"beta": m.beta})),
-        (nn.Mish, lambda m: ("mish", {})),
-    ]
-    for cls, fn in table:
-        if type(m) is cls:
-            return fn(m)
-    return None
+def graph_analysis(model: nn.Module, what: str) -> Analysis:
+    """The :class:`Analysis` of ``model`` from its torch.fx graph."""
+    graph = trace(model, what)
+    modules = dict(model.named_modules())
+    out = Analysis("torch.fx graph")
+    for n in graph.nodes:
+        if n.op == "call_module":
+            name = str(n.target)
+            out.calls[name] = out.calls.get(name, 0) + 1
+            out.feeds.setdefault(name, []).append(feeding_activation(n, modules))
+            if isinstance(modules[name], nn.Linear):
+                out.head = name  # the last nn.Linear call in execution order
+    fns = O.BATCHNORM_FUNCTIONS
+    out.functional_bn = sorted({scope(n) for n in graph.nodes
+                                if n.op == "call_function" and n.target in fns})
+    for add in residual_adds(graph, modules):
+        block = scope(add.node)
+        if add.branch is None:
+            out.residuals.append(Residual(block, None, add.reason))
+            continue
+        end, why = _branch_end(add.branch, out.calls)
+        out.residuals.append(Residual(block, end, why, _child(add.skip, block)))
+    return settle_head(out)
 
 
-_FUNCTION_ACTS: dict[Any, str] = {
-    F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", F.gelu: "gelu", F.silu: "silu",
-    torch.tanh: "tanh", F.tanh: "tanh", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
-    F.elu: "elu", F.selu: "selu", torch.selu: "selu", F.celu: "celu", F.softplus: "softplus",
-    F.mish: "mish", F.leaky_relu: "leaky_relu",
-}
-_METHOD_ACTS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
-# Ops that neither change which activation a value came from nor mix examples' units.
-_TRANSPARENT_MODULES = (
-    nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Flatten, nn.Unflatten,
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d,
-    nn.ZeroPad2d, nn.ConstantPad2d, *BATCHNORMS,
-)
-_TRANSPARENT_FUNCTIONS = {F.dropout, torch.flatten, torch.reshape, torch.transpose,
-                          torch.permute, F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d}
-_TRANSPARENT_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous"}
+def _child(node: fx.Node | None, block: str) -> str:
+    """The child of module ``block`` whose call produced ``node`` ("" if none)."""
+    if node is None or node.op != "call_module":
+        return ""
+    target = str(node.target)
+    prefix = "" if block == "<model>" else block + "."
+    if not target.startswith(prefix):
+        return ""
+    return prefix + target[len(prefix):].split(".")[0]
 
 
-def node_activation(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str, dict] | None:
+# ---- activations --------------------------------------------------------------------------
+def node_activation(node: fx.Node, modules: dict[str, nn.Module]) -> O.Act | None:
     """The registered activation computed by ``node``, if it is one."""
     if node.op == "call_module":
-        m = modules[str(node.target)]
-        return _module_activation(m)
-    if node.op == "call_function" and node.target in _FUNCTION_ACTS:
-        name = _FUNCTION_ACTS[node.target]
-        params: dict[str, float] = {}
-        if name == "leaky_relu":
-            params["negative_slope"] = float(_arg(node, 1, "negative_slope", 0.01))
-        elif name in ("elu", "celu"):
-            params["alpha"] = float(_arg(node, 1, "alpha", 1.0))
-        elif name == "softplus":
-            params["beta"] = float(_arg(node, 1, "beta", 1.0))
-        elif name == "gelu" and _arg(node, 1, "approximate", "none") != "none":
-            return None
-        return name, params
-    if node.op == "call_method" and node.target in _METHOD_ACTS:
-        return _METHOD_ACTS[str(node.target)], {}
+        return O.module_activation(modules[str(node.target)])
+    if node.op in ("call_function", "call_method"):
+        return O.call_activation(node.target, tuple(node.args), dict(node.kwargs),
+                                 method=node.op == "call_method")
     return None
-
-
-def _arg(node: fx.Node, pos: int, key: str, default: Any) -> Any:
-    if key in node.kwargs:
-        return node.kwargs[key]
-    return node.args[pos] if len(node.args) > pos else default
 
 
 def is_transparent(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_module":
-        return isinstance(modules[str(node.target)], _TRANSPARENT_MODULES)
+        return isinstance(modules[str(node.target)], O.TRANSPARENT_MODULES)
     if node.op == "call_function":
-        return node.target in _TRANSPARENT_FUNCTIONS
-    return node.op == "call_method" and node.target in _TRANSPARENT_METHODS
+        return node.target in O.TRANSPARENT_FUNCTIONS
+    return node.op == "call_method" and node.target in O.TRANSPARENT_METHODS
 
 
-def feeding_activation(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[Any, str]:
+def feeding_activation(node: fx.Node, modules: dict[str, nn.Module]) -> Feed:
     """The activation that produced ``node``'s first input, walking back through
     transparent ops: ((name, params) or None, how it was found)."""
     cur = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
@@ -153,7 +128,7 @@ def feeding_activation(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[An
 
 
 # ---- residual additions -----------------------------------------------------------------
-_ADDS = {operator.add, operator.iadd, torch.add}
+_ADDS = {operator.add, operator.iadd, *O.ADD_FUNCTIONS}
 
 
 @dataclass(frozen=True)
@@ -177,7 +152,7 @@ def weight_depths(graph: fx.Graph, modules: dict[str, nn.Module]) -> dict[fx.Nod
             continue
         ins = [depth[a] for a in n.all_input_nodes if a in depth]
         d = max(ins, default=-1)
-        if d >= 0 and n.op == "call_module" and isinstance(modules[str(n.target)], WEIGHT_LAYERS):
+        if d >= 0 and n.op == "call_module" and O.is_weight_layer(modules[str(n.target)]):
             d += 1
         depth[n] = d
     return depth
@@ -220,16 +195,21 @@ def residual_adds(graph: fx.Graph, modules: dict[str, nn.Module]) -> list[Residu
     return out
 
 
-def classifier_node(graph: fx.Graph, modules: dict[str, nn.Module]) -> fx.Node | None:
-    """The last nn.Linear call in execution order (the head)."""
-    last = None
-    for n in graph.nodes:
-        if n.op == "call_module" and isinstance(modules[str(n.target)], nn.Linear):
-            last = n
-    return last
-
-
-def batchnorm_functions(graph: fx.Graph) -> list[fx.Node]:
-    """Functional batch_norm calls (BatchNorm without a module, which surgery cannot remove)."""
-    fns = {F.batch_norm, torch.batch_norm}
-    return [n for n in graph.nodes if n.op == "call_function" and n.target in fns]
+def _branch_end(node: fx.Node, calls: dict[str, int]) -> tuple[str | None, str]:
+    """The module whose output ends the branch (a scalar gain commutes with the linear
+    reshapes and dropouts walked through), or None and the reason."""
+    cur = node
+    while True:
+        if len(cur.users) != 1:
+            return None, f"the branch output '{cur.name}' is also used elsewhere"
+        if cur.op == "call_module":
+            name = str(cur.target)
+            if calls[name] != 1:
+                return None, f"module '{name}' ending the branch is called {calls[name]} times"
+            return name, ""
+        commuting = (cur.op == "call_function" and cur.target in O.COMMUTING_FUNCTIONS) or (
+            cur.op == "call_method" and cur.target in O.COMMUTING_METHODS)
+        if not commuting or not cur.args or not isinstance(cur.args[0], fx.Node):
+            what = getattr(cur.target, "__name__", str(cur.target))
+            return None, f"the branch ends in {cur.op} '{what}', not in a module"
+        cur = cur.args[0]

@@ -12,7 +12,8 @@ multiplications NF networks add around convolutions are folded into the weights 
   dropouts are dropped;
 
 so the folded network runs what a plain-conv network of the same shape runs. Without a
-traceable graph, only the layers are replaced (the result is still exact).
+traceable graph (or where a module name holds a character torch.fx cannot write
+as code, such as a quote), only the layers are replaced (the result is still exact).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from signalprop.convert import _graph as G
-from signalprop.convert.normfree import _set
+from signalprop.convert import _ops as O
+from signalprop.convert._surgery import set_module
 from signalprop.convert.report import ConversionError
 
 _PLAIN = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -82,12 +84,13 @@ def fold_ws(model: nn.Module) -> nn.Module:
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
     new = copy.deepcopy(model).eval()
     for name, m in list(new.named_modules()):
-        if isinstance(m, G.WS_LAYERS):
-            new = _set(new, name, _plain(m))
+        if isinstance(m, O.WS_LAYERS):
+            new = set_module(new, name, _plain(m))
     new.requires_grad_(False)
     try:
-        gm = G.trace(new, "fold_ws")
-    except ConversionError:
+        gm = fx.GraphModule(new, G.trace(new, "fold_ws"))
+    except (ConversionError, SyntaxError):
+        # untraceable, or a module name torch.fx cannot write as code (a quote in it)
         return new
     _drop_identities(gm)
     _fold_scalars(gm)

@@ -4,16 +4,29 @@ What it does to a copy of the model (the original is untouched):
 
 1. every BatchNorm module becomes ``nn.Identity`` (the network no longer mixes examples);
 2. every convolution becomes a :class:`~signalprop.nn.ScaledStdConv2d` (1d/3d alike) and
-   every linear layer but the classifier a :class:`~signalprop.nn.WSLinear`, weights
-   and biases copied, a zero bias added where the BatchNorm provided the shift. Each gets
-   ``gamma = signalprop.theory.gamma(act)`` for the activation that feeds it (found in the
-   graph through pooling, dropout and reshapes), so a unit-variance pre-activation gives a
-   unit-variance, zero-mean output: Scaled WS removes the mean shift that makes
-   unnormalized ReLU networks' squared channel means grow with depth;
-3. every residual addition found in the graph gets a :class:`~signalprop.nn.SkipInit` gain
-   (and a :class:`~signalprop.nn.BranchTap`) at the end of its branch, so
+   every linear layer but the classifier (``nn.Linear``, HuggingFace's ``Conv1D``) a
+   :class:`~signalprop.nn.WSLinear`, weights and biases copied, a zero bias added where
+   the BatchNorm provided the shift. Each gets ``gamma = signalprop.theory.gamma(act)``
+   for the activation that feeds it (found through pooling, dropout and reshapes), so a
+   unit-variance pre-activation gives a unit-variance, zero-mean output: Scaled WS removes
+   the mean shift that makes unnormalized ReLU networks' squared channel means grow with
+   depth;
+3. every residual addition gets a :class:`~signalprop.nn.SkipInit` gain (and a
+   :class:`~signalprop.nn.BranchTap`) at the end of its branch, so
    x_{l+1} = x_l + a_l f_l(x_l) with a_l = ``skipinit_init`` (0: every block starts as its
-   shortcut, De & Smith 2020).
+   shortcut, De & Smith 2020). A LayerScale vector of the block (ConvNeXt's
+   ``layer_scale_parameter``, CaiT/DINOv2's ``gamma``/``lambda1``) is set to 1: it is a
+   per-channel SkipInit already, and a product of two near-zero gains would never train;
+4. per-example normalizers (LayerNorm, GroupNorm, InstanceNorm) are kept: they do not mix
+   examples, and in a pre-norm block (ConvNeXt, pre-LN transformers) they play the role of
+   NF's 1/beta, feeding every branch a unit-variance input. So on a ConvNeXt, which has no
+   BatchNorm, to_normfree is Scaled WS + residual gains + calibration, not the removal of
+   its LayerNorms.
+
+The structure (residual additions, which operand is the branch, the activation feeding
+each layer, the classifier) is read from the torch.fx graph, or -- when ``example_input``
+is given, which every model torch.fx cannot trace needs (HuggingFace models) -- from one
+real forward on it (module hooks and a torch-function mode; see ``convert/_runtime.py``).
 
 signalprop's own ResNetV2 is rebuilt as ``norm="nf"`` (Brock et al.'s NF-ResNet with its
 beta/alpha scaling) with every weight whose shape matches copied.
@@ -26,40 +39,42 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
 
 import torch
-import torch.fx as fx
 import torch.nn as nn
 
-from signalprop import theory
 from signalprop._forward import ModelInput
-from signalprop.convert import _graph as G
+from signalprop.convert import _ops as O
 from signalprop.convert._gate import GatedBranch, calibrate_gates
+from signalprop.convert._nf_surgery import check_forward, convert
+from signalprop.convert._surgery import analyse
 from signalprop.convert.report import ConversionError, ConversionReport
 from signalprop.models import ResNetV2, resnetv2
-from signalprop.nn import ScaledStdConv1d, ScaledStdConv2d, ScaledStdConv3d, SkipInit, WSLinear
-
-_WS_FOR = {nn.Conv1d: ScaledStdConv1d, nn.Conv2d: ScaledStdConv2d, nn.Conv3d: ScaledStdConv3d}
+from signalprop.nn import ScaledStdConv2d, SkipInit
 
 
 def to_normfree(
     model: nn.Module, *, skipinit_init: float = 0.0, example_input: ModelInput | None = None,
-    convert_linear: bool = True, eps: float | None = None,
+    calibrate: bool | None = None, convert_linear: bool = True, eps: float | None = None,
 ) -> tuple[nn.Module, ConversionReport]:
-    """A normalizer-free copy of a BatchNorm residual network, and a report of the changes.
+    """A normalizer-free copy of a residual network, and a report of the changes.
 
     Args:
-        model: signalprop's ResNetV2, or any module torch.fx can trace whose BatchNorms are
-            modules (``nn.BatchNorm1d/2d/3d``) and whose residual additions appear in the
-            graph (``a + b``, ``torch.add``, ``+=``).
+        model: signalprop's ResNetV2, any module torch.fx can trace, or (with
+            ``example_input``) any module at all, whose BatchNorms are modules
+            (``nn.BatchNorm1d/2d/3d``) and whose residual additions are ``a + b``,
+            ``torch.add`` or ``+=``.
         skipinit_init: initial value of every residual gain (0 in De & Smith's reference;
             1 reproduces Brock et al.'s NF signal propagation for ResNetV2).
-        example_input: a batch to calibrate each converted branch on (graph path only):
-            the branch output is divided by its root-mean-square there, so with gain a the
-            stream's second moment grows by about a^2 per block (as in NF-ResNets) instead
-            of by a factor (1 + a^2 Var(f)/Var(x)) per block. Without it the gains should
-            start small (the default 0 makes every block its shortcut).
+        example_input: a batch the model accepts (a tensor, a tuple of arguments or a dict
+            of keyword arguments). The structure is then read from one eval-mode forward on
+            it instead of a torch.fx graph, and (see ``calibrate``) each branch is
+            calibrated on it.
+        calibrate: divide each converted branch's output by its root-mean-square on
+            ``example_input`` (default: whenever it is given), so with gain a the stream's
+            second moment grows by about a^2 per block (as in NF-ResNets) instead of by a
+            factor (1 + a^2 Var(f)/Var(x)) per block. Without it the gains should start
+            small (the default 0 makes every block its shortcut).
         convert_linear: replace linear layers other than the classifier by WSLinear.
         eps: Scaled WS eps (default: the layer's default, 1e-4 clamped).
 
@@ -67,8 +82,10 @@ def to_normfree(
         ``(new_model, report)``; ``report.not_converted`` lists what was left, with reasons.
 
     Raises:
-        ConversionError: the model cannot be traced (the failing module is named), or it
-            calls batch_norm functionally (those modules are named).
+        ConversionError: the model cannot be traced and no ``example_input`` was given, the
+            forward on it fails (the module is named), the converted forward fails, or the
+            model calls batch_norm functionally (those modules are named).
+        ValueError: bad arguments.
 
     Examples:
         >>> import torch, signalprop as sp
@@ -81,22 +98,38 @@ def to_normfree(
 
     References:
         Brock, De & Smith, ICLR 2021 (arXiv 2101.08692); De & Smith, NeurIPS 2020
-        (arXiv 2002.10444).
+        (arXiv 2002.10444); Touvron et al. (LayerScale), ICCV 2021 (arXiv 2103.17239).
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
-    if not math.isfinite(skipinit_init):
-        raise ValueError(f"skipinit_init must be finite, got {skipinit_init}")
+    if not (isinstance(skipinit_init, (int, float)) and math.isfinite(skipinit_init)):
+        raise ValueError(f"skipinit_init must be a finite number, got {skipinit_init!r}")
+    if calibrate not in (None, True, False):
+        raise ValueError(f"calibrate must be None, True or False, got {calibrate!r}")
+    if calibrate and example_input is None:
+        raise ValueError("calibrate=True needs example_input (the batch to calibrate on)")
     if isinstance(model, ResNetV2):
         new, report = _resnetv2(model, skipinit_init)
         if example_input is not None:
             report.refuse("<model>", "example_input not used", "NF-ResNetV2 scales its "
                           "branches by its predicted variances (beta) already")
         return new, report
-    new, report = _graph_convert(model, skipinit_init, convert_linear, eps)
+    new = copy.deepcopy(model)
+    analysis = analyse(new, example_input, "to_normfree")
+    if analysis.functional_bn:
+        where = ", ".join(f"'{n}'" for n in analysis.functional_bn)
+        raise ConversionError(
+            f"to_normfree cannot analyse {type(model).__name__}: batch_norm is called as a "
+            f"function in {where}; only BatchNorm modules can be removed. Use nn.BatchNorm "
+            "modules there")
+    new, report = convert(new, analysis, float(skipinit_init), convert_linear, eps)
     if example_input is not None:
-        gates = {n: m for n, m in new.named_modules() if isinstance(m, GatedBranch)}
-        calibrate_gates(new, gates, example_input, report)
+        if calibrate is None or calibrate:
+            gates = {n: m for n, m in new.named_modules() if isinstance(m, GatedBranch)}
+            check_forward(new, example_input, lambda: calibrate_gates(
+                new, gates, example_input, report))
+        else:
+            check_forward(new, example_input, None)
     return new, report
 
 
@@ -121,7 +154,7 @@ def _resnetv2(model: ResNetV2, skipinit_init: float) -> tuple[nn.Module, Convers
             if name in old and old[name].shape == t.shape and not name.endswith("skip_gain.gain"):
                 t.copy_(old[name])
     for name, m in old_modules.items():
-        if isinstance(m, G.BATCHNORMS):
+        if isinstance(m, O.BATCHNORMS):
             report.add(name, f"removed {type(m).__name__}")
         elif isinstance(m, nn.Conv2d) and isinstance(new_modules.get(name), ScaledStdConv2d):
             copied = [k for k, _ in m.named_parameters()
@@ -132,7 +165,7 @@ def _resnetv2(model: ResNetV2, skipinit_init: float) -> tuple[nn.Module, Convers
     for name, m in new_modules.items():
         if isinstance(m, SkipInit):
             report.add(name, "SkipInit gain after the branch", f"init {skipinit_init:g}")
-    bn_tensors = {f"{n}.{k}" for n, m in old_modules.items() if isinstance(m, G.BATCHNORMS)
+    bn_tensors = {f"{n}.{k}" for n, m in old_modules.items() if isinstance(m, O.BATCHNORMS)
                   for k, _ in m.state_dict().items()}
     for name in sorted(set(old) - set(new_state) - bn_tensors):
         report.refuse(name, "not copied", "the NF network has no such tensor")
@@ -143,153 +176,3 @@ def _resnetv2(model: ResNetV2, skipinit_init: float) -> tuple[nn.Module, Convers
     return new, report
 
 
-def _set(root: nn.Module, name: str, module: nn.Module) -> nn.Module:
-    """Put ``module`` at ``name`` in ``root``; returns the root (``module`` itself for "")."""
-    if not name:
-        return module
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, module)
-    return root
-
-
-def _ws_layer(m: nn.Module, gamma: float, eps: float | None) -> nn.Module:
-    kw: dict[str, Any] = {"gamma": gamma, "device": m.weight.device, "dtype": m.weight.dtype}
-    if eps is not None:
-        kw["eps"] = eps
-    if isinstance(m, nn.Linear):
-        new: nn.Module = WSLinear(m.in_features, m.out_features, bias=True, **kw)
-    else:
-        new = _WS_FOR[type(m)](
-            m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
-            dilation=m.dilation, groups=m.groups, bias=True, padding_mode=m.padding_mode, **kw)
-    with torch.no_grad():
-        new.weight.copy_(m.weight)
-        if m.bias is not None:
-            new.bias.copy_(m.bias)
-    return new
-
-
-def _graph_convert(model: nn.Module, skipinit_init: float, convert_linear: bool,
-                   eps: float | None) -> tuple[nn.Module, ConversionReport]:
-    new = copy.deepcopy(model)
-    gm = G.trace(new, "to_normfree")
-    modules = dict(new.named_modules())
-    graph = gm.graph
-    functional = G.batchnorm_functions(graph)
-    if functional:
-        where = ", ".join(sorted({f"'{G.scope(n)}'" for n in functional}))
-        raise ConversionError(
-            f"to_normfree cannot analyse {type(model).__name__}: batch_norm is called as a "
-            f"function in {where}; only BatchNorm modules can be removed. Use nn.BatchNorm "
-            "modules there")
-    report = ConversionReport("torch.fx graph")
-    calls: dict[str, list[fx.Node]] = {}
-    for n in graph.nodes:
-        if n.op == "call_module":
-            calls.setdefault(str(n.target), []).append(n)
-    head = G.classifier_node(graph, modules)
-    # 1. weight layers -> Scaled WS with the gamma of the activation that feeds them
-    for name, nodes in calls.items():
-        if _keeps_weight_layer(name, modules[name], head, convert_linear, report):
-            continue
-        new = _to_scaled_ws(new, name, modules[name], nodes, modules, eps, report)
-    # 2. BatchNorm -> Identity
-    for name, m in modules.items():
-        if isinstance(m, G.BATCHNORMS):
-            new = _set(new, name, nn.Identity())
-            report.add(name, f"removed {type(m).__name__}")
-    # 3. residual gains at the end of every branch found in the graph
-    new = _add_residual_gains(new, graph, modules, calls, skipinit_init, report)
-    for name, m in modules.items():
-        if isinstance(m, (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)):
-            report.refuse(name, f"kept {type(m).__name__}", "per-example normalization; it "
-                          "does not mix examples")
-    if not report.residual_blocks:
-        report.refuse("<model>", "no residual gain", "no residual addition found in the graph")
-    return new, report
-
-
-def _keeps_weight_layer(name: str, m: nn.Module, head: fx.Node | None, convert_linear: bool,
-                        report: ConversionReport) -> bool:
-    """Whether module ``name`` stays as it is (reported, with the reason, when a weight
-    layer is kept)."""
-    if isinstance(m, G.WS_LAYERS) or not isinstance(m, G.WEIGHT_LAYERS):
-        return True
-    if head is not None and name == str(head.target):
-        report.refuse(name, f"kept {type(m).__name__}", "the classifier (last Linear applied)")
-    elif isinstance(m, nn.Linear) and not convert_linear:
-        report.refuse(name, "kept Linear", "convert_linear=False")
-    elif not isinstance(m, nn.Linear) and type(m) not in _WS_FOR:
-        report.refuse(name, f"kept {type(m).__name__}", "no Scaled WS version of this layer")
-    else:
-        return False
-    return True
-
-
-def _to_scaled_ws(new: nn.Module, name: str, m: nn.Module, nodes: list[fx.Node],
-                  modules: dict[str, nn.Module], eps: float | None,
-                  report: ConversionReport) -> nn.Module:
-    """Replace weight layer ``name`` (called at ``nodes``) by its Scaled WS version, with
-    the gamma of the activation feeding its first call; returns the root."""
-    feeds = [G.feeding_activation(n, modules) for n in nodes]
-    act, how = feeds[0]
-    distinct = {repr(a) for a, _ in feeds}
-    gamma = theory.gamma(act[0], **act[1]) if act is not None else 1.0
-    layer = _ws_layer(m, gamma, eps)
-    new = _set(new, name, layer)
-    feed = f"{act[0]} at {how}" if act is not None else (how or "no activation before it")
-    report.add(name, f"{type(m).__name__} -> {type(layer).__name__}",
-               f"gamma={gamma:.6g} for {feed}")
-    if len(distinct) > 1:
-        report.refuse(name, "gamma ambiguous", f"called on inputs from {len(distinct)} "
-                      "different activations; the first was used")
-    return new
-
-
-def _add_residual_gains(new: nn.Module, graph: fx.Graph, modules: dict[str, nn.Module],
-                        calls: dict[str, list[fx.Node]], skipinit_init: float,
-                        report: ConversionReport) -> nn.Module:
-    """A SkipInit gain at the end of the branch of every residual addition in ``graph``;
-    returns the root."""
-    for add in G.residual_adds(graph, modules):
-        block = G.scope(add.node)
-        if add.branch is None:
-            report.refuse(block, "no residual gain", add.reason)
-            continue
-        end, why = _branch_end(add.branch, modules, calls)
-        if end is None:
-            report.refuse(block, "no residual gain", why)
-            continue
-        new = _set(new, end, GatedBranch(new.get_submodule(end), skipinit_init))
-        report.add(end, "SkipInit gain after the branch", f"init {skipinit_init:g}, block "
-                   f"'{block}'")
-        report.residual_blocks.append(block)
-    return new
-
-
-# Linear ops a scalar gain of either sign commutes with (max-pooling does not, for a < 0).
-_COMMUTING_FUNCTIONS = {torch.nn.functional.dropout, torch.flatten, torch.reshape,
-                        torch.transpose, torch.permute, torch.nn.functional.avg_pool2d,
-                        torch.nn.functional.adaptive_avg_pool2d}
-_COMMUTING_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous"}
-
-
-def _branch_end(node: fx.Node, modules: dict[str, nn.Module],
-                calls: dict[str, list[fx.Node]]) -> tuple[str | None, str]:
-    """The module whose output ends the branch (a scalar gain commutes with the linear
-    reshapes and dropouts walked through), or None and the reason."""
-    cur = node
-    while True:
-        if len(cur.users) != 1:
-            return None, f"the branch output '{cur.name}' is also used elsewhere"
-        if cur.op == "call_module":
-            name = str(cur.target)
-            if len(calls[name]) != 1:
-                return None, f"module '{name}' ending the branch is called {len(calls[name])} times"
-            return name, ""
-        commuting = (cur.op == "call_function" and cur.target in _COMMUTING_FUNCTIONS) or (
-            cur.op == "call_method" and cur.target in _COMMUTING_METHODS)
-        if not commuting or not cur.args or not isinstance(cur.args[0], fx.Node):
-            what = getattr(cur.target, "__name__", str(cur.target))
-            return None, f"the branch ends in {cur.op} '{what}', not in a module"
-        cur = cur.args[0]

@@ -55,7 +55,8 @@ class ConversionReport(Result):
         changes: every edit made, in the order made.
         not_converted: what was left as it was, each with the reason.
         residual_blocks: the modules in which a residual addition received a gain.
-        method: how the model was analysed ("torch.fx graph", "ResNetV2 rebuild", ...).
+        method: how the model was analysed ("torch.fx graph", "forward hooks on
+            example_input", "ResNetV2 rebuild", ...).
 
     Examples:
         >>> r = ConversionReport("torch.fx graph")

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -142,8 +145,9 @@ def load_dataset(name: str, **options: Any) -> DatasetSplits:
     read from a directory you provide (``root=`` or the ``SIGNALPROP_DATA`` variable).
 
     Raises:
-        ValueError: an unknown name (the valid ones are listed) or an option the loader
-            does not take (its options are listed).
+        ValueError: an unknown name (the valid ones are listed), an option the loader
+            does not take (its options are listed) or a value of the wrong type (an
+            option takes the type of its default: ``as_image=True``, ``seed=3``).
         DatasetNotFoundError: the files of a user-supplied dataset are missing.
 
     Examples:
@@ -151,6 +155,9 @@ def load_dataset(name: str, **options: Any) -> DatasetSplits:
         >>> d.describe()
         'iris: 120 train / 30 test examples of shape (4,), 3 classes'
     """
+    if not isinstance(name, str):
+        raise ValueError(f"dataset must be a name, one of {', '.join(sorted(_DATASETS))}; "
+                         f"got {name!r}")
     if name not in _DATASETS:
         close = difflib.get_close_matches(name, _DATASETS, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -159,9 +166,41 @@ def load_dataset(name: str, **options: Any) -> DatasetSplits:
     params = inspect.signature(loader).parameters
     unknown = [k for k in options if k not in params]
     if unknown:
-        raise ValueError(f"dataset {name!r} has no option {unknown[0]!r}; valid options: "
+        close = difflib.get_close_matches(str(unknown[0]), params, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(f"dataset {name!r} has no option {unknown[0]!r}{hint}; valid options: "
                          f"{', '.join(params) or 'none'}")
-    return loader(**options)
+    return loader(**{k: _option(name, k, v, params[k].default) for k, v in options.items()})
+
+
+def _option(dataset: str, name: str, value: Any, default: Any) -> Any:
+    """``value`` checked against the type of the option's default (bool, int, float, a
+    sequence of ints; ``root`` a path); integral floats such as ``1e3`` become ints.
+    Seeds must be >= 0."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"dataset {dataset!r}: option {name} must be {what}, got {value!r}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value == int(value)):
+            raise bad("an integer")
+        value = int(value)
+        if name == "seed" and value < 0:
+            raise bad("an integer >= 0")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+    elif isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise bad("a list of integers such as [3, 8, 8]")
+        value = tuple(value)
+    elif name == "root" and value is not None and not isinstance(value, (str, os.PathLike)):
+        raise bad("a folder (a path)")
+    return value
 
 
 def standardize(train: Tensor, test: Tensor, dims: tuple[int, ...] = (0,)) -> tuple[Tensor, ...]:
@@ -180,3 +219,67 @@ def check_fraction(name: str, value: float) -> float:
     if not 0.0 < float(value) < 1.0:
         raise ValueError(f"{name} must be in (0, 1), got {value!r}")
     return float(value)
+
+
+HOLDOUTS = ("test", "validation")
+
+
+def check_holdout(holdout: str, validation_fraction: float) -> None:
+    """Raise ``ValueError`` unless ``holdout`` is "test" or "validation" (the latter with
+    ``validation_fraction > 0``) and the fraction is 0 or in (0, 1)."""
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
+    if validation_fraction != 0:
+        check_fraction("validation_fraction", validation_fraction)
+    elif holdout == "validation":
+        raise ValueError("holdout='validation' needs validation_fraction > 0, got 0")
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    """Indices (train, test) with ``round(test_fraction * n_c)`` test examples of each class.
+
+    Deterministic in ``seed``; both index arrays are sorted.
+
+    Examples:
+        >>> tr, te = stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0.5, seed=0)
+        >>> len(tr), len(te)
+        (4, 4)
+    """
+    check_fraction("test_fraction", test_fraction)
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        k = int(round(test_fraction * len(members)))
+        test.append(rng.permutation(members)[:k])
+    test_idx = np.sort(np.concatenate(test))
+    train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
+    return train_idx, test_idx
+
+
+def split_validation(train: ArraySplit, test: ArraySplit, validation_fraction: float,
+                     holdout: str, seed: int) -> tuple[ArraySplit, ArraySplit]:
+    """Hold a stratified validation split out of ``train``; return (train, held-out).
+
+    ``round(validation_fraction * n_c)`` training examples of each class c (drawn with
+    ``seed``) leave the train split; the held-out split returned is that validation split
+    when ``holdout == "validation"`` (to choose hyperparameters without the test
+    examples), else ``test`` unchanged. With ``validation_fraction == 0`` nothing moves.
+    A split's ``mean``/``std`` (standardization on the fly) are kept as they are.
+
+    Examples:
+        >>> tr = ArraySplit(torch.arange(8.0)[:, None], torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]))
+        >>> te = ArraySplit(torch.zeros(2, 1), torch.tensor([0, 1]))
+        >>> a, b = split_validation(tr, te, 0.25, "validation", seed=0)
+        >>> len(a), len(b), sorted(b.y.tolist())
+        (6, 2, [0, 1])
+    """
+    check_holdout(holdout, validation_fraction)
+    if validation_fraction == 0:
+        return train, test
+    keep, val = stratified_split(train.y.numpy(), validation_fraction, seed)
+    keep_t, val_t = torch.as_tensor(keep), torch.as_tensor(val)
+    rest = ArraySplit(train.x[keep_t], train.y[keep_t], train.mean, train.std)
+    if holdout == "test":
+        return rest, test
+    return rest, ArraySplit(train.x[val_t], train.y[val_t], train.mean, train.std)

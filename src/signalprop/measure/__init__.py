@@ -7,8 +7,14 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
 * ``forward/``: Signal Propagation Plots and their C kernels (``spp``);
 * ``gradients/``: gradient propagation and per-example gradient geometry
   (``gradient_spp``, ``gradient_gram``, ``gradient_confusion``);
-* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``);
+* ``spectra/``: Jacobian and Hessian spectra (``jacobian_spectrum``, ``hessian_extremes``)
+  and convolution spectra (``conv_spectra``; ``conv_spectrum`` for one layer);
 * ``independence/``: ``batch_independence``;
+* ``quantized/``: low-precision networks (``estimator_indicators``);
+* ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
+  ``region_density``);
+* ``sequence/``: propagation along the sequence and across grids (``spatial_jacobian``;
+  ``length_spp``, which takes an input *maker* rather than an input);
 * ``representations/``: whether embeddings collapse (``collapse``);
 * ``dynamics/``: quantities read from the optimizer (``effective_lr(model, optimizer)``,
   not a ``(model, x)`` measurement);
@@ -35,8 +41,22 @@ from signalprop.measure.gradients import (
     gradient_spp,
 )
 from signalprop.measure.independence import batch_independence
+from signalprop.measure.quantized import estimator_indicators
+from signalprop.measure.regions import (
+    NotAffineError,
+    linear_regions,
+    plane_regions,
+    region_density,
+)
 from signalprop.measure.representations import collapse
-from signalprop.measure.spectra import hessian_extremes, jacobian_spectrum, lanczos
+from signalprop.measure.sequence import length_spp, spatial_jacobian
+from signalprop.measure.spectra import (
+    conv_spectra,
+    conv_spectrum,
+    hessian_extremes,
+    jacobian_spectrum,
+    lanczos,
+)
 
 #: The measurements (``f(model, x, y=None, *, loss_fn=None, ...) -> ...Result``).
 MEASUREMENTS = (
@@ -47,6 +67,12 @@ MEASUREMENTS = (
     "jacobian_spectrum",
     "hessian_extremes",
     "batch_independence",
+    "conv_spectra",
+    "estimator_indicators",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
+    "spatial_jacobian",
     "collapse",
 )
 
@@ -57,12 +83,16 @@ __all__ = [
     "ChannelMoments",
     "ForwardError",
     "NonFiniteError",
+    "NotAffineError",
     "batch_independence",
     "channel_moments",
     "collapse",
     "confusion_from_gram",
+    "conv_spectra",
+    "conv_spectrum",
     "discover_blocks",
     "effective_lr",
+    "estimator_indicators",
     "fused_add_available",
     "gradient_confusion",
     "gradient_gram",
@@ -70,7 +100,12 @@ __all__ = [
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "length_spp",
+    "linear_regions",
+    "plane_regions",
+    "region_density",
     "residual_add_moments",
     "resolve_blocks",
+    "spatial_jacobian",
     "spp",
 ]

@@ -23,7 +23,8 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils import _pytree as pytree
 
-from signalprop._forward import ModelInput
+from signalprop.measure._inputs import batch_size as batch_size  # re-exported
+from signalprop.measure._inputs import check_finite
 
 LossFn = Callable[..., Tensor]
 #: ``batchnorm=`` of every measurement: "auto" keeps the model's mode where batch statistics
@@ -37,18 +38,6 @@ def any_tensor(obj: Any) -> Tensor | None:
     return next((t for t in leaves if isinstance(t, Tensor)), None)
 
 
-def batch_size(x: ModelInput, name: str = "x") -> int:
-    """Size of the leading (batch) axis of the first tensor in ``x``; >= 1."""
-    t = any_tensor(x)
-    if t is None or t.dim() == 0:
-        raise ValueError(f"{name} must hold a tensor with a leading batch axis, got "
-                         f"{type(x).__name__ if t is None else 'a 0-d tensor'}")
-    if t.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (shape {tuple(t.shape)}); "
-                         "at least one example is needed")
-    return int(t.shape[0])
-
-
 def check_targets(y: Any, b: int) -> None:
     """``y`` (None or a nested structure of tensors) must have ``b`` examples."""
     if y is None:
@@ -58,6 +47,7 @@ def check_targets(y: Any, b: int) -> None:
         shape = None if t is None else tuple(t.shape)
         raise ValueError(f"y must have the batch size of x ({b}) on its first axis, "
                          f"got shape {shape}")
+    check_finite(y, "y")
 
 
 def check_loss_fn(loss_fn: Any) -> None:

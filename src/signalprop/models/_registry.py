@@ -51,7 +51,7 @@ def list_models() -> list[str]:
     """Names of every registered model preset.
 
     Examples:
-        >>> [name for name in list_models() if name.startswith("resnetv2")][:3]
+        >>> [name for name in list_models() if name.startswith("resnetv2_1")]
         ['resnetv2_1000', 'resnetv2_101', 'resnetv2_152']
     """
     return sorted(_REGISTRY)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -12,12 +12,13 @@ from torch import Tensor
 
 from signalprop._forward import ModelInput
 from signalprop.optim._head import HeadWatcher, find_classifier
-from signalprop.optim.unitwise import layouts_of, unit_view
+from signalprop.optim._wrapper import OptimizerWrapper
+from signalprop.optim.unitwise import bare_layouts, layouts_of, unit_view, unknown_layout_error
 
 Exclude = Sequence[str] | Callable[[str, nn.Parameter], bool] | None
 
 
-class AGC:
+class AGC(OptimizerWrapper):
     """Clip each unit's gradient relative to its weight's norm, then step ``optimizer``.
 
     For every unit u (see :mod:`signalprop.optim.unitwise`) of every clipped parameter:
@@ -36,13 +37,19 @@ class AGC:
     Args:
         optimizer: any ``torch.optim.Optimizer``.
         model_or_params: the model (needed for the default exclusion and for layouts), or
-            parameters / (name, parameter) pairs (then ``exclude`` must be given and every
-            weight is taken as dim-0 rows).
+            parameters / (name, parameter) pairs (then ``exclude`` must be given, and
+            ``layouts`` for every weight of 2 or more dimensions).
         clipping: lambda > 0 (0.01 at batch 4096 in the paper; larger at small batches).
         eps: >= 0, floor on the weight norm so zero-initialised weights can move.
         exclude: None (the classifier), names of parameters or modules, or a predicate
             ``f(name, parameter) -> bool``; ``()`` clips everything.
         example_input: a batch to find the classifier now instead of at the first step.
+        layouts: the unit axis of weights AGC cannot tell from their layer (see
+            :mod:`signalprop.optim.unitwise`: ``nn.Linear``, convolutions, transposed
+            convolutions, embeddings, attention, RNNs and HuggingFace's ``Conv1D`` are
+            known): ``"rows"``, ``"columns"`` or ``"whole"`` for all of them, or a mapping
+            from parameter or module names to one. Any other weight that would be clipped
+            raises ValueError naming it.
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -66,6 +73,7 @@ class AGC:
         exclude: Exclude = None,
         *,
         example_input: ModelInput | None = None,
+        layouts: str | Mapping[str, str] | None = None,
     ) -> None:
         if not hasattr(optimizer, "param_groups") or not callable(getattr(optimizer, "step", None)):
             raise ValueError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
@@ -76,13 +84,13 @@ class AGC:
         if isinstance(model_or_params, nn.Module):
             self.model: nn.Module | None = model_or_params
             named = list(model_or_params.named_parameters())
-            self._layouts = layouts_of(model_or_params)
+            self._layouts = layouts_of(model_or_params, layouts)
         else:
             self.model = None
             items = list(model_or_params)
             named = [it if isinstance(it, tuple) else (f"<param {i}>", it)
                      for i, it in enumerate(items)]
-            self._layouts = {}
+            self._layouts = bare_layouts(named, layouts)
         self._names = {id(p): n for n, p in named}
         self._excluded: set[int] = set()
         if exclude is None:
@@ -96,6 +104,10 @@ class AGC:
                 self._watcher = HeadWatcher(self.model)
         else:
             self._excluded = _resolve_exclude(exclude, named, self.model)
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if id(p) not in self._excluded:
+                    self._layout(p)
 
     # ---- exclusion ------------------------------------------------------------------
     def _exclude_module(self, module: nn.Module) -> None:
@@ -125,8 +137,26 @@ class AGC:
             for p in group["params"]:
                 if p.grad is None or id(p) in self._excluded:
                     continue
-                layout, groups = self._layouts.get(id(p), ("rows", 1))
+                layout, groups = self._layout(p)
                 _clip_(p, p.grad, layout, groups, lam, eps)
+
+    def _layout(self, p: Tensor) -> tuple[str, int]:
+        """The unit layout of ``p``; ValueError naming it where it cannot be told."""
+        layout = self._layouts.get(id(p))
+        if layout is None:  # not among the parameters AGC was given
+            layout = bare_layouts([("", p)], None)[id(p)]
+        if layout[0] == "unknown":
+            name = self._names.get(id(p), "<a parameter AGC was not given>")
+            raise unknown_layout_error(name, p, self._owner(p))
+        return layout
+
+    def _owner(self, p: Tensor) -> tuple[str, nn.Module] | None:
+        if self.model is None:
+            return None
+        for mname, m in self.model.named_modules():
+            if any(q is p for q in m.parameters(recurse=False)):
+                return mname, m
+        return None
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Clip, then ``optimizer.step(closure)`` (a closure runs before clipping)."""
@@ -139,20 +169,6 @@ class AGC:
         return loss
 
     # ---- the optimizer's interface --------------------------------------------------
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return self.optimizer.param_groups
-
-    @property
-    def state(self) -> Any:
-        return self.optimizer.state
-
-    def add_param_group(self, group: dict[str, Any]) -> None:
-        self.optimizer.add_param_group(group)
-
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state and AGC's settings, excluded parameters by name."""
         if self._watcher is not None and self._watcher.calls:

@@ -10,6 +10,7 @@ from signalprop.report.diagnosis import Diagnosis
 from signalprop.results import (
     BatchIndependenceResult,
     ConfusionResult,
+    ConvSpectraResult,
     GradSPPResult,
     JacobianSpectrumResult,
     Result,
@@ -29,6 +30,7 @@ class Measurements(Result):
         confusion: gradient confusion statistics.
         jacobian: input-output Jacobian spectrum.
         independence: batch-independence check.
+        conv_spectra: singular values of every convolution (models with convolutions).
         diagnoses: what :func:`~signalprop.report.diagnosis.diagnose` found.
         summary: parameter count, depth, block types, discovery, activation, theory numbers.
         notes: why a step was skipped, and other remarks for the page.
@@ -47,6 +49,7 @@ class Measurements(Result):
     confusion: ConfusionResult | None = None
     jacobian: JacobianSpectrumResult | None = None
     independence: BatchIndependenceResult | None = None
+    conv_spectra: ConvSpectraResult | None = None
     diagnoses: list[Diagnosis] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -16,6 +16,8 @@ ALT = {
                     "gradient mean and parameter-gradient norm against block depth.",
     "confusion.png": "Histogram of pairwise cosine similarities between per-example "
                      "gradients of {label}, with the minimum and mean marked.",
+    "conv_spectra.png": "Largest and smallest singular value and condition number of every "
+                        "convolution of {label}, against the layer's position.",
     "fix_spp.png": "Forward signal propagation before and after the fix: {label} and the "
                    "fixed model.",
     "fix_grad_spp.png": "Gradient propagation before and after the fix: {label} and the "
@@ -41,6 +43,9 @@ def write_all(before: Measurements, after: Measurements | None, out: Path) -> li
     if before.confusion is not None:
         paths.append(plot.confusion(before.confusion, out / "confusion.png",
                                     title="Gradient confusion: pairwise cosines"))
+    if before.conv_spectra is not None:
+        paths.append(plot.conv_spectra(before.conv_spectra, out / "conv_spectra.png",
+                                       title=f"Convolution spectra, input {shape}"))
     if after is not None:
         paths.append(plot.spp([before.spp, after.spp], out / "fix_spp.png",
                               predicted=[before.prediction, after.prediction],

@@ -262,7 +262,7 @@ class Result:
                 return [], []
             cols = [f.name for f in dataclasses.fields(records[0])]
             extra = ["kind"] if hasattr(self, "kind") else []
-            rows = [[self.kind] * bool(extra) + [getattr(r, c) for c in cols]
+            rows = [([self.kind] if extra else []) + [getattr(r, c) for c in cols]
                     for r in records]
             return extra + cols, rows
         cols = [f.name for f in dataclasses.fields(self)  # type: ignore[arg-type]

@@ -3,7 +3,10 @@
 
 Values from Lanczos come with residual bounds r: an exact eigenvalue lies within r of each
 reported Ritz value (for the Jacobian, eigenvalues of J J^T or J^T J, i.e. squared singular
-values). r = 0 where the Krylov space was the whole space (the values are exact).
+values). By interlacing, the j-th smallest reported value is >= the exact j-th smallest and
+the j-th largest <= the exact j-th largest; a value repeated at least ``block`` times is
+reported up to ``block`` times. ``complete``: the Krylov space was the whole space, so the
+values are exact (r is then rounding).
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ class JacobianSpectrumResult(Result):
         mean_sq_sv_se: (B,) its standard error (0 when computed exactly).
         trace_probes: probe vectors used for the trace (exact: one per basis vector).
         exact_trace: whether ``mean_sq_sv`` is exact rather than a Hutchinson estimate.
-        steps: Lanczos steps.
+        steps: Lanczos steps (products per example).
+        block: Lanczos start vectors (k): a singular value repeated ``block`` times or more
+            can appear that many times among ``top`` / ``bottom``.
+        complete: whether the Krylov space was the whole space (the values are exact).
 
     Examples:
         >>> s = JacobianSpectrumResult("toy", 2, 2, [[2.0]], [[1.0]], [[0.0]], [[0.0]], [2.5],
@@ -52,6 +58,8 @@ class JacobianSpectrumResult(Result):
     trace_probes: int
     exact_trace: bool
     steps: int
+    block: int = 1
+    complete: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,8 +91,11 @@ class HessianExtremesResult(Result):
         largest: k largest eigenvalues, descending.
         smallest: k smallest (most negative) eigenvalues, ascending.
         largest_residual, smallest_residual: error bounds of each value.
-        steps: Lanczos steps.
+        steps: Lanczos steps (Hessian-vector products).
         loss: the loss at which the Hessian was taken.
+        block: Lanczos start vectors (k): an eigenvalue repeated ``block`` times or more
+            can appear that many times among ``largest`` / ``smallest``.
+        complete: whether the Krylov space was the whole space (the values are exact).
 
     Examples:
         >>> h = HessianExtremesResult("toy", 3, [2.0], [-1.0], [0.0], [0.0], 3, 0.5)
@@ -100,6 +111,8 @@ class HessianExtremesResult(Result):
     smallest_residual: list[float]
     steps: int
     loss: float
+    block: int = 1
+    complete: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
     def csv_rows(self) -> tuple[list[str], list[list[Any]]]:

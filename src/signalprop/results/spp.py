@@ -60,6 +60,10 @@ class SPPResult(Result):
         input_shape: the input's shape (None for predictions without one).
         channel_dim: the channel axis of the block outputs.
         discovery: how the blocks were found (the rule, in words).
+        skips: the blocks that add a skip connection, as measured on the forward: block
+            name -> ``"identity"`` (output = input + residual branches), ``"inner"`` (a
+            skip inside, then a normalization, activation or projection) or ``"tapped"``
+            (a signalprop residual block); None when the structure was not measured.
         meta: anything else, e.g. ``transitions`` (record indices that start a stage),
             ``mode`` ("train"/"eval") and ``path`` (how the statistics were computed).
 
@@ -75,6 +79,7 @@ class SPPResult(Result):
     input_shape: tuple[int, ...] | None = None
     channel_dim: int = 1
     discovery: str = ""
+    skips: dict[str, str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -2,8 +2,8 @@
 
 Examples:
     >>> from signalprop.sweep import SweepSpec
-    >>> spec = SweepSpec.from_dict({"base": {"dataset": "iris", "steps": 10},
-    ...                             "grid": {"lr": [0.1, 0.01]}, "seeds": 2})
+    >>> spec = SweepSpec.from_dict({"base": {"model": "torch.nn:Linear", "dataset": "iris",
+    ...     "steps": 10}, "grid": {"lr": [0.1, 0.01]}, "seeds": 2})
     >>> [r.label for r in spec.runs()]
     ['lr=0.1 seed=0', 'lr=0.1 seed=1', 'lr=0.01 seed=0', 'lr=0.01 seed=1']
 """

@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS runs (
     worker      TEXT,            -- host:pid or Ray task of the last attempt
     error       TEXT
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,      -- 'spec': which sweep this database holds (JSON)
+    value TEXT NOT NULL
+);
 """
 
 
@@ -145,7 +149,31 @@ class SweepDB:
              result.get("seconds"), result.get("error") or result.get("message") or None,
              result.get("worker"), run_id)))
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` in the ``meta`` table (replacing any)."""
+        self._guard(lambda: self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value)))
+
     # --- reads -------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        """The ``meta`` value under ``key``; None when unset (or the database predates it).
+
+        Examples:
+            >>> with SweepDB("sweep.sqlite") as db:
+            ...     db.set_meta("spec", "{}")
+            ...     db.meta("spec"), db.meta("other")
+            ('{}', None)
+        """
+        def do() -> str | None:
+            try:
+                row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            except sqlite3.OperationalError as e:
+                if "no such table" in str(e):  # opened read-only before the table existed
+                    return None
+                raise
+            return row[0] if row else None
+        return self._guard(do)
+
     def rows(self) -> list[dict[str, Any]]:
         """Every row as a dict, in insertion order."""
         def do() -> list[dict[str, Any]]:

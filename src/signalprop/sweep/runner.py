@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from signalprop.sweep._identity import META_KEY, check_same_sweep, stored_form
 from signalprop.sweep.db import DB_NAME, FINAL, SweepDB, SweepDBError
 from signalprop.sweep.spec import RunSpec, SweepSpec
 
@@ -105,8 +106,65 @@ def _finished_result(run: RunSpec, run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+def check_runs(runs: list[RunSpec]) -> None:
+    """:func:`signalprop.train.check_run` once per distinct model and dataset of ``runs``.
+
+    Raises:
+        ValueError: the first run that cannot start, by its label, and why.
+
+    Examples:
+        >>> spec = SweepSpec.from_dict({"base": {"model": "torch.nn:Linear", "model_args":
+        ...     {"in_features": 4, "out_features": 3}, "dataset": "iris", "steps": 1,
+        ...     "batch_size": 16}, "grid": {"model_args.in_features": [4, 5]}})
+        >>> check_runs(spec.runs())
+        Traceback (most recent call last):
+        ...
+        ValueError: run model_args.in_features=5 seed=0: model torch.nn:Linear does not take ...
+    """
+    from signalprop.data import DatasetNotFoundError
+    from signalprop.train import check_run
+
+    seen = set()
+    for run in runs:
+        c = run.config
+        key = json.dumps([c.model, c.model_args, c.dataset, c.dataset_args, c.batch_size],
+                         sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_run(c)
+        except (ValueError, DatasetNotFoundError, ImportError) as e:
+            raise type(e)(f"run {run.label}: {e}") from e
+
+
+def check_devices(runs: list[RunSpec]) -> None:
+    """Each distinct ``device`` of ``runs`` exists on this machine (cheap: no model built).
+
+    Raises:
+        ValueError: the first run whose device is missing (e.g. ``cuda`` without a GPU),
+            by its label, naming what is available.
+
+    Examples:
+        >>> spec = SweepSpec.from_dict({"base": {"model": "torch.nn:Linear",
+        ...     "dataset": "iris", "steps": 1, "device": "auto"}})
+        >>> check_devices(spec.runs())  # 'auto' exists everywhere
+    """
+    from signalprop.train import resolve_device
+
+    seen = set()
+    for run in runs:
+        if run.config.device not in seen:
+            seen.add(run.config.device)
+            try:
+                resolve_device(run.config.device)
+            except ValueError as e:
+                raise ValueError(f"run {run.label}: {e}") from None
+
+
 def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
-              progress: bool = True, log: Callable[[str], None] = print) -> SweepSummary:
+              progress: bool = True, log: Callable[[str], None] = print,
+              check: bool | None = None) -> SweepSummary:
     """Run every unfinished run of ``spec``; results go to ``spec.out/sweep.sqlite``.
 
     Args:
@@ -118,12 +176,25 @@ def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
         ray_address: run as Ray tasks on this cluster instead ("auto", "host:port", ...).
         progress: a progress bar over runs.
         log: where one-line messages go.
+        check: before any run starts, build each distinct model of the unfinished runs and
+            pass two examples of its dataset through it (:func:`check_runs`), so that a
+            mistake stops the sweep in one line instead of failing every run. None: check
+            when the runs are local (not on Ray, whose workers may see other files).
+            Local runs' devices are always checked first (:func:`check_devices`), before
+            any file is written.
+
+    With ``workers > 1``, runs on ``cuda`` (or ``auto`` where there is a GPU) are spread
+    over the GPUs round-robin, one GPU per worker process (``signalprop.sweep._exec``); on
+    Ray each such run asks Ray for one GPU, and Ray chooses which.
 
     Returns:
         :class:`SweepSummary`.
 
     Raises:
         SweepDBError: another driver runs this sweep, or the database is locked/corrupt.
+        ValueError: ``spec.out`` holds a different sweep (other fixed settings or grid
+            keys: its rows would mix with these under the same labels; adding grid values
+            or seeds is fine), or a run cannot start (``check``).
 
     Examples:
         >>> spec = SweepSpec.from_dict({"base": {"model": "torch.nn:Linear",
@@ -139,22 +210,12 @@ def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     runs = spec.runs()
+    if ray_address is None:
+        check_devices(runs)  # before the lock and the database are created
     out = spec.out.resolve()  # rows store absolute history paths
     with sweep_lock(out), SweepDB(out / DB_NAME) as db:
-        db.add_runs([(r.run_id, r.label, json.dumps(r.config.to_dict()), r.config.seed,
-                      str(out / "runs" / r.run_id / "metrics.jsonl")) for r in runs])
-        rows = {row["run_id"]: row for row in db.rows()}
-        todo, skipped, recovered = [], 0, 0
-        for r in runs:
-            if rows[r.run_id]["status"] in FINAL:
-                skipped += 1
-                continue
-            found = _finished_result(r, out / "runs" / r.run_id)
-            if found is not None:
-                db.record_result(r.run_id, found)
-                recovered += 1
-                continue
-            todo.append(r)
+        _admit(db, spec, runs, check if check is not None else ray_address is None)
+        todo, skipped, recovered = _plan(db, runs, out)
         log(f"sweep {spec.name}: {len(runs)} runs, {skipped} already finished, "
             f"{recovered} recovered from result.json, {len(todo)} to run -> {out / DB_NAME}")
         jobs = [(r.run_id, r.config.to_dict(), str(out / "runs" / r.run_id)) for r in todo]
@@ -188,6 +249,37 @@ def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
             if close is not None:
                 close()
         return SweepSummary(len(runs), skipped, recovered, len(jobs), db.counts())
+
+
+def _admit(db: SweepDB, spec: SweepSpec, runs: list[RunSpec], check: bool) -> None:
+    """Refuse a spec foreign to ``db`` (or, with ``check``, one whose unfinished runs
+    cannot start); then record the spec and add its new runs as pending."""
+    rows = {row["run_id"]: row for row in db.rows()}
+    check_same_sweep(db.meta(META_KEY), spec, list(rows.values()), spec.out)
+    if check:
+        check_runs([r for r in runs if rows.get(r.run_id, {}).get("status") not in FINAL])
+    db.set_meta(META_KEY, stored_form(spec))
+    out = spec.out.resolve()
+    db.add_runs([(r.run_id, r.label, json.dumps(r.config.to_dict()), r.config.seed,
+                  str(out / "runs" / r.run_id / "metrics.jsonl")) for r in runs])
+
+
+def _plan(db: SweepDB, runs: list[RunSpec], out: Path) -> tuple[list[RunSpec], int, int]:
+    """(runs to run, how many are final already, how many were recovered from their
+    result.json) -- recovered runs are recorded in ``db`` on the way."""
+    rows = {row["run_id"]: row for row in db.rows()}
+    todo, skipped, recovered = [], 0, 0
+    for r in runs:
+        if rows[r.run_id]["status"] in FINAL:
+            skipped += 1
+            continue
+        found = _finished_result(r, out / "runs" / r.run_id)
+        if found is not None:
+            db.record_result(r.run_id, found)
+            recovered += 1
+            continue
+        todo.append(r)
+    return todo, skipped, recovered
 
 
 def _run_here(jobs: list[tuple[str, dict[str, Any], str]]) -> Iterator[tuple[str, str, Any]]:

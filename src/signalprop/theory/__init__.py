@@ -20,11 +20,20 @@ from signalprop.theory.activations import (
     activation_names,
     get_activation,
 )
+from signalprop.theory.attention import NORMALIZATIONS, attention_sum, attention_weights
 from signalprop.theory.criticality import (
     UNIVERSALITY_CLASSES,
     CriticalPoint,
     critical_point,
     universality_class,
+)
+from signalprop.theory.dag import (
+    PLSTM_TRANSITIONS,
+    binomial_corner_gain,
+    dag_gain,
+    grid_growth_rate,
+    plstm_gain,
+    plstm_line_graph,
 )
 from signalprop.theory.expectations import (
     expect_dphi2,
@@ -40,7 +49,25 @@ from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_varia
 from signalprop.theory.gaussian import gauss_expect, gauss_expect2
 from signalprop.theory.hypercomplex import ph_resnet_schedule, ph_weight_variance
 from signalprop.theory.maps import Propagation, cmap, propagate, qmap
+from signalprop.theory.orthogonal import orthogonal_conv_exists
 from signalprop.theory.phase import PhaseDiagram, phase_diagram
+from signalprop.theory.quantized import (
+    DoubleWell,
+    quantized_variance_gain,
+    rounding_chain,
+    stationary_distribution,
+    surrogate_gain,
+)
+from signalprop.theory.regions import (
+    lower_bound_montufar,
+    lower_bound_serra,
+    region_bounds,
+    relu_construction_count,
+    ternary_construction_count,
+    ternary_teeth,
+    upper_bound_montufar,
+    upper_bound_serra,
+)
 from signalprop.theory.residual import NORMS, nf_expected_variances, residual_schedule
 from signalprop.theory.selu import (
     alpha_dropout_constants,
@@ -56,19 +83,26 @@ __all__ = [
     "SELU_ALPHA",
     "SELU_LAMBDA",
     "UNIVERSALITY_CLASSES",
+    "NORMALIZATIONS",
     "NORMS",
+    "PLSTM_TRANSITIONS",
     "Activation",
     "CriticalPoint",
+    "DoubleWell",
     "FourPointVertex",
     "MeanField",
     "PhaseDiagram",
     "Propagation",
     "activation_names",
     "alpha_dropout_constants",
+    "attention_sum",
+    "attention_weights",
+    "binomial_corner_gain",
     "activation_variance",
     "c_star",
     "cmap",
     "critical_point",
+    "dag_gain",
     "expect_dphi2",
     "expect_dphi_dphi",
     "expect_phi",
@@ -79,20 +113,36 @@ __all__ = [
     "gamma",
     "gauss_expect",
     "gauss_expect2",
+    "grid_growth_rate",
     "get_activation",
+    "lower_bound_montufar",
+    "lower_bound_serra",
     "mean_field",
     "nf_expected_variances",
+    "orthogonal_conv_exists",
     "phase_diagram",
     "ph_resnet_schedule",
     "ph_weight_variance",
+    "plstm_gain",
+    "plstm_line_graph",
     "propagate",
     "q_star",
     "qmap",
+    "quantized_variance_gain",
+    "region_bounds",
+    "relu_construction_count",
     "relu_kurtosis_exact",
     "residual_schedule",
+    "rounding_chain",
     "selu_constants",
     "selu_fixed_point",
     "selu_jacobian",
     "selu_moments",
+    "stationary_distribution",
+    "surrogate_gain",
+    "ternary_construction_count",
+    "ternary_teeth",
     "universality_class",
+    "upper_bound_montufar",
+    "upper_bound_serra",
 ]

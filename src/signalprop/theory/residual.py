@@ -167,6 +167,7 @@ def residual_schedule(
     stem_sq_mean: float = 0.0,
     spatial: int | tuple[int, int] | None = None,
     label: str | None = None,
+    weight_gain: float = 1.0,
 ) -> SPPResult:
     """Predicted SPP (stem, then every block ``stages.{s}.{b}``) of a pre-activation ResNet.
 
@@ -187,6 +188,8 @@ def residual_schedule(
         spatial: the stem output's spatial size (H, W); then 3x3 convs lose the variance of
             their zero-padded taps (large on 4x4 and 2x2 maps). None: no padding effects.
         label: the result's label (default ``"<norm> (predicted)"``).
+        weight_gain: factor on the variance every block conv (branch and projection)
+            passes on, e.g. ``quantized_variance_gain(...)`` for quantized convolutions.
 
     Returns:
         ``SPPResult(kind="predicted")``: ``avg_sq_mean``, ``avg_var`` and ``res_var`` (the
@@ -218,7 +221,8 @@ def residual_schedule(
         hw = (spatial, spatial) if isinstance(spatial, int) else tuple(spatial)
         size = (_checks.count("spatial", hw[0]), _checks.count("spatial", hw[-1]))
     he_g2 = 1.0 / float(expect_phi2(act, 1.0))
-    gam2 = _gamma(act) ** 2 if norm == "nf" else he_g2
+    gam2 = (_gamma(act) ** 2 if norm == "nf" else he_g2) * _checks.positive("weight_gain",
+                                                                           weight_gain)
     # NOTE: the stem's squared mean is taken as common to all channels (positive), which is
     # what a max-pool produces; any conv with random weights turns it into a spread.
     x = _Stats(math.sqrt(m), 0.0, v)
@@ -236,7 +240,7 @@ def residual_schedule(
             records.append(BlockStats(f"stages.{s}.{b}", index, x.sq_mean, x.var, branch.var))
     meta = {"norm": norm, "depths": list(depths), "activation": act.name, "alpha": a,
             "gain": g, "stem_var": records[0].avg_var, "stem_sq_mean": records[0].avg_sq_mean,
-            "model": "signalprop.theory.residual_schedule"}
+            "weight_gain": float(weight_gain), "model": "signalprop.theory.residual_schedule"}
     return SPPResult(label or f"{norm} (predicted)", records, kind="predicted", meta=meta)
 
 

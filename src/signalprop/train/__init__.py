@@ -28,6 +28,9 @@ _LAZY = {
     "build_optimizer": "signalprop.train.optimizers",
     "lr_at": "signalprop.train.schedules",
     "exp_alpha": "signalprop.train.schedules",
+    "check_run": "signalprop.train._preflight",
+    "Placement": "signalprop.train.device",
+    "resolve_device": "signalprop.train.device",
     "TrainResult": "signalprop.train.trainer",
     "epoch_permutation": "signalprop.train.trainer",
     "evaluate": "signalprop.train.trainer",
@@ -35,7 +38,9 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from signalprop.train._preflight import check_run
     from signalprop.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from signalprop.train.device import Placement, resolve_device
     from signalprop.train.metrics import read_metrics
     from signalprop.train.optimizers import NAG, build_optimizer
     from signalprop.train.schedules import exp_alpha, lr_at
@@ -60,9 +65,11 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "CheckpointError",
+    "Placement",
     "TrainConfig",
     "TrainResult",
     "build_optimizer",
+    "check_run",
     "epoch_permutation",
     "evaluate",
     "exp_alpha",
@@ -70,5 +77,6 @@ __all__ = [
     "load_checkpoint",
     "lr_at",
     "read_metrics",
+    "resolve_device",
     "save_checkpoint",
 ]

@@ -101,6 +101,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 -- any unpickling failure means an unusable file
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: "
                               f"{_reason(e)}); delete it to start the run over") from e
-    if not isinstance(state, dict) or "step" not in state:
-        raise CheckpointError(f"{path} is not a signalprop checkpoint")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a signalprop checkpoint (it holds a "
+                              f"{type(state).__name__}, not a mapping of fields)")
+    if "step" not in state:
+        raise CheckpointError(f"{path} is not a signalprop checkpoint (it has no field "
+                              f"'step'; fields: {', '.join(map(str, state)) or 'none'})")
     return state

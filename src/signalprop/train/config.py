@@ -12,20 +12,30 @@ import difflib
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from signalprop.train._mapping import read_mapping  # noqa: F401 -- the config file reader
+
 OPTIMIZERS = ("sgd", "nesterov", "adam", "nag")
+QUANTIZE = ("bc", "sr", "r")
 SCHEDULES = ("constant", "step", "cosine", "warmup", "exp")
 OBJECTIVES = ("supervised", "byol")
+AMP = ("bfloat16", "float16")
+DEVICES = "cpu, cuda, cuda:N (GPU number N), auto (cuda where there is a GPU, else cpu)"
 
 # Fields that change where files go or what is printed, never the trained weights.
 OUTPUT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "log_effective_lr")
-# Fields added after run keys were first stored: left out of the key at these defaults, so
-# the key of every run that does not use them is what it was.
-_KEY_DEFAULTS: dict[str, Any] = {"exp_weight_decay": 0.0, "objective": "supervised",
-                                 "objective_args": {}}
+# Fields that choose where a run executes, not what it computes (like a thread count): left
+# out of the run key, the resume check and a sweep's identity, so a run can finish on
+# another device than it started on and a sweep can move between machines.
+PLACEMENT_FIELDS = ("device",)
+# Fields added after run keys were first stored, with the value that means "as before":
+# at that value they stay out of the run key, so earlier runs and sweeps keep their keys.
+LATE_DEFAULTS: dict[str, Any] = {"amp": None, "exp_weight_decay": 0.0,
+                                 "objective": "supervised", "objective_args": {}}
+DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
 
 
 @dataclass
@@ -70,6 +80,9 @@ class TrainConfig:
     steps: int | None = None
     # adaptive gradient clipping (signalprop.optim.AGC) when set
     agc_clipping: float | None = None
+    # quantized layers trained by BinaryConnect / stochastic rounding / rounding
+    # (signalprop.optim.QuantizedTraining) when set; the model must hold quantized layers
+    quantize: str | None = None
     seed: int = 0
     # cadence (steps); 0 = never for checkpoints, once per epoch and at the end for eval
     log_every: int = 10
@@ -77,8 +90,16 @@ class TrainConfig:
     checkpoint_every: int = 0
     # log lr / ||w||^2 of the scale-invariant weights (signalprop.measure.effective_lr)
     log_effective_lr: bool = False
+    # where it runs: cpu, cuda, cuda:N or auto (see signalprop.train.resolve_device); the
+    # data stays on the CPU and batches are copied over
+    device: str = "cpu"
+    # mixed precision: autocast to bfloat16, or float16 with a gradient scaler (None: off)
+    amp: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("model_args", "dataset_args", "objective_args"):
+            if getattr(self, name) is None:  # 'model_args:' left empty in a YAML file
+                setattr(self, name, {})
         self.betas = _floats("betas", self.betas, "two numbers in [0, 1)")  # type: ignore[assignment]
         self.milestones = _floats("milestones", self.milestones,
                                   "increasing fractions in (0, 1)")
@@ -91,16 +112,29 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the field, the value and what is allowed."""
+        """Raise ``ValueError`` naming the field, the value and what is allowed.
+
+        Numeric fields also take numbers written as strings (``"1e-3"``, ``"100"``), as
+        YAML 1.1 readers and hand-written JSON produce them; they are converted.
+        """
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("objective", self.objective, OBJECTIVES)
         if not isinstance(self.log_effective_lr, bool):
             raise ValueError(f"log_effective_lr must be true or false, "
                              f"got {self.log_effective_lr!r}")
+        if self.quantize is not None:
+            _choice("quantize", self.quantize, QUANTIZE)
+        if self.amp is not None:
+            _choice("amp", self.amp, AMP)
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(f"device={self.device!r} is not allowed; valid: {DEVICES}")
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a preset name or 'package.module:factory', "
                              f"got {self.model!r}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError(f"dataset must be a dataset name such as 'digits' "
+                             f"(signalprop.data.list_datasets()), got {self.dataset!r}")
         for name in ("model_args", "dataset_args", "objective_args"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a mapping, got {getattr(self, name)!r}")
@@ -132,7 +166,7 @@ class TrainConfig:
         if self.agc_clipping is not None:
             self.agc_clipping = _number("agc_clipping", self.agc_clipping, float)
             _positive("agc_clipping", self.agc_clipping, strict=True)
-        for name in ("warmup_steps", "log_every", "eval_every", "checkpoint_every"):
+        for name in ("warmup_steps", "seed", "log_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.log_every < 1:
@@ -163,43 +197,24 @@ class TrainConfig:
         """A copy with ``changes`` (dotted keys allowed), validated."""
         return TrainConfig.from_dict({**self.to_dict(), **_nest(changes, base=self.to_dict())})
 
+    def key_fields(self) -> dict[str, Any]:
+        """The fields that define what the run computes: :meth:`to_dict` less the output
+        cadences, the device, and late-added fields left at their "as before" value.
+
+        Examples:
+            >>> cfg = TrainConfig(steps=1, device="auto")
+            >>> sorted(set(cfg.to_dict()) - set(cfg.key_fields()))[:6]
+            ['amp', 'checkpoint_every', 'device', 'eval_every', 'exp_weight_decay', 'log_every']
+        """
+        return {k: v for k, v in self.to_dict().items()
+                if k not in OUTPUT_FIELDS and k not in PLACEMENT_FIELDS
+                and not (k in LATE_DEFAULTS and v == LATE_DEFAULTS[k])}
+
     def run_key(self) -> str:
-        """A short stable hash of every field that affects the trained weights."""
-        d = {k: v for k, v in self.to_dict().items() if k not in OUTPUT_FIELDS
-             and not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])}
+        """A short stable hash of :meth:`key_fields` (what affects the trained weights;
+        the same on every device)."""
+        d = self.key_fields()
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def read_mapping(path: str | Path) -> dict[str, Any]:
-    """A YAML (``.yaml``/``.yml``, needs PyYAML) or JSON file holding one mapping.
-
-    Raises:
-        ValueError: unreadable, unparsable, or not a mapping (names the file and why).
-    """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ImportError(f"reading {path} needs PyYAML: pip install 'signalprop[sweep]' "
-                              "(or pip install pyyaml), or write the file as JSON") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path} is not valid YAML: {e}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a mapping of keys to values, "
-                         f"got {type(data).__name__}")
-    return data
 
 
 def field_names() -> list[str]:
@@ -250,26 +265,39 @@ def _check_exp(cfg: TrainConfig) -> None:
 
 
 def _floats(name: str, value: Any, allowed: str) -> tuple[float, ...]:
+    if isinstance(value, (str, bytes, dict)):
+        raise ValueError(f"{name} must be {allowed} (a list), got {value!r}")
     try:
         return tuple(_number(name, v, float) for v in value)
     except TypeError:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
+        raise ValueError(f"{name} must be {allowed} (a list), got {value!r}") from None
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed; valid: {', '.join(allowed)}")
+        close = difflib.get_close_matches(str(value).lower(), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{name}={value!r} is not allowed{hint}; valid: {', '.join(allowed)}")
+
+
+# a number written as text: "1e6", "-0.5", "1_000" (what float() and int() accept)
+_NUMBER = re.compile(r"[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?")
 
 
 def _number(name: str, value: Any, kind: type) -> Any:
+    given = value
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        text = value.strip().replace("_", "")
+        value = int(text) if kind is int and text.lstrip("+-").isdigit() else float(text)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, "
+                         f"got {given!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, got {given!r}")
     if kind is int:
         if float(value) != int(value):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
+            raise ValueError(f"{name} must be an integer, got {given!r}")
         return int(value)
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
     return float(value)
 
 

@@ -8,6 +8,7 @@ A record is a flat dict such as ``{"step": 10, "epoch": 0, "split": "train", "lo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,18 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, 1):
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # only the last line can be torn: it is written last
+        except json.JSONDecodeError as e:
+            if number == len(lines):
+                continue  # only the last line can be torn (by a kill): it is written last
+            raise ValueError(f"{path}, line {number}: not a JSON record ({e.msg}); the file "
+                             "is damaged or was edited") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}, line {number}: a record must be a JSON object, got "
+                             f"{line[:40]!r}")
         for key in ("loss", "acc", "lr"):
             if key in rec and isinstance(rec[key], str):
                 rec[key] = decode_float(rec[key])
@@ -70,6 +78,12 @@ class MetricsWriter:
         if self._file is not None:
             self._file.write(_encode(record) + "\n")
             self._file.flush()
+
+    def sync(self) -> None:
+        """Flush the written records to disk (``os.fsync``)."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if self._file is not None:

@@ -81,11 +81,13 @@ class NAG(torch.optim.Optimizer):
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> tuple[Any, torch.optim.Optimizer]:
-    """The optimizer ``cfg`` names, wrapped in AGC when ``cfg.agc_clipping`` is set.
+    """The optimizer ``cfg`` names, wrapped in AGC when ``cfg.agc_clipping`` is set and in
+    ``QuantizedTraining`` when ``cfg.quantize`` is.
 
     Returns:
         ``(stepper, base)``: call ``stepper.step()`` to update; set learning rates and save
-        state on ``base`` (the same object when there is no AGC).
+        state on ``base`` (the same object when there is no AGC; the QuantizedTraining
+        wrapper when quantizing).
 
     Raises:
         ImportError: ``agc_clipping`` is set but ``signalprop.optim.AGC`` is not available.
@@ -110,7 +112,7 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> tuple[Any, torch.opti
     else:
         base = NAG(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.agc_clipping is None:
-        return base, base
+        return _quantized(cfg, model, base, base)
     try:
         from signalprop.optim import AGC
     except ImportError as e:
@@ -118,4 +120,17 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> tuple[Any, torch.opti
             f"agc_clipping={cfg.agc_clipping} needs signalprop.optim.AGC (adaptive gradient "
             f"clipping from the normalizer-free toolkit), which this installation lacks ({e}); "
             "unset agc_clipping or update signalprop") from None
-    return AGC(base, model, clipping=cfg.agc_clipping), base
+    return _quantized(cfg, model, AGC(base, model, clipping=cfg.agc_clipping), base)
+
+
+def _quantized(cfg: TrainConfig, model: nn.Module, stepper: Any, base: torch.optim.Optimizer
+               ) -> tuple[Any, Any]:
+    """With ``cfg.quantize``: the stepper wrapped in QuantizedTraining, which is then also
+    the object whose learning rates are set and whose state is checkpointed (its state
+    holds the grids and the rounding RNG)."""
+    if cfg.quantize is None:
+        return stepper, base
+    from signalprop.optim import QuantizedTraining
+
+    qt = QuantizedTraining(stepper, model, cfg.quantize, snap=True, seed=cfg.seed)
+    return qt, qt

@@ -9,6 +9,15 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
   (``snn-depth``, ``confusion-width-depth``, ``criticality-depth``);
 * ``optimization/``: what the optimizer and its batch noise do (``sgd-noise``,
   ``adam-nag``);
+* ``quantized/``: low-precision networks (``bc-vs-sr``, ``reste-equilibrium``,
+  ``binary-spp``);
+* ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
+  ``region-density``);
+* ``sequence/``: propagation along the sequence and across grids (``counting-ood``,
+  ``plstm-modes``);
+* ``orthogonal/``: orthogonal convolutions (``orth-conv-existence``,
+  ``orth-conv-stability``, ``orth-conv-tradeoff``);
+* ``compression/``: depth compression by merging convolutions (``depth-dp``).
 * ``identity/``: identity-biased blocks beyond ResNets and BatchNorm's scale invariance
   (``phydi-depth``, ``byol-no-batch-stats``, ``exp-lr-equivalence``).
 
@@ -38,6 +47,17 @@ CLAIMS: tuple[str, ...] = (
     "optimization.sgd_noise",
     "meanfield.criticality_depth",
     "optimization.adam_nag",
+    "quantized.bc_vs_sr",
+    "quantized.reste_equilibrium",
+    "quantized.binary_spp",
+    "regions.ternary_regions",
+    "regions.region_density",
+    "sequence.counting_ood",
+    "sequence.plstm_modes",
+    "orthogonal.orth_conv_existence",
+    "orthogonal.orth_conv_stability",
+    "orthogonal.orth_conv_tradeoff",
+    "compression.depth_dp",
     "identity.phydi_depth",
     "identity.byol_no_batch_stats",
     "identity.exp_lr_equivalence",

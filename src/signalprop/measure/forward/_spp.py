@@ -16,8 +16,11 @@ from signalprop._forward import (
     hooks_removed_after,
 )
 from signalprop.measure._discovery import Block, BlockSpec, resolve_blocks
-from signalprop.measure._per_example import batchnorm_policy
+from signalprop.measure._inputs import SingleValues, batch_size
+from signalprop.measure._options import check_bool, check_int, check_label
+from signalprop.measure._per_example import any_tensor, batchnorm_policy
 from signalprop.measure._recorder import BlockRecorder
+from signalprop.measure._stochastic import dropout_policy
 from signalprop.measure.forward._fused_add import fused_add_available, residual_add_moments
 from signalprop.measure.forward._moments import (
     ChannelMoments,
@@ -28,17 +31,19 @@ from signalprop.nn.residual import ResidualBlock
 from signalprop.results import BlockStats, SPPResult
 
 
-def check_channel_dim(x: ModelInput, channel_dim: int) -> None:
-    """``channel_dim`` must be an int that indexes the input's axes."""
-    if isinstance(channel_dim, bool) or not isinstance(channel_dim, int):
-        raise ValueError(f"channel_dim must be an int (1 for (N, C, ...), -1 for (N, ..., C)), "
-                         f"got {channel_dim!r}")
+def check_channel_dim(x: ModelInput, channel_dim: int) -> int:
+    """``channel_dim`` must be an int that indexes the input's axes; returned as an int."""
+    try:
+        channel_dim = check_int("channel_dim", channel_dim)  # type: ignore[assignment]
+    except ValueError as e:
+        raise ValueError(f"{e}; use 1 for (N, C, ...) or -1 for (N, ..., C)") from None
     t = first_tensor(x)
     if t is not None and t.dim() >= 2 and not -t.dim() <= channel_dim < t.dim():
         raise ValueError(
             f"channel_dim={channel_dim} is out of range for an input of shape "
             f"{tuple(t.shape)}; use 1 for (N, C, ...) or -1 for (N, ..., C)"
         )
+    return channel_dim
 
 
 class _Probe:
@@ -71,6 +76,7 @@ class _SPPRecorder(BlockRecorder):
         self.records: list[BlockStats] = []
         self.branch_var: dict[str, float] = {}
         self.paths: set[str] = set()
+        self.single = SingleValues(channel_dim)
 
     def record(self, name: str, module: nn.Module, m: ChannelMoments, res: float | None
                ) -> None:
@@ -101,6 +107,7 @@ class _SPPRecorder(BlockRecorder):
             self.call(name)
             if y is None:
                 return
+            self.single.note(name, y)
             m = channel_moments(y, cdim)
             res: float | None = None
             if has_tap:
@@ -126,6 +133,7 @@ class _SPPRecorder(BlockRecorder):
         def add(shortcut: torch.Tensor, branch: torch.Tensor, alpha: float = 1.0
                 ) -> torch.Tensor:
             y, mb, my = residual_add_moments(shortcut, branch, alpha, self.channel_dim)
+            self.single.note(name, y)
             self.call(name)
             self.record(name, module, my, mb.avg_var)
             return y
@@ -140,6 +148,7 @@ def spp(
     blocks: BlockSpec = None,
     channel_dim: int = 1,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     label: str | None = None,
     progress: bool = False,
 ) -> SPPResult:
@@ -150,8 +159,10 @@ def spp(
 
     * ``avg_sq_mean`` = mean_c (mean y_c)^2, ``avg_var`` = mean_c var(y_c);
     * ``res_var`` = mean_c var(branch_c) for signalprop residual blocks (at the branch end,
-      before any skip gain or alpha), Var(y - x) for a foreign composite block (one with
-      submodules) whose output has its input's shape, otherwise ``None``;
+      before any skip gain or alpha), Var(y - x) for a foreign block whose output the
+      forward showed to be its input plus residual branches (``y = x + f(x)``, pre-norm
+      style; the sum of the branches for a block with several), otherwise ``None`` (a
+      post-norm or post-activation block, a projection shortcut, a plain layer);
     * ``nonfinite``: the number of NaN/Inf values in y.
 
     The forward runs under ``torch.no_grad()`` in the model's current mode (train mode:
@@ -171,8 +182,16 @@ def spp(
             the model in its mode (BatchNorm in train mode uses batch statistics, as in
             the paper), ``"eval"`` switches BatchNorm to running statistics for the call,
             ``"error"`` refuses BatchNorm in train mode.
+        dropout: ``"auto"`` measures random draws (train-mode dropout) as training sees
+            them (``meta["random_draws"]`` says the forward drew, so the statistics vary
+            from call to call); ``"eval"`` runs every module except BatchNorm in eval mode
+            for the call; ``"error"`` refuses a forward that draws random numbers.
         label: the result's label (default: the model's class name).
         progress: show a progress bar over blocks.
+
+    Warns:
+        UserWarning: a block output holds one value per channel (a batch of one example
+            and no other axis than channels): its variance is 0 by construction.
 
     Returns:
         :class:`SPPResult` with one :class:`BlockStats` per block call, in execution
@@ -180,7 +199,8 @@ def spp(
         says how the statistics were taken: ``"fused"`` (inside signalprop residual
         adds), ``"c-hooks"`` (forward hooks, C kernel) or ``"torch-hooks"`` (forward
         hooks, torch reductions: the C extension is not built), joined by ``+`` when
-        several ran.
+        several ran. ``skips`` names the blocks that add a skip connection, as
+        measured on the forward (see :mod:`signalprop.measure._discovery`).
 
     Raises:
         ForwardError: the forward raised; the message names the innermost module that
@@ -193,26 +213,34 @@ def spp(
         >>> [r.name for r in res.records]
         ['stem', 'stages.0.0', 'stages.0.1', 'stages.1.0', 'stages.1.1']
     """
-    check_channel_dim(x, channel_dim)
-    plan = resolve_blocks(model, blocks)
+    b = batch_size(x)
+    channel_dim = check_channel_dim(x, channel_dim)
+    check_label(label)
+    check_bool("progress", progress)
+    plan = resolve_blocks(model, blocks, x)
     label = label or type(model).__name__
     rec = _SPPRecorder(len(plan.blocks), label, progress, channel_dim)
     try:
-        with hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False):
-            for b in plan.blocks:
-                rec.attach(b, handles)
+        # the policy outermost: a refusal re-runs the forward after the hooks are gone
+        with dropout_policy(model, x, dropout, "the SPP", one_pass=True) as draws, \
+                hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False):
+            for blk in plan.blocks:
+                rec.attach(blk, handles)
             with torch.no_grad(), buffers_restored(model):
                 forward_or_locate(model, x, handles)
     finally:
         rec.close()
     if not rec.records:
         raise ForwardError(f"none of the {len(plan.blocks)} blocks ran ({plan.rule})")
+    rec.single.warn(b, "spp")
     t = first_tensor(x)
+    t = any_tensor(x) if t is None else t  # token ids: their shape
     return SPPResult(
         label=label,
         records=rec.records,
         input_shape=tuple(t.shape) if t is not None else None,
         channel_dim=channel_dim,
         discovery=plan.rule,
-        meta=rec.meta(model, path="+".join(sorted(rec.paths))),
+        skips=plan.skips,
+        meta=rec.meta(model, path="+".join(sorted(rec.paths)), random_draws=draws.drew),
     )

@@ -11,6 +11,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from signalprop._forward import ModelInput
+from signalprop.measure._options import check_floats, check_int, check_label
 from signalprop.measure._per_example import LossFn, batch_size
 from signalprop.measure.gradients._gram.engine import gradient_gram
 from signalprop.results.confusion import ConfusionResult
@@ -46,11 +47,8 @@ def confusion_from_gram(
     b = gram.shape[0]
     if b < 2:
         raise ValueError(f"gradient confusion needs at least 2 examples, got a batch of {b}")
-    if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
-    qs = [float(q) for q in quantiles]
-    if any(not 0.0 <= q <= 1.0 for q in qs):
-        raise ValueError(f"quantiles must lie in [0, 1], got {list(quantiles)}")
+    bins = check_int("bins", bins, low=1)  # type: ignore[assignment]
+    qs = check_floats("quantiles", quantiles, low=0.0, high=1.0)
     g = gram.detach().to(torch.float64).cpu().numpy()
     g = 0.5 * (g + g.T)  # exact symmetry; the two halves differ by rounding only
     iu = np.triu_indices(b, k=1)
@@ -86,6 +84,7 @@ def gradient_confusion(
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     bins: int = 100,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     method: str = "auto",
     label: str | None = None,
 ) -> ConfusionResult:
@@ -103,6 +102,7 @@ def gradient_confusion(
         y: targets, as for :func:`gradient_gram`.
         loss_fn: per-example loss, as for :func:`gradient_gram` (required).
         batchnorm: as for :func:`gradient_gram`.
+        dropout: as for :func:`gradient_gram` (random draws are refused unless ``"eval"``).
         method: per-layer method, as for :func:`gradient_gram`.
         quantiles: cosine quantiles to report.
         bins: histogram bins over [-1, 1] (kept in the result for plotting).
@@ -126,7 +126,11 @@ def gradient_confusion(
     b = batch_size(x)
     if b < 2:
         raise ValueError(f"gradient confusion needs at least 2 examples, got x with batch {b}")
-    gram = gradient_gram(model, x, y, loss_fn=loss_fn, batchnorm=batchnorm, method=method)
-    res = confusion_from_gram(gram.matrix, quantiles, bins, label or type(model).__name__)
+    bins = check_int("bins", bins, low=1)  # type: ignore[assignment]
+    qs = check_floats("quantiles", quantiles, low=0.0, high=1.0)
+    check_label(label)
+    gram = gradient_gram(model, x, y, loss_fn=loss_fn, batchnorm=batchnorm, dropout=dropout,
+                         method=method)
+    res = confusion_from_gram(gram.matrix, qs, bins, label or type(model).__name__)
     res.meta.update(mode="train" if model.training else "eval", method=method)
     return res

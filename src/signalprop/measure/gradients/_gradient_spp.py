@@ -17,15 +17,19 @@ from signalprop._forward import (
     hooks_removed_after,
 )
 from signalprop.measure._discovery import BlockSpec, resolve_blocks
+from signalprop.measure._inputs import SingleValues
 from signalprop.measure._nonfinite import first_nonfinite_module
+from signalprop.measure._options import check_bool, check_label, check_seed
 from signalprop.measure._per_example import (
     LossFn,
+    any_tensor,
     batch_loss,
     batch_size,
     batchnorm_policy,
     check_targets,
 )
 from signalprop.measure._recorder import BlockRecorder
+from signalprop.measure._stochastic import dropout_policy
 from signalprop.measure.forward._moments import channel_moments
 from signalprop.measure.forward._spp import check_channel_dim
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult
@@ -40,6 +44,7 @@ def gradient_spp(
     blocks: BlockSpec = None,
     channel_dim: int = 1,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     seed: int = 0,
     label: str | None = None,
     progress: bool = False,
@@ -67,6 +72,9 @@ def gradient_spp(
         channel_dim: channel axis of block outputs (1 for NCHW, -1 for (N, T, C)).
         batchnorm: ``"auto"`` runs BatchNorm in the model's mode, ``"eval"`` on running
             statistics for the call, ``"error"`` refuses BatchNorm in train mode.
+        dropout: as for :func:`signalprop.spp`: ``"auto"`` keeps the random draws of a
+            training step (``meta["random_draws"]``), ``"eval"`` runs every module except
+            BatchNorm in eval mode for the call, ``"error"`` refuses random draws.
         seed: seed of the Gaussian probe.
         label: the result's label (default: the model's class name).
         progress: show a progress bar over blocks.
@@ -91,15 +99,20 @@ def gradient_spp(
                          f", loss_fn={'None' if loss_fn is None else 'a callable'}")
     b = batch_size(x)
     check_targets(y, b)
-    check_channel_dim(x, channel_dim)
-    plan = resolve_blocks(model, blocks)
+    channel_dim = check_channel_dim(x, channel_dim)
+    seed = check_seed(seed)
+    check_label(label)
+    check_bool("progress", progress)
+    plan = resolve_blocks(model, blocks, x)
     if isinstance(x, Tensor) and x.is_floating_point():
         x = x.detach().requires_grad_(True)  # every block on the path from x gets a gradient
     label = label or type(model).__name__
     rec = _GradRecorder(len(plan.blocks), label, progress, channel_dim)
     params = [p for p in model.parameters() if p.requires_grad]
     try:
-        with hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False), \
+        # the policy outermost: a refusal re-runs the forward after the hooks are gone
+        with dropout_policy(model, x, dropout, "the gradient SPP", one_pass=True) as draws, \
+                hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False), \
                 buffers_restored(model), torch.enable_grad():
             handles += [blk.module.register_forward_hook(rec.block_hook(blk.name, blk.module))
                         for blk in plan.blocks]
@@ -113,13 +126,15 @@ def gradient_spp(
         rec.close()
     if not rec.stats:
         raise ValueError(f"none of the {len(plan.blocks)} blocks ran ({plan.rule})")
+    rec.single.warn(b, "gradient_spp")
     by_param = {id(p): g for p, g in zip(params, grads[: len(params)])}
     records = [_record(i, r, by_param) for i, r in enumerate(rec.stats)]
     loss_value = float(loss.detach())
-    meta = rec.meta(model, loss_value=loss_value)
+    meta = rec.meta(model, loss_value=loss_value, random_draws=draws.drew)
     if not math.isfinite(loss_value):
         meta["forward_nonfinite"] = first_nonfinite_module(model, x)
     t = first_tensor(x)
+    t = any_tensor(x) if t is None else t  # token ids: their shape
     return GradSPPResult(label=label, records=records, loss=kind,
                          input_shape=tuple(t.shape) if t is not None else None,
                          channel_dim=channel_dim, discovery=plan.rule, meta=meta)
@@ -132,6 +147,7 @@ class _GradRecorder(BlockRecorder):
         super().__init__(total, desc, progress)
         self.channel_dim = channel_dim
         self.stats: list[dict[str, Any]] = []
+        self.single = SingleValues(channel_dim)
 
     def block_hook(self, name: str, module: nn.Module) -> Any:
         def hook(mod: nn.Module, args: Any, out: Any) -> None:
@@ -149,6 +165,7 @@ class _GradRecorder(BlockRecorder):
 
     def grad_hook(self, stat: dict[str, Any]) -> Any:
         def hook(g: Tensor) -> None:
+            self.single.note(stat["name"], g)
             m = channel_moments(g, self.channel_dim)
             stat.update(sq=m.avg_sq_mean, var=m.avg_var, bad=m.nonfinite)
             self.tick()

@@ -19,20 +19,11 @@ from signalprop._forward import (
     hooks_removed_after,
     locate_failure,
 )
+from signalprop.measure._inputs import batch_size
+from signalprop.measure._options import check_float, check_int, check_label, check_seed
 from signalprop.results.independence import BatchIndependenceResult
 
 _MODES = ("train", "eval")
-
-
-def _batch_size(x: ModelInput) -> int:
-    t = x if isinstance(x, Tensor) else first_tensor(x)
-    if t is None:
-        items = x.values() if isinstance(x, dict) else x
-        t = next((v for v in items if isinstance(v, Tensor)), None)  # type: ignore[union-attr]
-    if t is None or t.dim() == 0:
-        raise ValueError("x must hold a tensor whose first axis is the batch axis, got "
-                         f"{type(x).__name__}")
-    return t.shape[0]
 
 
 def _perturb(x: Any, index: int, batch: int, gen: torch.Generator) -> Any:
@@ -157,6 +148,8 @@ def batch_independence(
     Raises:
         ValueError: batch smaller than 2, bad ``index``, ``modes``, ``tolerance``, or an
             output without the batch axis first.
+        NonFiniteError: ``x`` holds NaN/Inf (a NaN example would move every output by NaN,
+            which is not a leak of the model).
 
     Examples:
         >>> import signalprop as sp
@@ -169,16 +162,7 @@ def batch_independence(
         Richemond et al., "BYOL works even without batch statistics", arXiv 2010.10241;
         Brock, De & Smith, ICLR 2021 (normalizer-free networks are batch-independent).
     """
-    bad = [m for m in modes if m not in _MODES]
-    if not modes or bad:
-        raise ValueError(f"modes must be a non-empty subset of {_MODES}, got {tuple(modes)}")
-    if not (math.isfinite(tolerance) and tolerance >= 0):
-        raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance}")
-    batch = _batch_size(x)
-    if batch < 2:
-        raise ValueError(f"x must hold at least 2 examples to check independence, got {batch}")
-    if not -batch <= index < batch:
-        raise ValueError(f"index must be in [-{batch}, {batch - 1}], got {index}")
+    batch, index, tolerance, seed = _check_arguments(x, modes, index, tolerance, seed, label)
     index %= batch
     gen = torch.Generator().manual_seed(seed)
     x2 = _perturb(x, index, batch, gen)
@@ -211,3 +195,18 @@ def batch_independence(
             m.training = flag
     return BatchIndependenceResult(leak, sens, first, nonfinite, float(tolerance), index, batch,
                                    label=label or type(model).__name__)
+
+
+def _check_arguments(x: ModelInput, modes: Sequence[str], index: int, tolerance: float,
+                     seed: int, label: str | None) -> tuple[Any, ...]:
+    """Validate the options and the input; returns the batch size, index, tolerance and
+    seed as Python numbers."""
+    if isinstance(modes, str) or not modes or any(m not in _MODES for m in modes):
+        raise ValueError(f"modes must be a non-empty subset of {_MODES}, got {modes!r}")
+    tolerance = check_float("tolerance", tolerance, low=0.0)
+    seed = check_seed(seed)
+    check_label(label)
+    batch = batch_size(x)
+    if batch < 2:
+        raise ValueError(f"x must hold at least 2 examples to check independence, got {batch}")
+    return batch, check_int("index", index, low=-batch, high=batch - 1), tolerance, seed

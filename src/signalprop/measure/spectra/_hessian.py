@@ -17,6 +17,7 @@ from torch import Tensor
 
 from signalprop._forward import ModelInput, buffers_restored, forward_or_locate
 from signalprop.measure._nonfinite import NonFiniteError, first_nonfinite_module
+from signalprop.measure._options import check_int, check_label, check_seed
 from signalprop.measure._per_example import (
     LossFn,
     batch_loss,
@@ -25,6 +26,8 @@ from signalprop.measure._per_example import (
     check_loss_fn,
     check_targets,
 )
+from signalprop.measure._stochastic import dropout_policy
+from signalprop.measure.spectra._backend import twice_differentiable
 from signalprop.measure.spectra._lanczos import lanczos
 from signalprop.results.spectra import HessianExtremesResult
 
@@ -39,6 +42,7 @@ def hessian_extremes(
     steps: int | None = None,
     seed: int = 0,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     label: str | None = None,
 ) -> HessianExtremesResult:
     """Largest and smallest eigenvalues of the Hessian of ``loss_fn(model(x), y)`` with
@@ -55,13 +59,19 @@ def hessian_extremes(
         y: targets or None.
         loss_fn: ``loss_fn(output, y) -> scalar`` (``loss_fn(output)`` when y is None);
             required.
-        k: how many eigenvalues to report at each end.
-        steps: Lanczos steps (default min(P, max(3k, 40)), P = number of parameters);
-            P steps give the exact spectrum. Each reported value comes with a residual
-            bound: an exact eigenvalue lies within it.
-        seed: seed of the start vector.
+        k: how many eigenvalues to report at each end; Lanczos starts from a block of k
+            vectors, so an eigenvalue repeated k times or more is reported k times.
+        steps: Lanczos steps, i.e. Hessian-vector products, rounded up to whole blocks of
+            k (default min(P, max(10k, 40)), P = number of parameters); P steps give the
+            exact spectrum. Each reported value comes with a residual bound: an exact
+            eigenvalue lies within it; ``largest[j]`` is a lower bound of the exact j-th
+            largest eigenvalue and ``smallest[j]`` an upper bound of the j-th smallest.
+        seed: seed of the start vectors.
         batchnorm: ``"auto"`` runs BatchNorm in the model's mode, ``"eval"`` on running
             statistics for the call, ``"error"`` refuses BatchNorm in train mode.
+        dropout: ``"auto"`` and ``"error"`` refuse a forward that draws random numbers
+            (train-mode dropout: the Hessian would be that of one random mask);
+            ``"eval"`` runs every module except BatchNorm in eval mode for the call.
         label: the result's label (default: the model's class name).
 
     Returns:
@@ -79,28 +89,22 @@ def hessian_extremes(
         Ghorbani, Krishnan & Xiao, "An investigation into neural net optimization via
         Hessian eigenvalue density", ICML 2019.
     """
-    check_targets(y, batch_size(x))
-    check_loss_fn(loss_fn)
-    if k < 1 or (steps is not None and steps < 1):
-        raise ValueError(f"k and steps must be >= 1, got k={k}, steps={steps}")
+    k, steps, seed = _check_arguments(x, y, loss_fn, k, steps, seed, label)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters (none with requires_grad=True)")
     dim = sum(p.numel() for p in params)
     with batchnorm_policy(model, batchnorm, False), buffers_restored(model), \
-            torch.enable_grad():
-        out = forward_or_locate(model, x, [])
-        loss = batch_loss(loss_fn, out, y)  # type: ignore[arg-type]
-        if not bool(torch.isfinite(loss)):
-            where = first_nonfinite_module(model, x)
-            raise NonFiniteError(f"the loss is {loss.item()}; "
-                                 + (f"the model output is first non-finite in module {where}"
-                                    if where else "the model output is finite"))
+            dropout_policy(model, x, dropout, "the Hessian") as draws, \
+            torch.enable_grad(), twice_differentiable():
+        loss = _checked_loss(model, x, y, loss_fn)  # type: ignore[arg-type]
+        draws.check()
         hvp = _hessian_vector_product(loss, params)
-        n_steps = steps if steps is not None else min(dim, max(3 * k, 40))
+        block = min(k, dim)
+        n_steps = steps if steps is not None else min(dim, max(10 * block, 40))
         try:
             ritz = lanczos(hvp, 1, dim, n_steps, dtype=params[0].dtype,
-                           device=params[0].device, seed=seed)
+                           device=params[0].device, seed=seed, block=block)
         except FloatingPointError as e:
             raise NonFiniteError(f"Hessian-vector products are NaN/Inf ({e})") from e
     kk = min(k, ritz.steps)
@@ -109,11 +113,34 @@ def hessian_extremes(
         label=label or type(model).__name__, dim=dim,
         largest=vals[::-1][:kk].tolist(), smallest=vals[:kk].tolist(),
         largest_residual=res[::-1][:kk].tolist(), smallest_residual=res[:kk].tolist(),
-        steps=ritz.steps, loss=float(loss.detach()),
+        steps=ritz.steps, loss=float(loss.detach()), block=ritz.block,
+        complete=ritz.complete,
     )
     out_res.meta.update(mode="train" if model.training else "eval",
                         spectrum=np.asarray(vals).tolist() if ritz.steps <= 64 else None)
     return out_res
+
+
+def _check_arguments(x: ModelInput, y: Any, loss_fn: Any, k: int, steps: int | None,
+                     seed: int, label: str | None) -> tuple[Any, ...]:
+    """Validate the input and options; returns k, steps and seed as Python ints."""
+    check_targets(y, batch_size(x))
+    check_loss_fn(loss_fn)
+    check_label(label)
+    return (check_int("k", k, low=1), check_int("steps", steps, low=1, none=True),
+            check_seed(seed))
+
+
+def _checked_loss(model: nn.Module, x: ModelInput, y: Any, loss_fn: LossFn) -> Tensor:
+    """The batch loss, finite (else the error names the first non-finite module)."""
+    out = forward_or_locate(model, x, [])
+    loss = batch_loss(loss_fn, out, y)
+    if not bool(torch.isfinite(loss)):
+        where = first_nonfinite_module(model, x)
+        raise NonFiniteError(f"the loss is {loss.item()}; "
+                             + (f"the model output is first non-finite in module {where}"
+                                if where else "the model output is finite"))
+    return loss
 
 
 def _hessian_vector_product(loss: Tensor, params: list[nn.Parameter]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,17 +26,12 @@ from torch import Tensor
 
 from signalprop._forward import buffers_restored, first_tensor, forward_or_locate
 from signalprop.measure._nonfinite import NonFiniteError, first_nonfinite_module
+from signalprop.measure._options import check_int, check_label, check_seed
 from signalprop.measure._per_example import batch_size, batchnorm_policy
+from signalprop.measure._stochastic import dropout_policy
+from signalprop.measure.spectra._backend import twice_differentiable
 from signalprop.measure.spectra._lanczos import lanczos
 from signalprop.results.spectra import JacobianSpectrumResult
-
-
-def _refuse_dropout(model: nn.Module) -> None:
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
-            raise ValueError(f"module '{name}' ({type(m).__name__}, p={m.p}) is in train mode: "
-                             "the Jacobian of a randomly masked network changes with every "
-                             "product; call model.eval() first")
 
 
 def jacobian_spectrum(
@@ -47,6 +43,7 @@ def jacobian_spectrum(
     probes: int = 32,
     seed: int = 0,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     label: str | None = None,
 ) -> JacobianSpectrumResult:
     """Top and bottom singular values and the mean squared singular value of each example's
@@ -54,21 +51,30 @@ def jacobian_spectrum(
 
     Args:
         model: a module that treats examples independently (train-mode BatchNorm is refused
-            unless ``batchnorm="eval"``; train-mode dropout is refused).
-        x: (B, ...) floating-point input, B >= 1; the first floating tensor of the output
-            is differentiated, flattened per example.
+            unless ``batchnorm="eval"``; random draws such as train-mode dropout are refused
+            unless ``dropout="eval"``). Attention runs on torch's math backend, which has
+            the second derivatives the products need.
+        x: (B, ...) floating-point input, B >= 1, finite; the first floating tensor of the
+            output is differentiated, flattened per example.
         k: how many of the largest and of the smallest singular values to report (at most
-            min(in, out)).
-        steps: Lanczos steps (default min(min(in, out), max(3k, 30))); min(in, out) steps
-            give exact values.
+            min(in, out)); Lanczos starts from a block of k vectors, so a singular value
+            repeated k times or more is reported k times.
+        steps: Lanczos steps, i.e. products per example, rounded up to whole blocks of k
+            (default min(min(in, out), max(10k, 40))); min(in, out) steps give exact
+            values.
         probes: Hutchinson probe vectors for the trace (exact when min(in, out) <= probes).
         seed: seed of the start and probe vectors.
         batchnorm: ``"auto"`` and ``"error"`` refuse BatchNorm in train mode (it couples
             the examples); ``"eval"`` uses running statistics for the call.
+        dropout: ``"auto"`` and ``"error"`` refuse a forward that draws random numbers;
+            ``"eval"`` runs every module except BatchNorm in eval mode for the call.
         label: the result's label (default: the model's class name).
 
     Returns:
-        :class:`~signalprop.results.JacobianSpectrumResult`.
+        :class:`~signalprop.results.JacobianSpectrumResult`. Its guarantees: ``bottom[j]``
+        is an upper bound of the exact j-th smallest singular value and ``top[j]`` a lower
+        bound of the j-th largest (interlacing); an exact squared singular value lies
+        within the residual of each squared value; ``complete`` means the values are exact.
 
     Examples:
         >>> lin = nn.Linear(4, 4, bias=False)
@@ -81,24 +87,21 @@ def jacobian_spectrum(
         Pennington, Schoenholz & Ganguli, "Resurrecting the sigmoid in deep learning
         through dynamical isometry", NeurIPS 2017; Lanczos (1950); Hutchinson (1990).
     """
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise ValueError(f"x must be a floating-point tensor (B, ...), got "
-                         f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
-    b = batch_size(x)
-    if k < 1 or probes < 1 or (steps is not None and steps < 1):
-        raise ValueError(f"k, probes and steps must be >= 1, got k={k}, probes={probes}, "
-                         f"steps={steps}")
-    _refuse_dropout(model)
+    b, k, steps, probes, seed = _check_arguments(x, k, steps, probes, seed, label)
     with batchnorm_policy(model, batchnorm), buffers_restored(model), _frozen(model), \
-            torch.enable_grad():
+            dropout_policy(model, x, dropout, "the Jacobian spectrum") as draws, \
+            torch.enable_grad(), twice_differentiable():
         xr = x.detach().requires_grad_(True)
         out = _checked_output(model, xr, b)
+        draws.check()
         n, m = x[0].numel(), out[0].numel()
         vjp, j = _jacobian_products(out, xr)
         d = min(m, n)
         op = (lambda u: j(vjp(u))) if m <= n else (lambda v: vjp(j(v)))
-        n_steps = steps if steps is not None else min(d, max(3 * k, 30))
-        ritz = lanczos(op, b, d, n_steps, dtype=x.dtype, device=x.device, seed=seed)
+        block = min(k, d)
+        n_steps = steps if steps is not None else min(d, max(10 * block, 40))
+        ritz = lanczos(op, b, d, n_steps, dtype=x.dtype, device=x.device, seed=seed,
+                       block=block)
         trace, se, exact, used = _trace(vjp if m <= n else j, b, d, probes, x, seed)
     kk = min(k, ritz.steps)
     vals = np.sqrt(np.clip(ritz.values, 0.0, None))
@@ -108,10 +111,23 @@ def jacobian_spectrum(
         top_residual=ritz.residuals[:, ::-1][:, :kk].tolist(),
         bottom_residual=ritz.residuals[:, :kk].tolist(),
         mean_sq_sv=(trace / d).tolist(), mean_sq_sv_se=(se / d).tolist(),
-        trace_probes=used, exact_trace=exact, steps=ritz.steps,
+        trace_probes=used, exact_trace=exact, steps=ritz.steps, block=ritz.block,
+        complete=ritz.complete,
     )
     res.meta.update(mode="train" if model.training else "eval")
     return res
+
+
+def _check_arguments(x: Tensor, k: int, steps: int | None, probes: int, seed: int,
+                     label: str | None) -> tuple[Any, ...]:
+    """Validate the options; returns the batch size and the options as Python ints."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor (B, ...), got "
+                         f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
+    b = batch_size(x)
+    check_label(label)
+    return (b, check_int("k", k, low=1), check_int("steps", steps, low=1, none=True),
+            check_int("probes", probes, low=1), check_seed(seed))
 
 
 Fn = Callable[[Tensor], Tensor]

@@ -47,7 +47,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"widths": [8, 32], "depths": [2, 4], "seeds": [0, 1], "steps": 10},
     "quick": {"widths": [16, 64, 256], "depths": [2, 8, 32], "seeds": list(range(10)),
               "steps": 800},
-    "full": {"widths": [16, 64, 256, 1024], "depths": [2, 8, 32, 64],
+    "full": {"device": "auto", "widths": [16, 64, 256, 1024], "depths": [2, 8, 32, 64],
              "seeds": list(range(16)), "steps": 3000},
 }
 CRITERION = (

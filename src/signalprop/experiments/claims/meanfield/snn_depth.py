@@ -61,7 +61,8 @@ SIZES: dict[str, dict[str, Any]] = {
               "steps": {"digits": 20}, "width": 16},
     "quick": {"datasets": _ALL, "depths": [4, 32], "seeds": [0, 1, 2, 3],
               "steps": {"digits": 1500, "wine": 1000, "breast_cancer": 1000}, "width": 64},
-    "full": {"datasets": _ALL, "depths": [2, 4, 8, 16, 32, 64], "seeds": [0, 1, 2, 3, 4],
+    "full": {"device": "auto",
+             "datasets": _ALL, "depths": [2, 4, 8, 16, 32, 64], "seeds": [0, 1, 2, 3, 4],
              "steps": {ds: 4000 for ds in _ALL}, "width": 128},
 }
 

@@ -1,0 +1,208 @@
+"""Training schemes for quantized layers: BinaryConnect, stochastic rounding, rounding.
+
+Li, De, Xu, Studer, Samet & Goldstein (NeurIPS 2017) compare, for the weights of the
+quantized layers (``signalprop.nn.QuantLinear`` / ``QuantConv1d`` / ``QuantConv2d``):
+
+* ``"bc"`` (BinaryConnect): keep the float weights w (a high-precision buffer) and train
+  them through their quantized values, w <- w - lr g(Q(w)); the layers' forward pass
+  quantizes, their estimator carries the gradient back to w.
+* ``"sr"`` (stochastic rounding): store only grid values, w <- Q_sr(w - lr g(w)), rounding
+  every updated weight to one of its two neighbouring grid points with the probabilities
+  that make the rounding unbiased.
+* ``"r"`` (deterministic rounding): w <- Q_r(w - lr g(w)) to the nearest grid point.
+
+For SR and R the grid of each layer is fixed when training starts: unit * codes with the
+unit the layer's quantizer computes from the current weights (mean |w| for binary
+mean-|w| layers); the weights are snapped onto it once, and the layer then uses its
+stored weights as they are. ``signalprop.theory.rounding_chain`` shows on one weight why
+SR, unlike BC, does not settle into minima as the learning rate shrinks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from signalprop.nn.quantized import quantized_layers, round_to_grid
+from signalprop.optim._wrapper import OptimizerWrapper
+
+MODES = ("bc", "sr", "r")
+
+
+class QuantizationWarning(UserWarning):
+    """Weights were changed to fit a quantized training scheme (snapped onto the grid).
+
+    Examples:
+        >>> import warnings
+        >>> from signalprop.nn import QuantLinear
+        >>> net = QuantLinear(4, 4)
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = QuantizedTraining(torch.optim.SGD(net.parameters(), lr=0.1), net, "sr")
+        >>> caught[0].category.__name__
+        'QuantizationWarning'
+    """
+
+
+class QuantizedTraining(OptimizerWrapper):
+    """Wrap any optimizer so that the model's quantized layers train by BC, SR or R.
+
+    ``step()`` steps the wrapped optimizer (every parameter, float ones included), then,
+    for ``"sr"`` / ``"r"``, rounds the weights of the quantized layers back onto their
+    grids. It has the optimizer's interface (``zero_grad``, ``param_groups``, ``state``,
+    ``state_dict`` / ``load_state_dict``), so LR schedulers, the trainer
+    (``TrainConfig.quantize``) and checkpoints take it as the optimizer.
+
+    Args:
+        optimizer: any ``torch.optim.Optimizer`` (or a wrapper such as AGC).
+        model: the model holding the quantized layers.
+        mode: ``"bc"``, ``"sr"`` or ``"r"``.
+        snap: SR / R: quantize off-grid weights silently (a fresh model always is);
+            otherwise that is done with a :class:`QuantizationWarning`.
+        seed: seeds the stochastic rounding.
+
+    Raises:
+        ValueError: unknown mode, no quantized layer whose weight the optimizer trains,
+            or a layer already trained by another scheme (mixing BC and SR on one model is
+            refused: call ``release()`` on the other wrapper first).
+
+    Examples:
+        >>> from signalprop.nn import QuantLinear
+        >>> net = nn.Sequential(QuantLinear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> opt = QuantizedTraining(torch.optim.Adam(net.parameters(), 1e-2), net, "sr",
+        ...                         snap=True)
+        >>> net(torch.randn(4, 8)).sum().backward(); opt.step()
+        >>> net[0].weight.abs().unique().numel()   # binary grid {-a, +a}
+        1
+
+    References:
+        Li, De, Xu, Studer, Samet & Goldstein, "Training quantized nets: a deeper
+        understanding", NeurIPS 2017.
+    """
+
+    def __init__(self, optimizer: Any, model: nn.Module, mode: str = "bc", *,
+                 snap: bool = False, seed: int = 0) -> None:
+        if not hasattr(optimizer, "param_groups") or not callable(getattr(optimizer, "step", None)):
+            raise ValueError(f"optimizer must be a torch optimizer, got {type(optimizer).__name__}")
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is not allowed; valid: {', '.join(MODES)}")
+        self.optimizer, self.mode, self.seed = optimizer, mode, int(seed)
+        trained = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        self._layers = [(n, m) for n, m in quantized_layers(model) if id(m.weight) in trained]
+        if not self._layers:
+            raise ValueError("the model has no quantized layer (signalprop.nn.QuantLinear, "
+                             "QuantConv1d, QuantConv2d) whose weight the optimizer trains; "
+                             "see signalprop.nn.quantize_modules")
+        clash = [(n, m.training_scheme) for n, m in self._layers
+                 if m.training_scheme not in (None, mode)]
+        if clash:
+            name, other = clash[0]
+            raise ValueError(f"layer {name!r} is already trained by a {other!r} "
+                             f"QuantizedTraining; mixing schemes on one model is refused "
+                             f"(release() the other wrapper first)")
+        self._generators: dict[str, torch.Generator] = {}
+        for _, m in self._layers:
+            m.training_scheme = mode
+        if mode != "bc":
+            self._snap(snap)
+
+    # ---- the grid ---------------------------------------------------------------------
+    @torch.no_grad()
+    def _snap(self, silent: bool) -> None:
+        moved = []
+        for name, m in self._layers:
+            if m.grid_unit is None:
+                codes, unit = m.weight_quantizer.codes(m.weight)
+                m.grid_unit = unit.to(m.weight.dtype).clone()
+            grid = round_to_grid(m.weight, m.grid_unit, m.weight_levels, stochastic=False)
+            if not torch.equal(grid, m.weight):
+                moved.append(name)
+                m.weight.copy_(grid)
+        if moved and not silent:
+            warnings.warn(f"{self.mode.upper()} stores only grid values: the weights of "
+                          f"{moved[:5]}{' ...' if len(moved) > 5 else ''} were not on their "
+                          "grid and were quantized once (pass snap=True to do this silently)",
+                          QuantizationWarning, stacklevel=3)
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        key = str(device)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[key]
+
+    @property
+    def layers(self) -> list[str]:
+        """Names of the quantized layers this scheme trains."""
+        return [n for n, _ in self._layers]
+
+    def grid_units(self) -> dict[str, Tensor | None]:
+        """Each layer's grid unit (None for BC): weights are unit * codes."""
+        return {n: m.grid_unit for n, m in self._layers}
+
+    # ---- stepping ---------------------------------------------------------------------
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Step the optimizer; SR / R then round the quantized weights onto their grids."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.optimizer.step()
+        if self.mode != "bc":
+            self.round_weights()
+        return loss
+
+    @torch.no_grad()
+    def round_weights(self) -> None:
+        """Round every quantized weight onto its grid (SR: stochastically, unbiased)."""
+        stochastic = self.mode == "sr"
+        for _, m in self._layers:
+            w = m.weight
+            gen = self._generator(w.device) if stochastic else None
+            w.copy_(round_to_grid(w, m.grid_unit, m.weight_levels, stochastic=stochastic,
+                                  generator=gen))
+
+    def release(self) -> None:
+        """Hand the layers back (they quantize their weights again in forward; SR / R
+        weights stay where they are), so another scheme may train them."""
+        for _, m in self._layers:
+            m.training_scheme = None
+            m.grid_unit = None
+
+    # ---- the optimizer's interface ------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state, the mode, the grid units by layer and the rounding RNG."""
+        return {"optimizer": self.optimizer.state_dict(),
+                "quantized": {"mode": self.mode, "seed": self.seed,
+                              "grid_units": {n: None if u is None else u.detach().cpu().clone()
+                                             for n, u in self.grid_units().items()},
+                              "rng": {k: g.get_state() for k, g in self._generators.items()}}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or {"optimizer", "quantized"} - set(state):
+            raise ValueError("state must be a dict from QuantizedTraining.state_dict() with "
+                             "keys 'optimizer' and 'quantized'")
+        q = state["quantized"]
+        if q["mode"] != self.mode:
+            raise ValueError(f"state is from a {q['mode']!r} QuantizedTraining, this one is "
+                             f"{self.mode!r}")
+        units = q["grid_units"]
+        if set(units) != set(self.layers):
+            raise ValueError(f"state has quantized layers {sorted(units)}, the model "
+                             f"{sorted(self.layers)}")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.seed = int(q["seed"])
+        for n, m in self._layers:
+            u = units[n]
+            m.grid_unit = None if u is None else u.to(m.weight.device, m.weight.dtype)
+        self._generators = {}
+        for key, rng in q["rng"].items():
+            self._generator(torch.device(key)).set_state(rng)
+
+    def __repr__(self) -> str:
+        return (f"QuantizedTraining(mode={self.mode!r}, layers={len(self._layers)}, "
+                f"optimizer={type(self.optimizer).__name__})")
