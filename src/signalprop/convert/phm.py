@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch.nn as nn
 
-from signalprop.convert.normfree import _set
+from signalprop.convert._surgery import set_module
 from signalprop.convert.report import ConversionReport
 from signalprop.nn import to_ph_layer
 from signalprop.nn.hypercomplex import INITS
@@ -74,7 +74,7 @@ def to_phm(model: nn.Module, n: int = 4, *, weights: str = "init", init: str = "
         except ValueError as e:
             report.refuse(name, f"kept {type(m).__name__}", str(e))
             continue
-        new = _set(new, name, ph)
+        new = set_module(new, name, ph)
         detail = f"weights {m.weight.numel()} -> {ph.A.numel() + ph.F.numel()}"
         if err is not None:
             detail += f", relative error {err:.3g}"

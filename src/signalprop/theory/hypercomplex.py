@@ -19,7 +19,7 @@ initialization:
 
 NOTE: PAPERS.md section 12 gives Var(W) fan_in ~ 4n / (d + n^2) for the reference init;
 recomputed here from torch's fan convention (and checked by Monte Carlo in
-tests/theory/test_hypercomplex.py) it is 2n / (d + n^2), half of that.
+tests/theory/test_ph_theory.py) it is 2n / (d + n^2), half of that.
 
 :func:`ph_resnet_schedule` predicts the SPP of ``signalprop.models.ph_resnet1d``: a
 (real) stem conv, then ``depth`` pre-activation basic blocks x + g * conv(phi(conv(phi(x))))

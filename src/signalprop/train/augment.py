@@ -58,9 +58,10 @@ class Augment:
             out = _shift(out, self.shift, spatial, generator)
         if self.scale:
             s = 1.0 + self.scale * (2 * torch.rand(x.shape[0], generator=generator) - 1)
-            out = out * s.to(x.dtype).view(-1, *[1] * (x.dim() - 1))
+            out = out * s.to(x.device, x.dtype).view(-1, *[1] * (x.dim() - 1))
         if self.noise:
-            out = out + self.noise * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)  # on the CPU
+            out = out + self.noise * noise.to(x.device)
         if self.mask:
             out = _mask(out, self.mask, spatial, generator)
         return out

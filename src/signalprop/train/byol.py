@@ -164,10 +164,11 @@ class BYOLObjective:
                                int(self.args["mask"]), float(self.args["scale"]))
         self.data, self.seed, self.total, self.model = data, int(seed), int(total), model
         x, _ = data.train.batch(torch.arange(min(2, len(data.train))))
-        with torch.no_grad(), torch.random.fork_rng():
+        self.device = next(model.parameters(), torch.empty(0)).device
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
             was = model.training
             model.eval()
-            dim = model(x).reshape(x.shape[0], -1).shape[1]
+            dim = model(x.to(self.device)).reshape(x.shape[0], -1).shape[1]
             model.train(was)
         self.module = BYOL(model, dim, int(self.args["hidden"]), int(self.args["proj_dim"]),
                            str(self.args["head_norm"]))
@@ -183,11 +184,11 @@ class BYOLObjective:
 
     def loss(self, net: nn.Module, x: Tensor, step: int, rank: int = 0
              ) -> tuple[Tensor, list[float]]:
-        """The BYOL loss of a batch and [loss sum, NaN (no accuracy), count]."""
+        """The BYOL loss of a batch and [loss sum, 0 (no predictions), count]."""
         v1, v2 = self.views(x, step, rank)
         loss = net(v1, v2)
         n = float(x.shape[0])
-        return loss, [loss.item() * n, math.nan, n]
+        return loss, [loss.item() * n, 0.0, n]
 
     def after_step(self, step: int) -> None:
         """EMA update of the target after update ``step`` (0-based)."""
@@ -202,7 +203,7 @@ class BYOLObjective:
         loss, acc = linear_probe(enc, self.data.train, self.data.test, self.data.num_classes,
                                  l2=float(self.args["probe_l2"]))
         x, _ = self.data.test.tensors()
-        v1, v2 = self.views(x, _EVAL_KEY)
+        v1, v2 = (v.to(self.device) for v in self.views(x, _EVAL_KEY))
         r = collapse(_Projection(self.module), v1, x2=v2, batchnorm="eval")
         return {"loss": loss, "acc": acc, "std_ratio": r.std_ratio,
                 "effective_rank": r.effective_rank, "cos_views": float(r.cos_views),

@@ -119,10 +119,6 @@ class TrainConfig:
         """
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
-        _choice("objective", self.objective, OBJECTIVES)
-        if not isinstance(self.log_effective_lr, bool):
-            raise ValueError(f"log_effective_lr must be true or false, "
-                             f"got {self.log_effective_lr!r}")
         if self.quantize is not None:
             _choice("quantize", self.quantize, QUANTIZE)
         if self.amp is not None:
@@ -174,6 +170,14 @@ class TrainConfig:
         if self.schedule == "warmup" and self.warmup_steps < 1:
             raise ValueError("schedule 'warmup' needs warmup_steps >= 1, "
                              f"got {self.warmup_steps!r}")
+        self._validate_identity_fields()
+
+    def _validate_identity_fields(self) -> None:
+        """The objective, the exp schedule's conditions and the effective-lr logging flag."""
+        _choice("objective", self.objective, OBJECTIVES)
+        if not isinstance(self.log_effective_lr, bool):
+            raise ValueError(f"log_effective_lr must be true or false, "
+                             f"got {self.log_effective_lr!r}")
         _positive("exp_weight_decay", self.exp_weight_decay)
         if self.schedule == "exp":
             _check_exp(self)
@@ -203,8 +207,8 @@ class TrainConfig:
 
         Examples:
             >>> cfg = TrainConfig(steps=1, device="auto")
-            >>> sorted(set(cfg.to_dict()) - set(cfg.key_fields()))[:6]
-            ['amp', 'checkpoint_every', 'device', 'eval_every', 'exp_weight_decay', 'log_every']
+            >>> sorted(set(cfg.to_dict()) - set(cfg.key_fields()))[:4]
+            ['amp', 'checkpoint_every', 'device', 'eval_every']
         """
         return {k: v for k, v in self.to_dict().items()
                 if k not in OUTPUT_FIELDS and k not in PLACEMENT_FIELDS

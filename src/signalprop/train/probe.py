@@ -27,9 +27,11 @@ def features(encoder: nn.Module, split: ArraySplit, batch: int = 1024) -> Tensor
     """
     was = encoder.training
     encoder.eval()
+    device = next(encoder.parameters(), torch.empty(0)).device
     try:
         x, _ = split.tensors()
-        out = [encoder(chunk).reshape(len(chunk), -1).double() for chunk in x.split(batch)]
+        out = [encoder(chunk.to(device)).reshape(len(chunk), -1).double().cpu()
+               for chunk in x.split(batch)]
     finally:
         encoder.train(was)
     return torch.cat(out)

@@ -417,7 +417,8 @@ class _Run:
         """Write the train record of the window since the last one, and start a new window."""
         w = self.window
         rec = {"step": self.step, "epoch": epoch, "split": "train", "loss": w[0] / w[2],
-               "acc": w[1] / w[2], "lr": lr, **self._effective_lr(), "seconds": self.elapsed()}
+               "acc": w[1] / w[2] if self.objective is None else math.nan,  # BYOL: no labels
+               "lr": lr, **self._effective_lr(), "seconds": self.elapsed()}
         self.torn = True
         self.writer.write(rec)
         self.log_step, self.window = self.step, [0.0, 0.0, 0.0]
