@@ -17,7 +17,8 @@ STAMP  := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | tr -c 'A-Za-z0-9.=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py Makefile $(wildcard src/signalprop/measure/forward/*.c)
+$(STAMP): pyproject.toml setup.py Makefile $(wildcard src/signalprop/measure/forward/*.c) \
+		$(wildcard src/signalprop/nn/quantized/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet '$(TORCH)'

@@ -49,7 +49,11 @@ loss becomes NaN/Inf ends with status "diverged" and the step, exit status 0.
 _HELP = {
     "dataset": "mnist1d, digits, iris, wine, breast_cancer, cifar10, gaussian",
     "optimizer": "sgd, nesterov, adam or nag",
-    "schedule": "constant, step, cosine or warmup (linear warm-up then constant)",
+    "schedule": "constant, step, cosine, warmup (linear warm-up then constant) or exp "
+                "(Li & Arora's lr * alpha^(-2t-1), with --exp-weight-decay)",
+    "exp_weight_decay": "exp schedule: the weight decay it stands in for",
+    "objective": "supervised or byol (options as objective_args in --config)",
+    "log_effective_lr": "1: log lr / ||w||^2 of the scale-invariant weights",
     "betas": "Adam's two betas, e.g. 0.9,0.999",
     "milestones": "step schedule: fractions of the run where lr *= gamma, e.g. 0.5,0.75",
     "epochs": "run length in epochs (or --steps)",
@@ -72,6 +76,14 @@ def _floats(text: str) -> tuple[float, ...]:
                                          ) from None
 
 
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 1/0 (true/false), got {text!r}")
+
+
 def register(sub: Any) -> argparse.ArgumentParser:
     from signalprop.train.config import TrainConfig
 
@@ -83,13 +95,15 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None,
                    help="YAML or JSON file of config keys (MODEL and flags override it)")
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("model", "model_args", "dataset_args"):
+        if f.name in ("model", "model_args", "dataset_args", "objective_args"):
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = {"betas": _floats, "milestones": _floats, "lr": float, "momentum": float,
                 "eps": float, "weight_decay": float, "gamma": float, "min_lr": float,
-                "agc_clipping": float}.get(f.name, str if f.name in (
-                    "dataset", "optimizer", "schedule", "quantize", "device", "amp") else int)
+                "agc_clipping": float, "exp_weight_decay": float,
+                "log_effective_lr": _flag}.get(f.name, str if f.name in (
+                    "dataset", "optimizer", "schedule", "quantize", "device", "amp",
+                    "objective") else int)
         p.add_argument(flag, dest=f.name, type=kind, default=None,
                        help=_HELP.get(f.name, f.name.replace("_", " ")))
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",

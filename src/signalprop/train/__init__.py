@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from signalprop.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from signalprop.train.config import OBJECTIVES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 # public name -> module that defines it (imported on first use: these need torch)
 _LAZY = {
@@ -27,6 +27,7 @@ _LAZY = {
     "NAG": "signalprop.train.optimizers",
     "build_optimizer": "signalprop.train.optimizers",
     "lr_at": "signalprop.train.schedules",
+    "exp_alpha": "signalprop.train.schedules",
     "check_run": "signalprop.train._preflight",
     "Placement": "signalprop.train.device",
     "resolve_device": "signalprop.train.device",
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from signalprop.train.device import Placement, resolve_device
     from signalprop.train.metrics import read_metrics
     from signalprop.train.optimizers import NAG, build_optimizer
-    from signalprop.train.schedules import lr_at
+    from signalprop.train.schedules import exp_alpha, lr_at
     from signalprop.train.trainer import TrainResult, epoch_permutation, evaluate, fit
 
 
@@ -60,6 +61,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "NAG",
+    "OBJECTIVES",
     "OPTIMIZERS",
     "SCHEDULES",
     "CheckpointError",
@@ -70,6 +72,7 @@ __all__ = [
     "check_run",
     "epoch_permutation",
     "evaluate",
+    "exp_alpha",
     "fit",
     "load_checkpoint",
     "lr_at",

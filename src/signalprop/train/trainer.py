@@ -179,8 +179,12 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
     data, model = check_run(cfg)  # before any file is touched: a bad config is one line
     model = place.model(model)  # built on the CPU: the same initial weights everywhere
     per_epoch, total = _run_length(cfg, len(data.train), d)
-    stepper, base = build_optimizer(cfg, model)
-    run = _Run(cfg, d, out, data, model, base, stepper, per_epoch, total, t_start, place)
+    objective = _objective(cfg, model, data, total)
+    # what is optimized, checkpointed and wrapped: the model, or the objective's module
+    trained = place.model(objective.module) if objective is not None else model
+    stepper, base = build_optimizer(cfg, trained)
+    run = _Run(cfg, d, out, data, trained, base, stepper, per_epoch, total, t_start, place)
+    run.objective = objective
     if out is not None:
         run.restore(resume)
     d.barrier()  # every process has checked the directory before rank 0 writes to it
@@ -194,6 +198,16 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
                            "run_key": cfg.run_key()}, indent=1, allow_nan=False)
         atomic_write(out / RESULT, lambda f: f.write(text), mode="w")
     return result
+
+
+def _objective(cfg: TrainConfig, model: nn.Module, data: Any, total: int) -> Any:
+    """None for the supervised cross-entropy (the loop's own), else the objective object
+    (``module``, ``loss``, ``after_step``, ``evaluate``; see ``signalprop.train.byol``)."""
+    if cfg.objective == "supervised":
+        return None
+    from signalprop.train.byol import BYOLObjective
+
+    return BYOLObjective(model, data, cfg.seed, cfg.objective_args, total)
 
 
 def _run_length(cfg: TrainConfig, n: int, d: ddp_utils.Dist) -> tuple[int, int]:
@@ -235,6 +249,8 @@ class _Run:
         self.torn = False  # True while step, weights and window disagree (mid-update)
         self.final: dict[str, float] = {}
         self.writer: MetricsWriter | None = None
+        self.objective: Any = None  # None: supervised cross-entropy
+        self.invariant: list[str] | None = None  # scale-invariant weights (log_effective_lr)
 
     def elapsed(self) -> float:
         return self.prior_seconds + time.perf_counter() - self.t_start
@@ -341,10 +357,7 @@ class _Run:
         lr = lr_at(t, self.cfg, self.total)
         for group in self.base.param_groups:
             group["lr"] = lr
-        with self.place.autocast():
-            logits = net(x)
-            loss = F.cross_entropy(logits, y)
-        stats = _batch_stats(loss, logits, y, self.d)  # global batch: loss sum, correct, count
+        loss, stats = self._loss(net, x, y, t)  # stats: global loss sum, correct, count
         if not math.isfinite(stats[0]):
             self.status, self.step = "diverged", t + 1
             self.message = f"loss became {stats[0] / stats[2]} at step {t + 1}"
@@ -354,6 +367,8 @@ class _Run:
             return False
         self.base.zero_grad(set_to_none=True)
         self._update(loss)
+        if self.objective is not None:
+            self.objective.after_step(t)
         self.step = step = t + 1
         self.window = [w + s for w, s in zip(self.window, stats)]
         self.torn = False
@@ -367,6 +382,23 @@ class _Run:
         if step == self.total or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
             self.checkpoint(step)
         return True
+
+    def _loss(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, t: int
+              ) -> tuple[torch.Tensor, list[float]]:
+        """The batch's loss and [loss sum, correct, count] over the global batch: the
+        cross-entropy of the logits, or the objective's loss (BYOL: no accuracy, NaN)."""
+        if self.cfg.log_effective_lr and self.invariant is None:
+            self._find_invariant(x)
+        if self.objective is None:
+            with self.place.autocast():
+                logits = net(x)
+                loss = F.cross_entropy(logits, y)
+            return loss, _batch_stats(loss, logits, y, self.d)
+        with self.place.autocast():
+            loss, stats = self.objective.loss(net, x, t, self.d.rank)
+        if self.d.active:
+            stats = self.d.all_sum(torch.tensor(stats, dtype=torch.float64)).tolist()
+        return loss, stats
 
     def _update(self, loss: torch.Tensor) -> None:
         """Backward and step; with float16, through the loss scaler (which skips an update
@@ -385,7 +417,8 @@ class _Run:
         """Write the train record of the window since the last one, and start a new window."""
         w = self.window
         rec = {"step": self.step, "epoch": epoch, "split": "train", "loss": w[0] / w[2],
-               "acc": w[1] / w[2], "lr": lr, "seconds": self.elapsed()}
+               "acc": w[1] / w[2] if self.objective is None else math.nan,  # BYOL: no labels
+               "lr": lr, **self._effective_lr(), "seconds": self.elapsed()}
         self.torn = True
         self.writer.write(rec)
         self.log_step, self.window = self.step, [0.0, 0.0, 0.0]
@@ -394,8 +427,32 @@ class _Run:
         bar.set_postfix(loss=f"{rec['loss']:.4g}", acc=f"{rec['acc']:.3f}", refresh=False)
 
     def _evaluate(self, epoch: int) -> None:
-        test_loss, test_acc = evaluate(self.model, self.data.test, self.d,
-                                       device=self.place.device)
-        self.writer.write({"step": self.step, "epoch": epoch, "split": "test",
-                           "loss": test_loss, "acc": test_acc, "seconds": self.elapsed()})
-        self.final.update(test_loss=test_loss, test_acc=test_acc)
+        if self.objective is not None:
+            metrics = self.objective.evaluate()
+        else:
+            test_loss, test_acc = evaluate(self.model, self.data.test, self.d,
+                                           device=self.place.device)
+            metrics = {"loss": test_loss, "acc": test_acc}
+        self.writer.write({"step": self.step, "epoch": epoch, "split": "test", **metrics,
+                           "seconds": self.elapsed()})
+        self.final.update({f"test_{k}": v for k, v in metrics.items()})
+
+    def _find_invariant(self, x: torch.Tensor) -> None:
+        """Which weights the loss does not depend on the scale of (checked by doubling each
+        on this batch, in train mode; the random state is left as it was)."""
+        from signalprop.measure import effective_lr
+
+        batch: Any = self.objective.views(x, 0) if self.objective is not None else x
+        with torch.random.fork_rng(devices=[]):
+            self.invariant = effective_lr(self.model, self.base, x=batch).invariant_names
+
+    def _effective_lr(self) -> dict[str, float]:
+        """Mean, min and max of lr / ||w||^2 over the scale-invariant weights (if logged)."""
+        if not self.cfg.log_effective_lr or not self.invariant:
+            return {}
+        from signalprop.measure import effective_lr
+
+        vals = [r.effective_lr for r in effective_lr(self.model, self.base).records
+                if r.name in self.invariant]
+        return {"eff_lr": sum(vals) / len(vals), "eff_lr_min": min(vals),
+                "eff_lr_max": max(vals)}
