@@ -2,7 +2,7 @@
 #   make demo   -- the main job (Signal Propagation Plots of ResNetV2-600: bn, none, nf)
 #   make test   -- the whole test suite
 #   make reproduce -- every paper claim at --quick size, summary in docs/reproduce-results.md
-#   make figures   -- the demo, then its plot shrunk into docs/figures/ (the README's picture)
+X
 # torch is installed first so that nothing else can pull a different build:
 #   make demo TORCH='torch==2.13.0'   (default; any pip requirement or wheel path works)
 PYTHON ?= python3
@@ -41,10 +41,13 @@ figures: demo
 	im.quantize(colors=128, method=2).save(sys.argv[2], optimize=True)" \
 		$(OUT)/spp.png $(FIGURE)
 	@ls -l $(FIGURE)
+	# the guides' pictures: one script per guide, each writes into docs/figures/
+	for script in docs/figures/make_*.py; do \
+		echo "$$script"; OMP_NUM_THREADS=1 $(BIN)/python $$script || exit 1; done
 
 # Every claim in --quick mode (minutes each), then the summary table the README links.
 reproduce: $(STAMP)
-	$(BIN)/signalprop reproduce --all --quick --out out/reproduce --no-progress; \
+	$(BIN)/signalprop reproduce --all --quick --workers 2 --out out/reproduce --no-progress; \
 	status=$$?; \
 	$(BIN)/signalprop reproduce --summary out/reproduce && \
 	cp out/reproduce/SUMMARY.md docs/reproduce-results.md && exit $$status

@@ -1,6 +1,6 @@
 """Draw the figures of docs/identity.md (one thread, a few minutes):
 
-    PYTHONPATH=src python tools/identity_figures.py [docs/figures]
+    PYTHONPATH=src python docs/figures/make_identity_figures.py [docs/figures]
 """
 
 from __future__ import annotations
