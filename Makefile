@@ -2,7 +2,8 @@
 #   make demo   -- the main job (Signal Propagation Plots of ResNetV2-600: bn, none, nf)
 #   make test   -- the whole test suite
 #   make reproduce -- every paper claim at --quick size, summary in docs/reproduce-results.md
-X
+#   make figures   -- the README's picture (the demo's plot, shrunk) and every guide's
+#                     pictures (docs/figures/make_*.py), into docs/figures/
 # torch is installed first so that nothing else can pull a different build:
 #   make demo TORCH='torch==2.13.0'   (default; any pip requirement or wheel path works)
 PYTHON ?= python3
