@@ -43,6 +43,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "HessianExtremesResult": ("signalprop.results", "HessianExtremesResult"),
     "batch_independence": ("signalprop.measure", "batch_independence"),
     "BatchIndependenceResult": ("signalprop.results", "BatchIndependenceResult"),
+    "collapse": ("signalprop.measure", "collapse"),
+    "CollapseResult": ("signalprop.results", "CollapseResult"),
+    "EffectiveLRResult": ("signalprop.results", "EffectiveLRResult"),
     "estimator_indicators": ("signalprop.measure", "estimator_indicators"),
     "EstimatorIndicatorsResult": ("signalprop.results", "EstimatorIndicatorsResult"),
     "linear_regions": ("signalprop.measure", "linear_regions"),
@@ -70,6 +73,7 @@ if TYPE_CHECKING:
     from signalprop import convert, data, measure, models, nn, optim, plot, report, sweep, train
     from signalprop.measure import (
         batch_independence,
+        collapse,
         conv_spectra,
         conv_spectrum,
         estimator_indicators,
@@ -88,10 +92,12 @@ if TYPE_CHECKING:
     from signalprop.results import (
         BatchIndependenceResult,
         BlockStats,
+        CollapseResult,
         CompressionPlan,
         ConfusionResult,
         ConvSpectraResult,
         ConvSpectrumResult,
+        EffectiveLRResult,
         EstimatorIndicatorsResult,
         GradSPPResult,
         GramResult,

@@ -34,6 +34,8 @@ from signalprop.results import (
     write_csv,
 )
 from signalprop.results._base import SKIP, decode, encode
+from signalprop.results.collapse import CollapseResult
+from signalprop.results.effective_lr import EffectiveLRResult, ParamLR
 from signalprop.results.regions import RegionBoundsResult
 from signalprop.results.sequence import LengthBlockStats, LengthSPPResult, SpatialJacobianResult
 
@@ -66,6 +68,9 @@ def examples():
         RegionBoundsResult([3, 3], 1, 16, 16, 9, 16, 16, 4, 1, {"serra": "Serra et al. 2018"}),
         LengthSPPResult("l", [LengthBlockStats("b", 0, 4, 0.0, 1.0, 1.0),
                               LengthBlockStats("b", 0, 8, NAN, 2.0, 1.4, 0.9, 1)]),
+        CollapseResult(0.125, 40.2, 0.9, NAN, 0, 64, 256, 1e-3),
+        EffectiveLRResult([ParamLR("a", 0.1, 4.0, 0.025, scale_invariant=True),
+                           ParamLR("b", 0.1, 1.0, INF, scale_invariant=False)]),
         SpatialJacobianResult("sj", f64([[1.0, 0.5], [0.5, INF]]), (0, 0), (1, 2, 2), (1, 2, 2)),
         ConvSpectrumResult("c", "Conv2d", (1, 2), (1, 2), "fft", True, 2, 2.0, 0.0, (2.0, 2.0),
                            (0.0, 0.0), torch.tensor([2.0, 0.0], dtype=torch.float64)),

@@ -1,5 +1,5 @@
 """Model surgery: normalizer-free conversion, GroupNorm + WS, folding WS for inference,
-depth compression (merging convolutions)."""
+depth compression (merging convolutions), parameterized hypercomplex layers."""
 
 from signalprop.convert._gate import GatedBranch
 from signalprop.convert.compress import (
@@ -13,6 +13,7 @@ from signalprop.convert.compress import (
 from signalprop.convert.fold import fold_ws
 from signalprop.convert.gn_ws import bn_to_gn_ws
 from signalprop.convert.normfree import to_normfree
+from signalprop.convert.phm import to_phm
 from signalprop.convert.report import Change, ConversionError, ConversionReport
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "measure_plan",
     "merge_convs",
     "to_normfree",
+    "to_phm",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,10 @@ class Claim:
         statement: the claim, one sentence.
         criterion: the pre-registered test in words, fixed in code before any run and
             never tuned after seeing a result.
-        sizes: mode ("smoke", "quick", "full") -> the experiment's size parameters.
+        sizes: mode ("smoke", "quick", "full") -> the experiment's size parameters. A
+            size may name a ``device`` (a ``TrainConfig`` device, e.g. ``"auto"`` for
+            ``full``): its training sweeps run there (see :class:`RunContext`); measure
+            does not see that key.
         measure: ``measure(ctx, size) -> dict``.
         decide: ``decide(measurements) -> Verdict``.
         figure: ``figure(measurements, path) -> None``.
@@ -171,7 +174,11 @@ class Claim:
             RuntimeError: ``decide`` returned something else than a :class:`Verdict`.
         """
         assert self.measure and self.decide and self.figure  # checked in __post_init__
-        measurements = self.measure(ctx, dict(self.sizes[ctx.mode]))
+        size = dict(self.sizes[ctx.mode])
+        device = size.pop("device", None)
+        if device is not None:
+            ctx = replace(ctx, device=device)
+        measurements = self.measure(ctx, size)
         # decide on what result.json will hold, so a stored result re-decides identically
         measurements = as_stored(measurements)
         verdict = self.decide(measurements)
@@ -197,6 +204,8 @@ class RunContext:
         ray_address: run training sweeps as Ray tasks on this cluster instead.
         progress: show progress bars.
         log: where one-line messages go.
+        device: where training sweeps run, for runs whose config names no device
+            (None: the TrainConfig default, cpu); set from the size's ``device``.
 
     Examples:
         >>> ctx = RunContext("smoke", Path("out/nf-spp"), progress=False)
@@ -210,6 +219,7 @@ class RunContext:
     ray_address: str | None = None
     progress: bool = True
     log: Callable[[str], None] = print
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -223,7 +233,8 @@ class RunContext:
         """Run a grid of training runs with :func:`signalprop.sweep.run_sweep`.
 
         Runs go to ``out/sweeps/<name>`` (resumable: finished runs are skipped), in this
-        process or on ``workers`` processes / Ray as the context says.
+        process or on ``workers`` processes / Ray, on the context's ``device`` unless
+        ``base`` names one.
 
         Args:
             name: the sweep's folder name.
@@ -242,6 +253,8 @@ class RunContext:
         from signalprop.sweep import SweepDB, SweepSpec, run_sweep
 
         out = (self.out / "sweeps" / name).resolve()
+        if self.device is not None and "device" not in base:
+            base = {**base, "device": self.device}
         spec = SweepSpec.from_dict({"name": name, "out": str(out), "base": base,
                                     "grid": grid, "seeds": list(seeds)})
         run_sweep(spec, workers=self.workers, ray_address=self.ray_address,

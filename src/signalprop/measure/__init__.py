@@ -15,6 +15,9 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
   ``region_density``);
 * ``sequence/``: propagation along the sequence and across grids (``spatial_jacobian``;
   ``length_spp``, which takes an input *maker* rather than an input);
+* ``representations/``: whether embeddings collapse (``collapse``);
+* ``dynamics/``: quantities read from the optimizer (``effective_lr(model, optimizer)``,
+  not a ``(model, x)`` measurement);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -23,6 +26,7 @@ here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
 from signalprop._forward import ForwardError
 from signalprop.measure._discovery import Block, BlockPlan, discover_blocks, resolve_blocks
 from signalprop.measure._nonfinite import NonFiniteError
+from signalprop.measure.dynamics import effective_lr
 from signalprop.measure.forward import (
     ChannelMoments,
     channel_moments,
@@ -44,6 +48,7 @@ from signalprop.measure.regions import (
     plane_regions,
     region_density,
 )
+from signalprop.measure.representations import collapse
 from signalprop.measure.sequence import length_spp, spatial_jacobian
 from signalprop.measure.spectra import (
     conv_spectra,
@@ -68,6 +73,7 @@ MEASUREMENTS = (
     "plane_regions",
     "region_density",
     "spatial_jacobian",
+    "collapse",
 )
 
 __all__ = [
@@ -80,10 +86,12 @@ __all__ = [
     "NotAffineError",
     "batch_independence",
     "channel_moments",
+    "collapse",
     "confusion_from_gram",
     "conv_spectra",
     "conv_spectrum",
     "discover_blocks",
+    "effective_lr",
     "estimator_indicators",
     "fused_add_available",
     "gradient_confusion",

@@ -15,6 +15,8 @@ from signalprop.models.mobilenet import (
     mobilenetv2,
     plain_cnn,
 )
+from signalprop.models.ph_mixer import PHMixer, PHMixerBranch, ph_mixer
+from signalprop.models.ph_resnet import PHBasicBlock1d, PHResNet1d, ph_resnet1d, phm_convs_
 from signalprop.models.quantized import QuantMLP, QuantResNetV2, quant_mlp, quant_resnetv2
 from signalprop.models.region_nets import (
     RegionNet,
@@ -49,6 +51,10 @@ __all__ = [
     "FeedForward",
     "FixupBottleneck",
     "NFBottleneck",
+    "PHBasicBlock1d",
+    "PHMixer",
+    "PHMixerBranch",
+    "PHResNet1d",
     "PreActBottleneck",
     "QuantMLP",
     "QuantResNetV2",
@@ -61,6 +67,9 @@ __all__ = [
     "list_models",
     "load_model",
     "mlp",
+    "ph_mixer",
+    "ph_resnet1d",
+    "phm_convs_",
     "mobilenetv2",
     "model_entry",
     "plain_cnn",

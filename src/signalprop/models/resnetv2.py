@@ -8,6 +8,9 @@ every branch and a zero classifier (De & Smith, NeurIPS 2020).
 ``norm="fixup"``: :class:`FixupBottleneck` blocks and Fixup initialization (Zhang et al.).
 ``norm="gn_ws"``: GroupNorm -> act -> Weight-Standardized conv, batch-independent
 (Richemond et al. 2020, the BYOL-without-batch-statistics network).
+``layer="phm"`` (with ``norm`` "bn", "none" or "skipinit"): every block convolution is a
+parameterized hypercomplex :class:`~signalprop.nn.PHConv2d` with ``n`` Kronecker terms
+(variance-correct He init; :mod:`signalprop.models.ph_resnet`); "skipinit" is then PHYDI.
 ``norm="nf"``: the NF-ResNet block of Brock, De & Smith (ICLR 2021):
 
     h_{i+1} = h_i + alpha * f_i(h_i / beta_i),   beta_i = sqrt(E[Var h_i])
@@ -38,10 +41,12 @@ from torch import Tensor
 from signalprop import theory
 from signalprop.models._registry import register_model
 from signalprop.models.fixup_bottleneck import FixupBottleneck
+from signalprop.models.ph_resnet import phm_convs_
 from signalprop.nn import (
     BranchTap,
     DropPath,
     GammaAct,
+    PHConv2d,
     ResidualBlock,
     ScalarBias,
     ScaledStdConv2d,
@@ -65,6 +70,8 @@ PRESETS: dict[str, tuple[int, ...]] = {
     "resnetv2_1000": (83, 83, 83, 84),
 }
 NORMS = ("bn", "none", "nf", "skipinit", "fixup", "gn_ws")
+LAYERS = ("real", "phm")
+_PHM_NORMS = ("bn", "none", "skipinit")  # plain convs to replace (not Scaled WS / Fixup)
 STEMS = ("imagenet", "cifar")
 _STAGE_WIDTHS = (256, 512, 1024, 2048)  # block outputs; bottlenecks are a quarter of these
 _STAGE_STRIDES = (1, 2, 2, 2)
@@ -94,6 +101,8 @@ class ResNetV2Config:
     in_chans: int = 3
     dropout: float = 0.0  # on the pooled features, before the classifier
     drop_path: float = 0.0  # stochastic depth of the last block; block i of n: rate * i / n
+    layer: str = "real"  # "phm": PH convolutions in every block
+    n: int = 4  # their hypercomplex dimension
 
 
 def _he_gain(activation: str) -> float:
@@ -316,6 +325,8 @@ class ResNetV2(nn.Module):
         # Fixup: a scalar bias before the classifier too.
         self.head_bias = ScalarBias() if cfg.norm == "fixup" else nn.Identity()
         self.fc = nn.Linear(in_ch, cfg.num_classes)
+        if cfg.layer == "phm":
+            phm_convs_(self.stages, cfg.n, gain=_he_gain(cfg.activation))
 
     def reset_parameters(self) -> None:
         """(Re-)initialise every parameter and buffer.
@@ -337,7 +348,7 @@ class ResNetV2(nn.Module):
                 nn.init.normal_(m.weight, std=gain / math.sqrt(m.weight[0].numel()))
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, SkipInit, ScalarBias)):
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, SkipInit, ScalarBias, PHConv2d)):
                 m.reset_parameters()
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
@@ -414,6 +425,8 @@ def resnetv2(
     in_chans: int = 3,
     dropout: float = 0.0,
     drop_path: float = 0.0,
+    layer: str = "real",
+    n: int = 4,
     device: torch.device | str | None = None,
 ) -> ResNetV2:
     """Build a pre-activation bottleneck ResNet-V2.
@@ -439,6 +452,9 @@ def resnetv2(
             regularizer, with ``drop_path``; Brock, De & Smith 2021).
         drop_path: stochastic depth (:class:`signalprop.nn.DropPath`) of the last block;
             block i of n drops its branch with probability ``drop_path * i / n``.
+        layer: ``"real"`` or ``"phm"`` (PH convolutions with ``n`` terms in every block
+            whose channels ``n`` divides; the stem and classifier stay real).
+        n: the PH convolutions' hypercomplex dimension.
         device: where to allocate the parameters (default: torch's default device).
 
     Returns:
@@ -466,6 +482,11 @@ def resnetv2(
     theory.get_activation(activation)  # unknown names list the valid ones
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width}")
+    _choose("layer", layer, LAYERS)
+    if layer == "phm" and norm not in _PHM_NORMS:
+        raise ValueError(f"layer='phm' needs norm in {', '.join(_PHM_NORMS)}, got {norm!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
     if num_classes < 1 or in_chans < 1:
         raise ValueError(f"num_classes and in_chans must be >= 1, got {num_classes}, {in_chans}")
     for name, rate in (("dropout", dropout), ("drop_path", drop_path)):
@@ -475,7 +496,7 @@ def resnetv2(
         raise ValueError("drop_path is not available for norm='fixup'")
     cfg = ResNetV2Config(tuple(depths), norm, activation, float(width), stem, float(alpha),
                          bool(skipinit), float(skipinit_init), int(num_classes), int(in_chans),
-                         float(dropout), float(drop_path))
+                         float(dropout), float(drop_path), layer, n)
     return ResNetV2(cfg, device=device)
 
 

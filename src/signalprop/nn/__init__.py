@@ -18,6 +18,9 @@ Every public name is importable flat, ``signalprop.nn.X``; the modules show the 
 - ``normfree/``: what replaces normalization layers: Scaled Weight Standardization
   (``ScaledStdConv1d/2d/3d``, ``WSLinear``, ``standardize_weight``) and Fixup
   (``fixup_init_``, ``fixup_scale``, ``he_gain``).
+- ``hypercomplex/``: parameterized hypercomplex layers (``PHMLinear``, ``PHConv1d/2d``,
+  ``compose_weight``) and their conversion from dense layers (``to_ph_layer``,
+  ``nearest_ph_factors``).
 - ``orthogonal/``: orthogonal convolutions: the L_orth regularizer (``orth_penalty``) and
   an exactly orthogonal circular convolution (``OrthoConv2d``, Cayley transform).
 - ``quantized/``: low-precision layers (``QuantLinear``, ``QuantConv1d/2d``) with binary,
@@ -34,6 +37,14 @@ cited, and what they do to the mean and variance of the signal stated in the doc
 from signalprop.nn.activations import GammaAct, make_activation, torch_activation
 from signalprop.nn.attention import SelfAttention, make_norm
 from signalprop.nn.group_norm import group_count, group_norm
+from signalprop.nn.hypercomplex import (
+    PHConv1d,
+    PHConv2d,
+    PHMLinear,
+    compose_weight,
+    nearest_ph_factors,
+    to_ph_layer,
+)
 from signalprop.nn.init import critical_, delta_orthogonal_, lecun_normal_
 from signalprop.nn.normfree import (
     ScaledStdConv1d,
@@ -70,6 +81,9 @@ __all__ = [
     "BranchTap",
     "DropPath",
     "GammaAct",
+    "PHConv1d",
+    "PHConv2d",
+    "PHMLinear",
     "LinearRNN2d",
     "QuantConv1d",
     "QuantConv2d",
@@ -85,6 +99,7 @@ __all__ = [
     "SelfAttention",
     "SkipInit",
     "WSLinear",
+    "compose_weight",
     "WeightQuantizer",
     "critical_",
     "delta_orthogonal_",
@@ -95,11 +110,13 @@ __all__ = [
     "group_norm",
     "he_gain",
     "make_activation",
+    "nearest_ph_factors",
     "make_norm",
     "quantize_modules",
     "quantized_layers",
     "sign_surrogate",
     "orth_penalty",
     "standardize_weight",
+    "to_ph_layer",
     "torch_activation",
 ]

@@ -1,5 +1,6 @@
 """Figures (matplotlib only). Plots take result objects and never recompute them."""
 
+from signalprop.plot.collapse import collapse_history
 from signalprop.plot.compression import compression
 from signalprop.plot.confusion import confusion
 from signalprop.plot.conv_spectra import conv_spectra
@@ -10,6 +11,7 @@ from signalprop.plot.regions import linear_regions, plane_regions, region_densit
 from signalprop.plot.sequence import length_spp, spatial_jacobian
 from signalprop.plot.spp import spp
 
-__all__ = ["compression", "confusion", "conv_spectra", "estimator_indicators", "gradient_spp",
+__all__ = ["collapse_history", "compression", "confusion", "conv_spectra",
+           "estimator_indicators", "gradient_spp",
            "length_spp", "linear_regions", "phase_diagram", "plane_regions", "region_density",
            "rounding_chains", "spatial_jacobian", "spp"]

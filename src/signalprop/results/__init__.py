@@ -8,6 +8,7 @@ prediction on a measurement without glue code.
 """
 
 from signalprop.results._base import Result, write_csv
+from signalprop.results.collapse import CollapseResult
 from signalprop.results.compression import CompressionPlan, LatencyTable
 from signalprop.results.confusion import ConfusionResult
 from signalprop.results.conv_spectra import (
@@ -16,6 +17,7 @@ from signalprop.results.conv_spectra import (
     ConvSpectrumResult,
     Existence,
 )
+from signalprop.results.effective_lr import EffectiveLRResult, ParamLR
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
@@ -37,6 +39,9 @@ from signalprop.results.spp import BlockStats, SPPResult
 __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
+    "CollapseResult",
+    "ConfusionResult",
+    "EffectiveLRResult",
     "CompressionPlan",
     "ConfusionResult",
     "EstimatorIndicatorsResult",
@@ -49,6 +54,7 @@ __all__ = [
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "ParamLR",
     "LatencyTable",
     "LengthBlockStats",
     "LengthSPPResult",

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from signalprop.results._base import TENSOR, Result
+from signalprop.results._base import TENSOR, RecordsResult, Result
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class LengthBlockStats:
 
 
 @dataclass
-class LengthSPPResult(Result):
+class LengthSPPResult(RecordsResult):
     """The length axis of a Signal Propagation Plot: per block, statistics by length.
 
     Attributes:
@@ -72,9 +72,6 @@ class LengthSPPResult(Result):
     discovery: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.kind not in ("measured", "predicted"):
-            raise ValueError(f"kind must be 'measured' or 'predicted', got {self.kind!r}")
 
     @property
     def lengths(self) -> list[int]:

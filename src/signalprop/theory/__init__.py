@@ -3,7 +3,7 @@
 The single source of truth for every constant the library uses (gamma, SELU, ...), and the
 "predict" pillar: Gaussian expectations of activations, mean-field maps and their fixed
 points, criticality and phase diagrams, finite-width corrections, residual variance
-schedules and self-normalizing networks.
+schedules (also of PH ResNets) and self-normalizing networks.
 
 Examples:
     >>> from signalprop import theory
@@ -47,6 +47,7 @@ from signalprop.theory.finite_width import FourPointVertex, four_point_vertex, r
 from signalprop.theory.fixed_points import MeanField, c_star, mean_field, q_star
 from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_variance, gamma
 from signalprop.theory.gaussian import gauss_expect, gauss_expect2
+from signalprop.theory.hypercomplex import ph_resnet_schedule, ph_weight_variance
 from signalprop.theory.maps import Propagation, cmap, propagate, qmap
 from signalprop.theory.orthogonal import orthogonal_conv_exists
 from signalprop.theory.phase import PhaseDiagram, phase_diagram
@@ -120,6 +121,8 @@ __all__ = [
     "nf_expected_variances",
     "orthogonal_conv_exists",
     "phase_diagram",
+    "ph_resnet_schedule",
+    "ph_weight_variance",
     "plstm_gain",
     "plstm_line_graph",
     "propagate",

@@ -18,6 +18,8 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
 * ``orthogonal/``: orthogonal convolutions (``orth-conv-existence``,
   ``orth-conv-stability``, ``orth-conv-tradeoff``);
 * ``compression/``: depth compression by merging convolutions (``depth-dp``).
+* ``identity/``: identity-biased blocks beyond ResNets and BatchNorm's scale invariance
+  (``phydi-depth``, ``byol-no-batch-stats``, ``exp-lr-equivalence``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -56,6 +58,9 @@ CLAIMS: tuple[str, ...] = (
     "orthogonal.orth_conv_stability",
     "orthogonal.orth_conv_tradeoff",
     "compression.depth_dp",
+    "identity.phydi_depth",
+    "identity.byol_no_batch_stats",
+    "identity.exp_lr_equivalence",
 )
 
 __all__ = ["CLAIMS"]

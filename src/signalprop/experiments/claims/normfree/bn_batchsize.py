@@ -93,7 +93,7 @@ SIZES: dict[str, dict[str, Any]] = {
                       "dataset": "cifar10", "dataset_args": {}, "epochs": 30},
              "batches": [64, 256, 1024, 4096], "lr_center": (0.1, 64),
              "lr_steps": [-3, -2, -1, 0, 1, 2, 3], "tune_seeds": [100],
-             "judge_seeds": [0, 1, 2]},
+             "judge_seeds": [0, 1, 2], "device": "auto"},
 }
 
 

@@ -104,7 +104,7 @@ SIZES: dict[str, dict[str, Any]] = {
                      8: [1e-3, 3e-3, 0.01, 0.03, 0.1], 256: [0.03, 0.1, 0.3, 1.0, 3.0]},
              "tune_seeds": [100], "judge_seeds": {b: list(range(5)) for b in (2, 4, 8, 256)},
              # the reference trains NF-ResNets with a SkipInit gain at 0 on every branch
-             "nf_args": {"model_args.skipinit": True}},
+             "nf_args": {"model_args.skipinit": True}, "device": "auto"},
 }
 
 

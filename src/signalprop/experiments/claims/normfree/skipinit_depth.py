@@ -108,7 +108,7 @@ SIZES: dict[str, dict[str, Any]] = {
              "depth_key": "model_args.name_or_depths",
              "depths": [[1] * 3, [4] * 3, [12] * 3, [36] * 3], "layers": [11, 38, 110, 326],
              "lrs": [1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0], "tune_seeds": [100],
-             "judge_seeds": [0, 1, 2]},
+             "judge_seeds": [0, 1, 2], "device": "auto"},
 }
 
 
