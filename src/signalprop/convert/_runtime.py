@@ -12,6 +12,18 @@ one shape is a residual connection; the operand behind more weight layers is the
 and the outermost module that returned it inside the adding module ends the branch
 (walking back through reshapes and dropouts, which commute with a scalar gain) -- the same
 rules as the graph analysis, applied to what the forward did.
+
+Why ``signalprop.measure._structure`` (block discovery's reader of skip connections) is a
+separate reader: it asks which module *holds* a whole skip, fork and join, read from
+autograd's graph in the model's own mode, so that a measured block's output minus its
+input is its branches (on BERT: ``BertAttention``, whose input is the fork). The
+converters need what autograd's graph does not record -- the module whose forward runs the
+addition, the child that returned the branch (where the gain goes: ``BertSelfOutput``'s
+dropout), the activation feeding each weight layer and the op that produced each tensor
+(``compress._opgraph``) -- so this recorder follows module calls and torch functions by
+value identity, in eval mode with no gradient. The two readers therefore attribute skips
+to different modules on purpose; each is tested on the same models (tests/measure,
+tests/convert, tests/foreign).
 """
 
 from __future__ import annotations

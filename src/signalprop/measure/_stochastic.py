@@ -12,7 +12,8 @@ module whose call advanced a generator.
 
 The ``dropout=`` option of the measurements (like ``batchnorm=``):
 
-* ``"auto"``: measurements of one training-mode pass (``spp``, ``gradient_spp``) keep the
+* ``"auto"``: measurements of one training-mode pass (``spp``, ``gradient_spp``,
+  ``length_spp``, ``estimator_indicators``) keep the
   draws (dropout is part of the signal in training; the result says
   ``meta["random_draws"] = True`` and, like training, differs from call to call); the
   measurements of an operator (``jacobian_spectrum``, ``hessian_extremes``,
@@ -42,13 +43,20 @@ from signalprop.measure._options import check_choice
 DROPOUT_MODES = ("auto", "eval", "error")
 
 
-def _rng_state() -> tuple[Any, ...]:
+def rng_state() -> tuple[Any, ...]:
+    """The states of torch's generators (CPU, initialized CUDA devices) and Python's.
+
+    Examples:
+        >>> same_rng_state(rng_state(), rng_state())
+        True
+    """
     cuda = (torch.cuda.get_rng_state_all()
             if torch.cuda.is_available() and torch.cuda.is_initialized() else [])
     return torch.random.get_rng_state(), cuda, random.getstate()
 
 
-def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+def same_rng_state(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two :func:`rng_state` snapshots are equal (no random draw in between)."""
     return (torch.equal(a[0], b[0]) and len(a[1]) == len(b[1])
             and all(torch.equal(u, v) for u, v in zip(a[1], b[1])) and a[2] == b[2])
 
@@ -69,11 +77,11 @@ def first_random_module(model: nn.Module, x: ModelInput) -> str | None:
     found: list[str] = []
 
     def pre(mod: nn.Module, args: Any) -> None:
-        stack.append(_rng_state())
+        stack.append(rng_state())
 
     def post(mod: nn.Module, args: Any, out: Any) -> None:
         before = stack.pop() if stack else None
-        if not found and before is not None and not _same(before, _rng_state()):
+        if not found and before is not None and not same_rng_state(before, rng_state()):
             found.append(f"'{names.get(id(mod)) or '<model>'}' ({type(mod).__name__})")
 
     cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
@@ -107,7 +115,7 @@ class RandomDraws:
     def check(self) -> None:
         """Compare the generators with their state at entry; refuse or note a draw."""
         self.checked = True
-        if _same(self.before, _rng_state()):
+        if same_rng_state(self.before, rng_state()):
             return
         self.drew = True
         if self.keep:
@@ -149,7 +157,7 @@ def dropout_policy(model: nn.Module, x: ModelInput, dropout: str, what: str, *,
                     if m.training and not isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for m in switched:
             object.__setattr__(m, "training", False)
-    draws = RandomDraws(model, x, dropout, one_pass and dropout == "auto", what, _rng_state())
+    draws = RandomDraws(model, x, dropout, one_pass and dropout == "auto", what, rng_state())
     try:
         yield draws
         if not draws.checked:

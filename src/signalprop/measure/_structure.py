@@ -14,6 +14,21 @@ sequence numbers, and each skip addition belongs to the innermost module call th
 the whole skip (its fork is that call's input or was computed inside it, and so was every
 node between the fork and the addition). Nothing here reads class names.
 
+Why a second reader exists in ``signalprop.convert._runtime`` (a torch-function-mode
+recorder used by ``to_normfree``, ``bn_to_gn_ws`` and ``merge_convs``): the two answer
+different questions and cannot share one. This one asks which module *holds* a whole skip
+(fork and join), so that a block's output minus its input is its branches -- on BERT the
+``BertAttention`` call, since the skip's fork is its input, although the addition runs in
+its child ``BertSelfOutput``; it reads data dependence from autograd's graph, in the
+model's own mode (train-mode BatchNorm as it is), and needs no notion of "weight layer".
+The converters ask in which forward the addition *runs*, which child module *returned*
+the branch (where a gain goes: ``BertSelfOutput`` and its dropout), which activation
+feeds every weight layer (the gamma of a WS layer) and, for merging, which op produced
+every tensor; none of that is in autograd's graph (its nodes know ops, not modules or
+activations' parameters), so they track values by identity through module hooks and a
+torch-function mode, in eval mode without gradients. Measure cannot import convert, and
+the converters' reader is built on convert's activation and op tables (``convert._ops``).
+
 Examples:
     >>> import torch
     >>> class Res(nn.Module):

@@ -126,17 +126,21 @@ def lecun_normal_(
 
 @torch.no_grad()
 def delta_orthogonal_(
-    weight: Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None
+    weight: Tensor, gain: float = 1.0, *, groups: int = 1,
+    generator: torch.Generator | None = None
 ) -> Tensor:
     """Delta-orthogonal conv kernel (Xiao et al., ICML 2018): zero except the centre tap.
 
     W[:, :, centre] = gain * H with H (out x in) having orthonormal columns (out >= in) or
     rows (out < in), so the layer maps each position by an isometry (times gain). For a
-    critical tanh CNN use gain = sqrt(sigma_w^2) at the critical point.
+    critical tanh CNN use gain = sqrt(sigma_w^2) at the critical point. A grouped
+    convolution gets one such block per group (pass its ``groups``: the weight's shape
+    does not tell a depthwise (C, 1, k, k) kernel from a 1 -> C one).
 
     Args:
         weight: conv weight (out, in / groups, k1, ...), at least 3 dimensions.
         gain: scale of the orthogonal matrix (> 0).
+        groups: the layer's groups (a divisor of ``out``).
         generator: optional torch random generator.
 
     Returns:
@@ -147,6 +151,9 @@ def delta_orthogonal_(
         >>> c = w[:, :, 1, 1]
         >>> torch.allclose(c.T @ c, torch.eye(8), atol=1e-5), int((w != 0).sum())
         (True, 64)
+        >>> d = delta_orthogonal_(torch.empty(4, 1, 3, 3), groups=4)  # depthwise: +-1 taps
+        >>> d[:, 0, 1, 1].abs().tolist()
+        [1.0, 1.0, 1.0, 1.0]
     """
     if weight.dim() < 3:
         raise ValueError(
@@ -155,13 +162,17 @@ def delta_orthogonal_(
         )
     if not gain > 0 or not math.isfinite(gain):
         raise ValueError(f"gain must be finite and > 0, got {gain!r}")
-    out_ch, in_ch = weight.shape[:2]
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 \
+            or weight.shape[0] % groups:
+        raise ValueError(f"groups must be a positive divisor of the {weight.shape[0]} output "
+                         f"channels, got {groups!r}")
+    out_ch, in_ch = weight.shape[0] // groups, weight.shape[1]
     centre = tuple(k // 2 for k in weight.shape[2:])
-    g = torch.randn(max(out_ch, in_ch), min(out_ch, in_ch), generator=generator,
+    g = torch.randn(groups, max(out_ch, in_ch), min(out_ch, in_ch), generator=generator,
                     dtype=torch.float64)
-    q, r = torch.linalg.qr(g)  # (max, min) with orthonormal columns
-    q = q * torch.sign(torch.diagonal(r))  # uniform (Haar) distribution
-    h = q if out_ch >= in_ch else q.T  # (out, in)
+    q, r = torch.linalg.qr(g)  # (groups, max, min) with orthonormal columns
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # Haar
+    h = q if out_ch >= in_ch else q.transpose(-2, -1)  # (groups, out / g, in / g)
     weight.zero_()
-    weight[(slice(None), slice(None), *centre)] = (gain * h).to(weight.dtype)
+    weight[(slice(None), slice(None), *centre)] = (gain * h.reshape(-1, in_ch)).to(weight.dtype)
     return weight

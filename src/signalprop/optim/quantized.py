@@ -29,24 +29,29 @@ import torch.nn as nn
 from torch import Tensor
 
 from signalprop.nn.quantized import quantized_layers, round_to_grid, round_to_grid_
+from signalprop.nn.quantized._layers import QuantizationWarning
 from signalprop.optim._wrapper import OptimizerWrapper
 
 MODES = ("bc", "sr", "r")
 
 
-class QuantizationWarning(UserWarning):
-    """Weights were changed to fit a quantized training scheme (snapped onto the grid).
-
-    Examples:
-        >>> import warnings
-        >>> from signalprop.nn import QuantLinear
-        >>> net = QuantLinear(4, 4)
-        >>> with warnings.catch_warnings(record=True) as caught:
-        ...     warnings.simplefilter("always")
-        ...     _ = QuantizedTraining(torch.optim.SGD(net.parameters(), lr=0.1), net, "sr")
-        >>> caught[0].category.__name__
-        'QuantizationWarning'
-    """
+def _refuse_shared(model: nn.Module, layers: list[tuple[str, nn.Module]], mode: str) -> None:
+    """SR / R store grid values in the weights: refuse a weight another module also holds
+    (tied weights, e.g. a language model's head and its embedding), which would silently
+    be quantized too."""
+    owners: dict[int, list[tuple[str, nn.Module]]] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        for p in m.parameters(recurse=False):
+            owners.setdefault(id(p), []).append((name, m))
+    for name, layer in layers:
+        other = [n for n, m in owners.get(id(layer.weight), []) if m is not layer]
+        if other:
+            raise ValueError(
+                f"the weight of quantized layer {name!r} is also the parameter of "
+                f"{other[0]!r} (tied weights): mode={mode!r} stores only grid values in it, "
+                f"which would quantize {other[0]!r} too. Untie them (e.g. "
+                "layer.weight = nn.Parameter(layer.weight.detach().clone())), exclude the "
+                "layer from quantization, or use mode='bc'")
 
 
 class QuantizedTraining(OptimizerWrapper):
@@ -68,8 +73,9 @@ class QuantizedTraining(OptimizerWrapper):
 
     Raises:
         ValueError: unknown mode, no quantized layer whose weight the optimizer trains,
-            or a layer already trained by another scheme (mixing BC and SR on one model is
-            refused: call ``release()`` on the other wrapper first).
+            a layer already trained by another scheme (mixing BC and SR on one model is
+            refused: call ``release()`` on the other wrapper first), or, for SR / R, a
+            quantized weight tied to another module (it would be quantized too).
 
     Examples:
         >>> from signalprop.nn import QuantLinear
@@ -105,6 +111,8 @@ class QuantizedTraining(OptimizerWrapper):
             raise ValueError(f"layer {name!r} is already trained by a {other!r} "
                              f"QuantizedTraining; mixing schemes on one model is refused "
                              f"(release() the other wrapper first)")
+        if mode != "bc":
+            _refuse_shared(model, self._layers, mode)
         self._generators: dict[str, torch.Generator] = {}
         self._scratch: dict[tuple[torch.device, torch.dtype], Tensor] = {}
         for _, m in self._layers:

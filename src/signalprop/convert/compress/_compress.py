@@ -16,10 +16,16 @@ from signalprop.convert._surgery import set_module
 from signalprop.convert.compress._chain import Chain, build_chain
 from signalprop.convert.compress._dp import DPSolution, solve
 from signalprop.convert.compress._importance import Score, importance_table
-from signalprop.convert.compress._merge import analyse_all, apply_segments, model_graph
+from signalprop.convert.compress._merge import (
+    analyse_all,
+    apply_segments,
+    model_graph,
+    move_paddings,
+)
 from signalprop.convert.compress._plan import WHAT, _check_timing, _end_to_end, latency_table
 from signalprop.convert.compress._spec import POLICIES
 from signalprop.convert.report import ConversionReport
+from signalprop.measure._inputs import batch_size
 from signalprop.results.compression import CompressionPlan, LatencyTable
 
 
@@ -135,6 +141,8 @@ def depth_compress(model: nn.Module, budget: float, *, example_input: ModelInput
     if padding not in POLICIES:
         raise ValueError(f"padding={padding!r} is not allowed; valid: {', '.join(POLICIES)}")
     clock = _check_timing(repeats, threads, clock)
+    # NaN or an empty batch would surface as a NaN importance score, blamed on the scorer
+    batch_size(example_input, "example_input")
     net = copy.deepcopy(model).eval()
     chain = build_chain(net, example_input, padding=padding, what=WHAT, max_span=max_span)
     table = _table(net, example_input, latency, chain, padding, repeats, threads, clock,
@@ -201,7 +209,11 @@ def apply_plan(plan: CompressionPlan, model: nn.Module, *, merge: bool = True,
     """An eval-mode copy of ``model`` compressed as ``plan`` says.
 
     With ``merge=False`` only the dropped activations become identities: the network to
-    fine-tune (as Kim et al. do) before merging it with ``plan.apply(finetuned)``.
+    fine-tune (as Kim et al. do) before merging it with ``plan.apply(finetuned)``; a plan
+    made with ``padding="move"`` also moves the inner zero paddings it merges across to
+    each segment's first convolution, so that this network equals the merged one
+    everywhere, border included (refused, naming the segment, where a residual addition
+    inside a segment makes that impossible).
     Otherwise each segment becomes one convolution (:func:`merge_convs`, the plan's
     padding policy) and the dropped activations outside segments become identities.
 
@@ -219,6 +231,10 @@ def apply_plan(plan: CompressionPlan, model: nn.Module, *, merge: bool = True,
     """
     new = copy.deepcopy(model).eval()
     if not merge:
+        if plan.moved:  # the network to fine-tune must be the one the merge will equal
+            graph = model_graph(new, example_input, "apply_plan")
+            move_paddings(new, graph, analyse_all(graph, plan.segments, plan.padding,
+                                                  "apply_plan"), "apply_plan")
         for name in plan.dropped:
             new = set_module(new, name, nn.Identity())
         return new

@@ -83,7 +83,10 @@ def apply_segments(model: nn.Module, graph: OpGraph, segments: list[Segment],
             ident = nn.Identity()
             inserted.add(id(ident))
             model = set_module(model, unit, ident)
+    replaced = [u for seg in segments for u in (seg.entry, *seg.identities)]
     for name in also_identity:
+        if any(name == u or name.startswith(u + ".") for u in replaced):
+            continue  # inside a module the merge replaced (an identity already: no op ran)
         kind = type(get_module(model, name)).__name__
         ident = nn.Identity()
         inserted.add(id(ident))
@@ -91,6 +94,63 @@ def apply_segments(model: nn.Module, graph: OpGraph, segments: list[Segment],
         report.add(name, "activation -> identity", kind)
     _prune(model, inserted)
     return model
+
+
+def _moved_paddings(graph: OpGraph, seg: Segment, what: str) -> dict[str, tuple[int, ...]]:
+    """Per convolution of ``seg``: its padding after moving the zero padding of the
+    layers in ``seg.spec.moved`` to the segment's first convolution (scaled by the
+    strides before each, as the merged kernel does), for the unmerged network."""
+    label = f"{what}: segment {seg.convs}"
+    by_name = graph.by_module()
+    convs = [by_name[n] for n in seg.convs]
+    last = convs[-1].index
+    for op in seg.removed(graph, "add"):
+        if op.index < last or seg.start not in op.inputs:
+            raise MergeError(
+                f"{label}: the zero padding of {list(seg.spec.moved)} is moved across the "
+                f"residual addition {op.name!r}, which the unmerged network cannot do (its "
+                "operands would differ in size); fine-tune the merged network, or plan with "
+                "padding='exact'")
+    pads = {op.name: [int(p) for p in _padding(op.module, op.name)] for op in convs}
+    first = convs[0].module
+    if any(pads[convs[0].name]) and first.padding_mode != "zeros":
+        raise MergeError(f"{label}: '{seg.convs[0]}' pads with {first.padding_mode!r}; the "
+                         "moved zero padding cannot join it")
+    step = [1] * len(first.kernel_size)
+    for op in convs[1:]:
+        prev = by_name[seg.convs[seg.convs.index(op.name) - 1]].module
+        step = [a * s for a, s in zip(step, prev.stride)]
+        if op.name in seg.spec.moved:
+            pads[convs[0].name] = [a + s * p for a, s, p in
+                                   zip(pads[convs[0].name], step, pads[op.name])]
+            pads[op.name] = [0] * len(step)
+    return {n: tuple(p) for n, p in pads.items()}
+
+
+def _padding(conv: nn.Module, name: str) -> tuple[int, ...]:
+    """A convolution's padding per spatial dim (symmetric; "same" with an even kernel,
+    which pads unevenly, cannot take moved padding)."""
+    total = [d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size)]
+    if conv.padding == "valid":
+        return (0,) * len(total)
+    if conv.padding == "same":
+        if any(t % 2 for t in total):
+            raise MergeError(f"'{name}' pads unevenly (padding='same', even kernel); its "
+                             "moved padding cannot be written as a Conv padding")
+        return tuple(t // 2 for t in total)
+    return tuple(conv.padding)
+
+
+def move_paddings(model: nn.Module, graph: OpGraph, segments: list[Segment], what: str
+                  ) -> None:
+    """In place: the zero padding that ``padding="move"`` segments move to their input,
+    moved in the unmerged network too, so that it equals the merged one everywhere
+    (fine-tune it, then merge: Kim et al. 2023)."""
+    by_name = graph.by_module()
+    for seg in segments:
+        if seg.spec.moved:
+            for name, pad in _moved_paddings(graph, seg, what).items():
+                by_name[name].module.padding = pad
 
 
 def analyse_all(graph: OpGraph, names: list[list[str]], padding: str, what: str

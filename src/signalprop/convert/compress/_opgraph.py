@@ -22,7 +22,7 @@ from torch import Tensor
 from signalprop._forward import ModelInput
 from signalprop.convert import _graph as G
 from signalprop.convert import _ops as O
-from signalprop.convert._runtime import _key, _Recorder, _tensors, record_forward
+from signalprop.convert._runtime import Key, _key, _Recorder, _tensors, record_forward
 from signalprop.nn import GammaAct, ScaledStdConv1d, ScaledStdConv2d, ScaledStdConv3d
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -140,7 +140,7 @@ class _OpRecorder(_Recorder):
         super().__init__(model)
         self.ops: list[Op] = []
         self.producer: dict[tuple[int, int], int] = {}
-        self.pending: list[tuple[list[int], tuple[int, ...] | None]] = []
+        self.pending: list[tuple[list[int], tuple[int, ...] | None, set[Key]]] = []
 
     def _inputs(self, tensors: list[Tensor]) -> list[int]:
         return [self.producer[_key(t)] for t in tensors if _key(t) in self.producer]
@@ -183,15 +183,19 @@ class _OpRecorder(_Recorder):
         if leaf:
             tensors = _tensors((args, kwargs))
             shape = tuple(tensors[0].shape) if tensors else None
-            self.pending.append((self._inputs(tensors), shape))
+            self.pending.append((self._inputs(tensors), shape, {_key(t) for t in tensors}))
 
     def post(self, module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
         call = self.stack[-1] if self.stack else None
         if call is not None and call.module is module and _leaf(module) and self.pending \
                 and not (len(self.stack) > 1 and _leaf(self.stack[-2].module)):
-            ins, shape = self.pending.pop()
-            self._add(Op(len(self.ops), module_role(module), call.name, "", ins, module,
-                         shape, live=any(self.ops[i].live for i in ins)), _tensors(out))
+            ins, shape, keys = self.pending.pop()
+            outs, role = _tensors(out), module_role(module)
+            # an nn.Identity (or eval dropout) returns its input object: no new value, so
+            # no op (the value's users read it from its producer, as without the module)
+            if not (role == "noop" and outs and all(_key(t) in keys for t in outs)):
+                self._add(Op(len(self.ops), role, call.name, "", ins, module, shape,
+                             live=any(self.ops[i].live for i in ins)), outs)
         super().post(module, args, kwargs, out)
 
 

@@ -22,6 +22,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from signalprop._forward import ModelInput, buffers_restored, forward_or_locate, hooks_removed_after
+from signalprop.measure._options import check_choice, check_int
 from signalprop.measure._per_example import (
     LossFn,
     batch_loss,
@@ -30,6 +31,7 @@ from signalprop.measure._per_example import (
     check_loss_fn,
     check_targets,
 )
+from signalprop.measure._stochastic import DROPOUT_MODES, dropout_policy
 from signalprop.nn.quantized import quantized_layers
 from signalprop.nn.quantized._surrogate import resolve
 from signalprop.results.quantized import EstimatorIndicatorsResult, LayerIndicators
@@ -59,6 +61,7 @@ def estimator_indicators(
     chunks: int = 1,
     step: int | None = None,
     batchnorm: str = "auto",
+    dropout: str = "auto",
     label: str | None = None,
 ) -> EstimatorIndicatorsResult:
     """Estimating error and gradient instability of every binary-weight layer on a batch.
@@ -80,6 +83,10 @@ def estimator_indicators(
         step: the training step to record with the result (for plots against steps).
         batchnorm: ``"auto"`` keeps the model's BatchNorm mode, ``"eval"`` uses running
             statistics for the call, ``"error"`` refuses BatchNorm in train mode.
+        dropout: random draws in the forward (train-mode dropout): ``"auto"`` keeps them,
+            as a training iteration does (the gradients then change from call to call;
+            ``meta["random_draws"]`` says so), ``"eval"`` runs every module except
+            BatchNorm in eval mode for the call, ``"error"`` refuses them.
         label: the result's label (default: the model's class name).
 
     Returns:
@@ -87,7 +94,8 @@ def estimator_indicators(
         ``.gradient_instability`` are the sums over layers).
 
     Raises:
-        ValueError: no binary-weight quantized layer, no loss_fn, bad chunks.
+        ValueError: no binary-weight quantized layer, no loss_fn, bad chunks, a layer the
+            loss does not depend on (named), random draws with ``dropout="error"``.
 
     Examples:
         >>> from signalprop.nn import QuantLinear
@@ -102,15 +110,17 @@ def estimator_indicators(
         straight through estimator for binary neural networks training", ICCV 2023.
     """
     check_loss_fn(loss_fn)
-    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
-        raise ValueError(f"chunks must be an integer >= 1, got {chunks!r}")
+    chunks = check_int("chunks", chunks, low=1)  # type: ignore[assignment]
+    step = check_int("step", step, none=True)
+    check_choice("dropout", dropout, DROPOUT_MODES)
     check_targets(y, batch_size(x))
     layers = [(n, m) for n, m in quantized_layers(model) if m.weight_levels == "binary"]
     if not layers:
         raise ValueError("the model has no quantized layer with binary weights "
                          "(signalprop.nn.QuantLinear / QuantConv*d, weight_levels='binary')")
-    sums, loss = _gradient_spread(model, x, y, loss_fn, chunks, batchnorm,
-                                  [m.weight for _, m in layers])
+    with dropout_policy(model, x, dropout, "the gradient instability",
+                        one_pass=True) as draws:
+        sums, loss = _gradient_spread(model, x, y, loss_fn, chunks, batchnorm, layers)
     records, params = [], {}
     for i, ((name, m), acc) in enumerate(zip(layers, sums)):
         q = m.weight_quantizer
@@ -122,13 +132,17 @@ def estimator_indicators(
                                        acc["mean"] / chunks, int(w.size), acc["bad"]))
         params[name] = p
     return EstimatorIndicatorsResult(label or type(model).__name__, records, step=step,
-                                     chunks=chunks, loss=loss, meta={"estimator_params": params})
+                                     chunks=chunks, loss=loss,
+                                     meta={"estimator_params": params,
+                                           "random_draws": draws.drew})
 
 
 def _gradient_spread(model: nn.Module, x: ModelInput, y: Any, loss_fn: LossFn, chunks: int,
-                     batchnorm: str, weights: list[Tensor]) -> tuple[list[dict[str, Any]], float]:
+                     batchnorm: str, layers: list[tuple[str, nn.Module]]
+                     ) -> tuple[list[dict[str, Any]], float]:
     """Per weight tensor the sums over chunks of Var(|g|) and mean |g| (and the count of
     non-finite entries), and the mean loss; gradients from ``torch.autograd.grad``."""
+    weights = [m.weight for _, m in layers]
     sums: list[dict[str, Any]] = [dict(var=0.0, mean=0.0, bad=0) for _ in weights]
     total = 0.0
     with hooks_removed_after() as handles, batchnorm_policy(model, batchnorm, False), \
@@ -137,10 +151,14 @@ def _gradient_spread(model: nn.Module, x: ModelInput, y: Any, loss_fn: LossFn, c
             loss = batch_loss(loss_fn, forward_or_locate(model, xc, handles), yc)
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
             total += float(loss.detach())
+            unused = [name for (name, _), g in zip(layers, grads) if g is None]
+            if unused:
+                raise ValueError(
+                    f"the loss does not depend on the weights of quantized layer(s) "
+                    f"{unused}: unused by the forward, or their output does not reach the "
+                    "loss (e.g. a pooler outside the loss's output). Keep them in float "
+                    "(quantize_modules(..., exclude=[...])) or use a loss of their output")
             for acc, g in zip(sums, grads):
-                if g is None:
-                    raise ValueError("the loss does not depend on every quantized layer's "
-                                     "weights (is a layer unused?)")
                 a = g.detach().to(torch.float64).abs().flatten()
                 acc["bad"] += int(a.numel() - torch.isfinite(a).sum())
                 acc["var"] += float(a.var()) if a.numel() > 1 else math.nan

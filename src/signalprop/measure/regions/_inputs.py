@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from signalprop.measure._options import check_int
 
 
 def as_points(name: str, x: Any, shape: tuple[int, ...] | None = None) -> Tensor:
@@ -32,10 +35,10 @@ def as_points(name: str, x: Any, shape: tuple[int, ...] | None = None) -> Tensor
 
 def check_options(tol: float, chunk: int) -> None:
     """Raises ValueError for a tolerance outside (0, 1e-3] or a chunk < 1."""
-    if not (isinstance(tol, (int, float)) and 0 < tol <= 1e-3 and math.isfinite(tol)):
+    if isinstance(tol, bool) or not (isinstance(tol, numbers.Real) and 0 < tol <= 1e-3
+                                     and math.isfinite(tol)):
         raise ValueError(f"tol must be in (0, 1e-3], got {tol!r}")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
+    check_int("chunk", chunk, low=1)
 
 
 def model_label(model: nn.Module, label: str | None) -> str:

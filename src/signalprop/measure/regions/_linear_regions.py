@@ -3,12 +3,14 @@ and ``region_density``: how densely they sit around data points."""
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 
 import torch
 import torch.nn as nn
 
-from signalprop.measure._options import check_seed
+from signalprop.measure._options import check_int, check_seed
 from signalprop.measure.regions._inputs import as_points, check_options, model_label
 from signalprop.measure.regions._lines import segments
 from signalprop.measure.regions._trace import prepare
@@ -145,10 +147,11 @@ def region_density(
         >>> len(r.counts), r.n_neurons, r.units_per_stage
         (10, 8, [8])
     """
-    if isinstance(n_lines, bool) or not isinstance(n_lines, int) or n_lines < 1:
-        raise ValueError(f"n_lines must be an integer >= 1, got {n_lines!r}")
-    if not (isinstance(length, (int, float)) and 0 < length < float("inf")):
+    n_lines = check_int("n_lines", n_lines, low=1)  # type: ignore[assignment]
+    if isinstance(length, (bool, str)) or not isinstance(length, numbers.Real) or not (
+            0 < float(length) < math.inf):
         raise ValueError(f"length must be a finite number > 0, got {length!r}")
+    length = float(length)
     pts = as_points("x", x)
     check_options(tol, chunk)
     seed = check_seed(seed)

@@ -74,13 +74,21 @@ def supported_names() -> str:
             "the step functions round, floor, ceil, trunc, sign (counted as jumps)")
 
 
+def _refused(m: nn.Module) -> bool:
+    """A torch.nn layer (not a container) that is neither affine nor piecewise linear."""
+    return type(m).__module__.startswith("torch.nn") and not isinstance(m, CONTAINERS) \
+        and not isinstance(m, AFFINE_MODULES + PIECEWISE_MODULES)
+
+
 def check_modules(model: nn.Module, batchnorm: str) -> None:
-    """Refuse torch.nn layers that are not piecewise linear, by name; refuse train-mode
-    BatchNorm (unless ``batchnorm="eval"``) and train-mode Dropout.
+    """Refuse torch.nn layers that are not piecewise linear, by name (the innermost one:
+    a ``TransformerEncoder`` is refused for the LayerNorm or attention inside it); refuse
+    train-mode BatchNorm (unless ``batchnorm="eval"``) and train-mode Dropout.
 
     Raises:
         ValueError: naming the first offending module and listing what is supported.
     """
+    refused = []
     for name, m in model.named_modules():
         label = f"module '{name or '<model>'}' ({type(m).__name__})"
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training \
@@ -91,8 +99,10 @@ def check_modules(model: nn.Module, batchnorm: str) -> None:
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
             raise ValueError(f"{label} is a Dropout in train mode (random); call "
                              "model.eval()")
-        if not type(m).__module__.startswith("torch.nn") or isinstance(m, CONTAINERS):
-            continue  # user modules are followed into their torch calls
-        if not isinstance(m, AFFINE_MODULES + PIECEWISE_MODULES):
-            raise ValueError(f"{label} is not piecewise linear; linear regions are counted "
-                             f"for {supported_names()}")
+        if _refused(m):  # user modules are followed into their torch calls instead
+            refused.append((label, m))
+    inner = [label for label, m in refused
+             if not any(_refused(c) for c in m.modules() if c is not m)]
+    if inner:
+        raise ValueError(f"{inner[0]} is not piecewise linear; linear regions are counted "
+                         f"for {supported_names()}")

@@ -22,6 +22,7 @@ from torch.overrides import TorchFunctionMode
 
 from signalprop._forward import call_model, first_tensor, locate_failure
 from signalprop.measure._nonfinite import NonFiniteError
+from signalprop.measure._stochastic import first_random_module, rng_state, same_rng_state
 from signalprop.measure.regions import _units
 from signalprop.measure.regions._support import PIECEWISE, REFUSED, check_modules, supported_names
 
@@ -179,6 +180,7 @@ def trace(model: nn.Module, points: Tensor, directions: Tensor, *, split_at: int
     X = torch.cat([points.unsqueeze(0), points.unsqueeze(0) + directions]).reshape(
         rows * P, *points.shape[1:])
     tracer = Tracer(rows, rows * P, split_at, record)
+    before = rng_state()
     try:
         # grad marks what depends on the input (a non-leaf, so in-place units work); no
         # backward ever runs
@@ -190,6 +192,11 @@ def trace(model: nn.Module, points: Tensor, directions: Tensor, *, split_at: int
         raise
     except Exception as e:  # a failing forward: name the module
         raise locate_failure(model, points, e) from e
+    if not same_rng_state(before, rng_state()):
+        where = first_random_module(model, points) or "<model>"
+        raise ValueError(f"module {where} draws random numbers in its forward (noise, masks): "
+                         "the model is a different function at every call, so its regions "
+                         "are not defined; call model.eval() or remove the random layer")
     y = first_tensor(out)
     if y is None or y.dim() == 0 or y.shape[0] != rows * P:
         raise ValueError("the model's output must be a tensor with the batch axis first; got "

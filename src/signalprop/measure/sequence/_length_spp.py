@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,6 +46,7 @@ def _count_correlations(model: nn.Module, plan: BlockPlan, x: ModelInput, count:
     """Per block call, corr(||h_token||, count) over the tokens whose count is >= 0."""
     calls: Counter[str] = Counter()
     out: dict[str, float | None] = {}
+    shapes: dict[str, tuple[int, ...] | None] = {}
     valid = count >= 0
     target = count[valid].to(torch.float64)
 
@@ -54,9 +56,10 @@ def _count_correlations(model: nn.Module, plan: BlockPlan, x: ModelInput, count:
             key = name if calls[name] == 1 else f"{name}#{calls[name]}"
             t = first_tensor(y)
             if t is None or t.dim() < 2:
-                out[key] = None
+                out[key], shapes[key] = None, None
                 return
             mag = t.detach().to(torch.float64).norm(dim=channel_dim)
+            shapes[key] = tuple(mag.shape)
             out[key] = _pearson(mag[valid], target) if mag.shape == count.shape else None
         return hook
 
@@ -65,6 +68,11 @@ def _count_correlations(model: nn.Module, plan: BlockPlan, x: ModelInput, count:
             handles.append(b.module.register_forward_hook(hook_for(b.name)))
         with torch.no_grad(), buffers_restored(model):
             forward_or_locate(model, x, handles)
+    if not any(sh == tuple(count.shape) for sh in shapes.values()):
+        raise ValueError(
+            f"count has shape {tuple(count.shape)}, but no block output without its channel "
+            f"axis (channel_dim={channel_dim}) has that shape: {shapes}; return one count "
+            "per token, shaped like a block output without its channel axis (e.g. (N, T))")
     return out
 
 
@@ -78,11 +86,15 @@ def _split(made: Any, length: int) -> tuple[ModelInput, Tensor | None]:
 
 
 def _check_lengths(lengths: Sequence[int]) -> list[int]:
-    ok = isinstance(lengths, Sequence) and len(lengths) > 0 and all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in lengths)
-    if not ok:
+    try:
+        if isinstance(lengths, (str, bytes)) or any(isinstance(v, bool) for v in lengths):
+            raise TypeError
+        ells = sorted({operator.index(v) for v in lengths})
+    except TypeError:
+        ells = []
+    if not ells or ells[0] < 1:
         raise ValueError(f"lengths must be a non-empty sequence of integers >= 1, got {lengths!r}")
-    return sorted(set(lengths))
+    return ells
 
 
 def length_spp(
@@ -139,12 +151,14 @@ def length_spp(
     ells = _check_lengths(lengths)
     check_label(label)
     check_bool("progress", progress)
-    plan = resolve_blocks(model, blocks)
+    made = {ells[0]: _split(make_input(ells[0]), ells[0])}
+    # the blocks spp would measure: discovered from the structure of a real forward
+    plan = resolve_blocks(model, blocks, made[ells[0]][0])
     label = label or type(model).__name__
     records: list[LengthBlockStats] = []
     paths = set()
     for length in tqdm(ells, desc=label, unit="length", disable=not progress, leave=False):
-        x, count = _split(make_input(length), length)
+        x, count = made.pop(length) if length in made else _split(make_input(length), length)
         res = spp(model, x, blocks=[b.module for b in plan.blocks], channel_dim=channel_dim,
                   batchnorm=batchnorm, dropout=dropout, label=label, progress=False)
         paths.add(res.meta.get("path", ""))

@@ -3,6 +3,7 @@ Jacobian map of a grid (or sequence) model from one forward-mode pass."""
 
 from __future__ import annotations
 
+import operator
 import warnings
 from typing import Any
 
@@ -12,23 +13,34 @@ import torch.nn as nn
 from torch import Tensor
 
 from signalprop._forward import buffers_restored, call_model, first_tensor, locate_failure
-from signalprop.measure._inputs import check_finite
+from signalprop.measure._inputs import batch_size
 from signalprop.measure._options import check_label
 from signalprop.measure._per_example import batchnorm_policy
 from signalprop.measure._stochastic import dropout_policy
 from signalprop.measure.forward._spp import check_channel_dim
+from signalprop.measure.spectra._backend import twice_differentiable
 from signalprop.results import SpatialJacobianResult
+
+
+def _is_index(v: Any) -> bool:
+    """An integer (Python, NumPy or a 0-d integer tensor), not a bool."""
+    try:
+        operator.index(v)
+    except TypeError:
+        return False
+    return not isinstance(v, bool)
 
 
 def _source(x: Tensor, source: Any, channel_dim: int) -> tuple[int, ...]:
     spatial = [d for d in range(1, x.dim()) if d != channel_dim % x.dim()]
-    src = (source,) if isinstance(source, int) and not isinstance(source, bool) else source
+    src = (source,) if _is_index(source) else source
     ok = isinstance(src, (tuple, list)) and len(src) == len(spatial) and all(
-        isinstance(s, int) and not isinstance(s, bool) for s in src)
+        _is_index(s) for s in src)
     if not ok:
         raise ValueError(f"source must be {len(spatial)} integer index(es), one per spatial "
                          f"axis of the input {tuple(x.shape)} (channel_dim={channel_dim}), "
                          f"got {source!r}")
+    src = tuple(operator.index(s) for s in src)
     out = []
     for s, d in zip(src, spatial):
         if not -x.shape[d] <= s < x.shape[d]:
@@ -46,6 +58,8 @@ def _tangent(x: Tensor, src: tuple[int, ...], channel_dim: int, direction: Tenso
     if d.shape != (c,):
         raise ValueError(f"direction must have one entry per input channel ({c}), got shape "
                          f"{tuple(d.shape)}")
+    if not bool(torch.isfinite(d).all()):
+        raise ValueError(f"direction must be finite, got {d.tolist()}")
     tangent = torch.zeros_like(x)
     index: list[Any] = [slice(None)] * x.dim()
     for dim, s in zip([d for d in range(1, x.dim()) if d != cdim], src):
@@ -91,6 +105,13 @@ def _no_forward_rule(e: BaseException) -> bool:
 
 
 def _jvp(model: nn.Module, x: Tensor, tangent: Tensor) -> tuple[Tensor, Tensor, str]:
+    # fused attention kernels have neither a forward-mode rule nor a double backward: the
+    # math backend computes the same attention from differentiable matrix products
+    with twice_differentiable():
+        return _jvp_any(model, x, tangent)
+
+
+def _jvp_any(model: nn.Module, x: Tensor, tangent: Tensor) -> tuple[Tensor, Tensor, str]:
     try:
         return (*_forward_ad(model, x, tangent), "forward-ad")
     except Exception as e:  # noqa: BLE001 -- any failure is reported or falls back
@@ -108,6 +129,7 @@ def spatial_jacobian(
     *,
     source: int | tuple[int, ...],
     channel_dim: int = 1,
+    output_channel_dim: int | None = None,
     direction: Tensor | None = None,
     batchnorm: str = "auto",
     dropout: str = "auto",
@@ -128,7 +150,12 @@ def spatial_jacobian(
         x: floating input ``(N, C, *spatial)`` (``channel_dim=1``) or ``(N, *spatial, C)``
             (``channel_dim=-1``).
         source: the perturbed position, one index per spatial axis (an int for one).
-        channel_dim: the channel axis of input and output.
+        channel_dim: the channel axis of the input (and of the output, unless
+            ``output_channel_dim`` says otherwise).
+        output_channel_dim: the channel axis of the output, for models whose output is laid
+            out differently from the input (a ViT: image (N, C, H, W) in, tokens
+            (N, T, C) out: ``-1``). Needed when the output has a different number of axes
+            than the input (and more than two).
         direction: (C,) weights of the input channels in the perturbation.
         batchnorm: "auto" / "error" refuse BatchNorm in train mode (batch statistics make
             one example's output depend on the others), "eval" uses running statistics.
@@ -155,14 +182,14 @@ def spatial_jacobian(
     if channel_dim % x.dim() == 0:
         raise ValueError(f"channel_dim must index a non-batch axis of an input of shape "
                          f"{tuple(x.shape)}, got {channel_dim!r} (the batch axis)")
-    check_finite(x, "x")
+    batch_size(x)  # an empty batch would give a NaN map; NaN/Inf in x are refused
     check_label(label)
     src = _source(x, source, channel_dim)
     tangent = _tangent(x, src, channel_dim, direction)
     with batchnorm_policy(model, batchnorm, True), buffers_restored(model), \
             dropout_policy(model, x, dropout, "the spatial Jacobian"):
         out, jvp, method = _jvp(model, x, tangent)
-    cdim = channel_dim % out.dim() if out.dim() > 1 else None
+    cdim = _output_channel_dim(x, out, channel_dim, output_channel_dim)
     per = jvp.abs().to(torch.float64)
     per = per.sum(cdim) if cdim not in (None, 0) else per
     grid = per.mean(0)
@@ -171,4 +198,22 @@ def spatial_jacobian(
         input_shape=tuple(x.shape), output_shape=tuple(out.shape), channel_dim=channel_dim,
         method=method,
         meta={"mode": "train" if model.training else "eval",
-              "nonfinite": int((~torch.isfinite(jvp)).sum())})
+              "nonfinite": int((~torch.isfinite(jvp)).sum()), "output_channel_dim": cdim})
+
+
+def _output_channel_dim(x: Tensor, out: Tensor, channel_dim: int,
+                        output_channel_dim: int | None) -> int | None:
+    """The output's channel axis (None for a (N,) output); refuses a guess where the
+    output's layout differs from the input's."""
+    if output_channel_dim is None:
+        if out.dim() > 2 and out.dim() != x.dim():
+            raise ValueError(
+                f"the output has shape {tuple(out.shape)}, with a different number of axes "
+                f"than the input {tuple(x.shape)}, so channel_dim={channel_dim} need not be "
+                "its channel axis; pass output_channel_dim= (e.g. -1 for (N, T, C) tokens)")
+        return channel_dim % out.dim() if out.dim() > 1 else None
+    cdim = check_channel_dim(out, output_channel_dim)
+    if cdim % out.dim() == 0:
+        raise ValueError(f"output_channel_dim must index a non-batch axis of the output "
+                         f"{tuple(out.shape)}, got {output_channel_dim!r}")
+    return cdim % out.dim()

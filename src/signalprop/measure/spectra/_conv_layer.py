@@ -11,6 +11,7 @@ bias does not enter: singular values are those of the linear part.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from signalprop.measure._nonfinite import NonFiniteError
+from signalprop.nn._kernel import effective_kernel, nonlinear_input
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 MODES = ("zeros", "circular", "reflect", "replicate")
@@ -74,11 +76,21 @@ class ConvOperator:
         return _CONV[self.d](x, self.weight, None, self.stride, 0, self.dilation, self.groups)
 
 
+def _size(s: Any) -> int:
+    """An integer size (Python or NumPy/torch integer); anything else raises ValueError."""
+    if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+        if not (isinstance(s, torch.Tensor) and s.dim() == 0 and not s.is_floating_point()
+                and s.dtype != torch.bool):
+            raise ValueError
+    return int(s)
+
+
 def per_example(input_shape: Any, d: int, what: str) -> tuple[int, ...]:
     try:
-        shape = tuple(int(s) for s in input_shape)
+        shape = tuple(_size(s) for s in input_shape)
     except (TypeError, ValueError):
-        raise ValueError(f"input_shape must be a tuple of sizes, got {input_shape!r}") from None
+        raise ValueError(f"input_shape must be a tuple of integer sizes, got "
+                         f"{input_shape!r}") from None
     if len(shape) == d + 2:
         shape = shape[1:]  # a batch axis first: ignored
     if len(shape) != d + 1 or min(shape) < 1:
@@ -90,21 +102,30 @@ def per_example(input_shape: Any, d: int, what: str) -> tuple[int, ...]:
 def _check_kind(conv: nn.Module) -> None:
     if not isinstance(conv, nn.modules.conv._ConvNd):
         raise ValueError(f"conv must be a torch.nn convolution (Conv1d/2d/3d, ConvTranspose"
-                         f"1d/2d/3d or a subclass such as ScaledStdConv2d) or an "
-                         f"OrthoConv2d, got {type(conv).__name__}")
+                         f"1d/2d/3d or a subclass such as ScaledStdConv2d or QuantConv2d) or "
+                         f"an OrthoConv2d, got {type(conv).__name__}")
     if isinstance(conv, nn.modules.lazy.LazyModuleMixin) and conv.has_uninitialized_params():
         raise ValueError(f"{type(conv).__name__} has uninitialized (lazy) parameters; run "
                          "one forward first")
+    if conv.weight.is_meta:
+        raise ValueError(f"{type(conv).__name__}'s weight is on the meta device (no values); "
+                         "materialize the layer first (e.g. module.to_empty(device='cpu') "
+                         "and load its weights)")
+    why = nonlinear_input(conv)
+    if why is not None:
+        raise ValueError(f"{type(conv).__name__} with {why} is not a linear map, so it has no "
+                         "singular values; conv_spectrum measures layers with act_levels=None "
+                         "(their quantized kernel)")
     if conv.padding_mode not in MODES:
         raise ValueError(f"padding_mode {conv.padding_mode!r} is not supported; valid: "
                          f"{', '.join(MODES)}")
 
 
 def effective_weight(conv: nn.Module) -> Tensor:
-    """The kernel the layer applies (Scaled WS layers standardize theirs), float64."""
+    """The kernel the layer applies (Scaled WS layers standardize theirs, quantized layers
+    quantize it: :func:`signalprop.nn._kernel.effective_kernel`), float64."""
     with torch.no_grad():
-        w = conv.standardized_weight() if hasattr(conv, "standardized_weight") else conv.weight
-        return w.detach().to(torch.float64).clone()
+        return effective_kernel(conv).detach().to(torch.float64).clone()
 
 
 def conv_operator(conv: nn.Module, input_shape: Any) -> ConvOperator:

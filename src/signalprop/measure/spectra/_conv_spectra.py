@@ -34,6 +34,13 @@ def _is_conv(m: nn.Module) -> bool:
     return isinstance(m, (nn.modules.conv._ConvNd, OrthoConv2d))
 
 
+def _example_shape(conv: nn.Module, t: torch.Tensor) -> tuple[int, ...]:
+    """One example's (C, *spatial) shape from a call's input: torch convolutions also take
+    unbatched (C, *spatial) inputs."""
+    spatial = len(getattr(conv, "kernel_size", (0, 0)))
+    return tuple(t.shape) if t.dim() == spatial + 1 else tuple(t.shape[1:])
+
+
 def _selected(model: nn.Module, blocks: BlockSpec) -> dict[int, str]:
     """id(module) -> name of the convolutions to measure."""
     if blocks is None:
@@ -114,7 +121,7 @@ def conv_spectra(
             seen[id(mod)] = seen.get(id(mod), 0) + 1
             n = seen[id(mod)]
             name = chosen[id(mod)] + (f"#{n}" if n > 1 else "")
-            calls.append((name, mod, tuple(args[0].shape[1:])))
+            calls.append((name, mod, _example_shape(mod, args[0])))
 
     with torch.no_grad(), buffers_restored(model), hooks_removed_after() as handles:
         handles.append(nn.modules.module.register_module_forward_pre_hook(hook))

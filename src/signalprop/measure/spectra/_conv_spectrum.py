@@ -16,8 +16,10 @@ Which method ``"auto"`` picks, first that applies:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -125,6 +127,20 @@ def _exact(blocks: Blocks, values: bool) -> tuple[float, float, tuple, tuple, An
     return smax, smin, smax_iv, smin_iv, None, {**meta, "solver": "gram eigenvalues"}
 
 
+@contextlib.contextmanager
+def _frozen(conv: nn.Module) -> Iterator[None]:
+    """The layer in eval mode for the call: a weight parametrization such as
+    ``spectral_norm`` runs a power-iteration step on every read in train mode (changing
+    its buffers and the weight between two reads); in eval mode every read is the same."""
+    modes = [(m, m.training) for m in conv.modules()]
+    conv.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 def _check_module(conv: nn.Module, op: ConvOperator) -> None:
     """The module's forward must be the operator (plus bias): catches conv subclasses whose
     forward changes the kernel in ways the extraction does not know."""
@@ -132,6 +148,7 @@ def _check_module(conv: nn.Module, op: ConvOperator) -> None:
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     shape = op.out_shape if op.transposed else op.in_shape
     x = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = x.to(dtype).to(torch.float64)  # what the layer sees: the reference reads the same
     with torch.no_grad():
         y = conv(x.to(dtype=dtype, device=p.device if p is not None else "cpu"))
         y = y.to(torch.float64).cpu()
@@ -139,11 +156,13 @@ def _check_module(conv: nn.Module, op: ConvOperator) -> None:
             y = y - conv.bias.detach().to(torch.float64).cpu().reshape(1, -1, *[1] * op.d)
     ref = Products(op).adjoint(x.reshape(1, -1)) if op.transposed else op.apply(x)
     ref = ref.reshape(y.shape)
-    tol = 1e-9 if dtype == torch.float64 else 1e-3
+    # float64: rounding only; float32: summation order; half types: the output's rounding
+    tol = 1e-9 if dtype == torch.float64 else max(1e-3, 2 * torch.finfo(dtype).eps)
     if float((y - ref).norm()) > tol * max(float(ref.norm()), 1e-30):
         raise ValueError(f"{type(conv).__name__}'s forward is not the convolution by its "
                          "weight (a subclass with its own forward?); conv_spectrum supports "
-                         "nn.ConvNd, ConvTransposeNd, Scaled WS convolutions and OrthoConv2d")
+                         "nn.ConvNd, ConvTransposeNd, Scaled WS and quantized convolutions "
+                         "and OrthoConv2d")
 
 
 def conv_spectrum(
@@ -160,10 +179,13 @@ def conv_spectrum(
     """All singular values of the linear map a convolution layer applies to inputs of
     ``input_shape`` (float64), or certified bounds on the extremes.
 
-    Supports Conv1d/2d/3d and their subclasses (Scaled WS), ConvTranspose1d/2d/3d (the
-    adjoint of a convolution: same singular values) and :class:`signalprop.nn.OrthoConv2d`,
-    with any channels, groups, kernel shape, dilation, stride, input shape and padding
-    mode (zeros, circular, reflect, replicate). The bias is ignored.
+    Supports Conv1d/2d/3d and their subclasses (Scaled WS: the standardized kernel;
+    quantized ``QuantConv1d/2d``: the quantized kernel Q(w), refused with binary inputs,
+    which make the layer nonlinear), ConvTranspose1d/2d/3d (the adjoint of a convolution:
+    same singular values) and :class:`signalprop.nn.OrthoConv2d`, with any channels,
+    groups, kernel shape, dilation, stride, input shape and padding mode (zeros, circular,
+    reflect, replicate), in any floating dtype (the kernel is read in float64). The bias
+    is ignored.
 
     Args:
         conv: the layer.
@@ -211,8 +233,9 @@ def conv_spectrum(
     t0 = time.perf_counter()
     if isinstance(conv, OrthoConv2d):
         return _ortho(conv, input_shape, method, values, label, t0)
-    op = conv_operator(conv, input_shape)
-    _check_module(conv, op)
+    with _frozen(conv):
+        op = conv_operator(conv, input_shape)
+        _check_module(conv, op)
     chosen, why = _choose(op, method, max_dense)
     name, layer = label or type(conv).__name__, repr(conv)
     shapes = (_shape(op, True), _shape(op, False))

@@ -195,6 +195,12 @@ class SelfAttention(ResidualBlock):
         return self.out_proj((w @ v).transpose(1, 2).reshape(n, t, e))
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.embed_dim:
+            layout = "(N, T, E)" if self.batch_first else "(T, N, E)"
+            hint = " (for one unbatched sequence pass x.unsqueeze(0))" if x.dim() == 2 else ""
+            raise ValueError(f"SelfAttention(embed_dim={self.embed_dim}) takes a batched input "
+                             f"{layout} with E = {self.embed_dim}, got shape "
+                             f"{tuple(x.shape)}{hint}")
         x = x if self.batch_first else x.transpose(0, 1)
         if self.norm_first:
             branch = self.attend(self.norm(x), key_padding_mask)

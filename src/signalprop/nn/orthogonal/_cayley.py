@@ -189,10 +189,15 @@ class OrthoConv2d(nn.Module):
         return frequency_matrices(kernel, self.groups)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 3 and x.shape[0] == self.in_channels:  # unbatched, as nn.Conv2d takes
+            return self.forward(x.unsqueeze(0)).squeeze(0)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"OrthoConv2d expects (B, {self.in_channels}, H, W) input, got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(f"OrthoConv2d expects (B, {self.in_channels}, H, W) or "
+                             f"({self.in_channels}, H, W) input, got {tuple(x.shape)}")
         b, c, h, w = x.shape
+        if b == 0:  # the FFT refuses empty batches; the layer maps none to none
+            self._kernel_spectrum((h, w))  # the size check still applies
+            return x.new_zeros(0, self.out_channels, h // self.stride[0], w // self.stride[1])
         (sh, sw), g = self.stride, self.groups
         w_hat, _ = self._kernel_spectrum((h, w))  # (G, F, Mg, Cg')
         # space-to-depth: channel c * sh * sw + rh * sw + rw holds x[c, i sh + rh, j sw + rw]

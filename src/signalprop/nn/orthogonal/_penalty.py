@@ -25,6 +25,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from signalprop.nn._kernel import effective_kernel
+from signalprop.nn.orthogonal._cayley import OrthoConv2d
+
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
@@ -54,9 +57,13 @@ def _kernel_and_geometry(conv: nn.Module | Tensor, stride: int | tuple[int, ...]
         if stride is not None or dilation is not None or groups is not None:
             raise ValueError("stride, dilation and groups come from the layer; pass them "
                              "only with a kernel tensor")
-        w = conv.standardized_weight() if hasattr(conv, "standardized_weight") else conv.weight
+        w = effective_kernel(conv)
         s, dil, g = tuple(conv.stride), tuple(conv.dilation), conv.groups
         d = len(s)
+    elif isinstance(conv, OrthoConv2d):
+        raise ValueError("OrthoConv2d is orthogonal by construction (its L_orth is 0 and its "
+                         "parameter 'weight' is not the kernel it applies); orth_penalty "
+                         "regularizes ordinary convolutions")
     else:
         raise ValueError(f"orth_penalty takes a convolution layer (nn.Conv1d/2d/3d, a "
                          f"ConvTranspose or a subclass) or a kernel tensor, got "
@@ -81,9 +88,13 @@ def orth_penalty(conv: nn.Module | Tensor, *, stride: int | tuple[int, ...] | No
     with zeros between the taps.
 
     Args:
-        conv: a Conv1d/2d/3d (Scaled WS layers use their standardized weight; a
-            ConvTranspose uses its weight as the kernel, orthogonal exactly when its
-            transpose is), or a kernel tensor (M, C / groups, *k).
+        conv: a Conv1d/2d/3d (Scaled WS layers use their standardized weight, quantized
+            layers Q(w) with their estimator's gradient; a ConvTranspose uses its weight
+            as the kernel, orthogonal exactly when its transpose is), or a kernel tensor
+            (M, C / groups, *k). The layer's padding is not read: L_orth describes the
+            circular convolution by the kernel (with zero padding an orthogonal layer
+            rarely exists, Achour et al. Propositions 5-6; the penalty still regularizes
+            the kernel towards one).
         stride: only with a kernel tensor (default 1).
         dilation: only with a kernel tensor (default 1).
         groups: only with a kernel tensor (default 1).

@@ -19,6 +19,7 @@ to use them as they are (``grid_unit`` set).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -259,10 +260,11 @@ _FLOAT_TO_QUANT: dict[type, type] = {nn.Linear: QuantLinear, nn.Conv1d: QuantCon
 
 
 def _copy_params(new: nn.Module, old: nn.Module) -> None:
-    with torch.no_grad():
-        new.weight.copy_(old.weight)  # type: ignore[operator]
-        if old.bias is not None:  # type: ignore[union-attr]
-            new.bias.copy_(old.bias)  # type: ignore[union-attr, operator]
+    """Give ``new`` the parameters of ``old`` themselves (not copies): weights tied to
+    another module (a language model's head and its embedding) stay tied, and an
+    optimizer built before the swap still trains them."""
+    new.weight = old.weight  # type: ignore[assignment]
+    new.bias = old.bias  # type: ignore[assignment]
 
 
 def quantized_layers(model: nn.Module) -> list[tuple[str, _QuantMixin]]:
@@ -276,10 +278,48 @@ def quantized_layers(model: nn.Module) -> list[tuple[str, _QuantMixin]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, _QuantMixin)]
 
 
+class QuantizationWarning(UserWarning):
+    """A quantization step changed weights or left some in float: weights snapped onto the
+    grid by ``signalprop.optim.QuantizedTraining``, or weight layers
+    :func:`quantize_modules` cannot swap (they stay float).
+
+    Examples:
+        >>> import warnings
+        >>> net = nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4))
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = quantize_modules(net)
+        >>> caught[0].category.__name__, "'1' (LSTM)" in str(caught[0].message)
+        ('QuantizationWarning', True)
+    """
+
+
+def _left_in_float(model: nn.Module, skip: set[str]) -> list[str]:
+    """Modules with a weight matrix or kernel of their own (a parameter of 2+ dimensions
+    named ``*weight*``) that quantize_modules does not swap, embeddings (lookups) aside."""
+    out = []
+    for name, m in model.named_modules():
+        if name in skip or isinstance(m, (_QuantMixin, nn.Embedding, nn.EmbeddingBag)) or \
+                any(name.startswith(s + ".") for s in skip):
+            continue
+        if any(p.dim() >= 2 and "weight" in n for n, p in m.named_parameters(recurse=False)):
+            out.append(f"'{name or '<model>'}' ({type(m).__name__})")
+    return out
+
+
 def quantize_modules(model: nn.Module, *, exclude: Iterable[str] = (), **quant: Any) -> nn.Module:
     """Replace every ``nn.Linear``, ``nn.Conv1d`` and ``nn.Conv2d`` of ``model`` (exact
     types, not subclasses such as Scaled WS convolutions) by its quantized counterpart with
-    the same weights, in place.
+    the same parameters, in place.
+
+    The new layers hold the old parameter objects, so weights tied to another module stay
+    tied (for ``QuantizedTraining(mode="sr" / "r")`` that module then sees the grid values
+    too, which it refuses) and a module registered under several names is swapped at
+    every one. Weight layers it cannot swap stay in float with a
+    :class:`QuantizationWarning` naming them: ``nn.MultiheadAttention`` (its forward reads
+    ``in_proj_weight`` and ``out_proj.weight`` directly), HuggingFace ``Conv1D`` (GPT-2's
+    linear layers, weight laid out (in, out)), recurrent layers, ConvTranspose, Conv3d and
+    custom layers with their own weight parameters; embeddings stay float silently.
 
     Args:
         model: any module.
@@ -300,15 +340,25 @@ def quantize_modules(model: nn.Module, *, exclude: Iterable[str] = (), **quant: 
         ['QuantLinear', 'ReLU', 'Linear']
     """
     exclude = set(exclude)
-    names = dict(model.named_modules())
+    names = dict(model.named_modules(remove_duplicate=False))
     missing = sorted(exclude - set(names))
     if missing:
         raise ValueError(f"exclude names modules the model lacks: {missing}")
     QuantLinear(1, 1, **quant)  # bad arguments fail before anything changes
+    kept = {id(names[n]) for n in exclude}
+    swapped: dict[int, nn.Module] = {}
     for name, module in list(names.items()):
         cls = _FLOAT_TO_QUANT.get(type(module))
-        if cls is None or name in exclude or not name:
+        if cls is None or id(module) in kept or not name:
             continue
+        if id(module) not in swapped:
+            swapped[id(module)] = cls.from_float(module, **quant)  # type: ignore[attr-defined]
         parent_name, _, child = name.rpartition(".")
-        setattr(names[parent_name], child, cls.from_float(module, **quant))  # type: ignore[attr-defined]
+        setattr(names[parent_name], child, swapped[id(module)])
+    left = _left_in_float(model, exclude)
+    if left:
+        warnings.warn(f"quantize_modules swaps nn.Linear, nn.Conv1d and nn.Conv2d only; "
+                      f"{len(left)} weight layer(s) stay in float: {', '.join(left[:6])}"
+                      f"{' ...' if len(left) > 6 else ''} (pass exclude= to keep layers "
+                      "in float on purpose)", QuantizationWarning, stacklevel=2)
     return model
