@@ -116,7 +116,7 @@ def test_a_damaged_metrics_line_is_named_but_a_torn_last_line_is_dropped(tmp_pat
 
 def test_a_checkpoint_between_log_records_resumes_to_the_same_weights(tmp_path, monkeypatch):
     """At step 4 of a run logging every 3 steps, the window holds one step: 3 + 16 / 16 == 4."""
-    import signalprop.train.trainer as trainer
+    import signalprop.train._run as trainer
 
     saved, real_save = {}, trainer.save_checkpoint
     monkeypatch.setattr(trainer, "save_checkpoint", lambda path, state: (saved.setdefault(state["step"], copy.deepcopy(state)), real_save(path, state)))

@@ -32,19 +32,20 @@ _LAZY = {
     "Placement": "signalprop.train.device",
     "resolve_device": "signalprop.train.device",
     "TrainResult": "signalprop.train.trainer",
-    "epoch_permutation": "signalprop.train.trainer",
-    "evaluate": "signalprop.train.trainer",
+    "epoch_permutation": "signalprop.train._run",
+    "evaluate": "signalprop.train._run",
     "fit": "signalprop.train.trainer",
 }
 
 if TYPE_CHECKING:
     from signalprop.train._preflight import check_run
+    from signalprop.train._run import epoch_permutation, evaluate
     from signalprop.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from signalprop.train.device import Placement, resolve_device
     from signalprop.train.metrics import read_metrics
     from signalprop.train.optimizers import NAG, build_optimizer
     from signalprop.train.schedules import exp_alpha, lr_at
-    from signalprop.train.trainer import TrainResult, epoch_permutation, evaluate, fit
+    from signalprop.train.trainer import TrainResult, fit
 
 
 def __getattr__(name: str) -> Any:
