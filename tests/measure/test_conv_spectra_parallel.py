@@ -71,3 +71,21 @@ def test_finiteness_check():
     with torch.no_grad():
         big.weight.fill_(1e308)  # finite entries whose sum overflows
     assert conv_operator(big, (2, 3, 3)).weight.max() == 1e308  # not refused
+
+
+def test_a_module_called_again_on_the_same_size_is_measured_once(monkeypatch):
+    from signalprop.measure.spectra import _conv_spectra
+
+    seen = []
+
+    def counting(mod, shape, **kw):
+        seen.append(tuple(shape))
+        return conv_spectrum(mod, shape, **kw)
+
+    monkeypatch.setattr(_conv_spectra, "conv_spectrum", counting)
+    conv = nn.Conv2d(3, 3, 3, padding=1)
+    model = nn.Sequential(conv, nn.ReLU(), conv, nn.AvgPool2d(2), conv)
+    res = conv_spectra(model, torch.randn(1, 3, 8, 8))
+    assert res.names == ["0", "0#2", "0#3"] and seen == [(3, 8, 8), (3, 4, 4)]
+    assert res.records[1].sigma_max == res.records[0].sigma_max
+    assert res.records[2].input_shape == (3, 4, 4)

@@ -64,29 +64,37 @@ def _one(name: str, mod: nn.Module, shape: tuple[int, ...], options: dict[str, A
 
 def _spectra(calls: list[tuple[str, nn.Module, tuple[int, ...]]], options: dict[str, Any],
              progress: bool) -> list[ConvSpectrumResult]:
-    """conv_spectrum of every call. The layers are independent and most of their time is
+    """conv_spectrum of every call, once per (module, input shape): a module called again on
+    the same size reuses its result. The layers are independent and most of their time is
     spent in LAPACK (which releases the GIL) on matrices too small to use several cores
     well, so with T intra-op threads T layers run at once, one thread each (each result is
     what a one-thread run gives, bit for bit)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(calls), desc="conv spectra", disable=not progress, leave=False)
-    workers = min(torch.get_num_threads(), len(calls))
+    first: dict[tuple[int, tuple[int, ...]], int] = {}  # (module, shape) -> its job
+    jobs = []
+    for name, mod, shape in calls:
+        if (id(mod), shape) not in first:
+            first[(id(mod), shape)] = len(jobs)
+            jobs.append((name, mod, shape))
+    bar = tqdm(total=len(jobs), desc="conv spectra", disable=not progress, leave=False)
+    workers = min(torch.get_num_threads(), len(jobs))
     try:
         if workers <= 1:
             out = []
-            for name, mod, shape in calls:
+            for name, mod, shape in jobs:
                 out.append(_one(name, mod, shape, options, None))
                 bar.update()
-            return out
-        with ThreadPoolExecutor(workers) as pool:
-            futures = [pool.submit(_one, name, mod, shape, options, 1)
-                       for name, mod, shape in calls]
-            for _ in as_completed(futures):
-                bar.update()
-            return [fut.result() for fut in futures]  # the first failing layer in order
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(_one, name, mod, shape, options, 1)
+                           for name, mod, shape in jobs]
+                for _ in as_completed(futures):
+                    bar.update()
+                out = [fut.result() for fut in futures]  # the first failing layer in order
     finally:
         bar.close()
+    return [out[first[(id(mod), shape)]] for _, mod, shape in calls]
 
 
 def conv_spectra(
