@@ -103,10 +103,16 @@ class OrthoConv2d(nn.Module):
     the support of the parameter ``weight`` (the layer is the identity-like map [I; 0] per
     frequency when ``weight`` is 0).
 
-    Cost: two FFTs of the input and, per frequency, one LU solve of the min(M, C S^2)-sized
-    Cayley system with the batch as right-hand sides (the orthogonal matrix is never
-    formed); re-done at every call, and its backward is part of the training cost, which
-    grows as frequencies x min(M, C S^2)^3 whatever the batch.
+    Cost (training): with r = min(M, C S^2) per group and F = N1 (N2 / 2 + 1) frequencies
+    of the N1 x N2 polyphase grid, the Cayley systems are built from the taps (F x k^2 x r^2)
+    and factored once per call (one batched LU: F r^3 / 3 complex multiply-adds, whatever
+    the batch B); the batch goes through them as right-hand sides (solve, and in the
+    backward a solve and an outer product: about 3 F r^2 B), plus an FFT of the input and
+    one of the output each way. The orthogonal matrices are never formed. Without
+    gradients for the weight (eval, ``torch.no_grad``) they are formed once and cached
+    until the weight changes, and a call costs two FFTs and one batched product. Kernels
+    whose taps all land on one polyphase position (1 x 1, or kernel = stride) give the same
+    real matrix at every frequency: a 1 x 1 convolution, no FFT.
 
     Args:
         in_channels: C, as for :class:`torch.nn.Conv2d`.

@@ -131,15 +131,18 @@ def system(weight: Tensor, t: Taps, phases: int, groups: int
     wexp = expand(weight, t.slot, phases, groups)  # (T, G, Mg, Cg')
     mg, cgp = wexp.shape[-2:]
     r, tall = min(mg, cgp), mg >= cgp
-    h = _dft(t, wexp[..., :r, :r], skew=True)
+    # built transposed, so that h comes out column-major, the layout LAPACK factors in
+    # (the skew part of the transposed blocks is the transpose of the skew part)
+    ht = _dft(t, wexp[..., :r, :r].mT, skew=True)
     blocks = wexp[..., r:, :] if tall else wexp[..., :, r:]
     if blocks.numel() == 0:
-        return h, None, tall
+        return ht.mT, None, tall
     rest = _dft(t, -blocks)
     f = rest.shape[0] * groups
     flat = rest.reshape(f, *rest.shape[2:])
-    gram = (flat.mH, flat) if tall else (flat, flat.mH)
-    return torch.baddbmm(h.reshape(f, r, r), *gram, alpha=0.5).reshape(h.shape), rest, tall
+    gram = (flat.mT, flat.conj()) if tall else (flat.conj(), flat.mT)  # (V^H V)^T, (R R^H)^T
+    ht = torch.baddbmm(ht.reshape(f, r, r), *gram, alpha=0.5).reshape(ht.shape)
+    return ht.mT, rest, tall
 
 
 def apply(h: Tensor, rest: Tensor | None, tall: bool, x: Tensor) -> Tensor:
