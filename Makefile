@@ -2,7 +2,8 @@
 #   make demo   -- the main job (Signal Propagation Plots of ResNetV2-600: bn, none, nf)
 #   make test   -- the whole test suite
 #   make reproduce -- every paper claim at --quick size, summary in docs/reproduce-results.md
-#   make figures   -- the demo, then its plot shrunk into docs/figures/ (the README's picture)
+#   make figures   -- the README's picture (the demo's plot, shrunk) and every guide's
+#                     pictures (docs/figures/make_*.py), into docs/figures/
 # torch is installed first so that nothing else can pull a different build:
 #   make demo TORCH='torch==2.13.0'   (default; any pip requirement or wheel path works)
 PYTHON ?= python3
@@ -17,7 +18,8 @@ STAMP  := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | tr -c 'A-Za-z0-9.=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py Makefile $(wildcard src/signalprop/measure/forward/*.c)
+$(STAMP): pyproject.toml setup.py Makefile $(wildcard src/signalprop/measure/forward/*.c) \
+		$(wildcard src/signalprop/nn/quantized/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet '$(TORCH)'
@@ -40,10 +42,13 @@ figures: demo
 	im.quantize(colors=128, method=2).save(sys.argv[2], optimize=True)" \
 		$(OUT)/spp.png $(FIGURE)
 	@ls -l $(FIGURE)
+	# the guides' pictures: one script per guide, each writes into docs/figures/
+	for script in docs/figures/make_*.py; do \
+		echo "$$script"; OMP_NUM_THREADS=1 $(BIN)/python $$script || exit 1; done
 
 # Every claim in --quick mode (minutes each), then the summary table the README links.
 reproduce: $(STAMP)
-	$(BIN)/signalprop reproduce --all --quick --out out/reproduce --no-progress; \
+	$(BIN)/signalprop reproduce --all --quick --workers 2 --out out/reproduce --no-progress; \
 	status=$$?; \
 	$(BIN)/signalprop reproduce --summary out/reproduce && \
 	cp out/reproduce/SUMMARY.md docs/reproduce-results.md && exit $$status

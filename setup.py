@@ -1,6 +1,7 @@
-"""Optional C accelerators of signalprop.measure (metadata lives in pyproject.toml).
+"""Optional C accelerators of signalprop.measure and signalprop.nn (metadata lives in
+pyproject.toml).
 
-Both are built with OpenMP and link libgomp.so.1, which resolves to the copy torch has
+All are built with OpenMP and link libgomp.so.1, which resolves to the copy torch has
 already loaded, so they run on torch's own threads. ``optional=True``: without a C
 compiler or OpenMP the install still succeeds and signalprop uses torch instead.
 """
@@ -22,5 +23,11 @@ setup(
         Extension("signalprop.measure.forward._cfused",
                   ["src/signalprop/measure/forward/_cfused.c"], libraries=["m"], optional=True,
                   **_FLAGS),
+        # The binary weight quantizer of signalprop.nn in two passes each way.
+        # -ffp-contract=off: products and sums rounded one by one, as torch's ops round them.
+        Extension("signalprop.nn.quantized._cquant", ["src/signalprop/nn/quantized/_cquant.c"],
+                  libraries=["m"], optional=True,
+                  **{**_FLAGS, "extra_compile_args": [*_FLAGS["extra_compile_args"],
+                                                      "-ffp-contract=off"]}),
     ]
 )

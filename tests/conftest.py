@@ -26,6 +26,19 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202 -- a fixture
+    """Latency tables measured by tests are cached in a temporary folder, never in the
+    user's ``~/.cache/signalprop``."""
+    old = os.environ.get("SIGNALPROP_CACHE")
+    os.environ["SIGNALPROP_CACHE"] = str(tmp_path_factory.mktemp("signalprop-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SIGNALPROP_CACHE", None)
+    else:
+        os.environ["SIGNALPROP_CACHE"] = old
+
+
 @pytest.fixture(scope="module")
 def local_ray():  # noqa: ANN201 -- the ray module
     """A local Ray instance (2 CPUs, one OpenMP thread per worker) for one test module."""

@@ -139,7 +139,7 @@ LINEAR_YAML = "model: torch.nn:Linear\nmodel_args: {in_features: 4, out_features
 
 @pytest.mark.parametrize("text,argv,message", [
     (LINEAR_YAML + "dataset: iris\nlr: 0.1\nlr: 0.2\n", [], "run.yaml, line 7: duplicate key 'lr' (first on line 6); keep one of them"),
-    (LINEAR_YAML, [], "no dataset to train on: give --dataset (breast_cancer, cifar10, digits, gaussian, iris, mnist1d, wine), or a --config file with a 'dataset' key"),
+    (LINEAR_YAML, [], "no dataset to train on: give --dataset (breast_cancer, cifar10, count, "),
     (LINEAR_YAML + "dataset: iris\ndataset_args: {seed: -1}\n", [], "dataset 'iris': option seed must be an integer >= 0, got -1"),
     (LINEAR_YAML + "dataset: iris\nseed: -1\n", [], "seed must be >= 0, got -1"),
     (LINEAR_YAML + "dataset: iris\noptimizer: SGD\n", [], "optimizer='SGD' is not allowed (did you mean 'sgd'?); valid: sgd, nesterov, adam, nag"),

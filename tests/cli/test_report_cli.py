@@ -20,7 +20,8 @@ def test_report_cli_with_fix(tmp_path, capsys):
     assert {d.kind for d in saved.before.diagnoses} >= {"mean_shift", "variance_growth"}
     assert saved.after.diagnoses == [] and saved.before.spp.records[0].name == "stem"
     assert {p.name for p in out.glob("*.png")} == {"spp.png", "grad_spp.png", "confusion.png",
-                                                  "fix_spp.png", "fix_grad_spp.png"}
+                                                  "conv_spectra.png", "fix_spp.png",
+                                                  "fix_grad_spp.png"}
 
 
 def test_report_cli_errors(tmp_path, capsys):

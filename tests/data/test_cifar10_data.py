@@ -80,3 +80,27 @@ def test_refuses_pickles_that_are_not_plain_arrays(tmp_path):
         read_batch(path)
     with pytest.raises(ValueError, match="train_batches must be 1..5, got 0"):
         load_cifar10(tmp_path, train_batches=0)
+
+
+def test_validation_split_is_stratified_disjoint_and_sets_the_statistics(tmp_path):
+    raw = write_batches(tmp_path, n=20, seed=1)
+    full = load_cifar10(tmp_path)
+    d = load_cifar10(tmp_path, validation_fraction=0.25, holdout="validation", seed=3)
+    kept = load_cifar10(tmp_path, validation_fraction=0.25, seed=3)
+    assert len(d.train) + len(d.test) == 100 and len(kept.train) == len(d.train)
+    assert torch.equal(kept.test.x, full.test.x)  # holdout="test": the test images
+    # train and validation partition the train images; per class, round(0.25 * n_c) held out
+    rows = {bytes(r) for r in full.train.x.reshape(100, -1).numpy()}
+    tr = [bytes(r) for r in d.train.x.reshape(len(d.train), -1).numpy()]
+    va = [bytes(r) for r in d.test.x.reshape(len(d.test), -1).numpy()]
+    assert set(tr) | set(va) == rows and not set(tr) & set(va)
+    y = full.train.y.numpy()
+    counts = np.bincount(d.test.y.numpy(), minlength=10)
+    assert counts.tolist() == [int(round(0.25 * (y == c).sum())) for c in range(10)]
+    # standardization uses the remaining train images only
+    x = d.train.x.numpy().astype(np.float64)
+    np.testing.assert_allclose(d.train.mean.flatten().numpy(), x.mean(axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(d.test.std.flatten().numpy(), x.std(axis=(0, 2, 3)), rtol=1e-5)
+    assert len(raw) == 6
+    with pytest.raises(ValueError, match="validation_fraction > 0"):
+        load_cifar10(tmp_path, holdout="validation")

@@ -17,7 +17,7 @@ from signalprop.data import load_dataset
     ("gaussian", {"num_train": "100"}, "dataset 'gaussian': option num_train must be an integer, got '100'"),
     ("gaussian", {"inputshape": [3]}, r"dataset 'gaussian' has no option 'inputshape' \(did you mean input_shape\?\)"),
     ("cifar10", {"root": 3}, r"dataset 'cifar10': option root must be a folder \(a path\), got 3"),
-    (3, {}, "dataset must be a name, one of breast_cancer, cifar10, digits, gaussian, iris, mnist1d, wine; got 3"),
+    (3, {}, "dataset must be a name, one of breast_cancer, cifar10, count, digits, gaussian, iris, mnist1d, wine; got 3"),
 ])
 def test_wrong_option_types_are_named(name, options, msg):
     with pytest.raises(ValueError, match=msg):

@@ -68,3 +68,21 @@ def test_bad_options():
         load_mnist1d(num_samples=5)
     with pytest.raises(ValueError, match=r"train_split must be in \(0, 1\), got 0"):
         load_mnist1d(train_split=0)
+
+
+def test_validation_split_is_stratified_and_leaves_the_test_split_alone():
+    full = load_mnist1d(num_samples=500, seed=5)
+    d = load_mnist1d(num_samples=500, seed=5, validation_fraction=0.2, holdout="validation")
+    kept = load_mnist1d(num_samples=500, seed=5, validation_fraction=0.2)
+    # per class round(0.2 * n_c) of the 400 training examples (classes not quite balanced)
+    expected = [round(0.2 * int((full.train.y == c).sum())) for c in range(10)]
+    assert (len(d.train), len(d.test), len(kept.test)) == (400 - sum(expected), sum(expected), 100)
+    assert torch.equal(kept.test.x, full.test.x) and torch.equal(kept.train.x, d.train.x)
+    both = torch.cat([d.train.x, d.test.x])
+    assert sorted(map(tuple, both.tolist())) == sorted(map(tuple, full.train.x.tolist()))
+    assert torch.bincount(d.test.y, minlength=10).tolist() == expected
+    assert d.meta["holdout"] == "validation"
+    with pytest.raises(ValueError, match="holdout must be one of test, validation"):
+        load_mnist1d(num_samples=100, holdout="train")
+    with pytest.raises(ValueError, match="validation_fraction must be in"):
+        load_mnist1d(num_samples=100, validation_fraction=1.5)

@@ -83,3 +83,43 @@ def _run_smoke(name: str, tmp_path: Path) -> ClaimResult:
 def smoke_run() -> Callable[[str, Path], ClaimResult]:
     """``smoke_run(name, tmp_path)``: the claim's smoke result, after the end-to-end checks."""
     return _run_smoke
+
+
+class RecordingContext:
+    """A RunContext stand-in whose ``sweep`` trains nothing: it checks that every run's
+    config is a valid TrainConfig, records it, and reports it completed with a fixed
+    accuracy (to check what a claim's ``measure`` would run, e.g. at ``full`` size)."""
+
+    def __init__(self, mode: str = "full", acc: float = 0.5) -> None:
+        self.mode, self.acc, self.configs = mode, acc, []
+
+    def sweep(self, name: str, base: dict, grid: dict, seeds: list[int]) -> list[dict]:
+        from signalprop.sweep import SweepSpec
+
+        spec = SweepSpec.from_dict({"name": name, "out": "unused", "base": base,
+                                    "grid": grid, "seeds": list(seeds)})
+        rows = []
+        for run in spec.runs():
+            cfg = run.config.to_dict()
+            self.configs.append(cfg)
+            rows.append({"label": run.label, "config": cfg, "history": f"{name}/metrics.jsonl",
+                         "result": {"status": "completed", "step": 1, "total_steps": 1,
+                                    "metrics": {"test_acc": self.acc, "train_loss": 0.1},
+                                    "seconds": 0.0, "error": None}})
+        return rows
+
+
+def check_full_mode(measure: Callable[[Any, dict], dict], size: dict) -> list[dict]:
+    """Run a training claim's ``measure`` at ``size`` on a :class:`RecordingContext`: every
+    run is a valid TrainConfig of ResNetV2 on CIFAR-10, tuned on validation and judged on
+    test, and its smallest model builds. Returns the recorded configs."""
+    from signalprop.models import load_model
+
+    ctx = RecordingContext()
+    measure(ctx, dict(size))
+    assert {c["dataset"] for c in ctx.configs} == {"cifar10"}
+    assert {c["model"] for c in ctx.configs} == {"resnetv2_50"}
+    assert {c["dataset_args"]["holdout"] for c in ctx.configs} == {"validation", "test"}
+    smallest = min(ctx.configs, key=lambda c: str(c["model_args"].get("name_or_depths")))
+    assert load_model(smallest["model"], **smallest["model_args"]) is not None
+    return ctx.configs

@@ -73,3 +73,39 @@ def test_at_grid_edge_matches_sorted_ends() -> None:
         ends = sorted(grid)
         for value in grid:  # an edge: the first or last of the sorted grid, if 3 or more
             assert at_grid_edge(value, grid) == (len(grid) >= 3 and value in (ends[0], ends[-1]))
+
+
+def test_ghost_batchnorm_normalizes_each_chunk_like_batchnorm() -> None:
+    from signalprop.experiments._models import GhostBatchNorm1d
+
+    torch.manual_seed(0)
+    x = torch.randn(10, 3) * 4 + 2
+    ghost, plain = GhostBatchNorm1d(3, ghost=4), torch.nn.BatchNorm1d(3)
+    out = ghost(x)
+    ref = torch.cat([plain(c) for c in x.split(4)])  # chunks of 4, 4 and 2
+    assert torch.allclose(out, ref, atol=1e-6)
+    assert torch.allclose(ghost.running_mean, plain.running_mean)  # updated per chunk alike
+    ghost.eval()
+    assert torch.allclose(ghost(x), plain.eval()(x))  # eval: running statistics
+    small = GhostBatchNorm1d(3, ghost=64).train()
+    assert torch.allclose(small(x), torch.nn.BatchNorm1d(3)(x), atol=1e-6)  # one chunk
+    with pytest.raises(ValueError, match="ghost"):
+        GhostBatchNorm1d(3, ghost=1)
+    net = relu_resmlp(2, 8, 4, 3, batchnorm=True, ghost_batch=4)
+    assert isinstance(net.block0.norm, GhostBatchNorm1d) and net.block0.norm.ghost == 4
+
+
+def test_flatten_options_take_images() -> None:
+    from signalprop.experiments._models import flat_gaussian_mlp
+
+    x = torch.randn(5, 3, 2, 2)
+    for net in (relu_mlp(2, 8, 12, 4, flatten=True), relu_resmlp(2, 8, 12, 4, flatten=True),
+                snn_mlp(2, 8, 12, 4, flatten=True),
+                flat_gaussian_mlp(depth=2, width=8, sigma_w2=1.0, in_features=12,
+                                  num_classes=4)):
+        torch.manual_seed(0)
+        assert net(x).shape == (5, 4)
+    flat = relu_mlp(2, 8, 12, 4, flatten=True)
+    same = relu_mlp(2, 8, 12, 4)
+    same.load_state_dict({k: v for k, v in flat.state_dict().items()})
+    assert torch.equal(flat(x), same(x.reshape(5, 12)))  # the flatten is the only change

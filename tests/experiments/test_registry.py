@@ -138,3 +138,29 @@ def test_result_json_rejects_unknown_keys(tmp_path: Path) -> None:
                              "criterion": "", "colour": "red"}))
     with pytest.raises(ValueError, match="unknown field"):
         ClaimResult.load(p)
+
+
+def test_summary_keeps_the_history_of_superseded_designs(monkeypatch, tmp_path: Path) -> None:
+    from signalprop.experiments import Superseded, _registry
+
+    old = Superseded("v1 (2099-01-01)", "NOT REPRODUCED", "size 0 | tiny", "size > 1",
+                     "the task was saturated")
+    claim = make_fake_claim(history=(old,))
+    _registry._load_claims()
+    monkeypatch.setitem(_registry._REGISTRY, claim.name, claim)
+    text = summary_markdown([])
+    lines = text.splitlines()
+    start = lines.index("## History")
+    assert all(not line.startswith("## ") for line in lines[:start])  # after the table
+    row = next(line for line in lines[start:] if line.startswith("| fake-claim"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:3] == ["fake-claim", "v1 (2099-01-01)", "**NOT REPRODUCED**"]
+    assert cells[-1] == "the task was saturated" and "size 0 \\| tiny" in row
+    # the built-in claims with a redesigned criterion keep theirs
+    assert "| skipinit-depth |" in "\n".join(lines[start:])
+    run_claim("fake-claim", "smoke", tmp_path, log=lambda m: None)
+    assert "## History" in write_summary(tmp_path).read_text()
+    with pytest.raises(ValueError, match="verdict must be"):
+        Superseded("v1", "FAILED", "e", "c", "w")
+    with pytest.raises(ValueError, match="history must hold"):
+        make_fake_claim(history=("v1",))

@@ -400,3 +400,62 @@ def test_in_place_activations_and_dict_inputs():
         rows.append(torch.cat([t.reshape(-1) for t in torch.autograd.grad(loss, list(net.parameters()))]))
     f = torch.stack(rows)
     assert rel_err(g, f @ f.T) < 1e-12
+
+
+class SharedLookups(nn.Module):
+    """Token embedding of the input, position ids of shape (1, T) broadcast over the batch,
+    a token-type buffer expanded to (B, T), and a (T, T) relative-position table: the
+    last three are one lookup each for the whole batch (as in BERT, GPT-2 and T5)."""
+
+    def __init__(self, t: int) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(13, 8)
+        self.pos = nn.Embedding(t, 8)
+        self.kind = nn.Embedding(2, 8)
+        self.rel = nn.Embedding(2 * t - 1, 1)
+        self.register_buffer("kinds", torch.zeros(1, t, dtype=torch.long))
+        self.fc = nn.Linear(8, 3)
+        self.t = t
+
+    def forward(self, idx):
+        b, t = idx.shape
+        ar = torch.arange(t)
+        h = self.tok(idx) + self.pos(ar.unsqueeze(0)) + self.kind(self.kinds.expand(b, t))
+        bias = self.rel(ar[:, None] - ar[None, :] + t - 1)[..., 0]  # (T, T), no batch axis
+        h = torch.softmax(h @ h.transpose(1, 2) / 8 + bias, -1) @ h
+        return self.fc(h.tanh().mean(1))
+
+
+@pytest.mark.parametrize("t", [5, 6])  # t = 6 = B: the (T, T) table's first axis is B-sized
+def test_lookups_shared_by_the_batch(t):
+    # regression: these raised "indices ... whose first axis is not the batch"
+    torch.manual_seed(0)
+    idx = torch.randint(0, 13, (6, t))
+    check(SharedLookups(t).double(), idx, torch.randint(0, 3, (6,)))
+
+
+class Norms(nn.Module):
+    """LayerNorm over two axes, RMSNorm, LayerNorm without bias, on (B, T, 4, 6) inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln2d = nn.LayerNorm((4, 6))
+        self.rms = nn.RMSNorm(6)
+        self.nobias = nn.LayerNorm(6, bias=False)
+        self.fc = nn.Linear(24, 3)
+
+    def forward(self, x):
+        h = self.nobias(self.rms(torch.tanh(self.ln2d(x))))
+        return self.fc(h.flatten(2).mean(1))
+
+
+def test_layernorm_and_rmsnorm_per_example_gradients():
+    torch.manual_seed(0)
+    model = Norms().double()
+    with torch.no_grad():  # non-trivial affine parameters
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    check(model, torch.randn(5, 3, 4, 6, dtype=torch.float64), torch.randint(0, 3, (5,)))
+    res = sp.gradient_gram(model, torch.randn(5, 3, 4, 6, dtype=torch.float64),
+                           torch.randint(0, 3, (5,)), loss_fn=CE)
+    assert {res.strategies[n] for n in ("ln2d", "rms", "nobias")} == {"materialized"}

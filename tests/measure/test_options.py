@@ -26,13 +26,15 @@ CALLS = {
     "batch_independence": lambda **kw: sp.batch_independence(MODEL, X, **kw),
     "region_density": lambda **kw: sp.region_density(MODEL, X, **kw),
     "conv_spectra": lambda **kw: sp.conv_spectra(CONV, torch.randn(1, 2, 4, 4), **kw),
+    "spatial_jacobian": lambda **kw: sp.spatial_jacobian(CONV, torch.randn(1, 2, 4, 4),
+                                                         source=(0, 0), **kw),
 }
 
 INT = "must be an integer"
 # (measurement, option, bad value, expected message)
 CASES = [
     *[(m, "channel_dim", v, rf"channel_dim {INT}, got {r}")
-      for m in ("spp", "gradient_spp") for v, r in (("1", r"'1' \(str\)"),
+      for m in ("spp", "gradient_spp", "spatial_jacobian") for v, r in (("1", r"'1' \(str\)"),
                                                     (1.0, r"1.0 \(float\)"),
                                                     (True, r"True \(bool\)"))],
     *[(m, "k", v, rf"k {INT} >= 1, got {r}") for m in ("jacobian_spectrum", "hessian_extremes")
@@ -68,7 +70,7 @@ CASES = [
     ("gradient_gram", "method", "fast", r"method must be one of \('auto', 'factor', "),
     *[(m, "dropout", "off", r"dropout must be one of \('auto', 'eval', 'error'\), got 'off'")
       for m in ("spp", "gradient_spp", "gradient_gram", "gradient_confusion",
-                "jacobian_spectrum", "hessian_extremes")],
+                "jacobian_spectrum", "hessian_extremes", "spatial_jacobian")],
     *[(m, "label", 3, r"label must be a string or None, got 3 \(int\)")
       for m in sorted(CALLS) if m != "region_density"],
 ]

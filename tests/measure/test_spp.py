@@ -125,7 +125,7 @@ def test_unnormalized_he_relu_squared_mean_overtakes_variance():
 
 def test_discovery_on_transformer_encoder_channels_last():
     layer = nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64,
-                                       batch_first=True, dropout=0.0)
+                                       batch_first=True, dropout=0.0, norm_first=True)
     model = nn.TransformerEncoder(layer, num_layers=3, enable_nested_tensor=False)
     plan = discover_blocks(model)
     assert [b.name for b in plan.blocks] == ["layers.0", "layers.1", "layers.2"]
@@ -144,6 +144,17 @@ def test_discovery_on_transformer_encoder_channels_last():
     for rec, (inp, out) in zip(res.records, stored):
         assert rec.avg_var == pytest.approx(_stats64(out, -1)[1], rel=1e-6)
         assert rec.res_var == pytest.approx(_stats64(out - inp, -1)[1], rel=1e-6)
+    assert res.skips == {f"layers.{i}": "identity" for i in range(3)}
+
+
+def test_post_norm_block_has_no_difference_branch():
+    # y = LN(x + f(x)): y - x is no residual branch, so no res_var (it used to be Var(y - x))
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32,
+                                       batch_first=True, dropout=0.0, norm_first=False)
+    model = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+    res = sp.spp(model, torch.randn(3, 5, 16), channel_dim=-1)
+    assert res.res_var == [None, None]
+    assert res.skips == {"layers.0": "inner", "layers.1": "inner"}
 
 
 def test_discovery_rules():

@@ -165,3 +165,25 @@ def test_predicted_spp_matches_signal_blocks_and_the_nf_schedule():
     assert pred.names == [n for n, _ in m.signal_blocks()]
     expected = [blk.expected_var for _, blk in m.signal_blocks()[1:]]
     assert pred.avg_var[1:] == pytest.approx(expected, rel=1e-9)
+
+
+def test_dropout_and_drop_path_rates_and_their_eval_identity():
+    torch.manual_seed(0)
+    plain = resnetv2([2, 2], norm="nf", stem="cifar", width=0.125, num_classes=10)
+    torch.manual_seed(0)
+    reg = resnetv2([2, 2], norm="nf", stem="cifar", width=0.125, num_classes=10,
+                   dropout=0.25, drop_path=0.2)
+    blocks = [blk for _, blk in reg.signal_blocks()[1:]]
+    assert blocks[0].drop_path is None  # block 0 of 4: rate 0
+    assert [b.drop_path.p for b in blocks[1:]] == pytest.approx([0.05, 0.1, 0.15])
+    assert not any(b.adds_tapped_branch() for b in blocks[1:]) and blocks[0].adds_tapped_branch()
+    assert reg.dropout.p == 0.25 and isinstance(plain.dropout, torch.nn.Identity)
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(plain.eval()(x), reg.eval()(x))  # same weights; eval: no drops
+    bn = resnetv2([1, 1], norm="bn", stem="cifar", width=0.125, drop_path=0.5)
+    assert bn.signal_blocks()[2][1].drop_path.p == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="drop_path is not available"):
+        resnetv2([1, 1], norm="fixup", drop_path=0.1)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        resnetv2([1], dropout=1.0)

@@ -11,6 +11,7 @@ import torch
 from signalprop.results import (
     BatchIndependenceResult,
     BlockStats,
+    CompressionPlan,
     ConfusionResult,
     ConvLayerSpectrum,
     ConvSpectraResult,
@@ -22,6 +23,7 @@ from signalprop.results import (
     GramResult,
     HessianExtremesResult,
     JacobianSpectrumResult,
+    LatencyTable,
     LayerIndicators,
     PlaneRegionsResult,
     RegionDensityResult,
@@ -32,7 +34,10 @@ from signalprop.results import (
     write_csv,
 )
 from signalprop.results._base import SKIP, decode, encode
+from signalprop.results.collapse import CollapseResult
+from signalprop.results.effective_lr import EffectiveLRResult, ParamLR
 from signalprop.results.regions import RegionBoundsResult
+from signalprop.results.sequence import LengthBlockStats, LengthSPPResult, SpatialJacobianResult
 
 NAN, INF = math.nan, math.inf
 
@@ -61,11 +66,22 @@ def examples():
                            ["0" * 16], f64([[0.0]]), f64([[[0.0, INF]]]), 0, []),
         RegionDensityResult("d", [2, 4, 3, 3], 2.0, 2, 2, 4, [4]),
         RegionBoundsResult([3, 3], 1, 16, 16, 9, 16, 16, 4, 1, {"serra": "Serra et al. 2018"}),
+        LengthSPPResult("l", [LengthBlockStats("b", 0, 4, 0.0, 1.0, 1.0),
+                              LengthBlockStats("b", 0, 8, NAN, 2.0, 1.4, 0.9, 1)]),
+        CollapseResult(0.125, 40.2, 0.9, NAN, 0, 64, 256, 1e-3),
+        EffectiveLRResult([ParamLR("a", 0.1, 4.0, 0.025, scale_invariant=True),
+                           ParamLR("b", 0.1, 1.0, INF, scale_invariant=False)]),
+        SpatialJacobianResult("sj", f64([[1.0, 0.5], [0.5, INF]]), (0, 0), (1, 2, 2), (1, 2, 2)),
         ConvSpectrumResult("c", "Conv2d", (1, 2), (1, 2), "fft", True, 2, 2.0, 0.0, (2.0, 2.0),
                            (0.0, 0.0), torch.tensor([2.0, 0.0], dtype=torch.float64)),
         ConvSpectraResult("m", [ConvLayerSpectrum("c", 0, "Conv1d", (1, 2), (1, 2), "bounds",
                                                   False, 2, 1.0, 0.5, 1.0, 1.5, 0.0, 0.5)]),
         Existence(False, "RO", "M > C k^d", meta={"M": 2}),
+        LatencyTable(["a", "b"], {"0:1": 1e-3, "1:2": INF}, {"1": 1e-4}, NAN, 2e-3,
+                     {"0:2": "a pooling lies between"}, input_shape=[2, 1, 8, 8]),
+        CompressionPlan("plan", ["a", "b"], [[], ["r"], []], [1], [], [], [["a", "b"]], ["r"],
+                        0.7, 1.5e-3, importance_table={"0:2": -0.1}, measured_ratio=NAN,
+                        table=LatencyTable(["a", "b"], {"0:2": 1e-3}, {}, 0.0, 2e-3)),
     ]
 
 

@@ -41,7 +41,7 @@ def test_run_key_ignores_cadence_but_not_training_fields():
     ({"schedule": "warmup", "steps": 5}, "schedule 'warmup' needs warmup_steps >= 1, got 0"),
     ({"milestones": [0.8, 0.2], "steps": 5}, r"milestones must be increasing fractions in \(0, 1\)"),
     ({"agc_clipping": 0, "steps": 5}, "agc_clipping must be > 0, got 0.0"),
-    ({"lr.x": 1, "steps": 5}, "config key 'lr.x': only model_args and dataset_args take dotted sub-keys"),
+    ({"lr.x": 1, "steps": 5}, "config key 'lr.x': only model_args, dataset_args and objective_args take dotted sub-keys"),
 ])
 def test_bad_values_name_the_key_and_the_allowed_values(data, msg):
     with pytest.raises(ValueError, match=msg):

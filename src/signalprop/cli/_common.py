@@ -73,6 +73,40 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def parse_tokens(text: str) -> tuple[int, int]:
+    """``"VOCAB,SEQ_LEN"`` -> ``(vocab, seq_len)``; used as an argparse ``type``.
+
+    Examples:
+        >>> parse_tokens("50257,128")
+        (50257, 128)
+    """
+    try:
+        vocab, seq_len = (int(s) for s in text.split(","))
+    except ValueError:
+        vocab = seq_len = 0
+    if vocab < 1 or seq_len < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected VOCAB,SEQ_LEN (two positive integers, e.g. 50257,128), got {text!r}")
+    return vocab, seq_len
+
+
+def parse_channel_dim(text: str) -> int | None:
+    """``"auto"`` -> None (inferred from the model), else the channel axis as an int.
+
+    Examples:
+        >>> parse_channel_dim("-1"), parse_channel_dim("auto")
+        (-1, None)
+    """
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer axis (1 for (N, C, ...), -1 for (N, T, C)) or 'auto', "
+            f"got {text!r}") from None
+
+
 def parse_list(text: str) -> list[str]:
     """``"bn,none,nf"`` -> ``["bn", "none", "nf"]``."""
     return [s.strip() for s in text.split(",") if s.strip()]
@@ -121,12 +155,26 @@ def add_model_arguments(p: argparse.ArgumentParser, *, norms: bool = False,
 
 
 def add_input_arguments(p: argparse.ArgumentParser, *, batch_size: int = 8,
-                        min_batch: int = 1) -> None:
+                        min_batch: int = 1, tokens: bool = False) -> None:
     """The options of the seeded Gaussian input batch and the module mode:
-    --input-shape, --batch-size, --seed, --mode (see ``gaussian_input``)."""
+    --input-shape, --batch-size, --seed, --mode (see ``gaussian_input``); with ``tokens``
+    also --tokens, --attention-mask and --channel-dim (see ``model_input``)."""
     p.add_argument("--input-shape", type=parse_shape, default=None,
                    help="one example's shape without the batch axis, e.g. 3,64,64 "
                    "(default: the preset's own)")
+    if tokens:
+        p.add_argument("--tokens", type=parse_tokens, default=None, metavar="VOCAB,SEQ_LEN",
+                       help="feed integer token ids drawn uniformly from [0, VOCAB), "
+                       "SEQ_LEN per example, instead of a Gaussian batch (language models)")
+        p.add_argument("--attention-mask", choices=("ones", "padded"), default=None,
+                       help="with --tokens: pass {'input_ids': ..., 'attention_mask': ...} "
+                       "as keyword inputs; 'padded' masks a random tail of each example "
+                       "(at least one token kept)")
+        p.add_argument("--channel-dim", type=parse_channel_dim, default=None,
+                       metavar="AXIS|auto",
+                       help="channel axis of block outputs: 1 for (N, C, ...), -1 for "
+                       "(N, T, C); auto infers it from the layers inside the blocks "
+                       "(default: auto)")
     p.add_argument("--batch-size", type=int, default=batch_size,
                    help=f"examples in the batch (>= {min_batch})")
     p.add_argument("--seed", type=int, default=0,
@@ -197,6 +245,53 @@ def gaussian_input(model: Any, spec: str, shape: tuple[int, ...] | None, batch_s
                        "(one example's shape without the batch axis, e.g. 3,64,64)")
     gen = torch.Generator().manual_seed(seed)
     return torch.randn((batch_size, *shape), generator=gen)
+
+
+def model_input(model: Any, args: argparse.Namespace) -> Any:
+    """The command's input batch: token ids (``--tokens``, with ``--attention-mask`` a
+    dict of keyword inputs) or the Gaussian batch of ``gaussian_input``."""
+    tokens = getattr(args, "tokens", None)
+    if tokens is None:
+        if getattr(args, "attention_mask", None):
+            raise CLIError("--attention-mask needs --tokens VOCAB,SEQ_LEN")
+        return gaussian_input(model, args.model, args.input_shape, args.batch_size, args.seed)
+    if args.input_shape is not None:
+        raise CLIError("give --tokens or --input-shape, not both (token ids have the shape "
+                       "(batch, SEQ_LEN))")
+    return token_input(*tokens, args.batch_size, args.seed, args.attention_mask)
+
+
+def token_input(vocab: int, seq_len: int, batch_size: int, seed: int,
+                mask: str | None = None) -> Any:
+    """Seeded token ids (batch_size, seq_len) uniform in [0, vocab); with ``mask``
+    ("ones" or "padded") a dict with an ``attention_mask``.
+
+    Examples:
+        >>> x = token_input(100, 6, 2, seed=0, mask="padded")
+        >>> sorted(x), tuple(x["input_ids"].shape), bool(x["attention_mask"][:, 0].all())
+        (['attention_mask', 'input_ids'], (2, 6), True)
+    """
+    import torch
+
+    if batch_size < 1:
+        raise CLIError(f"--batch-size must be >= 1, got {batch_size}")
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (batch_size, seq_len), generator=gen)
+    if mask is None:
+        return ids
+    attention = torch.ones(batch_size, seq_len, dtype=torch.long)
+    if mask == "padded":
+        keep = torch.randint(1, seq_len + 1, (batch_size,), generator=gen)
+        attention = (torch.arange(seq_len) < keep[:, None]).long()
+    return {"input_ids": ids, "attention_mask": attention}
+
+
+def describe_input(x: Any) -> str:
+    """The input's shape(s) for printed titles: ``(8, 3, 32, 32)`` or ``input_ids (8, 16),
+    attention_mask (8, 16)``."""
+    if isinstance(x, dict):
+        return ", ".join(f"{k} {tuple(v.shape)}" for k, v in x.items())
+    return str(tuple(x.shape))
 
 
 def write_results(results: list[Any], out: Path, stem: str) -> list[Path]:

@@ -12,7 +12,7 @@ from signalprop.cli._common import (
     add_model_arguments,
     add_progress_argument,
     build_model,
-    gaussian_input,
+    model_input,
     parse_key_values,
     prepare_out,
 )
@@ -29,6 +29,10 @@ examples:
   # your own model: any importable factory returning an nn.Module
   signalprop report mypkg.models:build_net --input-shape 3,64,64
 
+  # a HuggingFace language model built by your factory, on token ids with a padding mask
+  signalprop report mypkg.models:bert_tiny --tokens 30522,32 --attention-mask padded \
+      --mode eval
+
 writes OUT/report.html (self-contained: open it in any browser, offline), the PNGs it
 shows and OUT/report.json (the diagnoses); prints the diagnoses.
 """
@@ -44,7 +48,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         epilog=EXAMPLES,
     )
     add_model_arguments(p)
-    add_input_arguments(p, min_batch=2)
+    add_input_arguments(p, min_batch=2, tokens=True)
     p.add_argument("--fix", action="store_true",
                    help="apply the fix (to_normfree, or the critical init for plain "
                    "networks), measure again and add before/after plots")
@@ -64,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
     prepare_out(args.out)
     model = build_model(args.model, parse_key_values(args.model_arg, "--model-arg"), args.seed)
     model.train(args.mode == "train")
-    x = gaussian_input(model, args.model, args.input_shape, args.batch_size, args.seed)
+    x = model_input(model, args)
     try:
         result = build_report(model, x, args.out, fix=args.fix, label=args.model,
-                              seed=args.seed, progress=args.progress)
+                              channel_dim=args.channel_dim, seed=args.seed,
+                              progress=args.progress)
     except (ValueError, ForwardError) as e:
         raise CLIError(str(e)) from None
     diags = result.diagnoses

@@ -15,7 +15,8 @@ from signalprop.cli._common import (
     add_model_arguments,
     add_progress_argument,
     build_model,
-    gaussian_input,
+    describe_input,
+    model_input,
     model_variants,
     parse_list,
     prepare_out,
@@ -33,6 +34,9 @@ examples:
 
   # a transformer-style model whose channels are last
   signalprop spp mypkg.models:encoder --input-shape 128,256 --channel-dim -1
+
+  # a language model on token ids (vocabulary 50257, 64 tokens), with an attention mask
+  signalprop spp mypkg.models:gpt2_small --tokens 50257,64 --attention-mask ones --mode eval
 
   # also the gradient panels (writes OUT/grad_spp.png, .csv, .json)
   signalprop spp resnetv2_50 --norm bn,nf --input-shape 3,32,32 --backward
@@ -54,8 +58,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
         epilog=EXAMPLES,
     )
     add_model_arguments(p, norms=True)
-    add_input_arguments(p)
-    p.add_argument("--channel-dim", type=int, default=1, help="channel axis of block outputs")
+    add_input_arguments(p, tokens=True)
     p.add_argument("--blocks", type=parse_list, default=None,
                    help="comma-separated module names to measure (default: discovered)")
     p.add_argument("--predict", action="store_true",
@@ -127,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         model = build_model(args.model, kwargs, args.seed)
         model.train(args.mode == "train")
         if x is None:
-            x = gaussian_input(model, args.model, args.input_shape, args.batch_size, args.seed)
+            x = model_input(model, args)
+            args.channel_dim = _channel_dim(model, x, args.channel_dim)
         res = _measure(model, x, args, label)
         res.meta.update(model=args.model, norm=norm, seed=args.seed,
                         seconds=round(time.perf_counter() - t0, 3))
@@ -142,14 +146,29 @@ def run(args: argparse.Namespace) -> int:
         # Save after every model: an interrupted comparison keeps what it finished.
         write_results(results + [p for p in predictions if p is not None], args.out, "spp")
     fig = plot.spp(results, args.out / f"spp.{args.format}", predicted=predictions,
-                   title=f"Signal propagation at initialization, input {tuple(x.shape)}"
+                   title=f"Signal propagation at initialization, input {describe_input(x)}"
                    + (" (dashed: theory)" if any(p is not None for p in predictions) else ""))
     print(f"wrote {fig}, {args.out / 'spp.csv'}, {args.out / 'spp.json'}")
     if grads:
         print("wrote " + _backward.write(
-            grads, args, f"Gradient propagation at initialization, input {tuple(x.shape)}",
+            grads, args, f"Gradient propagation at initialization, input {describe_input(x)}",
             grad_preds))
     return 0
+
+
+def _channel_dim(model: Any, x: Any, given: int | None) -> int:
+    """``--channel-dim``, or the axis inferred from the model's blocks (printed)."""
+    from signalprop.measure import ForwardError
+    from signalprop.report._probe import channel_axis
+
+    if given is not None:
+        return given
+    try:
+        axis, why = channel_axis(model, x, None)
+    except (ValueError, ForwardError) as e:
+        raise CLIError(str(e)) from None
+    print(f"channel axis {axis} ({why})", flush=True)
+    return axis
 
 
 def _measure(model: Any, x: Any, args: argparse.Namespace, label: str) -> Any:

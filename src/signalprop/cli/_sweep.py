@@ -33,6 +33,8 @@ result.json); OUT defaults to the spec's folder/name. Rerunning skips finished r
 resumes interrupted ones; adding grid values or seeds to the spec extends the sweep, while
 a spec with other fixed settings is refused (its rows would mix with the old ones).
 Before anything runs, each distinct model is built and given two examples of its data.
+Runs with device cuda (or auto, on a machine with GPUs) and --workers N share the GPUs
+round-robin, one GPU per worker process.
 """
 
 
@@ -56,6 +58,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from signalprop.data import DatasetNotFoundError
     from signalprop.sweep import SweepDBError, SweepSpec, run_sweep, sweep_status
+    from signalprop.sweep.runner import check_devices
 
     if args.workers < 1:
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
@@ -71,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         if args.status:
             print(sweep_status(spec.out))
             return 0
+        if args.ray is None:
+            check_devices(spec.runs())  # a missing GPU is one line, before any file
         prepare_out(Path(spec.out))
         summary = run_sweep(spec, workers=args.workers, ray_address=args.ray,
                             progress=args.progress)

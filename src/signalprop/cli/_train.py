@@ -34,7 +34,11 @@ examples:
   # continue an interrupted run: the final weights equal those of an uninterrupted run
   signalprop train --config run.yaml --out runs/a --resume
 
-  # data-parallel on 2 processes (gloo); --batch-size is the global batch
+  # on a GPU where there is one (checkpoints resume on either device)
+  signalprop train --config run.yaml --device auto --amp bfloat16 --out runs/gpu
+
+  # data-parallel on 2 processes (gloo; nccl and one GPU each with --device cuda);
+  # --batch-size is the global batch
   torchrun --standalone --nproc-per-node 2 -m signalprop train --ddp --config run.yaml
 
 writes OUT/metrics.jsonl (JSON lines), OUT/checkpoint.pt and OUT/result.json; a run whose
@@ -45,7 +49,11 @@ loss becomes NaN/Inf ends with status "diverged" and the step, exit status 0.
 _HELP = {
     "dataset": "mnist1d, digits, iris, wine, breast_cancer, cifar10, gaussian",
     "optimizer": "sgd, nesterov, adam or nag",
-    "schedule": "constant, step, cosine or warmup (linear warm-up then constant)",
+    "schedule": "constant, step, cosine, warmup (linear warm-up then constant) or exp "
+                "(Li & Arora's lr * alpha^(-2t-1), with --exp-weight-decay)",
+    "exp_weight_decay": "exp schedule: the weight decay it stands in for",
+    "objective": "supervised or byol (options as objective_args in --config)",
+    "log_effective_lr": "1: log lr / ||w||^2 of the scale-invariant weights",
     "betas": "Adam's two betas, e.g. 0.9,0.999",
     "milestones": "step schedule: fractions of the run where lr *= gamma, e.g. 0.5,0.75",
     "epochs": "run length in epochs (or --steps)",
@@ -55,6 +63,8 @@ _HELP = {
     "log_every": "write a train metrics line every N steps",
     "eval_every": "evaluate on the test split every N steps (0: every epoch and at the end)",
     "checkpoint_every": "checkpoint every N steps (0: only at the end and on Ctrl-C)",
+    "device": "cpu (default), cuda, cuda:N, or auto (cuda where there is a GPU, else cpu)",
+    "amp": "mixed precision: bfloat16, or float16 with loss scaling (default: off)",
 }
 
 
@@ -64,6 +74,14 @@ def _floats(text: str) -> tuple[float, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}"
                                          ) from None
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 1/0 (true/false), got {text!r}")
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -77,13 +95,15 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None,
                    help="YAML or JSON file of config keys (MODEL and flags override it)")
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("model", "model_args", "dataset_args"):
+        if f.name in ("model", "model_args", "dataset_args", "objective_args"):
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = {"betas": _floats, "milestones": _floats, "lr": float, "momentum": float,
                 "eps": float, "weight_decay": float, "gamma": float, "min_lr": float,
-                "agc_clipping": float}.get(f.name, str if f.name in (
-                    "dataset", "optimizer", "schedule", "quantize") else int)
+                "agc_clipping": float, "exp_weight_decay": float,
+                "log_effective_lr": _flag}.get(f.name, str if f.name in (
+                    "dataset", "optimizer", "schedule", "quantize", "device", "amp",
+                    "objective") else int)
         p.add_argument(flag, dest=f.name, type=kind, default=None,
                        help=_HELP.get(f.name, f.name.replace("_", " ")))
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -139,8 +159,14 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from signalprop.data import DatasetNotFoundError
     from signalprop.train import CheckpointError, fit
+    from signalprop.train.device import resolve_device
+    from signalprop.train.distributed import local_rank
 
     cfg = config_from_args(args)
+    try:  # a GPU this machine lacks is one line, before the run folder exists
+        resolve_device(cfg.device, local_rank=local_rank() if args.ddp else None)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     prepare_out(args.out)
     try:  # fit checks the data, the model and any checkpoint before it trains
         result = fit(cfg, args.out, resume=args.resume, progress=args.progress, ddp=args.ddp)

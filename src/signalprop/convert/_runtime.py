@@ -80,6 +80,10 @@ class _Recorder(TorchFunctionMode):
         self.adds: list[tuple[_Call | None, Key | None, str, str]] = []
         self.out = Analysis("forward hooks on example_input")
 
+    def start(self, t: Tensor) -> None:
+        """Register ``t`` as an input of the model (weight depth 0)."""
+        self.values[_key(t)] = _Value(t, 0)
+
     def depth(self, k: Key) -> int:
         v = self.values.get(k)
         return v.depth if v is not None else -1
@@ -241,6 +245,13 @@ def runtime_analysis(model: nn.Module, x: ModelInput, what: str) -> Analysis:
     buffers and train/eval flags restored). A failing forward raises ConversionError naming
     the module where it failed."""
     rec = _Recorder(model)
+    record_forward(model, x, what, rec)
+    return rec.finish()
+
+
+def record_forward(model: nn.Module, x: ModelInput, what: str, rec: _Recorder) -> None:
+    """Run one eval-mode forward of ``model`` on ``x`` under recorder ``rec`` (its hooks and
+    torch-function mode), with no gradient and buffers and train/eval flags restored."""
     flags = [(m, m.training) for m in model.modules()]
     try:
         with hooks_removed_after() as handles:
@@ -250,7 +261,7 @@ def runtime_analysis(model: nn.Module, x: ModelInput, what: str) -> Analysis:
             model.eval()
             with torch.no_grad(), buffers_restored(model), rec:
                 for t in _tensors(x):
-                    rec.values[_key(t)] = _Value(t, 0)
+                    rec.start(t)
                 call_model(model, x)
     except Exception as e:  # noqa: BLE001 -- reported with the module where it failed
         err = locate_failure(model, x, e)
@@ -258,4 +269,3 @@ def runtime_analysis(model: nn.Module, x: ModelInput, what: str) -> Analysis:
     finally:
         for m, flag in flags:
             m.training = flag
-    return rec.finish()

@@ -7,7 +7,9 @@
 - ``digits``, ``iris``, ``wine``, ``breast_cancer``: bundled with scikit-learn (extra
   ``data``), stratified seeded splits, standardized;
 - ``cifar10``: read from your own copy (``root=DIR`` or ``$SIGNALPROP_DATA``);
-- ``gaussian``: Gaussian inputs with a random linear teacher.
+- ``gaussian``: Gaussian inputs with a random linear teacher;
+- ``count``: per-token counting in sequences / flattened grids, trained short and tested
+  long (token splits, ``meta["ood"]``).
 
 Examples:
     >>> from signalprop.data import load_dataset
@@ -24,6 +26,7 @@ from signalprop.data._base import (
     register_dataset,
 )
 from signalprop.data.cifar10 import load_cifar10, read_batch
+from signalprop.data.counting import TokenSplit, count_batch, load_count
 from signalprop.data.mnist1d import load_mnist1d
 from signalprop.data.synthetic import load_gaussian
 from signalprop.data.tables import load_digits, load_table, stratified_split
@@ -32,8 +35,11 @@ __all__ = [
     "ArraySplit",
     "DatasetNotFoundError",
     "DatasetSplits",
+    "TokenSplit",
+    "count_batch",
     "list_datasets",
     "load_cifar10",
+    "load_count",
     "load_dataset",
     "load_digits",
     "load_gaussian",

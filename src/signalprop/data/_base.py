@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -218,3 +219,67 @@ def check_fraction(name: str, value: float) -> float:
     if not 0.0 < float(value) < 1.0:
         raise ValueError(f"{name} must be in (0, 1), got {value!r}")
     return float(value)
+
+
+HOLDOUTS = ("test", "validation")
+
+
+def check_holdout(holdout: str, validation_fraction: float) -> None:
+    """Raise ``ValueError`` unless ``holdout`` is "test" or "validation" (the latter with
+    ``validation_fraction > 0``) and the fraction is 0 or in (0, 1)."""
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
+    if validation_fraction != 0:
+        check_fraction("validation_fraction", validation_fraction)
+    elif holdout == "validation":
+        raise ValueError("holdout='validation' needs validation_fraction > 0, got 0")
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    """Indices (train, test) with ``round(test_fraction * n_c)`` test examples of each class.
+
+    Deterministic in ``seed``; both index arrays are sorted.
+
+    Examples:
+        >>> tr, te = stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0.5, seed=0)
+        >>> len(tr), len(te)
+        (4, 4)
+    """
+    check_fraction("test_fraction", test_fraction)
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        k = int(round(test_fraction * len(members)))
+        test.append(rng.permutation(members)[:k])
+    test_idx = np.sort(np.concatenate(test))
+    train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
+    return train_idx, test_idx
+
+
+def split_validation(train: ArraySplit, test: ArraySplit, validation_fraction: float,
+                     holdout: str, seed: int) -> tuple[ArraySplit, ArraySplit]:
+    """Hold a stratified validation split out of ``train``; return (train, held-out).
+
+    ``round(validation_fraction * n_c)`` training examples of each class c (drawn with
+    ``seed``) leave the train split; the held-out split returned is that validation split
+    when ``holdout == "validation"`` (to choose hyperparameters without the test
+    examples), else ``test`` unchanged. With ``validation_fraction == 0`` nothing moves.
+    A split's ``mean``/``std`` (standardization on the fly) are kept as they are.
+
+    Examples:
+        >>> tr = ArraySplit(torch.arange(8.0)[:, None], torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]))
+        >>> te = ArraySplit(torch.zeros(2, 1), torch.tensor([0, 1]))
+        >>> a, b = split_validation(tr, te, 0.25, "validation", seed=0)
+        >>> len(a), len(b), sorted(b.y.tolist())
+        (6, 2, [0, 1])
+    """
+    check_holdout(holdout, validation_fraction)
+    if validation_fraction == 0:
+        return train, test
+    keep, val = stratified_split(train.y.numpy(), validation_fraction, seed)
+    keep_t, val_t = torch.as_tensor(keep), torch.as_tensor(val)
+    rest = ArraySplit(train.x[keep_t], train.y[keep_t], train.mean, train.std)
+    if holdout == "test":
+        return rest, test
+    return rest, ArraySplit(train.x[val_t], train.y[val_t], train.mean, train.std)

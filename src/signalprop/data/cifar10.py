@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from signalprop.data._base import ArraySplit, DatasetNotFoundError, DatasetSplits, register_dataset
+from signalprop.data._base import (
+    ArraySplit,
+    DatasetNotFoundError,
+    DatasetSplits,
+    check_holdout,
+    register_dataset,
+    split_validation,
+)
 
 ENV_VAR = "SIGNALPROP_DATA"
 FOLDER = "cifar-10-batches-py"
@@ -109,12 +116,20 @@ def find_cifar10(root: str | Path | None = None) -> Path:
                                f"{', '.join(missing)}): {how}")
 
 
-def load_cifar10(root: str | Path | None = None, train_batches: int = 5) -> DatasetSplits:
+def load_cifar10(root: str | Path | None = None, train_batches: int = 5,
+                 validation_fraction: float = 0.0, holdout: str = "test",
+                 seed: int = 0) -> DatasetSplits:
     """CIFAR-10 from ``root`` (or ``$SIGNALPROP_DATA``): 50000 train, 10000 test images.
 
     Args:
         root: a directory containing ``cifar-10-batches-py/`` or the batch files themselves.
         train_batches: read only the first 1..5 training batches (10000 images each).
+        validation_fraction: share of each class of the training images held out for
+            validation (0: none; drawn with ``seed``); the train split, and the statistics
+            that standardize every split, are the rest.
+        holdout: the held-out split returned as ``test``: ``"test"`` or ``"validation"``
+            (which needs ``validation_fraction > 0``).
+        seed: seeds the validation split.
 
     Returns:
         ``DatasetSplits`` with x (N, 3, 32, 32) uint8, standardized per channel with the
@@ -142,28 +157,35 @@ def load_cifar10(root: str | Path | None = None, train_batches: int = 5) -> Data
     """
     if not 1 <= int(train_batches) <= 5:
         raise ValueError(f"train_batches must be 1..5, got {train_batches!r}")
+    check_holdout(holdout, validation_fraction)
     folder = find_cifar10(root)
     parts = [read_batch(folder / f) for f in TRAIN_FILES[: int(train_batches)]]
     x_tr = torch.from_numpy(np.concatenate([p[0] for p in parts]))
     y_tr = torch.from_numpy(np.concatenate([p[1] for p in parts]))
     x_te, y_te = (torch.from_numpy(a) for a in read_batch(folder / TEST_FILE))
-    # per-channel statistics of the train images, accumulated in float64
+    train, held = split_validation(ArraySplit(x_tr, y_tr), ArraySplit(x_te, y_te),
+                                   validation_fraction, holdout, int(seed))
+    mean, std = _channel_stats(train.x)
+    return DatasetSplits(
+        "cifar10", ArraySplit(train.x, train.y, mean, std),
+        ArraySplit(held.x, held.y, mean, std), 10, (3, 32, 32),
+        meta={"root": str(folder), "classes": CLASSES, "train_batches": int(train_batches),
+              "validation_fraction": validation_fraction, "holdout": holdout, "seed": seed})
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (3, 1, 1) of uint8 images (N, 3, 32, 32), in float64."""
     mean = torch.zeros(3, dtype=torch.float64)
     sq = torch.zeros(3, dtype=torch.float64)
-    for chunk in x_tr.split(5000):
+    for chunk in x.split(5000):
         c = chunk.to(torch.float64)
         mean += c.sum(dim=(0, 2, 3))
         sq += (c * c).sum(dim=(0, 2, 3))
-    n = x_tr.shape[0] * 32 * 32
+    n = x.shape[0] * x.shape[2] * x.shape[3]
     mean /= n
     std = (sq / n - mean**2).clamp_min(0).sqrt()
     std = torch.where(std > 0, std, torch.ones_like(std))
-    mean_b = mean.to(torch.float32).reshape(3, 1, 1)
-    std_b = std.to(torch.float32).reshape(3, 1, 1)
-    return DatasetSplits(
-        "cifar10", ArraySplit(x_tr, y_tr, mean_b, std_b), ArraySplit(x_te, y_te, mean_b, std_b),
-        10, (3, 32, 32), meta={"root": str(folder), "classes": CLASSES,
-                               "train_batches": int(train_batches)})
+    return mean.to(torch.float32).reshape(3, 1, 1), std.to(torch.float32).reshape(3, 1, 1)
 
 
 register_dataset("cifar10", load_cifar10,

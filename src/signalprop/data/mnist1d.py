@@ -19,7 +19,13 @@ import random
 import numpy as np
 import torch
 
-from signalprop.data._base import ArraySplit, DatasetSplits, check_fraction, register_dataset
+from signalprop.data._base import (
+    ArraySplit,
+    DatasetSplits,
+    check_fraction,
+    register_dataset,
+    split_validation,
+)
 
 # The package's defaults (mnist1d.data.get_dataset_args): 5000 examples, 80% for training,
 # seed 42 -- these reproduce the published MNIST-1D set.
@@ -54,6 +60,8 @@ def load_mnist1d(
     train_split: float = 0.8,
     shuffle_seq: bool = False,
     as_signal: bool = False,
+    validation_fraction: float = 0.0,
+    holdout: str = "test",
 ) -> DatasetSplits:
     """MNIST-1D: ``num_samples`` 1-D signals of length 40 in 10 balanced classes.
 
@@ -65,6 +73,11 @@ def load_mnist1d(
         shuffle_seq: apply one fixed random permutation to the 40 positions (the paper's
             test of spatial inductive bias).
         as_signal: return x as (N, 1, 40) for 1-D convolutions instead of (N, 40).
+        validation_fraction: share of each class of the training examples held out for
+            validation (0: none; drawn with ``seed + 1``); the train split is the rest.
+        holdout: the held-out split returned as ``test``: ``"test"`` or ``"validation"``
+            (which needs ``validation_fraction > 0``), e.g. to choose hyperparameters
+            without looking at the test examples.
 
     Returns:
         ``DatasetSplits`` with float32 x (already zero-mean, unit-std over the whole set)
@@ -74,6 +87,8 @@ def load_mnist1d(
         >>> d = load_mnist1d(num_samples=100)
         >>> d.describe()
         'mnist1d: 80 train / 20 test examples of shape (40,), 10 classes'
+        >>> load_mnist1d(validation_fraction=0.2, holdout="validation").describe()
+        'mnist1d: 3200 train / 800 test examples of shape (40,), 10 classes'
 
     References:
         Greydanus, "Scaling down deep learning", arXiv 2011.14439 (2020).
@@ -89,10 +104,13 @@ def load_mnist1d(
         xt = torch.tensor(xs, dtype=torch.float32).reshape(-1, *shape)
         return ArraySplit(xt, torch.tensor(ys, dtype=torch.int64))
 
-    return DatasetSplits("mnist1d", split(x, y), split(x_test, y_test), 10, shape,
+    train, held = split_validation(split(x, y), split(x_test, y_test), validation_fraction,
+                                   holdout, int(seed) + 1)
+    return DatasetSplits("mnist1d", train, held, 10, shape,
                          meta={"seed": seed, "num_samples": num_samples,
                                "train_split": train_split, "shuffle_seq": shuffle_seq,
-                               "source": "mnist1d.data.make_dataset"})
+                               "validation_fraction": validation_fraction,
+                               "holdout": holdout, "source": "mnist1d.data.make_dataset"})
 
 
 register_dataset("mnist1d", load_mnist1d, "MNIST-1D, generated offline by the mnist1d package")

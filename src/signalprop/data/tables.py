@@ -18,8 +18,10 @@ from signalprop.data._base import (
     ArraySplit,
     DatasetSplits,
     check_fraction,
+    check_holdout,
     register_dataset,
     standardize,
+    stratified_split,
 )
 
 # name -> scikit-learn loader function name (all bundled with the package)
@@ -39,28 +41,6 @@ def _sklearn_datasets():  # noqa: ANN202 -- a module
             "pip install 'signalprop[data]' (or pip install scikit-learn)"
         ) from None
     return sklearn.datasets
-
-
-def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    """Indices (train, test) with ``round(test_fraction * n_c)`` test examples of each class.
-
-    Deterministic in ``seed``; both index arrays are sorted.
-
-    Examples:
-        >>> tr, te = stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0.5, seed=0)
-        >>> len(tr), len(te)
-        (4, 4)
-    """
-    check_fraction("test_fraction", test_fraction)
-    rng = np.random.default_rng(seed)
-    test = []
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        k = int(round(test_fraction * len(members)))
-        test.append(rng.permutation(members)[:k])
-    test_idx = np.sort(np.concatenate(test))
-    train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
-    return train_idx, test_idx
 
 
 def _split_tensors(
@@ -99,9 +79,6 @@ def load_table(name: str, seed: int = 0, test_fraction: float = 0.2) -> DatasetS
     return DatasetSplits(name, train, test, int(y.max()) + 1, (x.shape[1],),
                          meta={"seed": seed, "test_fraction": test_fraction,
                                "source": f"sklearn.datasets.{TABLES[name]}"})
-
-
-HOLDOUTS = ("test", "validation")
 
 
 def digits_indices(seed: int = 0, test_fraction: float = 0.2, validation_fraction: float = 0.0
@@ -153,10 +130,7 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2, as_image: bool = Fals
         >>> load_digits(validation_fraction=0.2, holdout="validation").describe()
         'digits: 1151 train / 287 test examples of shape (64,), 10 classes'
     """
-    if holdout not in HOLDOUTS:
-        raise ValueError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
-    if holdout == "validation" and validation_fraction == 0:
-        raise ValueError("holdout='validation' needs validation_fraction > 0, got 0")
+    check_holdout(holdout, validation_fraction)
     bunch = _sklearn_datasets().load_digits()
     x, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target)
     if as_image:

@@ -11,7 +11,14 @@ Example:
     True
 """
 
-from signalprop.experiments._claim import MODES, Claim, ClaimResult, RunContext, Verdict
+from signalprop.experiments._claim import (
+    MODES,
+    Claim,
+    ClaimResult,
+    RunContext,
+    Superseded,
+    Verdict,
+)
 from signalprop.experiments._registry import get_claim, list_claims, register, run_claim
 from signalprop.experiments._stats import diff_se, mean_se, separated
 from signalprop.experiments.summary import find_results, summary_markdown, write_summary
@@ -21,6 +28,7 @@ __all__ = [
     "Claim",
     "ClaimResult",
     "RunContext",
+    "Superseded",
     "Verdict",
     "diff_se",
     "find_results",

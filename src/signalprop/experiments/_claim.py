@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,42 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Superseded:
+    """An earlier design of a claim, with the verdict it got and why the design changed.
+
+    A design flaw found after a run is fixed and rerun, never hidden: the old verdict is
+    kept in the claim's ``history`` and listed under "History" on the results page.
+
+    Attributes:
+        design: which design, and when it was measured ("digits, lr 0.1 for all; 2026-11-30").
+        verdict: "REPRODUCED" or "NOT REPRODUCED", as measured.
+        effect: the measured effect it printed.
+        criterion: its criterion.
+        why_changed: what was wrong with the design (not with the result).
+
+    Examples:
+        >>> old = Superseded("v1 (2099-01-01)", "NOT REPRODUCED", "d = 0.1", "d > 1",
+        ...                  "the task was saturated")
+        >>> old.verdict
+        'NOT REPRODUCED'
+    """
+
+    design: str
+    verdict: str
+    effect: str
+    criterion: str
+    why_changed: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in ("REPRODUCED", "NOT REPRODUCED"):
+            raise ValueError(f"verdict must be 'REPRODUCED' or 'NOT REPRODUCED', "
+                             f"got {self.verdict!r}")
+        for attr in ("design", "effect", "criterion", "why_changed"):
+            if not str(getattr(self, attr)).strip():
+                raise ValueError(f"Superseded.{attr} must not be empty")
+
+
+@dataclass(frozen=True)
 class Claim:
     """A paper's headline claim and the test that decides whether it reproduces.
 
@@ -75,11 +111,16 @@ class Claim:
         statement: the claim, one sentence.
         criterion: the pre-registered test in words, fixed in code before any run and
             never tuned after seeing a result.
-        sizes: mode ("smoke", "quick", "full") -> the experiment's size parameters.
+        sizes: mode ("smoke", "quick", "full") -> the experiment's size parameters. A
+            size may name a ``device`` (a ``TrainConfig`` device, e.g. ``"auto"`` for
+            ``full``): its training sweeps run there (see :class:`RunContext`); measure
+            does not see that key.
         measure: ``measure(ctx, size) -> dict``.
         decide: ``decide(measurements) -> Verdict``.
         figure: ``figure(measurements, path) -> None``.
         quick_minutes: expected ``quick`` wall time on 2 quiet cores.
+        history: earlier designs of this claim and their verdicts (:class:`Superseded`),
+            oldest first.
 
     Examples:
         >>> def measure(ctx, size):
@@ -105,6 +146,7 @@ class Claim:
     measure: Callable[[RunContext, dict[str, Any]], dict[str, Any]] | None = None
     decide: Callable[[dict[str, Any]], Verdict] | None = None
     figure: Callable[[dict[str, Any], Path], None] | None = None
+    history: tuple[Superseded, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower() or " " in self.name or "_" in self.name:
@@ -122,6 +164,8 @@ class Claim:
         if not (self.quick_minutes > 0 and math.isfinite(self.quick_minutes)):
             raise ValueError(f"claim {self.name!r}: quick_minutes must be > 0, "
                              f"got {self.quick_minutes!r}")
+        if not all(isinstance(h, Superseded) for h in self.history):
+            raise ValueError(f"claim {self.name!r}: history must hold Superseded entries")
 
     def result(self, ctx: RunContext) -> ClaimResult:
         """Measure at ``ctx.mode``'s size, decide, draw ``ctx.out / "figure.png"``.
@@ -130,7 +174,11 @@ class Claim:
             RuntimeError: ``decide`` returned something else than a :class:`Verdict`.
         """
         assert self.measure and self.decide and self.figure  # checked in __post_init__
-        measurements = self.measure(ctx, dict(self.sizes[ctx.mode]))
+        size = dict(self.sizes[ctx.mode])
+        device = size.pop("device", None)
+        if device is not None:
+            ctx = replace(ctx, device=device)
+        measurements = self.measure(ctx, size)
         # decide on what result.json will hold, so a stored result re-decides identically
         measurements = as_stored(measurements)
         verdict = self.decide(measurements)
@@ -156,6 +204,8 @@ class RunContext:
         ray_address: run training sweeps as Ray tasks on this cluster instead.
         progress: show progress bars.
         log: where one-line messages go.
+        device: where training sweeps run, for runs whose config names no device
+            (None: the TrainConfig default, cpu); set from the size's ``device``.
 
     Examples:
         >>> ctx = RunContext("smoke", Path("out/nf-spp"), progress=False)
@@ -169,6 +219,7 @@ class RunContext:
     ray_address: str | None = None
     progress: bool = True
     log: Callable[[str], None] = print
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -182,7 +233,8 @@ class RunContext:
         """Run a grid of training runs with :func:`signalprop.sweep.run_sweep`.
 
         Runs go to ``out/sweeps/<name>`` (resumable: finished runs are skipped), in this
-        process or on ``workers`` processes / Ray as the context says.
+        process or on ``workers`` processes / Ray, on the context's ``device`` unless
+        ``base`` names one.
 
         Args:
             name: the sweep's folder name.
@@ -201,6 +253,8 @@ class RunContext:
         from signalprop.sweep import SweepDB, SweepSpec, run_sweep
 
         out = (self.out / "sweeps" / name).resolve()
+        if self.device is not None and "device" not in base:
+            base = {**base, "device": self.device}
         spec = SweepSpec.from_dict({"name": name, "out": str(out), "base": base,
                                     "grid": grid, "seeds": list(seeds)})
         run_sweep(spec, workers=self.workers, ray_address=self.ray_address,

@@ -65,8 +65,19 @@ def gaussian_mlp(depth: int, width: int, sigma_w2: float, sigma_b2: float = 0.0,
     return net
 
 
+def flat_gaussian_mlp(**kwargs: object) -> nn.Sequential:
+    """:func:`gaussian_mlp` after an ``nn.Flatten`` (for image datasets such as CIFAR-10).
+
+    Examples:
+        >>> net = flat_gaussian_mlp(depth=2, width=8, sigma_w2=1.0, in_features=12)
+        >>> net(torch.randn(3, 3, 2, 2)).shape
+        torch.Size([3, 10])
+    """
+    return nn.Sequential(nn.Flatten(), gaussian_mlp(**kwargs))  # type: ignore[arg-type]
+
+
 def snn_mlp(depth: int, width: int, in_features: int, num_classes: int,
-            dropout: float = 0.05) -> nn.Sequential:
+            dropout: float = 0.05, flatten: bool = False) -> nn.Sequential:
     """Self-normalizing MLP (Klambauer et al. 2017): Linear -> SELU -> AlphaDropout blocks,
     LeCun-normal weights, zero biases, a linear head.
 
@@ -76,6 +87,7 @@ def snn_mlp(depth: int, width: int, in_features: int, num_classes: int,
         in_features: input size.
         num_classes: outputs.
         dropout: alpha-dropout rate after every hidden SELU (0 for none).
+        flatten: start with ``nn.Flatten`` (image inputs such as CIFAR-10).
 
     Returns:
         An ``nn.Sequential``.
@@ -87,7 +99,7 @@ def snn_mlp(depth: int, width: int, in_features: int, num_classes: int,
     """
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = [nn.Flatten()] if flatten else []
     fan_in = in_features
     for _ in range(depth):
         layers += [nn.Linear(fan_in, width), nn.SELU()]
@@ -111,7 +123,7 @@ def _he_init(net: nn.Sequential) -> nn.Sequential:
 
 
 def relu_mlp(depth: int, width: int, in_features: int, num_classes: int,
-             batchnorm: bool = False) -> nn.Sequential:
+             batchnorm: bool = False, flatten: bool = False) -> nn.Sequential:
     """ReLU MLP with He-normal weights (N(0, 2 / fan_in)), zero biases, a linear head;
     with ``batchnorm`` each hidden block is Linear -> BatchNorm1d -> ReLU.
 
@@ -121,6 +133,7 @@ def relu_mlp(depth: int, width: int, in_features: int, num_classes: int,
         in_features: input size.
         num_classes: outputs.
         batchnorm: insert BatchNorm1d before every ReLU.
+        flatten: start with ``nn.Flatten`` (image inputs such as CIFAR-10).
 
     Returns:
         An ``nn.Sequential``.
@@ -131,6 +144,8 @@ def relu_mlp(depth: int, width: int, in_features: int, num_classes: int,
         ['Linear', 'BatchNorm1d', 'ReLU']
     """
     layers: OrderedDict[str, nn.Module] = OrderedDict()
+    if flatten:
+        layers["flatten"] = nn.Flatten()
     fan_in = in_features
     for i in range(depth):
         layers[f"fc{i}"] = nn.Linear(fan_in, width)
@@ -142,12 +157,41 @@ def relu_mlp(depth: int, width: int, in_features: int, num_classes: int,
     return _he_init(nn.Sequential(layers))
 
 
+class GhostBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d whose training-mode statistics come from consecutive chunks of ``ghost``
+    examples ("ghost batch norm", Hoffer et al. 2017), so the normalization noise does not
+    change with the batch size; eval mode uses the running statistics as usual (they are
+    updated once per chunk).
+
+    Examples:
+        >>> bn = GhostBatchNorm1d(3, ghost=2)
+        >>> x = torch.tensor([[0.0] * 3, [2.0] * 3, [10.0] * 3, [14.0] * 3])
+        >>> bn(x)[:, 0].tolist()  # each pair normalized on its own
+        [-0.99..., 0.99..., -0.99..., 0.99...]
+    """
+
+    def __init__(self, num_features: int, ghost: int = 64, **kwargs: object) -> None:
+        super().__init__(num_features, **kwargs)  # type: ignore[arg-type]
+        if int(ghost) < 2:
+            raise ValueError(f"ghost must be >= 2 examples, got {ghost!r}")
+        self.ghost = int(ghost)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] <= self.ghost:
+            return super().forward(x)
+        return torch.cat([super(GhostBatchNorm1d, self).forward(c) for c in x.split(self.ghost)])
+
+
 class ResidualBlock(nn.Module):
     """Pre-activation residual MLP block: ``x + scale * Linear(ReLU([BN](x)))``."""
 
-    def __init__(self, width: int, batchnorm: bool, scale: float) -> None:
+    def __init__(self, width: int, batchnorm: bool, scale: float,
+                 ghost: int | None = None) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm1d(width) if batchnorm else nn.Identity()
+        if batchnorm and ghost is not None:
+            self.norm: nn.Module = GhostBatchNorm1d(width, ghost)
+        else:
+            self.norm = nn.BatchNorm1d(width) if batchnorm else nn.Identity()
         self.act = nn.ReLU()
         self.fc = nn.Linear(width, width)
         self.scale = scale
@@ -157,7 +201,8 @@ class ResidualBlock(nn.Module):
 
 
 def relu_resmlp(depth: int, width: int, in_features: int, num_classes: int,
-                batchnorm: bool = False) -> nn.Sequential:
+                batchnorm: bool = False, ghost_batch: int | None = None,
+                flatten: bool = False) -> nn.Sequential:
     """Residual ReLU MLP: a linear stem, ``depth`` pre-activation residual blocks
     ``x + Linear(ReLU([BN](x))) / sqrt(depth)``, then ReLU and a linear head; He-normal
     weights, zero biases.
@@ -172,6 +217,9 @@ def relu_resmlp(depth: int, width: int, in_features: int, num_classes: int,
         in_features: input size.
         num_classes: outputs.
         batchnorm: BatchNorm1d at the start of every branch.
+        ghost_batch: with ``batchnorm``, normalize training batches in chunks of this many
+            examples (:class:`GhostBatchNorm1d`).
+        flatten: start with ``nn.Flatten`` (image inputs such as CIFAR-10).
 
     Returns:
         An ``nn.Sequential`` (stem, blocks, act, head).
@@ -181,9 +229,13 @@ def relu_resmlp(depth: int, width: int, in_features: int, num_classes: int,
         >>> net(torch.randn(5, 4)).shape
         torch.Size([5, 3])
     """
-    layers: OrderedDict[str, nn.Module] = OrderedDict(stem=nn.Linear(in_features, width))
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    if flatten:
+        layers["flatten"] = nn.Flatten()
+    layers["stem"] = nn.Linear(in_features, width)
     for i in range(depth):
-        layers[f"block{i}"] = ResidualBlock(width, batchnorm, 1.0 / math.sqrt(depth))
+        layers[f"block{i}"] = ResidualBlock(width, batchnorm, 1.0 / math.sqrt(depth),
+                                            ghost_batch)
     layers["act"] = nn.ReLU()
     layers["head"] = nn.Linear(width, num_classes)
     return _he_init(nn.Sequential(layers))

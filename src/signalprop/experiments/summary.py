@@ -15,6 +15,8 @@ from signalprop.experiments._registry import RESULT, list_claims
 
 SUMMARY = "SUMMARY.md"
 _HEADER = ("claim", "paper", "verdict", "measured effect", "criterion", "mode", "minutes")
+_HISTORY_HEADER = ("claim", "earlier design", "verdict", "measured effect", "criterion",
+                   "why the design changed")
 
 
 def find_results(folder: str | Path) -> list[ClaimResult]:
@@ -52,8 +54,9 @@ def _cell(text: str) -> str:
 
 
 def summary_markdown(results: list[ClaimResult], title: str = "Reproductions") -> str:
-    """A markdown page: one table row per result, and a "not run" row per registered claim
-    without one.
+    """A markdown page: one table row per result, a "not run" row per registered claim
+    without one, and a "History" table of the earlier designs the claims keep
+    (``Claim.history``), with the verdict each got and why it changed.
 
     Args:
         results: claim results (e.g. from :func:`find_results`).
@@ -96,7 +99,24 @@ def summary_markdown(results: list[ClaimResult], title: str = "Reproductions") -
               "```python", "from signalprop.experiments import list_claims",
               "for claim in list_claims():", "    print(claim.name, '--', claim.criterion)",
               "```", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + _history(list(claims.values())))
+
+
+def _history(claims: list) -> list[str]:
+    """The "History" section: one row per superseded design of every claim that has one."""
+    rows = [(c.name, h) for c in claims for h in c.history]
+    if not rows:
+        return []
+    lines = ["## History", "",
+             "Earlier designs of the claims above, with the verdict each got as measured "
+             "and why the design changed (a design flaw found after a run is fixed and "
+             "rerun; the old verdict stays here).", "",
+             "| " + " | ".join(_HISTORY_HEADER) + " |", "|" + "---|" * len(_HISTORY_HEADER)]
+    for name, h in rows:
+        verdict = f"**{h.verdict}**"
+        cells = [name, h.design, verdict, h.effect, h.criterion, h.why_changed]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines + [""]
 
 
 def write_summary(folder: str | Path, path: str | Path | None = None) -> Path:

@@ -13,6 +13,11 @@ Every measurement has one signature, ``f(model, x, y=None, *, loss_fn=None, <opt
 * ``quantized/``: low-precision networks (``estimator_indicators``);
 * ``regions/``: linear regions counted exactly (``linear_regions``, ``plane_regions``,
   ``region_density``);
+* ``sequence/``: propagation along the sequence and across grids (``spatial_jacobian``;
+  ``length_spp``, which takes an input *maker* rather than an input);
+* ``representations/``: whether embeddings collapse (``collapse``);
+* ``dynamics/``: quantities read from the optimizer (``effective_lr(model, optimizer)``,
+  not a ``(model, x)`` measurement);
 
 and the helpers they share (block discovery, per-example losses, non-finite checks) sit
 here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
@@ -21,6 +26,7 @@ here as private modules. Public names are flat: ``sp.measure.spp``, ``sp.spp``.
 from signalprop._forward import ForwardError
 from signalprop.measure._discovery import Block, BlockPlan, discover_blocks, resolve_blocks
 from signalprop.measure._nonfinite import NonFiniteError
+from signalprop.measure.dynamics import effective_lr
 from signalprop.measure.forward import (
     ChannelMoments,
     channel_moments,
@@ -42,6 +48,8 @@ from signalprop.measure.regions import (
     plane_regions,
     region_density,
 )
+from signalprop.measure.representations import collapse
+from signalprop.measure.sequence import length_spp, spatial_jacobian
 from signalprop.measure.spectra import (
     conv_spectra,
     conv_spectrum,
@@ -64,6 +72,8 @@ MEASUREMENTS = (
     "linear_regions",
     "plane_regions",
     "region_density",
+    "spatial_jacobian",
+    "collapse",
 )
 
 __all__ = [
@@ -76,10 +86,12 @@ __all__ = [
     "NotAffineError",
     "batch_independence",
     "channel_moments",
+    "collapse",
     "confusion_from_gram",
     "conv_spectra",
     "conv_spectrum",
     "discover_blocks",
+    "effective_lr",
     "estimator_indicators",
     "fused_add_available",
     "gradient_confusion",
@@ -88,10 +100,12 @@ __all__ = [
     "hessian_extremes",
     "jacobian_spectrum",
     "lanczos",
+    "length_spp",
     "linear_regions",
     "plane_regions",
     "region_density",
     "residual_add_moments",
     "resolve_blocks",
+    "spatial_jacobian",
     "spp",
 ]

@@ -8,6 +8,9 @@ every branch and a zero classifier (De & Smith, NeurIPS 2020).
 ``norm="fixup"``: :class:`FixupBottleneck` blocks and Fixup initialization (Zhang et al.).
 ``norm="gn_ws"``: GroupNorm -> act -> Weight-Standardized conv, batch-independent
 (Richemond et al. 2020, the BYOL-without-batch-statistics network).
+``layer="phm"`` (with ``norm`` "bn", "none" or "skipinit"): every block convolution is a
+parameterized hypercomplex :class:`~signalprop.nn.PHConv2d` with ``n`` Kronecker terms
+(variance-correct He init; :mod:`signalprop.models.ph_resnet`); "skipinit" is then PHYDI.
 ``norm="nf"``: the NF-ResNet block of Brock, De & Smith (ICLR 2021):
 
     h_{i+1} = h_i + alpha * f_i(h_i / beta_i),   beta_i = sqrt(E[Var h_i])
@@ -38,9 +41,12 @@ from torch import Tensor
 from signalprop import theory
 from signalprop.models._registry import register_model
 from signalprop.models.fixup_bottleneck import FixupBottleneck
+from signalprop.models.ph_resnet import phm_convs_
 from signalprop.nn import (
     BranchTap,
+    DropPath,
     GammaAct,
+    PHConv2d,
     ResidualBlock,
     ScalarBias,
     ScaledStdConv2d,
@@ -64,6 +70,8 @@ PRESETS: dict[str, tuple[int, ...]] = {
     "resnetv2_1000": (83, 83, 83, 84),
 }
 NORMS = ("bn", "none", "nf", "skipinit", "fixup", "gn_ws")
+LAYERS = ("real", "phm")
+_PHM_NORMS = ("bn", "none", "skipinit")  # plain convs to replace (not Scaled WS / Fixup)
 STEMS = ("imagenet", "cifar")
 _STAGE_WIDTHS = (256, 512, 1024, 2048)  # block outputs; bottlenecks are a quarter of these
 _STAGE_STRIDES = (1, 2, 2, 2)
@@ -91,6 +99,10 @@ class ResNetV2Config:
     skipinit_init: float = 0.0  # its initial value (the reference uses 0)
     num_classes: int = 1000
     in_chans: int = 3
+    dropout: float = 0.0  # on the pooled features, before the classifier
+    drop_path: float = 0.0  # stochastic depth of the last block; block i of n: rate * i / n
+    layer: str = "real"  # "phm": PH convolutions in every block
+    n: int = 4  # their hypercomplex dimension
 
 
 def _he_gain(activation: str) -> float:
@@ -116,7 +128,7 @@ class PreActBottleneck(ResidualBlock):
 
     def __init__(
         self, in_ch: int, out_ch: int, stride: int, norm: str, activation: str,
-        skipinit: bool = False, skipinit_init: float = 0.0,
+        skipinit: bool = False, skipinit_init: float = 0.0, drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         mid = out_ch // 4
@@ -143,6 +155,7 @@ class PreActBottleneck(ResidualBlock):
         self.branch_tap = BranchTap()
         skipinit = skipinit or norm == "skipinit"
         self.skip_gain = SkipInit(skipinit_init) if skipinit else None
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
 
     def forward(self, x: Tensor) -> Tensor:
         pre = self.act1(self.norm1(x))
@@ -153,10 +166,12 @@ class PreActBottleneck(ResidualBlock):
         out = self.branch_tap(out)
         if self.skip_gain is not None:
             out = self.skip_gain(out)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
         return self.residual_add(shortcut, out)
 
     def adds_tapped_branch(self) -> bool:
-        return self.skip_gain is None
+        return self.skip_gain is None and self.drop_path is None
 
 
 class NFBottleneck(ResidualBlock):
@@ -187,7 +202,7 @@ class NFBottleneck(ResidualBlock):
     def __init__(
         self, in_ch: int, out_ch: int, stride: int, beta: float, alpha: float,
         activation: str, expected_var: float, skipinit: bool = False,
-        skipinit_init: float = 0.0,
+        skipinit_init: float = 0.0, drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         mid = out_ch // 4
@@ -211,6 +226,7 @@ class NFBottleneck(ResidualBlock):
         )
         self.branch_tap = BranchTap()
         self.skip_gain = SkipInit(skipinit_init) if skipinit else None
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.act1(x if self.input_scale == 1.0 else x * self.input_scale)
@@ -221,10 +237,12 @@ class NFBottleneck(ResidualBlock):
         out = self.branch_tap(out)
         if self.skip_gain is not None:
             out = self.skip_gain(out)
+        if self.drop_path is not None:
+            out = self.drop_path(out)
         return self.residual_add(shortcut, out, self.alpha)
 
     def adds_tapped_branch(self) -> bool:
-        return self.skip_gain is None
+        return self.skip_gain is None and self.drop_path is None
 
     def extra_repr(self) -> str:
         return f"beta={self.beta:.4f}, alpha={self.alpha:g}, expected_var={self.expected_var:.4f}"
@@ -235,7 +253,7 @@ class ResNetV2(nn.Module):
 
     Module layout: ``stem`` -> ``stages.{s}.{b}`` (blocks) -> ``final_norm`` ->
     ``final_act`` -> global average pool -> ``head_bias`` (Fixup's scalar, else identity)
-    -> ``fc``.
+    -> ``dropout`` -> ``fc``.
 
     Examples:
         >>> cfg = ResNetV2Config(depths=(1, 1), norm="nf", stem="cifar", width=0.25, num_classes=5)
@@ -271,24 +289,28 @@ class ResNetV2(nn.Module):
             self.default_input_shape = (cfg.in_chans, 32, 32)
 
         stages = []
-        in_ch, expected_var = stem_ch, 1.0
+        in_ch, expected_var, index, total = stem_ch, 1.0, 0, sum(cfg.depths)
         for depth, out_w, stride in zip(cfg.depths, _STAGE_WIDTHS, _STAGE_STRIDES):
             out_ch = max(4, round(out_w * cfg.width))
             blocks = []
             for b in range(depth):
                 s = stride if b == 0 else 1
+                drop = cfg.drop_path * index / total  # the reference's linear schedule
+                index += 1
                 if nf:
                     beta = math.sqrt(expected_var)
                     # A transition's shortcut sees unit-variance input: reset, then grow.
                     expected_var = (1.0 if b == 0 else expected_var) + cfg.alpha**2
                     blk: ResidualBlock = NFBottleneck(
                         in_ch, out_ch, s, beta, cfg.alpha, cfg.activation, expected_var,
-                        cfg.skipinit, cfg.skipinit_init)
+                        cfg.skipinit, cfg.skipinit_init, drop)
                 elif cfg.norm == "fixup":
+                    if drop > 0:
+                        raise ValueError("drop_path is not available for Fixup blocks")
                     blk = FixupBottleneck(in_ch, out_ch, s, cfg.activation)
                 else:
                     blk = PreActBottleneck(in_ch, out_ch, s, cfg.norm, cfg.activation,
-                                           cfg.skipinit, cfg.skipinit_init)
+                                           cfg.skipinit, cfg.skipinit_init, drop)
                 blocks.append(blk)
                 in_ch = out_ch
             stages.append(nn.Sequential(*blocks))
@@ -299,9 +321,12 @@ class ResNetV2(nn.Module):
         self.final_norm = final_norms.get(cfg.norm, nn.Identity)()
         self.final_act = GammaAct(cfg.activation) if nf else make_activation(cfg.activation)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         # Fixup: a scalar bias before the classifier too.
         self.head_bias = ScalarBias() if cfg.norm == "fixup" else nn.Identity()
         self.fc = nn.Linear(in_ch, cfg.num_classes)
+        if cfg.layer == "phm":
+            phm_convs_(self.stages, cfg.n, gain=_he_gain(cfg.activation))
 
     def reset_parameters(self) -> None:
         """(Re-)initialise every parameter and buffer.
@@ -323,7 +348,7 @@ class ResNetV2(nn.Module):
                 nn.init.normal_(m.weight, std=gain / math.sqrt(m.weight[0].numel()))
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, SkipInit, ScalarBias)):
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, SkipInit, ScalarBias, PHConv2d)):
                 m.reset_parameters()
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
@@ -377,7 +402,7 @@ class ResNetV2(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.final_act(self.final_norm(self.forward_features(x)))
-        return self.fc(self.head_bias(torch.flatten(self.pool(x), 1)))
+        return self.fc(self.dropout(self.head_bias(torch.flatten(self.pool(x), 1))))
 
 
 def _choose(name: str, value: str, valid: Sequence[str]) -> str:
@@ -398,6 +423,10 @@ def resnetv2(
     skipinit_init: float = 0.0,
     num_classes: int = 1000,
     in_chans: int = 3,
+    dropout: float = 0.0,
+    drop_path: float = 0.0,
+    layer: str = "real",
+    n: int = 4,
     device: torch.device | str | None = None,
 ) -> ResNetV2:
     """Build a pre-activation bottleneck ResNet-V2.
@@ -419,6 +448,13 @@ def resnetv2(
             paper's signal propagation plots).
         num_classes: classifier outputs.
         in_chans: input channels.
+        dropout: dropout rate on the pooled features before the classifier (NF-ResNets'
+            regularizer, with ``drop_path``; Brock, De & Smith 2021).
+        drop_path: stochastic depth (:class:`signalprop.nn.DropPath`) of the last block;
+            block i of n drops its branch with probability ``drop_path * i / n``.
+        layer: ``"real"`` or ``"phm"`` (PH convolutions with ``n`` terms in every block
+            whose channels ``n`` divides; the stem and classifier stay real).
+        n: the PH convolutions' hypercomplex dimension.
         device: where to allocate the parameters (default: torch's default device).
 
     Returns:
@@ -446,10 +482,21 @@ def resnetv2(
     theory.get_activation(activation)  # unknown names list the valid ones
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width}")
+    _choose("layer", layer, LAYERS)
+    if layer == "phm" and norm not in _PHM_NORMS:
+        raise ValueError(f"layer='phm' needs norm in {', '.join(_PHM_NORMS)}, got {norm!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
     if num_classes < 1 or in_chans < 1:
         raise ValueError(f"num_classes and in_chans must be >= 1, got {num_classes}, {in_chans}")
+    for name, rate in (("dropout", dropout), ("drop_path", drop_path)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {rate!r}")
+    if norm == "fixup" and drop_path > 0:
+        raise ValueError("drop_path is not available for norm='fixup'")
     cfg = ResNetV2Config(tuple(depths), norm, activation, float(width), stem, float(alpha),
-                         bool(skipinit), float(skipinit_init), int(num_classes), int(in_chans))
+                         bool(skipinit), float(skipinit_init), int(num_classes), int(in_chans),
+                         float(dropout), float(drop_path), layer, n)
     return ResNetV2(cfg, device=device)
 
 

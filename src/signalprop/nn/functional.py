@@ -8,7 +8,7 @@ Examples:
 """
 
 from signalprop.nn.normfree import standardize_weight
-from signalprop.nn.quantized._quantizer import round_to_grid
+from signalprop.nn.quantized._rounding import round_to_grid, round_to_grid_
 from signalprop.nn.quantized._surrogate import sign_surrogate
 
-__all__ = ["round_to_grid", "sign_surrogate", "standardize_weight"]
+__all__ = ["round_to_grid", "round_to_grid_", "sign_surrogate", "standardize_weight"]

@@ -1,4 +1,5 @@
-"""Learnable scalars on residual branches (SkipInit; De & Smith, NeurIPS 2020)."""
+"""Learnable scalars on residual branches (SkipInit; De & Smith, NeurIPS 2020), and
+stochastic depth on them (DropPath)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,48 @@ class ResidualBlock(nn.Module):
             False
         """
         return False
+
+
+class DropPath(nn.Module):
+    """Stochastic depth on a residual branch: in training, each example's branch is
+    dropped (set to 0) with probability ``p`` and kept ones are scaled by 1 / (1 - p).
+
+    The branch's mean over the drop is unchanged, E[out] = f(x); its second moment grows to
+    E[f(x)^2] / (1 - p). In eval mode, and at ``p = 0``, it is the identity. The drop
+    draws from torch's global generator, so a seeded run is reproducible.
+
+    Args:
+        p: drop probability, in [0, 1).
+
+    Examples:
+        >>> drop = DropPath(0.5)
+        >>> out = drop(torch.ones(1000, 4))  # each row is all 0 or all 2
+        >>> sorted(set(out.flatten().tolist()))
+        [0.0, 2.0]
+        >>> torch.equal(drop.eval()(torch.ones(3, 4)), torch.ones(3, 4))
+        True
+
+    References:
+        Huang, Sun, Liu, Sedra & Weinberger, "Deep networks with stochastic depth", ECCV
+        2016 (arXiv 1603.09382); NF-ResNets use it with a rate growing linearly with the
+        block index (Brock, De & Smith, ICLR 2021).
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        shape = (x.shape[0],) + (1,) * (x.dim() - 1)  # one draw per example
+        keep = torch.rand(shape, device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
 
 
 class ScalarBias(nn.Module):

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from signalprop.nn.quantized import quantized_layers, round_to_grid
+from signalprop.nn.quantized import quantized_layers, round_to_grid, round_to_grid_
 from signalprop.optim._wrapper import OptimizerWrapper
 
 MODES = ("bc", "sr", "r")
@@ -106,6 +106,7 @@ class QuantizedTraining(OptimizerWrapper):
                              f"QuantizedTraining; mixing schemes on one model is refused "
                              f"(release() the other wrapper first)")
         self._generators: dict[str, torch.Generator] = {}
+        self._scratch: dict[tuple[torch.device, torch.dtype], Tensor] = {}
         for _, m in self._layers:
             m.training_scheme = mode
         if mode != "bc":
@@ -158,13 +159,30 @@ class QuantizedTraining(OptimizerWrapper):
 
     @torch.no_grad()
     def round_weights(self) -> None:
-        """Round every quantized weight onto its grid (SR: stochastically, unbiased)."""
+        """Round every quantized weight onto its grid (SR: stochastically, unbiased).
+
+        In place, layer by layer; SR draws each layer's random numbers into one scratch
+        buffer per device and dtype (the size of the largest layer), so a step allocates
+        nothing and the draws are those of :func:`round_to_grid` layer after layer.
+        """
         stochastic = self.mode == "sr"
         for _, m in self._layers:
             w = m.weight
-            gen = self._generator(w.device) if stochastic else None
-            w.copy_(round_to_grid(w, m.grid_unit, m.weight_levels, stochastic=stochastic,
-                                  generator=gen))
+            gen = noise = None
+            if stochastic:
+                gen, noise = self._generator(w.device), self._noise(w)
+            round_to_grid_(w, m.grid_unit, m.weight_levels, stochastic=stochastic,
+                           generator=gen, noise=noise)
+
+    def _noise(self, w: Tensor) -> Tensor:
+        """A view of the scratch buffer for w's random numbers (allocated at first use)."""
+        key = (w.device, w.dtype)
+        buf = self._scratch.get(key)
+        if buf is None:
+            size = max(m.weight.numel() for _, m in self._layers
+                       if (m.weight.device, m.weight.dtype) == key)
+            buf = self._scratch[key] = torch.empty(size, device=w.device, dtype=w.dtype)
+        return buf[:w.numel()].view(w.shape)
 
     def release(self) -> None:
         """Hand the layers back (they quantize their weights again in forward; SR / R

@@ -22,6 +22,13 @@ Thresholds (module constants, so a test or a caller can read them):
 * non-finite values: any NaN/Inf in a block output or its gradient.
 * batch dependence: the batch-independence leak exceeds its tolerance.
 
+Whether the model is *residual* comes from what its forward showed (``SPPResult.skips``:
+the blocks that add a skip connection), never from how its modules are named or wrapped;
+the explanation of a gradient problem looks at where the change happens (see
+:mod:`signalprop.report._causes`). A fix line is shown only when it applies to the model
+(``fixes``, from :func:`signalprop.report._fixes.applicable_fixes`: each fix is tried on a
+copy); otherwise the diagnosis says why none does.
+
 Examples:
     >>> from signalprop.results import BlockStats, SPPResult
     >>> res = SPPResult("toy", [BlockStats("b0", 0, 0.1, 1.0), BlockStats("b1", 1, 3.0, 2.0),
@@ -34,66 +41,46 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Mapping, Sequence
 
+from signalprop.report._causes import (
+    BRANCH_ADVICE,
+    CRITICAL,
+    FIX_NORMFREE,
+    NORMFREE,
+    choose_fix,
+    fix_critical,
+    is_residual,
+)
+from signalprop.report._finding import (
+    GRADIENT_CHI_LIMIT,
+    GRADIENT_RATIO_LIMIT,
+    MEAN_SHIFT_RATIO,
+    VARIANCE_GROWTH_LIMIT,
+    Diagnosis,
+)
+from signalprop.report._gradient_diagnosis import diagnose_gradients, gradient_norms
 from signalprop.results import BatchIndependenceResult, GradSPPResult, SPPResult
 
-MEAN_SHIFT_RATIO = 1.0
-VARIANCE_GROWTH_LIMIT = 4.0
-GRADIENT_RATIO_LIMIT = 10.0
-GRADIENT_CHI_LIMIT = 1.5
+__all__ = [
+    "FIX_NORMFREE",
+    "GRADIENT_CHI_LIMIT",
+    "GRADIENT_RATIO_LIMIT",
+    "MEAN_SHIFT_RATIO",
+    "VARIANCE_GROWTH_LIMIT",
+    "Diagnosis",
+    "diagnose",
+    "diagnose_batch_dependence",
+    "diagnose_gradients",
+    "diagnose_mean_shift",
+    "diagnose_nonfinite",
+    "diagnose_variance_growth",
+    "fix_critical",
+    "gradient_norms",
+]
 
-#: The one-line fixes, by what they change.
-#: NF conversion: Scaled WS convolutions, NF scaling (alpha, beta) and SkipInit gains at 0.
-FIX_NORMFREE = "model, conversion = sp.convert.to_normfree(model)"
-
-
-def fix_critical(activation: str) -> str:
-    """The one-line critical initialization for ``activation``.
-
-    Examples:
-        >>> fix_critical("tanh")
-        'sp.nn.init.critical_(model, "tanh")'
-    """
-    return f'sp.nn.init.critical_(model, "{activation}")'
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """One finding of the report.
-
-    Attributes:
-        kind: ``"mean_shift"``, ``"variance_growth"``, ``"exploding_gradients"``,
-            ``"vanishing_gradients"``, ``"nonfinite"`` or ``"batch_dependence"``.
-        title: a few plain words, e.g. ``"mean shift"``.
-        message: what was seen, with the numbers.
-        threshold: the rule that fired, with its value.
-        block: where it starts (a module name), or ``None`` for the whole model.
-        fix_code: one line of signalprop code that applies the fix.
-
-    Examples:
-        >>> from signalprop.results import BlockStats, SPPResult
-        >>> res = SPPResult("r", [BlockStats(f"b{i}", i, 0.0, 2.0**i) for i in range(4)])
-        >>> d = diagnose(res, activation="tanh")[0]  # a plain tanh network
-        >>> d.kind, d.block, d.fix_code
-        ('variance_growth', 'b3', 'sp.nn.init.critical_(model, "tanh")')
-        >>> d.threshold
-        "avg_var > 4 x the first block's (VARIANCE_GROWTH_LIMIT)"
-    """
-
-    kind: str
-    title: str
-    message: str
-    threshold: str
-    block: str | None
-    fix_code: str
-
-    def __str__(self) -> str:
-        where = f" from block '{self.block}'" if self.block else ""
-        return (f"{self.title}{where}: {self.message} [{self.threshold}]\n"
-                f"    fix: {self.fix_code}")
-
+Fixes = Mapping[str, str | None] | None
 
 def _persistent_from(flags: Sequence[bool]) -> int | None:
     """The first index from which every flag is True, or None when the last is False."""
@@ -110,11 +97,16 @@ def _finite(v: float | None) -> bool:
     return v is not None and math.isfinite(v)
 
 
-def diagnose_mean_shift(res: SPPResult) -> Diagnosis | None:
+def diagnose_mean_shift(res: SPPResult, fixes: Fixes = None) -> Diagnosis | None:
     """Mean shift: avg_sq_mean > ``MEAN_SHIFT_RATIO`` * avg_var from some block to the end.
+
+    Blocks whose channel variance is exactly 0 cannot show a mean shift (one value per
+    channel: a batch of one example with (N, C) outputs), and a batch of one example
+    gives a warning: its channel statistics are one example's, not the batch's.
 
     Args:
         res: a measured forward SPP.
+        fixes: which fixes apply (see the module docstring); None: not checked.
 
     Returns:
         A ``"mean_shift"`` :class:`Diagnosis` naming the first block of that run, or None.
@@ -125,28 +117,45 @@ def diagnose_mean_shift(res: SPPResult) -> Diagnosis | None:
         >>> diagnose_mean_shift(ok) is None
         True
     """
-    recs = [r for r in res.records if r.finite]
+    if res.input_shape and res.input_shape[0] == 1:
+        warnings.warn("the SPP was measured on a batch of one example: channel statistics "
+                      "of (N, C) outputs have variance 0 by construction; measure a batch "
+                      "of several examples for the mean-shift diagnosis", stacklevel=2)
+    recs = [r for r in res.records if r.finite and r.avg_var > 0]
     flags = [r.avg_sq_mean > MEAN_SHIFT_RATIO * r.avg_var for r in recs]
     start = _persistent_from(flags)
     if start is None:
         return None
     first, last = recs[start], recs[-1]
+    fix, why = choose_fix([NORMFREE], fixes, None)
+    shared = ("every example's and every position's features share a growing offset: the "
+              "representations become alike (in transformers: rank collapse)"
+              if res.channel_dim == -1 else "every example's features share a growing offset")
+    if fix:
+        cure = "Scaled Weight Standardization removes it (NF conversion)."
+    elif is_residual(res):
+        cure = (f"No automatic fix applies ({why}); smaller residual branches keep every "
+                f"block closer to the identity, so the offset grows more slowly: "
+                f"{BRANCH_ADVICE}.")
+    else:
+        cure = f"No automatic fix applies ({why})."
     return Diagnosis(
         "mean_shift", "mean shift",
         f"the squared channel mean exceeds the channel variance from block {first.index} "
-        f"('{first.name}': {first.avg_sq_mean:.3g} > {first.avg_var:.3g}) to the last block "
-        f"({last.avg_sq_mean:.3g} vs {last.avg_var:.3g}); every example's features share a "
-        "growing offset. Use Scaled Weight Standardization (NF conversion).",
+        f"('{first.name}': {first.avg_sq_mean:.4g} > {first.avg_var:.4g}) to the last block "
+        f"({last.avg_sq_mean:.4g} vs {last.avg_var:.4g}); {shared}. {cure}",
         f"avg_sq_mean > {MEAN_SHIFT_RATIO:g} x avg_var (MEAN_SHIFT_RATIO) from a block onward",
-        first.name, FIX_NORMFREE)
+        first.name, fix)
 
 
-def diagnose_variance_growth(res: SPPResult, activation: str | None = None) -> Diagnosis | None:
+def diagnose_variance_growth(res: SPPResult, activation: str | None = None,
+                             fixes: Fixes = None) -> Diagnosis | None:
     """Variance growing with depth: avg_var > ``VARIANCE_GROWTH_LIMIT`` x the first block's.
 
     Args:
         res: a measured forward SPP (blocks with a residual branch have ``res_var``).
         activation: the model's activation: a plain network's fix is its critical init.
+        fixes: which fixes apply (see the module docstring); None: not checked.
 
     Returns:
         A ``"variance_growth"`` :class:`Diagnosis` naming the first block past the limit,
@@ -165,111 +174,31 @@ def diagnose_variance_growth(res: SPPResult, activation: str | None = None) -> D
     over = next((r for r in recs[1:] if r.avg_var > VARIANCE_GROWTH_LIMIT * base), None)
     if over is None:
         return None
-    residual = any(r.res_var is not None for r in res.records)
-    cause = ("unnormalized residual branches add their variance at every block: use NF "
-             "scaling (beta, alpha) or SkipInit" if residual else
-             "each layer multiplies the variance: use a critical initialization")
+    residual = is_residual(res)
+    fix, why = choose_fix([NORMFREE] if residual or not activation else [CRITICAL, NORMFREE],
+                          fixes, activation)
+    if residual:
+        cause = ("the residual branches add their variance at every block (the forward "
+                 "showed skip connections in " + _count(res.skips, res) + "): "
+                 + ("use NF scaling (beta, alpha) and SkipInit gains" if fix else
+                    f"no automatic fix applies ({why}); {BRANCH_ADVICE}"))
+    else:
+        cause = ("each layer multiplies the variance (the forward showed no skip "
+                 "connection): " + ("use a critical initialization" if fix else
+                                    f"no automatic fix applies ({why})"))
     return Diagnosis(
         "variance_growth", "variance growing with depth",
         f"the average channel variance grows from {base:.3g} at '{recs[0].name}' to "
         f"{over.avg_var:.3g} at block {over.index} ('{over.name}') and "
         f"{recs[-1].avg_var:.3g} at the last block; {cause}.",
         f"avg_var > {VARIANCE_GROWTH_LIMIT:g} x the first block's (VARIANCE_GROWTH_LIMIT)",
-        over.name, FIX_NORMFREE if residual or not activation else fix_critical(activation))
+        over.name, fix)
 
 
-def gradient_norms(res: GradSPPResult, numel: Sequence[int] | None = None) -> list[float | None]:
-    """Per-example squared gradient norm at each block: (var + sq_mean) x elements per
-    example (per element when ``numel`` is None), ``None`` where not finite.
-
-    Examples:
-        >>> from signalprop.results import GradBlockStats, GradSPPResult
-        >>> g = GradSPPResult("g", [GradBlockStats("a", 0, 0.5, 1.5)])
-        >>> gradient_norms(g, [10])
-        [20.0]
-    """
-    out: list[float | None] = []
-    for i, r in enumerate(res.records):
-        v, m = r.grad_avg_var, r.grad_avg_sq_mean
-        if r.nonfinite or not (_finite(v) and _finite(m)):
-            out.append(None)
-        else:
-            out.append((v + m) * (numel[i] if numel is not None else 1))
-    return out
-
-
-def diagnose_gradients(
-    res: GradSPPResult,
-    numel: Sequence[int] | None = None,
-    *,
-    activation: str | None = None,
-    critical_sigma_w2: float | None = None,
-    theory_chi_1: float | None = None,
-    residual: bool = False,
-) -> Diagnosis | None:
-    """Exploding or vanishing gradients between the last block and the first.
-
-    ratio = |g_first|^2 / |g_last|^2 (per-example squared norms, see
-    :func:`gradient_norms`) and chi = ratio ** (1 / (n - 1)) over n blocks; fires when
-    ratio > ``GRADIENT_RATIO_LIMIT`` and chi > ``GRADIENT_CHI_LIMIT`` (exploding toward
-    the input), or the reciprocal conditions (vanishing).
-
-    Args:
-        res: a measured gradient SPP.
-        numel: elements per example of each block's output (for blocks of different sizes).
-        activation: the model's activation, named in the message and the fix.
-        critical_sigma_w2: the critical sigma_w^2 of that activation, for the message.
-        theory_chi_1: mean-field chi_1 of the model's initialization, for the message.
-        residual: the model has residual blocks (the fix is NF conversion, not an init).
-
-    Returns:
-        An ``"exploding_gradients"`` or ``"vanishing_gradients"`` :class:`Diagnosis`, or None.
-
-    Examples:
-        >>> from signalprop.results import GradBlockStats, GradSPPResult
-        >>> g = GradSPPResult("g", [GradBlockStats(f"fc{i}", i, 0.0, 4.0 ** (3 - i))
-        ...                         for i in range(4)])
-        >>> diagnose_gradients(g, activation="relu").kind
-        'exploding_gradients'
-    """
-    norms = gradient_norms(res, numel)
-    pairs = [(r, n) for r, n in zip(res.records, norms) if n is not None]
-    if len(pairs) < 2 or pairs[-1][1] <= 0 or pairs[0][1] <= 0:
-        return None
-    (first, g0), (last, g1) = pairs[0], pairs[-1]
-    ratio = g0 / g1
-    chi = ratio ** (1.0 / (len(pairs) - 1))
-    if ratio > GRADIENT_RATIO_LIMIT and chi > GRADIENT_CHI_LIMIT:
-        kind, title = "exploding_gradients", "exploding gradients"
-        past = [r for r, n in pairs if n / g1 > GRADIENT_RATIO_LIMIT]
-    elif ratio < 1 / GRADIENT_RATIO_LIMIT and chi < 1 / GRADIENT_CHI_LIMIT:
-        kind, title = "vanishing_gradients", "vanishing gradients"
-        past = [r for r, n in pairs if n / g1 < 1 / GRADIENT_RATIO_LIMIT]
-    else:
-        return None
-    # where it happens: going back from the output, the first block past the limit
-    worst = past[-1]
-    theory = f" Mean-field chi_1 of this initialization is {theory_chi_1:.3g}." \
-        if theory_chi_1 is not None else ""
-    if residual:
-        crit = (" Residual branches that are not scaled down multiply the gradient at "
-                "every block.")
-    elif activation and critical_sigma_w2 is not None:
-        crit = (f" Critical initialization for {activation} is sigma_w^2 = "
-                f"{critical_sigma_w2:.4g} (chi_1 = 1).")
-    else:
-        crit = ""
-    fix = FIX_NORMFREE if residual or not activation else fix_critical(activation)
-    return Diagnosis(
-        kind, title,
-        f"the per-example squared gradient norm changes by a factor {ratio:.3g} from the "
-        f"last block ('{last.name}') back to the first ('{first.name}'), by more than "
-        f"{GRADIENT_RATIO_LIMIT:g}x already at block {worst.index} ('{worst.name}'): about "
-        f"{chi:.3g} per block, chi_1 far from 1.{theory}{crit}",
-        f"ratio outside [1/{GRADIENT_RATIO_LIMIT:g}, {GRADIENT_RATIO_LIMIT:g}] "
-        f"(GRADIENT_RATIO_LIMIT) and per-block chi outside [1/{GRADIENT_CHI_LIMIT:g}, "
-        f"{GRADIENT_CHI_LIMIT:g}] (GRADIENT_CHI_LIMIT)",
-        worst.name, fix)
+def _count(skips: Mapping[str, str] | None, res: SPPResult) -> str:
+    if skips is None:
+        return "some blocks"
+    return f"{len(skips)} of the {len({r.name.split('#')[0] for r in res.records})} blocks"
 
 
 def diagnose_nonfinite(res: SPPResult, grad: GradSPPResult | None = None, *,
@@ -307,7 +236,8 @@ def diagnose_nonfinite(res: SPPResult, grad: GradSPPResult | None = None, *,
         "any NaN/Inf value", bad.name, fix_code)
 
 
-def diagnose_batch_dependence(ind: BatchIndependenceResult) -> Diagnosis | None:
+def diagnose_batch_dependence(ind: BatchIndependenceResult, fixes: Fixes = None
+                              ) -> Diagnosis | None:
     """Batch dependence: one example's input changes the others' outputs.
 
     The module type where the leak starts is read from ``ind.meta["first_leak_type"]``
@@ -315,6 +245,7 @@ def diagnose_batch_dependence(ind: BatchIndependenceResult) -> Diagnosis | None:
 
     Args:
         ind: a batch-independence result.
+        fixes: which fixes apply (see the module docstring); None: not checked.
 
     Returns:
         A ``"batch_dependence"`` :class:`Diagnosis`, or None when independent.
@@ -335,13 +266,15 @@ def diagnose_batch_dependence(ind: BatchIndependenceResult) -> Diagnosis | None:
     kind_of = (ind.meta.get("first_leak_type") or {}).get(mode)
     title = f"batch dependence through {kind_of}" if kind_of else "batch dependence"
     leaks = ", ".join(f"{m} mode {ind.leak[m]:.3g}" for m in modes)
+    fix, why = choose_fix([NORMFREE], fixes, None)
     return Diagnosis(
         "batch_dependence", title,
         f"perturbing one example moves the others' outputs (leak {leaks})"
         + (f", first in '{module}'" if module else "")
         + "; the model's output for one example depends on the rest of the batch. "
-        "Normalizer-free networks (or GroupNorm + WS) are batch-independent.",
-        f"leak > tolerance {ind.tolerance:g}", module, FIX_NORMFREE)
+        "Normalizer-free networks (or GroupNorm + WS) are batch-independent."
+        + ("" if fix else f" No automatic fix applies: {why}."),
+        f"leak > tolerance {ind.tolerance:g}", module, fix)
 
 
 def diagnose(
@@ -353,6 +286,8 @@ def diagnose(
     activation: str | None = None,
     critical_sigma_w2: float | None = None,
     theory_chi_1: float | None = None,
+    shapes: Sequence[tuple[int, ...]] | None = None,
+    fixes: Fixes = None,
 ) -> list[Diagnosis]:
     """Every diagnosis that fires, in the order: non-finite, mean shift, variance growth,
     gradients, batch dependence.
@@ -365,6 +300,9 @@ def diagnose(
         activation: the model's activation name, if known.
         critical_sigma_w2: its critical sigma_w^2, if known.
         theory_chi_1: mean-field chi_1 of the model's initialization, if known.
+        shapes: per-example output shape of each forward block, if known.
+        fixes: which fixes apply (fix name -> None or the reason it does not; see
+            :func:`signalprop.report._fixes.applicable_fixes`); None: not checked.
 
     Returns:
         A list of :class:`Diagnosis` (empty: nothing found).
@@ -374,15 +312,16 @@ def diagnose(
         >>> diagnose(SPPResult("ok", [BlockStats("a", 0, 0.0, 1.0), BlockStats("b", 1, 0.0, 1.0)]))
         []
     """
-    residual = any(r.res_var is not None for r in spp.records)
-    plain_fix = fix_critical(activation) if activation and not residual else FIX_NORMFREE
+    residual = is_residual(spp)
+    plain_fix, _ = choose_fix([CRITICAL, NORMFREE] if activation and not residual
+                              else [NORMFREE], fixes, activation)
     found = [
         diagnose_nonfinite(spp, grad, fix_code=plain_fix),
-        diagnose_mean_shift(spp),
-        diagnose_variance_growth(spp, activation),
+        diagnose_mean_shift(spp, fixes),
+        diagnose_variance_growth(spp, activation, fixes),
         diagnose_gradients(grad, numel, activation=activation,
                            critical_sigma_w2=critical_sigma_w2, theory_chi_1=theory_chi_1,
-                           residual=residual) if grad is not None else None,
-        diagnose_batch_dependence(independence) if independence is not None else None,
+                           spp=spp, shapes=shapes, fixes=fixes) if grad is not None else None,
+        diagnose_batch_dependence(independence, fixes) if independence is not None else None,
     ]
     return [d for d in found if d is not None]

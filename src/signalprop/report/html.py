@@ -78,11 +78,13 @@ def _diagnoses(diags: list[dg.Diagnosis]) -> str:
     for d in diags:
         where = f" <span class=\"meta\">from block <code>{escape(d.block)}</code></span>" \
             if d.block else ""
+        fix = (f"<p>Fix:</p><pre><code>{escape(d.fix_code)}</code></pre>" if d.fix_code else
+               "<p>Fix: no automatic fix applies to this model (the text above says why "
+               "and what to change by hand).</p>")
         parts.append(
             f"<div class=\"diag\" data-kind=\"{escape(d.kind)}\"><h3>{escape(d.title)}{where}"
             f"</h3><p>{escape(d.message)}</p><p class=\"meta\">Triggered by: "
-            f"{escape(d.threshold)}</p><p>Fix:</p><pre><code>{escape(d.fix_code)}</code></pre>"
-            "</div>")
+            f"{escape(d.threshold)}</p>{fix}</div>")
     return "".join(parts)
 
 
@@ -94,12 +96,18 @@ def _summary(m: Measurements) -> str:
         ("depth (blocks measured)", s.get("depth")),
         ("block types", types),
         ("how the blocks were found", s.get("discovery") or "-"),
+        ("skip connections (measured on the forward)", s.get("skips") or "-"),
         ("activation", s.get("activation") or "unknown"),
         ("critical sigma_w^2 for it", s.get("critical_sigma_w2")),
         ("mean-field chi_1 of its init", s.get("theory_chi_1")),
-        ("input batch", "x".join(str(d) for d in s.get("input_shape", ()))),
+        ("input batch", s.get("input") or "x".join(str(d) for d in s.get("input_shape")
+                                                    or ())),
+        ("channel axis of the block outputs",
+         f"{s['channel_dim']} ({s.get('channel_dim_reason', '')})" if "channel_dim" in s
+         else "1"),
         ("mode measured", s.get("mode")),
     ]
+    rows += [(f"fix: {k}", v) for k, v in (s.get("fixes") or {}).items()]
     return table(["property", "value"], rows)
 
 

@@ -8,6 +8,8 @@ prediction on a measurement without glue code.
 """
 
 from signalprop.results._base import Result, write_csv
+from signalprop.results.collapse import CollapseResult
+from signalprop.results.compression import CompressionPlan, LatencyTable
 from signalprop.results.confusion import ConfusionResult
 from signalprop.results.conv_spectra import (
     ConvLayerSpectrum,
@@ -15,6 +17,7 @@ from signalprop.results.conv_spectra import (
     ConvSpectrumResult,
     Existence,
 )
+from signalprop.results.effective_lr import EffectiveLRResult, ParamLR
 from signalprop.results.grad_spp import GradBlockStats, GradSPPResult, chi_prediction
 from signalprop.results.gram import GramResult
 from signalprop.results.independence import BatchIndependenceResult
@@ -29,12 +32,17 @@ from signalprop.results.regions import (
     RegionDensityResult,
     RegionsResult,
 )
+from signalprop.results.sequence import LengthBlockStats, LengthSPPResult, SpatialJacobianResult
 from signalprop.results.spectra import HessianExtremesResult, JacobianSpectrumResult
 from signalprop.results.spp import BlockStats, SPPResult
 
 __all__ = [
     "BatchIndependenceResult",
     "BlockStats",
+    "CollapseResult",
+    "ConfusionResult",
+    "EffectiveLRResult",
+    "CompressionPlan",
     "ConfusionResult",
     "EstimatorIndicatorsResult",
     "ConvLayerSpectrum",
@@ -46,6 +54,10 @@ __all__ = [
     "GramResult",
     "HessianExtremesResult",
     "JacobianSpectrumResult",
+    "ParamLR",
+    "LatencyTable",
+    "LengthBlockStats",
+    "LengthSPPResult",
     "LayerIndicators",
     "PlaneRegionsResult",
     "RegionBoundsResult",
@@ -54,6 +66,7 @@ __all__ = [
     "Result",
     "RoundingChainResult",
     "SPPResult",
+    "SpatialJacobianResult",
     "chi_prediction",
     "write_csv",
 ]

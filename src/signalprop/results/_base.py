@@ -312,6 +312,39 @@ def _read_cell(tp: Any, text: str) -> Any:
         return decode(tp, float(text))
 
 
+class RecordsResult(Result):
+    """A result holding a list of per-block (per-layer) ``records``: its length, the
+    records' names, one field of every record as a list, and the ``kind`` check.
+
+    Examples:
+        >>> from signalprop.results import BlockStats, SPPResult
+        >>> r = SPPResult("toy", [BlockStats("a", 0, 0.0, 1.0), BlockStats("b", 1, 0.5, 2.0)])
+        >>> len(r), r.names, r.column("avg_var")
+        (2, ['a', 'b'], [1.0, 2.0])
+    """
+
+    #: Allowed values of a ``kind`` field, where the class has one.
+    kinds: ClassVar[tuple[str, ...]] = ("measured", "predicted")
+
+    def __post_init__(self) -> None:
+        kind = getattr(self, "kind", None)
+        if kind is not None and kind not in self.kinds:
+            allowed = " or ".join(repr(k) for k in self.kinds)
+            raise ValueError(f"kind must be {allowed}, got {kind!r}")
+
+    def __len__(self) -> int:
+        return len(self.records)  # type: ignore[attr-defined]
+
+    @property
+    def names(self) -> list[str]:
+        """The records' names, in order."""
+        return [r.name for r in self.records]  # type: ignore[attr-defined]
+
+    def column(self, name: str) -> list[Any]:
+        """Field ``name`` of every record, in order."""
+        return [getattr(r, name) for r in self.records]  # type: ignore[attr-defined]
+
+
 def _is_scalar(v: Any) -> bool:
     return v is None or isinstance(v, (bool, int, float, str))
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from signalprop.results._base import TENSOR, Result
+from signalprop.results._base import TENSOR, RecordsResult, Result
 
 
 def _condition(smax: float, smin: float) -> float:
@@ -122,7 +122,7 @@ class ConvLayerSpectrum:
 
 
 @dataclass
-class ConvSpectraResult(Result):
+class ConvSpectraResult(RecordsResult):
     """The spectrum of every convolution of a model, as it is called on an input.
 
     Attributes:
@@ -143,24 +143,19 @@ class ConvSpectraResult(Result):
     input_shape: tuple[int, ...] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return len(self.records)
 
-    @property
-    def names(self) -> list[str]:
-        return [r.name for r in self.records]
 
     @property
     def sigma_max(self) -> list[float]:
-        return [r.sigma_max for r in self.records]
+        return self.column("sigma_max")
 
     @property
     def sigma_min(self) -> list[float]:
-        return [r.sigma_min for r in self.records]
+        return self.column("sigma_min")
 
     @property
     def condition(self) -> list[float]:
-        return [r.condition for r in self.records]
+        return self.column("condition")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from signalprop.results._base import Result
+from signalprop.results._base import RecordsResult
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class GradBlockStats:
 
 
 @dataclass
-class GradSPPResult(Result):
+class GradSPPResult(RecordsResult):
     """Per-block gradient statistics of one model on one batch (measured or predicted).
 
     Examples:
@@ -69,20 +69,15 @@ class GradSPPResult(Result):
     discovery: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.kind not in ("measured", "predicted"):
-            raise ValueError(f"kind must be 'measured' or 'predicted', got {self.kind!r}")
 
-    def __len__(self) -> int:
-        return len(self.records)
 
     @property
     def grad_avg_var(self) -> list[float | None]:
-        return [r.grad_avg_var for r in self.records]
+        return self.column("grad_avg_var")
 
     @property
     def param_grad_norm(self) -> list[float | None]:
-        return [r.param_grad_norm for r in self.records]
+        return self.column("param_grad_norm")
 
     @property
     def first_nonfinite(self) -> GradBlockStats | None:

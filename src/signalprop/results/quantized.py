@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from signalprop.results._base import Result
+from signalprop.results._base import RecordsResult, Result
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class LayerIndicators:
 
 
 @dataclass
-class EstimatorIndicatorsResult(Result):
+class EstimatorIndicatorsResult(RecordsResult):
     """Estimating error and gradient instability of every quantized layer on one batch.
 
     Attributes:
@@ -75,9 +75,6 @@ class EstimatorIndicatorsResult(Result):
     meta: dict[str, Any] = field(default_factory=dict)
 
     json_extras = ("estimating_error", "gradient_instability")
-
-    def __len__(self) -> int:
-        return len(self.records)
 
     @property
     def estimating_error(self) -> float:

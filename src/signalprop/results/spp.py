@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from signalprop.results._base import Result
+from signalprop.results._base import RecordsResult
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class BlockStats:
 
 
 @dataclass
-class SPPResult(Result):
+class SPPResult(RecordsResult):
     """The per-block statistics of one model on one input (measured or predicted).
 
     Attributes:
@@ -60,6 +60,10 @@ class SPPResult(Result):
         input_shape: the input's shape (None for predictions without one).
         channel_dim: the channel axis of the block outputs.
         discovery: how the blocks were found (the rule, in words).
+        skips: the blocks that add a skip connection, as measured on the forward: block
+            name -> ``"identity"`` (output = input + residual branches), ``"inner"`` (a
+            skip inside, then a normalization, activation or projection) or ``"tapped"``
+            (a signalprop residual block); None when the structure was not measured.
         meta: anything else, e.g. ``transitions`` (record indices that start a stage),
             ``mode`` ("train"/"eval") and ``path`` (how the statistics were computed).
 
@@ -75,30 +79,23 @@ class SPPResult(Result):
     input_shape: tuple[int, ...] | None = None
     channel_dim: int = 1
     discovery: str = ""
+    skips: dict[str, str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.kind not in ("measured", "predicted"):
-            raise ValueError(f"kind must be 'measured' or 'predicted', got {self.kind!r}")
 
-    def __len__(self) -> int:
-        return len(self.records)
 
-    @property
-    def names(self) -> list[str]:
-        return [r.name for r in self.records]
 
     @property
     def avg_sq_mean(self) -> list[float]:
-        return [r.avg_sq_mean for r in self.records]
+        return self.column("avg_sq_mean")
 
     @property
     def avg_var(self) -> list[float]:
-        return [r.avg_var for r in self.records]
+        return self.column("avg_var")
 
     @property
     def res_var(self) -> list[float | None]:
-        return [r.res_var for r in self.records]
+        return self.column("res_var")
 
     @property
     def first_nonfinite(self) -> BlockStats | None:

@@ -3,6 +3,11 @@
 Workers are spawned processes with one torch thread each. On Linux a worker asks the
 kernel to kill it when the sweep driver dies (``PR_SET_PDEATHSIG``) and also watches its
 parent, so killing the driver never leaves orphans training in the background.
+
+GPUs: each pool worker takes a number 0 .. workers - 1 when it starts, and runs whose
+device is ``cuda`` (or ``auto`` on a machine with a GPU) go to GPU ``number mod GPUs``:
+round-robin, one GPU per worker process, several workers sharing a GPU when there are more
+workers than GPUs. A run that names ``cuda:N`` runs on GPU N whichever worker takes it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,24 @@ from pathlib import Path
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+_slot: int | None = None  # this pool worker's number (None: not a pool worker)
+
+
+def worker_device(device: str, slot: int | None) -> str:
+    """The device pool worker ``slot`` runs a config's ``device`` on (see the module
+    docstring): ``cuda`` / ``auto`` become a GPU round-robin by slot; the rest is kept.
+
+    Examples:
+        >>> worker_device("cpu", 3), worker_device("cuda:1", 3), worker_device("cuda", None)
+        ('cpu', 'cuda:1', 'cuda')
+    """
+    if slot is None or device not in ("cuda", "auto"):
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        return device  # auto: the CPU; cuda: fit says in one line that there is no GPU
+    return f"cuda:{slot % torch.cuda.device_count()}"
 
 
 def run_one(config: dict[str, Any], out: str, threads: int = 1) -> dict[str, Any]:
@@ -36,6 +59,7 @@ def run_one(config: dict[str, Any], out: str, threads: int = 1) -> dict[str, Any
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
+        config = {**config, "device": worker_device(config.get("device", "cpu"), _slot)}
         result = fit(TrainConfig.from_dict(config), out, resume=True, progress=False)
         return {**result.to_dict(), "worker": worker}
     except Exception as e:  # noqa: BLE001 -- a failed run is recorded, the sweep goes on
@@ -44,8 +68,20 @@ def run_one(config: dict[str, Any], out: str, threads: int = 1) -> dict[str, Any
         return {"status": "failed", "error": f"{type(e).__name__}: {e}", "worker": worker}
 
 
+def _take_slot(slots: Any) -> None:
+    """Take this worker's number from the queue ``slots`` (one number per worker)."""
+    global _slot
+    _slot = int(slots.get(timeout=60))
+
+
+def _init_worker(parent: int, threads: int, slots: Any) -> None:
+    """Pool initializer: a worker number, one thread, exit when the driver is gone."""
+    _take_slot(slots)
+    _die_with_parent(parent, threads)
+
+
 def _die_with_parent(parent: int, threads: int) -> None:
-    """Pool initializer: one thread, and exit as soon as the driver process is gone."""
+    """One thread, and exit as soon as the driver process is gone."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
         import ctypes
@@ -79,8 +115,11 @@ def run_local(jobs: list[tuple[str, dict[str, Any], str]], workers: int, threads
     ctx = multiprocessing.get_context("spawn")
     pending = list(jobs)
     while pending:
-        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent,
-                                   initargs=(os.getpid(), threads))
+        slots = ctx.Queue()
+        for i in range(workers):
+            slots.put(i)
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(os.getpid(), threads, slots))
         inflight: dict[Future, str] = {}
         broken = False
         try:

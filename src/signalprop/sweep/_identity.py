@@ -1,7 +1,7 @@
 """Which sweep a database holds, so that two different specs never share one.
 
 A sweep's identity is what every one of its runs shares: the config fields the grid does
-not vary (model, data, optimizer, ...; not the seed, not output cadences) and the names
+not vary (model, data, optimizer, ...; not the seed, output cadences or device) and the names
 of the grid keys. Labels such as ``lr=0.1 seed=0`` name a run only within one identity:
 two specs with the same grid keys but another base would put different runs under the
 same labels. Adding values to the grid or more seeds keeps the identity, so a sweep can
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from signalprop.sweep.spec import SweepSpec
-from signalprop.train.config import OUTPUT_FIELDS
 
 META_KEY = "spec"
 
@@ -30,9 +29,8 @@ def identity(spec: SweepSpec) -> dict[str, Any]:
         >>> ident["grid"], ident["fixed"]["steps"], "lr" in ident["fixed"]
         (['lr'], 5, False)
     """
-    fixed = spec.runs()[0].config.to_dict()
-    for key in (*OUTPUT_FIELDS, "seed"):
-        fixed.pop(key, None)
+    fixed = spec.runs()[0].config.key_fields()  # not the device: a sweep may move machines
+    fixed.pop("seed")
     for key in spec.grid:
         head, dot, sub = key.partition(".")
         if dot:

@@ -138,6 +138,30 @@ def check_runs(runs: list[RunSpec]) -> None:
             raise type(e)(f"run {run.label}: {e}") from e
 
 
+def check_devices(runs: list[RunSpec]) -> None:
+    """Each distinct ``device`` of ``runs`` exists on this machine (cheap: no model built).
+
+    Raises:
+        ValueError: the first run whose device is missing (e.g. ``cuda`` without a GPU),
+            by its label, naming what is available.
+
+    Examples:
+        >>> spec = SweepSpec.from_dict({"base": {"model": "torch.nn:Linear",
+        ...     "dataset": "iris", "steps": 1, "device": "auto"}})
+        >>> check_devices(spec.runs())  # 'auto' exists everywhere
+    """
+    from signalprop.train import resolve_device
+
+    seen = set()
+    for run in runs:
+        if run.config.device not in seen:
+            seen.add(run.config.device)
+            try:
+                resolve_device(run.config.device)
+            except ValueError as e:
+                raise ValueError(f"run {run.label}: {e}") from None
+
+
 def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
               progress: bool = True, log: Callable[[str], None] = print,
               check: bool | None = None) -> SweepSummary:
@@ -156,6 +180,12 @@ def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
             pass two examples of its dataset through it (:func:`check_runs`), so that a
             mistake stops the sweep in one line instead of failing every run. None: check
             when the runs are local (not on Ray, whose workers may see other files).
+            Local runs' devices are always checked first (:func:`check_devices`), before
+            any file is written.
+
+    With ``workers > 1``, runs on ``cuda`` (or ``auto`` where there is a GPU) are spread
+    over the GPUs round-robin, one GPU per worker process (``signalprop.sweep._exec``); on
+    Ray each such run asks Ray for one GPU, and Ray chooses which.
 
     Returns:
         :class:`SweepSummary`.
@@ -180,6 +210,8 @@ def run_sweep(spec: SweepSpec, workers: int = 1, ray_address: str | None = None,
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     runs = spec.runs()
+    if ray_address is None:
+        check_devices(runs)  # before the lock and the database are created
     out = spec.out.resolve()  # rows store absolute history paths
     with sweep_lock(out), SweepDB(out / DB_NAME) as db:
         _admit(db, spec, runs, check if check is not None else ray_address is None)

@@ -10,6 +10,7 @@ A spec file (YAML, or JSON) looks like::
       dataset: gaussian
       dataset_args: {input_shape: [3, 8, 8]}
       steps: 200
+      device: auto                    # optional: a GPU where there is one (default cpu)
     grid:                             # every combination of these values
       lr: [0.1, 0.03, 0.01]
       model_args.width: [0.125, 0.25]
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signalprop.train.config import TrainConfig, check_key, read_mapping
+from signalprop.train.config import PLACEMENT_FIELDS, TrainConfig, check_key, read_mapping
 
 SPEC_KEYS = ("name", "out", "base", "grid", "seeds")
 
@@ -91,6 +92,10 @@ class SweepSpec:
         for key, values in grid.items():
             if key == "seed":
                 raise ValueError("grid key 'seed': list the seeds under 'seeds' instead")
+            if key in PLACEMENT_FIELDS:
+                raise ValueError(f"grid key {key!r}: it says where runs execute, not what "
+                                 f"they compute (runs differing only in it are one run); "
+                                 f"set it under 'base'")
             check_key(key)
             if not isinstance(values, list) or not values:
                 raise ValueError(f"grid key {key!r} must map to a non-empty list of values, "

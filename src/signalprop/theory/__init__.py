@@ -3,7 +3,7 @@
 The single source of truth for every constant the library uses (gamma, SELU, ...), and the
 "predict" pillar: Gaussian expectations of activations, mean-field maps and their fixed
 points, criticality and phase diagrams, finite-width corrections, residual variance
-schedules and self-normalizing networks.
+schedules (also of PH ResNets) and self-normalizing networks.
 
 Examples:
     >>> from signalprop import theory
@@ -20,11 +20,20 @@ from signalprop.theory.activations import (
     activation_names,
     get_activation,
 )
+from signalprop.theory.attention import NORMALIZATIONS, attention_sum, attention_weights
 from signalprop.theory.criticality import (
     UNIVERSALITY_CLASSES,
     CriticalPoint,
     critical_point,
     universality_class,
+)
+from signalprop.theory.dag import (
+    PLSTM_TRANSITIONS,
+    binomial_corner_gain,
+    dag_gain,
+    grid_growth_rate,
+    plstm_gain,
+    plstm_line_graph,
 )
 from signalprop.theory.expectations import (
     expect_dphi2,
@@ -38,6 +47,7 @@ from signalprop.theory.finite_width import FourPointVertex, four_point_vertex, r
 from signalprop.theory.fixed_points import MeanField, c_star, mean_field, q_star
 from signalprop.theory.gamma import DEEPMIND_GAMMA, RELU_GAMMA, activation_variance, gamma
 from signalprop.theory.gaussian import gauss_expect, gauss_expect2
+from signalprop.theory.hypercomplex import ph_resnet_schedule, ph_weight_variance
 from signalprop.theory.maps import Propagation, cmap, propagate, qmap
 from signalprop.theory.orthogonal import orthogonal_conv_exists
 from signalprop.theory.phase import PhaseDiagram, phase_diagram
@@ -73,7 +83,9 @@ __all__ = [
     "SELU_ALPHA",
     "SELU_LAMBDA",
     "UNIVERSALITY_CLASSES",
+    "NORMALIZATIONS",
     "NORMS",
+    "PLSTM_TRANSITIONS",
     "Activation",
     "CriticalPoint",
     "DoubleWell",
@@ -83,10 +95,14 @@ __all__ = [
     "Propagation",
     "activation_names",
     "alpha_dropout_constants",
+    "attention_sum",
+    "attention_weights",
+    "binomial_corner_gain",
     "activation_variance",
     "c_star",
     "cmap",
     "critical_point",
+    "dag_gain",
     "expect_dphi2",
     "expect_dphi_dphi",
     "expect_phi",
@@ -97,6 +113,7 @@ __all__ = [
     "gamma",
     "gauss_expect",
     "gauss_expect2",
+    "grid_growth_rate",
     "get_activation",
     "lower_bound_montufar",
     "lower_bound_serra",
@@ -104,6 +121,10 @@ __all__ = [
     "nf_expected_variances",
     "orthogonal_conv_exists",
     "phase_diagram",
+    "ph_resnet_schedule",
+    "ph_weight_variance",
+    "plstm_gain",
+    "plstm_line_graph",
     "propagate",
     "q_star",
     "qmap",

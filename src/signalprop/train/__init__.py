@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from signalprop.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from signalprop.train.config import OBJECTIVES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 # public name -> module that defines it (imported on first use: these need torch)
 _LAZY = {
@@ -27,7 +27,10 @@ _LAZY = {
     "NAG": "signalprop.train.optimizers",
     "build_optimizer": "signalprop.train.optimizers",
     "lr_at": "signalprop.train.schedules",
+    "exp_alpha": "signalprop.train.schedules",
     "check_run": "signalprop.train._preflight",
+    "Placement": "signalprop.train.device",
+    "resolve_device": "signalprop.train.device",
     "TrainResult": "signalprop.train.trainer",
     "epoch_permutation": "signalprop.train.trainer",
     "evaluate": "signalprop.train.trainer",
@@ -37,9 +40,10 @@ _LAZY = {
 if TYPE_CHECKING:
     from signalprop.train._preflight import check_run
     from signalprop.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from signalprop.train.device import Placement, resolve_device
     from signalprop.train.metrics import read_metrics
     from signalprop.train.optimizers import NAG, build_optimizer
-    from signalprop.train.schedules import lr_at
+    from signalprop.train.schedules import exp_alpha, lr_at
     from signalprop.train.trainer import TrainResult, epoch_permutation, evaluate, fit
 
 
@@ -57,18 +61,22 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "NAG",
+    "OBJECTIVES",
     "OPTIMIZERS",
     "SCHEDULES",
     "CheckpointError",
+    "Placement",
     "TrainConfig",
     "TrainResult",
     "build_optimizer",
     "check_run",
     "epoch_permutation",
     "evaluate",
+    "exp_alpha",
     "fit",
     "load_checkpoint",
     "lr_at",
     "read_metrics",
+    "resolve_device",
     "save_checkpoint",
 ]

@@ -56,7 +56,8 @@ def check_run(cfg: TrainConfig) -> tuple[DatasetSplits, nn.Module]:
         ValueError: an unknown dataset or dataset option; a batch larger than the
             training split; a model that cannot be built
             (see :func:`build_model`); a forward that fails (names the module and the
-            input shape it received); logits that are not ``(batch, num_classes)``.
+            input shape it received); logits that are not ``(batch, num_classes)`` (for
+            the supervised objective; a self-supervised one needs a tensor (batch, ...)).
         DatasetNotFoundError: a user-supplied dataset (CIFAR-10) is not where it was
             looked for.
         ImportError: an optional package the dataset needs is missing.
@@ -85,6 +86,12 @@ def check_run(cfg: TrainConfig) -> tuple[DatasetSplits, nn.Module]:
     finally:
         model.train()
     classes = data.num_classes
+    if cfg.objective != "supervised":  # a self-supervised encoder: any embedding per example
+        if not isinstance(out, torch.Tensor) or out.ndim < 2:
+            raise ValueError(f"model {cfg.model} must return a tensor (batch, ...) of "
+                             f"embeddings for objective {cfg.objective!r}, got "
+                             f"{type(out).__name__}")
+        return data, model
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != classes:
         got = f"logits of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else (
             f"a {type(out).__name__}, not a tensor of logits")

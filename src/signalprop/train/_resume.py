@@ -2,14 +2,16 @@
 
 A checkpoint written by ``fit`` holds ``step``, ``model``, ``optimizer``, ``rng``,
 ``seconds``, ``window`` (loss sum, correct, examples since the last train record),
-``config`` (JSON) and ``log_step`` (the step of the last train record). Every field is
-checked before anything is loaded, and the fields are checked against each other, the
-run's length and the metrics file, so that a damaged, edited or foreign file is refused
-with a message naming the file and the field instead of resuming into a wrong run:
+``config`` (JSON) and ``log_step`` (the step of the last train record); optionally
+``device`` (where it was written), ``cuda_rng`` (the GPU's RNG state per process) and
+``scaler`` (float16's loss scale). Every field is checked before anything is loaded, and
+the fields are checked against each other, the run's length and the metrics file, so that
+a damaged, edited or foreign file is refused with a message naming the file and the field
+instead of resuming into a wrong run:
 
     0 <= step <= total steps
     log_step + window examples / batch_size == step    (train records since the last)
-    optimizer step counters (Adam) == step
+    optimizer step counters (Adam) == step    (<= step with float16's loss scaler)
     metrics.jsonl has the train record of log_step
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 import torch
 
 from signalprop.train.checkpoint import CheckpointError
-from signalprop.train.config import OUTPUT_FIELDS, TrainConfig
+from signalprop.train.config import DEVICE_PATTERN, TrainConfig
 
 # field -> (accepted types, what it must be)
 FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -71,17 +73,20 @@ def check_fields(state: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def check_same_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    """The checkpoint's config equals ``cfg`` in every field that affects the weights."""
-    now = cfg.to_dict()
-    diff = [k for k in now if k not in OUTPUT_FIELDS and saved.get(k) != now[k]]
+    """The checkpoint's config equals ``cfg`` in every field that affects the weights
+    (``TrainConfig.key_fields``: not the device, so a run may resume on another one)."""
+    now = cfg.key_fields()
+    diff = [k for k in now if saved.get(k) != now[k]]
     if diff:
         raise ValueError(f"cannot resume from {path}: the config differs in "
                          + ", ".join(f"{k} (saved {saved.get(k)!r}, now {now[k]!r})"
                                      for k in diff))
 
 
-def check_progress(state: dict[str, Any], path: Path, total: int, batch_size: int) -> None:
-    """``step`` agrees with the run's length, the log window and the optimizer state."""
+def check_progress(state: dict[str, Any], path: Path, total: int, batch_size: int,
+                   skipped_steps: bool = False) -> None:
+    """``step`` agrees with the run's length, the log window and the optimizer state (which
+    may count fewer steps with ``skipped_steps``: float16's scaler skips overflows)."""
     step = state["step"]
     if step > total:
         raise _bad(path, f"field 'step' is {step}, more than the run's {total} steps")
@@ -94,9 +99,30 @@ def check_progress(state: dict[str, Any], path: Path, total: int, batch_size: in
                        f"{log_step!r} and {since:g} steps were taken since")
     counts = {int(s["step"]) for s in state["optimizer"].get("state", {}).values()
               if isinstance(s, dict) and "step" in s}
-    if counts and max(counts) != step:
+    if counts and (max(counts) > step or (max(counts) < step and not skipped_steps)):
         raise _bad(path, f"field 'step' is {step}, but the optimizer state has taken "
                    f"{max(counts)} steps")
+
+
+def check_device_state(state: dict[str, Any], path: Path, cfg: TrainConfig,
+                       device: torch.device) -> None:
+    """The optional device fields (``device``, ``cuda_rng``, ``scaler``) are well formed,
+    and a stochastic-rounding run stays on the kind of device whose RNG it saved."""
+    saved = state.get("device", "cpu")
+    if not isinstance(saved, str) or not DEVICE_PATTERN.fullmatch(saved) or saved == "auto":
+        raise _bad(path, f"field 'device' must name a device such as 'cpu' or 'cuda:0', "
+                   f"got {saved!r}")
+    rngs = state.get("cuda_rng", [])
+    if not isinstance(rngs, list) or not all(
+            isinstance(r, torch.Tensor) and r.dtype == torch.uint8 for r in rngs):
+        raise _bad(path, "field 'cuda_rng' must be a list of uint8 tensors "
+                   "(torch.cuda.get_rng_state())")
+    if not isinstance(state.get("scaler", {}), dict):
+        raise _bad(path, "field 'scaler' must be a GradScaler state dict")
+    if cfg.quantize == "sr" and torch.device(saved).type != device.type:
+        raise ValueError(f"cannot resume {path} on {device}: it was written on {saved} by a "
+                         "quantize='sr' run, whose stochastic-rounding RNG belongs to that "
+                         f"kind of device; resume it with device '{torch.device(saved).type}'")
 
 
 def check_history(records: list[dict[str, Any]], state: dict[str, Any], path: Path,

@@ -20,10 +20,22 @@ from signalprop.train._mapping import read_mapping  # noqa: F401 -- the config f
 
 OPTIMIZERS = ("sgd", "nesterov", "adam", "nag")
 QUANTIZE = ("bc", "sr", "r")
-SCHEDULES = ("constant", "step", "cosine", "warmup")
+SCHEDULES = ("constant", "step", "cosine", "warmup", "exp")
+OBJECTIVES = ("supervised", "byol")
+AMP = ("bfloat16", "float16")
+DEVICES = "cpu, cuda, cuda:N (GPU number N), auto (cuda where there is a GPU, else cpu)"
 
 # Fields that change where files go or what is printed, never the trained weights.
-OUTPUT_FIELDS = ("log_every", "eval_every", "checkpoint_every")
+OUTPUT_FIELDS = ("log_every", "eval_every", "checkpoint_every", "log_effective_lr")
+# Fields that choose where a run executes, not what it computes (like a thread count): left
+# out of the run key, the resume check and a sweep's identity, so a run can finish on
+# another device than it started on and a sweep can move between machines.
+PLACEMENT_FIELDS = ("device",)
+# Fields added after run keys were first stored, with the value that means "as before":
+# at that value they stay out of the run key, so earlier runs and sweeps keep their keys.
+LATE_DEFAULTS: dict[str, Any] = {"amp": None, "exp_weight_decay": 0.0,
+                                 "objective": "supervised", "objective_args": {}}
+DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
 
 
 @dataclass
@@ -56,6 +68,12 @@ class TrainConfig:
     milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of the run
     gamma: float = 0.1  # step schedule: factor at each milestone
     min_lr: float = 0.0  # cosine: final learning rate
+    # exp schedule: the weight decay it stands in for (Li & Arora 2020); see lr_at
+    exp_weight_decay: float = 0.0
+    # training objective: "supervised" (cross-entropy) or "byol" (self-supervised, see
+    # signalprop.train.byol) with its options
+    objective: str = "supervised"
+    objective_args: dict[str, Any] = field(default_factory=dict)
     # length: exactly one of epochs / steps
     batch_size: int = 128
     epochs: int | None = None
@@ -70,15 +88,23 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 0
     checkpoint_every: int = 0
+    # log lr / ||w||^2 of the scale-invariant weights (signalprop.measure.effective_lr)
+    log_effective_lr: bool = False
+    # where it runs: cpu, cuda, cuda:N or auto (see signalprop.train.resolve_device); the
+    # data stays on the CPU and batches are copied over
+    device: str = "cpu"
+    # mixed precision: autocast to bfloat16, or float16 with a gradient scaler (None: off)
+    amp: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("model_args", "dataset_args"):
+        for name in ("model_args", "dataset_args", "objective_args"):
             if getattr(self, name) is None:  # 'model_args:' left empty in a YAML file
                 setattr(self, name, {})
         self.betas = _floats("betas", self.betas, "two numbers in [0, 1)")  # type: ignore[assignment]
         self.milestones = _floats("milestones", self.milestones,
                                   "increasing fractions in (0, 1)")
-        for name in ("lr", "momentum", "eps", "weight_decay", "gamma", "min_lr"):
+        for name in ("lr", "momentum", "eps", "weight_decay", "gamma", "min_lr",
+                     "exp_weight_decay"):
             setattr(self, name, _number(name, getattr(self, name), float))
         for name in ("batch_size", "warmup_steps", "seed", "log_every", "eval_every",
                      "checkpoint_every"):
@@ -95,13 +121,17 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         if self.quantize is not None:
             _choice("quantize", self.quantize, QUANTIZE)
+        if self.amp is not None:
+            _choice("amp", self.amp, AMP)
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(f"device={self.device!r} is not allowed; valid: {DEVICES}")
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be a preset name or 'package.module:factory', "
                              f"got {self.model!r}")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ValueError(f"dataset must be a dataset name such as 'digits' "
                              f"(signalprop.data.list_datasets()), got {self.dataset!r}")
-        for name in ("model_args", "dataset_args"):
+        for name in ("model_args", "dataset_args", "objective_args"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be a mapping, got {getattr(self, name)!r}")
         _positive("lr", self.lr, strict=True)
@@ -140,6 +170,17 @@ class TrainConfig:
         if self.schedule == "warmup" and self.warmup_steps < 1:
             raise ValueError("schedule 'warmup' needs warmup_steps >= 1, "
                              f"got {self.warmup_steps!r}")
+        self._validate_identity_fields()
+
+    def _validate_identity_fields(self) -> None:
+        """The objective, the exp schedule's conditions and the effective-lr logging flag."""
+        _choice("objective", self.objective, OBJECTIVES)
+        if not isinstance(self.log_effective_lr, bool):
+            raise ValueError(f"log_effective_lr must be true or false, "
+                             f"got {self.log_effective_lr!r}")
+        _positive("exp_weight_decay", self.exp_weight_decay)
+        if self.schedule == "exp":
+            _check_exp(self)
 
     # --- serialization ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -160,9 +201,23 @@ class TrainConfig:
         """A copy with ``changes`` (dotted keys allowed), validated."""
         return TrainConfig.from_dict({**self.to_dict(), **_nest(changes, base=self.to_dict())})
 
+    def key_fields(self) -> dict[str, Any]:
+        """The fields that define what the run computes: :meth:`to_dict` less the output
+        cadences, the device, and late-added fields left at their "as before" value.
+
+        Examples:
+            >>> cfg = TrainConfig(steps=1, device="auto")
+            >>> sorted(set(cfg.to_dict()) - set(cfg.key_fields()))[:4]
+            ['amp', 'checkpoint_every', 'device', 'eval_every']
+        """
+        return {k: v for k, v in self.to_dict().items()
+                if k not in OUTPUT_FIELDS and k not in PLACEMENT_FIELDS
+                and not (k in LATE_DEFAULTS and v == LATE_DEFAULTS[k])}
+
     def run_key(self) -> str:
-        """A short stable hash of every field that affects the trained weights."""
-        d = {k: v for k, v in self.to_dict().items() if k not in OUTPUT_FIELDS}
+        """A short stable hash of :meth:`key_fields` (what affects the trained weights;
+        the same on every device)."""
+        d = self.key_fields()
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -179,9 +234,9 @@ def check_key(key: str) -> None:
         close = difflib.get_close_matches(head, names, n=2)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(names)}")
-    if dot and head not in ("model_args", "dataset_args"):
-        raise ValueError(f"config key {key!r}: only model_args and dataset_args take "
-                         "dotted sub-keys")
+    if dot and head not in ("model_args", "dataset_args", "objective_args"):
+        raise ValueError(f"config key {key!r}: only model_args, dataset_args and "
+                         "objective_args take dotted sub-keys")
 
 
 def _nest(data: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -197,6 +252,20 @@ def _nest(data: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str,
         else:
             out[key] = value
     return out
+
+
+def _check_exp(cfg: TrainConfig) -> None:
+    """The exp schedule's conditions: a weight decay to stand in for, SGD, no warm-up."""
+    if cfg.exp_weight_decay <= 0:
+        raise ValueError("schedule 'exp' needs exp_weight_decay > 0 (the weight decay it "
+                         f"stands in for), got {cfg.exp_weight_decay!r}")
+    if cfg.optimizer != "sgd" or cfg.warmup_steps:
+        raise ValueError("schedule 'exp' is the equivalent of SGD with momentum and weight "
+                         f"decay: it needs optimizer 'sgd' and no warm-up, got optimizer="
+                         f"{cfg.optimizer!r}, warmup_steps={cfg.warmup_steps}")
+    from signalprop.train.schedules import exp_alpha
+
+    exp_alpha(cfg.lr, cfg.momentum, cfg.exp_weight_decay)  # raises when no real root
 
 
 def _floats(name: str, value: Any, allowed: str) -> tuple[float, ...]:

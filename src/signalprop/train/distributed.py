@@ -50,8 +50,19 @@ class Dist:
             dist.barrier()
 
 
+def local_rank() -> int:
+    """This process's index on its machine (torchrun's LOCAL_RANK; 0 without torchrun).
+
+    Examples:
+        >>> local_rank() if "LOCAL_RANK" not in os.environ else 0
+        0
+    """
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def init_distributed(backend: str = "gloo") -> Dist:
-    """Join the process group torchrun describes in the environment.
+    """Join the process group torchrun describes in the environment (``backend``: gloo
+    for CPU tensors, nccl for CUDA tensors; see ``signalprop.train.device.backend_for``).
 
     Raises:
         ValueError: not launched by torchrun (names the missing variables and shows how).
@@ -81,8 +92,12 @@ def shutdown(d: Dist) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
-    """``DistributedDataParallel(model)`` when distributed, ``model`` itself otherwise."""
+def wrap_model(model: torch.nn.Module, d: Dist, device: torch.device | None = None
+               ) -> torch.nn.Module:
+    """``DistributedDataParallel(model)`` when distributed (on ``device``'s GPU when it is
+    one), ``model`` itself otherwise."""
     if not d.active:
         return model
+    if device is not None and device.type == "cuda":
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
     return torch.nn.parallel.DistributedDataParallel(model)

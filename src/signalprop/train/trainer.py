@@ -10,8 +10,14 @@ Files in the run directory ``out`` (all optional; ``out=None`` keeps everything 
 Determinism: the model is built after ``torch.manual_seed(seed)``; the batch order of
 epoch e is a permutation drawn from a generator seeded by (seed, e) (each epoch uses
 floor(N / batch_size) full batches); the learning rate is a function of the step; the
-global RNG state is checkpointed. A run resumed from any checkpoint therefore ends with
-the same weights as the uninterrupted run.
+global RNG state (and on CUDA the GPU's) is checkpointed. A run resumed from any checkpoint
+on the device it was written on therefore ends with the same weights as the uninterrupted
+run; resumed on another device it continues correctly, with that device's arithmetic.
+
+Devices (``cfg.device``, see :mod:`signalprop.train.device`): the model, batches, loss,
+metrics and evaluation live on the device; the data stays in CPU memory and each batch is
+copied over; checkpoints hold CPU tensors. On the CPU the run is exactly what it was
+before devices existed.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from signalprop.train import distributed as ddp_utils
 from signalprop.train._preflight import check_run
 from signalprop.train.checkpoint import CHECKPOINT, atomic_write, load_checkpoint, save_checkpoint
 from signalprop.train.config import TrainConfig
+from signalprop.train.device import Placement, backend_for, cpu_state, resolve_device
 from signalprop.train.metrics import METRICS, MetricsWriter, read_metrics
 from signalprop.train.optimizers import build_optimizer
 from signalprop.train.schedules import lr_at
@@ -64,6 +71,7 @@ class TrainResult(Result):
     out: str | None = None
     resumed_from: int | None = None
     message: str = ""
+    device: str = "cpu"  # where it ran ("auto" resolved)
     model: nn.Module | None = field(default=None, repr=False, compare=False, metadata=SKIP)
 
 
@@ -81,9 +89,11 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: ArraySplit, d: ddp_utils.Dist, batch: int = 1024
-             ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on ``split`` (sharded over ranks when distributed).
+def evaluate(model: nn.Module, split: ArraySplit, d: ddp_utils.Dist, batch: int = 1024, *,
+             device: torch.device | str | None = None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on ``split`` (sharded over ranks when distributed),
+    in float32 on ``device`` (None: where the model's parameters are; the CPU for a model
+    without any). Batches are copied there from the CPU.
 
     Examples:
         >>> split = ArraySplit(torch.eye(3), torch.tensor([0, 1, 2]))  # logits = the inputs
@@ -93,10 +103,13 @@ def evaluate(model: nn.Module, split: ArraySplit, d: ddp_utils.Dist, batch: int 
     """
     was_training = model.training
     model.eval()
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    place = Placement(torch.device(device))
     idx = torch.arange(len(split))[d.rank::d.world_size]
-    sums = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
+    sums = torch.zeros(3, dtype=torch.float64, device=place.device)  # loss, correct, count
     for chunk in idx.split(batch):
-        x, y = split.batch(chunk)
+        x, y = place.batch(*split.batch(chunk))
         out = model(x)
         sums[0] += F.cross_entropy(out, y, reduction="sum").double()
         sums[1] += (out.argmax(dim=1) == y).sum()
@@ -110,11 +123,12 @@ def _batch_stats(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
                  d: ddp_utils.Dist) -> list[float]:
     """[loss sum, correct, count] over the global batch (summed over processes)."""
     n = y.numel()
-    if not d.active:  # plain floats: two scalar reads, the cheapest per-step bookkeeping
+    if not d.active and loss.device.type == "cpu":  # two scalar reads: the cheapest here
         return [loss.item() * n, float((logits.detach().argmax(dim=1) == y).sum()), float(n)]
+    # one read from the device (the same float64 numbers as above)
     t = torch.stack([loss.detach().double() * n,
                      (logits.detach().argmax(dim=1) == y).sum().double(),
-                     torch.tensor(float(n), dtype=torch.float64)])
+                     torch.tensor(float(n), dtype=torch.float64, device=loss.device)])
     return d.all_sum(t).tolist()
 
 
@@ -131,10 +145,15 @@ def fit(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = False
         resume: continue from ``out/checkpoint.pt`` when present (else start afresh);
             without it, an ``out`` that already holds a run is an error.
         progress: show a progress bar with the running loss and accuracy.
-        ddp: data-parallel under torchrun (gloo); ``cfg.batch_size`` is the global batch.
+        ddp: data-parallel under torchrun (gloo on the CPU; nccl on CUDA, one GPU per
+            process by its LOCAL_RANK); ``cfg.batch_size`` is the global batch.
 
     Returns:
-        :class:`TrainResult` (``result.model`` is the trained module).
+        :class:`TrainResult` (``result.model`` is the trained module, on ``cfg.device``).
+
+    Raises:
+        ValueError: a device this machine lacks (before any file is written), a bad
+            config, data or model (see :func:`check_run`), or a foreign run directory.
 
     Examples:
         >>> cfg = TrainConfig(model="torch.nn:Linear", model_args={"in_features": 4,
@@ -142,20 +161,30 @@ def fit(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = False
         >>> fit(cfg, progress=False).status
         'completed'
     """
-    d = ddp_utils.init_distributed() if ddp else ddp_utils.Dist()
+    place = Placement(resolve_device(cfg.device,
+                                     local_rank=ddp_utils.local_rank() if ddp else None),
+                      cfg.amp)
+    if place.device.type == "cuda":
+        torch.cuda.set_device(place.device)  # nccl and bare .cuda() calls use this GPU
+    d = ddp_utils.init_distributed(backend_for(place.device)) if ddp else ddp_utils.Dist()
     try:
-        return _fit(cfg, Path(out) if out is not None else None, resume, progress, d)
+        return _fit(cfg, Path(out) if out is not None else None, resume, progress, d, place)
     finally:
         ddp_utils.shutdown(d)
 
 
 def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
-         d: ddp_utils.Dist) -> TrainResult:
+         d: ddp_utils.Dist, place: Placement) -> TrainResult:
     t_start = time.perf_counter()
     data, model = check_run(cfg)  # before any file is touched: a bad config is one line
+    model = place.model(model)  # built on the CPU: the same initial weights everywhere
     per_epoch, total = _run_length(cfg, len(data.train), d)
-    stepper, base = build_optimizer(cfg, model)
-    run = _Run(cfg, d, out, data, model, base, stepper, per_epoch, total, t_start)
+    objective = _objective(cfg, model, data, total)
+    # what is optimized, checkpointed and wrapped: the model, or the objective's module
+    trained = place.model(objective.module) if objective is not None else model
+    stepper, base = build_optimizer(cfg, trained)
+    run = _Run(cfg, d, out, data, trained, base, stepper, per_epoch, total, t_start, place)
+    run.objective = objective
     if out is not None:
         run.restore(resume)
     d.barrier()  # every process has checked the directory before rank 0 writes to it
@@ -163,12 +192,22 @@ def _fit(cfg: TrainConfig, out: Path | None, resume: bool, progress: bool,
     run.train(progress)
     result = TrainResult(run.status, run.step, total, run.final, round(run.elapsed(), 3),
                          str(out) if out is not None else None, run.resumed_from, run.message,
-                         model)
+                         str(place.device), model=model)
     if out is not None and d.is_main:
         text = json.dumps({**result.to_dict(), "config": cfg.to_dict(),
                            "run_key": cfg.run_key()}, indent=1, allow_nan=False)
         atomic_write(out / RESULT, lambda f: f.write(text), mode="w")
     return result
+
+
+def _objective(cfg: TrainConfig, model: nn.Module, data: Any, total: int) -> Any:
+    """None for the supervised cross-entropy (the loop's own), else the objective object
+    (``module``, ``loss``, ``after_step``, ``evaluate``; see ``signalprop.train.byol``)."""
+    if cfg.objective == "supervised":
+        return None
+    from signalprop.train.byol import BYOLObjective
+
+    return BYOLObjective(model, data, cfg.seed, cfg.objective_args, total)
 
 
 def _run_length(cfg: TrainConfig, n: int, d: ddp_utils.Dist) -> tuple[int, int]:
@@ -197,9 +236,10 @@ class _Run:
 
     def __init__(self, cfg: TrainConfig, d: ddp_utils.Dist, out: Path | None, data: Any,
                  model: nn.Module, base: torch.optim.Optimizer, stepper: Any, per_epoch: int,
-                 total: int, t_start: float) -> None:
+                 total: int, t_start: float, place: Placement) -> None:
         self.cfg, self.d, self.out, self.data = cfg, d, out, data
         self.model, self.base, self.stepper = model, base, stepper
+        self.place, self.scaler = place, place.scaler()  # a scaler for float16 only
         self.per_epoch, self.total, self.t_start = per_epoch, total, t_start
         self.ckpt_path = out / CHECKPOINT if out is not None else None
         self.start, self.prior_seconds, self.resumed_from = 0, 0.0, None
@@ -209,6 +249,8 @@ class _Run:
         self.torn = False  # True while step, weights and window disagree (mid-update)
         self.final: dict[str, float] = {}
         self.writer: MetricsWriter | None = None
+        self.objective: Any = None  # None: supervised cross-entropy
+        self.invariant: list[str] | None = None  # scale-invariant weights (log_effective_lr)
 
     def elapsed(self) -> float:
         return self.prior_seconds + time.perf_counter() - self.t_start
@@ -229,7 +271,10 @@ class _Run:
         path, d = self.ckpt_path, self.d
         saved = _resume.check_fields(state, path)
         _resume.check_same_config(saved, self.cfg, path)
-        _resume.check_progress(state, path, self.total, self.cfg.batch_size)
+        # float16's scaler skips overflowing updates: the optimizer may count fewer steps
+        _resume.check_progress(state, path, self.total, self.cfg.batch_size,
+                               skipped_steps=self.scaler is not None)
+        _resume.check_device_state(state, path, self.cfg, self.place.device)
         rngs = state["rng"]
         if len(rngs) != d.world_size:
             raise ValueError(f"{path} was written by {len(rngs)} processes; resume "
@@ -237,12 +282,21 @@ class _Run:
         if d.is_main:
             _resume.check_history(read_metrics(self.out / METRICS), state, path,
                                   self.out / METRICS)
-        _resume.load_states(state, path, self.model, self.base)
+        _resume.load_states(state, path, self.model, self.base)  # copied onto the device
         torch.set_rng_state(rngs[d.rank])
+        self._load_device_state(state)
         self.start, self.prior_seconds = state["step"], float(state["seconds"])
         self.window = [float(v) for v in state["window"]]
         self.log_step = self.start - round(self.window[2] / self.cfg.batch_size)
         self.resumed_from = self.start
+
+    def _load_device_state(self, state: dict[str, Any]) -> None:
+        """The GPU's RNG (only onto the same kind of device) and the float16 loss scale."""
+        saved = torch.device(state.get("device", "cpu"))
+        if "cuda_rng" in state and saved.type == self.place.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"][self.d.rank], self.place.device)
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
 
     def open_metrics(self, resume: bool) -> None:
         """Open ``metrics.jsonl`` (rank 0) and carry a resumed run's latest metrics."""
@@ -251,21 +305,29 @@ class _Run:
         self.final = _latest_metrics(self.writer.records)
 
     def checkpoint(self, step: int) -> None:
+        device = self.place.device
+        extra: dict[str, Any] = {}  # none on the CPU: its checkpoint is as it always was
         rngs = ddp_utils.gather_objects(self.d, torch.get_rng_state())
+        if device.type != "cpu":
+            extra["device"] = str(device)
+        if device.type == "cuda":  # collective: every rank takes part
+            extra["cuda_rng"] = ddp_utils.gather_objects(self.d, torch.cuda.get_rng_state(device))
+        if self.scaler is not None:
+            extra["scaler"] = self.scaler.state_dict()
         if self.ckpt_path is not None and self.d.is_main:
             self.writer.sync()  # the records the checkpoint follows are on disk first
-            save_checkpoint(self.ckpt_path, {
+            save_checkpoint(self.ckpt_path, cpu_state({  # readable on any machine
                 "step": step, "model": self.model.state_dict(),
                 "optimizer": self.base.state_dict(), "rng": rngs, "seconds": self.elapsed(),
                 "window": list(self.window), "config": json.dumps(self.cfg.to_dict()),
-                "log_step": self.log_step})
+                "log_step": self.log_step, **extra}))
 
     def train(self, progress: bool) -> None:
         """Run steps ``start .. total - 1``; stop at the first non-finite loss."""
         from tqdm.auto import tqdm
 
         cfg, n, self.step = self.cfg, len(self.data.train), self.start
-        net = ddp_utils.wrap_model(self.model, self.d)
+        net = ddp_utils.wrap_model(self.model, self.d, self.place.device)
         bar = tqdm(total=self.total, initial=self.start, disable=not (progress and self.d.is_main),
                    desc=f"train {cfg.model}", unit="step", dynamic_ncols=True, leave=False)
         perm, perm_epoch = None, -1
@@ -291,13 +353,11 @@ class _Run:
 
     def _step(self, net: nn.Module, t: int, epoch: int, batch: torch.Tensor, bar: Any) -> bool:
         """Step ``t`` on ``batch``, then log, evaluate, checkpoint as due; False: diverged."""
-        x, y = self.data.train.batch(batch)
+        x, y = self.place.batch(*self.data.train.batch(batch))
         lr = lr_at(t, self.cfg, self.total)
         for group in self.base.param_groups:
             group["lr"] = lr
-        logits = net(x)
-        loss = F.cross_entropy(logits, y)
-        stats = _batch_stats(loss, logits, y, self.d)  # global batch: loss sum, correct, count
+        loss, stats = self._loss(net, x, y, t)  # stats: global loss sum, correct, count
         if not math.isfinite(stats[0]):
             self.status, self.step = "diverged", t + 1
             self.message = f"loss became {stats[0] / stats[2]} at step {t + 1}"
@@ -306,9 +366,9 @@ class _Run:
                                "event": "diverged", "seconds": self.elapsed()})
             return False
         self.base.zero_grad(set_to_none=True)
-        loss.backward()
-        self.torn = True
-        self.stepper.step()
+        self._update(loss)
+        if self.objective is not None:
+            self.objective.after_step(t)
         self.step = step = t + 1
         self.window = [w + s for w, s in zip(self.window, stats)]
         self.torn = False
@@ -323,11 +383,42 @@ class _Run:
             self.checkpoint(step)
         return True
 
+    def _loss(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, t: int
+              ) -> tuple[torch.Tensor, list[float]]:
+        """The batch's loss and [loss sum, correct, count] over the global batch: the
+        cross-entropy of the logits, or the objective's loss (BYOL: no accuracy, NaN)."""
+        if self.cfg.log_effective_lr and self.invariant is None:
+            self._find_invariant(x)
+        if self.objective is None:
+            with self.place.autocast():
+                logits = net(x)
+                loss = F.cross_entropy(logits, y)
+            return loss, _batch_stats(loss, logits, y, self.d)
+        with self.place.autocast():
+            loss, stats = self.objective.loss(net, x, t, self.d.rank)
+        if self.d.active:
+            stats = self.d.all_sum(torch.tensor(stats, dtype=torch.float64)).tolist()
+        return loss, stats
+
+    def _update(self, loss: torch.Tensor) -> None:
+        """Backward and step; with float16, through the loss scaler (which skips an update
+        whose gradients overflowed, and lowers the scale)."""
+        if self.scaler is None:
+            loss.backward()
+            self.torn = True
+            self.stepper.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.torn = True
+        self.scaler.step(self.stepper)  # unscales the gradients first (AGC sees true ones)
+        self.scaler.update()
+
     def _log_train(self, epoch: int, lr: float, bar: Any) -> None:
         """Write the train record of the window since the last one, and start a new window."""
         w = self.window
         rec = {"step": self.step, "epoch": epoch, "split": "train", "loss": w[0] / w[2],
-               "acc": w[1] / w[2], "lr": lr, "seconds": self.elapsed()}
+               "acc": w[1] / w[2] if self.objective is None else math.nan,  # BYOL: no labels
+               "lr": lr, **self._effective_lr(), "seconds": self.elapsed()}
         self.torn = True
         self.writer.write(rec)
         self.log_step, self.window = self.step, [0.0, 0.0, 0.0]
@@ -336,7 +427,32 @@ class _Run:
         bar.set_postfix(loss=f"{rec['loss']:.4g}", acc=f"{rec['acc']:.3f}", refresh=False)
 
     def _evaluate(self, epoch: int) -> None:
-        test_loss, test_acc = evaluate(self.model, self.data.test, self.d)
-        self.writer.write({"step": self.step, "epoch": epoch, "split": "test",
-                           "loss": test_loss, "acc": test_acc, "seconds": self.elapsed()})
-        self.final.update(test_loss=test_loss, test_acc=test_acc)
+        if self.objective is not None:
+            metrics = self.objective.evaluate()
+        else:
+            test_loss, test_acc = evaluate(self.model, self.data.test, self.d,
+                                           device=self.place.device)
+            metrics = {"loss": test_loss, "acc": test_acc}
+        self.writer.write({"step": self.step, "epoch": epoch, "split": "test", **metrics,
+                           "seconds": self.elapsed()})
+        self.final.update({f"test_{k}": v for k, v in metrics.items()})
+
+    def _find_invariant(self, x: torch.Tensor) -> None:
+        """Which weights the loss does not depend on the scale of (checked by doubling each
+        on this batch, in train mode; the random state is left as it was)."""
+        from signalprop.measure import effective_lr
+
+        batch: Any = self.objective.views(x, 0) if self.objective is not None else x
+        with torch.random.fork_rng(devices=[]):
+            self.invariant = effective_lr(self.model, self.base, x=batch).invariant_names
+
+    def _effective_lr(self) -> dict[str, float]:
+        """Mean, min and max of lr / ||w||^2 over the scale-invariant weights (if logged)."""
+        if not self.cfg.log_effective_lr or not self.invariant:
+            return {}
+        from signalprop.measure import effective_lr
+
+        vals = [r.effective_lr for r in effective_lr(self.model, self.base).records
+                if r.name in self.invariant]
+        return {"eff_lr": sum(vals) / len(vals), "eff_lr_min": min(vals),
+                "eff_lr_max": max(vals)}

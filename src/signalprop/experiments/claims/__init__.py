@@ -13,8 +13,13 @@ Layout (a topic is a package; a claim module is named for its claim, ``nf-spp`` 
   ``binary-spp``);
 * ``regions/``: linear regions of piecewise-linear networks (``ternary-regions``,
   ``region-density``);
+* ``sequence/``: propagation along the sequence and across grids (``counting-ood``,
+  ``plstm-modes``);
 * ``orthogonal/``: orthogonal convolutions (``orth-conv-existence``,
-  ``orth-conv-stability``, ``orth-conv-tradeoff``).
+  ``orth-conv-stability``, ``orth-conv-tradeoff``);
+* ``compression/``: depth compression by merging convolutions (``depth-dp``).
+* ``identity/``: identity-biased blocks beyond ResNets and BatchNorm's scale invariance
+  (``phydi-depth``, ``byol-no-batch-stats``, ``exp-lr-equivalence``).
 
 Helpers a single topic shares live in that topic as private modules (``_x.py``); helpers
 shared across topics live one level up in ``signalprop.experiments`` (``_stats``,
@@ -47,9 +52,15 @@ CLAIMS: tuple[str, ...] = (
     "quantized.binary_spp",
     "regions.ternary_regions",
     "regions.region_density",
+    "sequence.counting_ood",
+    "sequence.plstm_modes",
     "orthogonal.orth_conv_existence",
     "orthogonal.orth_conv_stability",
     "orthogonal.orth_conv_tradeoff",
+    "compression.depth_dp",
+    "identity.phydi_depth",
+    "identity.byol_no_batch_stats",
+    "identity.exp_lr_equivalence",
 )
 
 __all__ = ["CLAIMS"]

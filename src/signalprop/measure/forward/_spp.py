@@ -18,7 +18,7 @@ from signalprop._forward import (
 from signalprop.measure._discovery import Block, BlockSpec, resolve_blocks
 from signalprop.measure._inputs import SingleValues, batch_size
 from signalprop.measure._options import check_bool, check_int, check_label
-from signalprop.measure._per_example import batchnorm_policy
+from signalprop.measure._per_example import any_tensor, batchnorm_policy
 from signalprop.measure._recorder import BlockRecorder
 from signalprop.measure._stochastic import dropout_policy
 from signalprop.measure.forward._fused_add import fused_add_available, residual_add_moments
@@ -159,8 +159,10 @@ def spp(
 
     * ``avg_sq_mean`` = mean_c (mean y_c)^2, ``avg_var`` = mean_c var(y_c);
     * ``res_var`` = mean_c var(branch_c) for signalprop residual blocks (at the branch end,
-      before any skip gain or alpha), Var(y - x) for a foreign composite block (one with
-      submodules) whose output has its input's shape, otherwise ``None``;
+      before any skip gain or alpha), Var(y - x) for a foreign block whose output the
+      forward showed to be its input plus residual branches (``y = x + f(x)``, pre-norm
+      style; the sum of the branches for a block with several), otherwise ``None`` (a
+      post-norm or post-activation block, a projection shortcut, a plain layer);
     * ``nonfinite``: the number of NaN/Inf values in y.
 
     The forward runs under ``torch.no_grad()`` in the model's current mode (train mode:
@@ -197,7 +199,8 @@ def spp(
         says how the statistics were taken: ``"fused"`` (inside signalprop residual
         adds), ``"c-hooks"`` (forward hooks, C kernel) or ``"torch-hooks"`` (forward
         hooks, torch reductions: the C extension is not built), joined by ``+`` when
-        several ran.
+        several ran. ``skips`` names the blocks that add a skip connection, as
+        measured on the forward (see :mod:`signalprop.measure._discovery`).
 
     Raises:
         ForwardError: the forward raised; the message names the innermost module that
@@ -214,7 +217,7 @@ def spp(
     channel_dim = check_channel_dim(x, channel_dim)
     check_label(label)
     check_bool("progress", progress)
-    plan = resolve_blocks(model, blocks)
+    plan = resolve_blocks(model, blocks, x)
     label = label or type(model).__name__
     rec = _SPPRecorder(len(plan.blocks), label, progress, channel_dim)
     try:
@@ -231,11 +234,13 @@ def spp(
         raise ForwardError(f"none of the {len(plan.blocks)} blocks ran ({plan.rule})")
     rec.single.warn(b, "spp")
     t = first_tensor(x)
+    t = any_tensor(x) if t is None else t  # token ids: their shape
     return SPPResult(
         label=label,
         records=rec.records,
         input_shape=tuple(t.shape) if t is not None else None,
         channel_dim=channel_dim,
         discovery=plan.rule,
+        skips=plan.skips,
         meta=rec.meta(model, path="+".join(sorted(rec.paths)), random_draws=draws.drew),
     )

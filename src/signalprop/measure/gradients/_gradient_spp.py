@@ -22,6 +22,7 @@ from signalprop.measure._nonfinite import first_nonfinite_module
 from signalprop.measure._options import check_bool, check_label, check_seed
 from signalprop.measure._per_example import (
     LossFn,
+    any_tensor,
     batch_loss,
     batch_size,
     batchnorm_policy,
@@ -102,7 +103,7 @@ def gradient_spp(
     seed = check_seed(seed)
     check_label(label)
     check_bool("progress", progress)
-    plan = resolve_blocks(model, blocks)
+    plan = resolve_blocks(model, blocks, x)
     if isinstance(x, Tensor) and x.is_floating_point():
         x = x.detach().requires_grad_(True)  # every block on the path from x gets a gradient
     label = label or type(model).__name__
@@ -133,6 +134,7 @@ def gradient_spp(
     if not math.isfinite(loss_value):
         meta["forward_nonfinite"] = first_nonfinite_module(model, x)
     t = first_tensor(x)
+    t = any_tensor(x) if t is None else t  # token ids: their shape
     return GradSPPResult(label=label, records=records, loss=kind,
                          input_shape=tuple(t.shape) if t is not None else None,
                          channel_dim=channel_dim, discovery=plan.rule, meta=meta)

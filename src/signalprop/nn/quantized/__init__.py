@@ -19,7 +19,8 @@ from signalprop.nn.quantized._layers import (
     quantize_modules,
     quantized_layers,
 )
-from signalprop.nn.quantized._quantizer import WeightQuantizer, round_to_grid
+from signalprop.nn.quantized._quantizer import WeightQuantizer
+from signalprop.nn.quantized._rounding import round_to_grid, round_to_grid_
 from signalprop.nn.quantized._surrogate import ReSTESchedule, sign_surrogate
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "quantize_modules",
     "quantized_layers",
     "round_to_grid",
+    "round_to_grid_",
     "sign_surrogate",
 ]

@@ -27,7 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from signalprop.nn.quantized._quantizer import TERNARY_THRESHOLD, WeightQuantizer, round_to_grid
+from signalprop.nn.quantized._quantizer import TERNARY_THRESHOLD, WeightQuantizer
+from signalprop.nn.quantized._rounding import round_to_grid
 from signalprop.nn.quantized._surrogate import _SignSurrogate, resolve
 from signalprop.theory.quantized import check_estimator
 

@@ -9,6 +9,8 @@ through their quantized values):
   through its formula (as XNOR-Net and the ReSTE reference do);
 * ternary and k-bit codes: straight through at the level of Q (dQ/dw = 1), or, with
   ``"clipped"``, 1 where |w| <= limit * alpha * L (within the grid's range) and 0 beyond.
+
+Rounding onto a fixed grid (stochastic rounding, SR / R training) is in ``_rounding.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from signalprop.nn.quantized import _fused
 from signalprop.nn.quantized._surrogate import _derivative, _SignSurrogate, hard_sign, resolve
 from signalprop.theory.quantized import (
     TERNARY_THRESHOLD,
@@ -149,70 +152,52 @@ class _BinaryWeight(torch.autograd.Function):
 
         dL/dw = alpha g'(w) G + dalpha/dw <G, s>,   s = sign(w), G = dL/dQ,
 
-    dalpha/dw = s / n (mean_abs) or w / (n alpha) (rms), n the weights per scale.
+    dalpha/dw = s / n (mean_abs) or w / (n alpha) (rms), n the weights per scale. On
+    contiguous CPU weights with the "ste" or "clipped" estimator both directions run in C
+    (``_fused.py``: two passes each); otherwise in torch ops.
     """
 
     @staticmethod
     def forward(ctx: Any, w: Tensor, name: str, params: dict[str, float], scale: str,
                 dims: tuple[int, ...]) -> Tensor:
-        s = hard_sign(w)
-        n = 1
-        for d in dims:
-            n *= w.shape[d]
-        order = 1 if scale == "mean_abs" else 2
         whole = len(dims) == w.ndim  # one scale: keep it 0-d (scalar kernels are fastest)
+        ctx.name, ctx.params, ctx.scale, ctx.dims = name, params, scale, dims
+        if _fused.handles(w, name, scale):
+            q, alpha = _fused.binary_forward(w, scale, whole)
+            ctx.save_for_backward(w, alpha)
+            return q
+        s = hard_sign(w)
+        n = math.prod(w.shape[d] for d in dims)
+        order = 1 if scale == "mean_abs" else 2
         alpha = torch.linalg.vector_norm(w, order, dim=None if whole else dims,
                                          keepdim=not whole)
         alpha = alpha / n if order == 1 else alpha / math.sqrt(n)
-        ctx.name, ctx.params, ctx.scale, ctx.dims, ctx.n = name, params, scale, dims, n
-        ctx.save_for_backward(w, s, alpha)
+        ctx.save_for_backward(w, alpha, s)
         return s * alpha
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
-        w, s, alpha = ctx.saved_tensors
-        if alpha.ndim == 0:  # one scale: a BLAS dot product, no temporary
-            dot = torch.dot(grad.reshape(-1), s.reshape(-1))
-        else:
-            dot = (grad * s).sum(ctx.dims, keepdim=True)
-        g = grad * alpha
-        if ctx.name != "ste":
-            g = g.mul_(_derivative(w, ctx.name, ctx.params))
-        if ctx.scale == "mean_abs":
-            g = g.addcmul_(s, dot / ctx.n)
-        else:
-            coef = torch.where(alpha > 0, dot / (alpha * ctx.n).clamp_min(torch.finfo(
-                alpha.dtype).tiny), torch.zeros_like(dot))  # zero weights: no alpha gradient
-            g = g.addcmul_(w, coef)
-        return g, None, None, None, None
+        w, alpha, *s = ctx.saved_tensors
+        if not s:  # the forward ran in C
+            g = _fused.binary_backward(grad, w, alpha, ctx.scale, ctx.name, ctx.params)
+            if g is not None:
+                return g, None, None, None, None
+            s = [hard_sign(w)]
+        return _binary_weight_grad(grad, w, alpha, s[0], ctx), None, None, None, None
 
 
-def round_to_grid(x: Tensor, unit: Tensor, levels: str | int, *, stochastic: bool,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """x rounded onto the grid unit * codes(levels), clamped to its range.
-
-    Stochastic rounding picks one of the two neighbouring grid points with probabilities
-    that make it unbiased inside the range (E[round(x)] = x); otherwise the nearest point.
-    Binary grids are {-unit, +unit}: stochastically +unit with probability
-    (1 + x / unit) / 2, i.e. copysign(unit, x - unit r) for r ~ U(-1, 1); other grids
-    floor(x / unit + r) for r ~ U(0, 1), clamped to [-L, L] (both a few fused passes).
-
-    Examples:
-        >>> round_to_grid(torch.tensor([0.3, -5.0]), torch.tensor(1.0), "binary",
-        ...               stochastic=False).tolist()
-        [1.0, -1.0]
-    """
-    levels = check_levels(levels)
-    unit = unit.to(x.dtype)
-    if levels == "binary":
-        if not stochastic:
-            return torch.copysign(unit, x)
-        r = torch.empty_like(x).uniform_(-1.0, 1.0, generator=generator)
-        return torch.copysign(unit, torch.addcmul(x, unit, r, value=-1.0))
-    top = float(max_code(levels))
-    v = _safe_div(x, unit)
-    if stochastic:
-        v.add_(torch.empty_like(x).uniform_(0.0, 1.0, generator=generator)).floor_()
+def _binary_weight_grad(grad: Tensor, w: Tensor, alpha: Tensor, s: Tensor, ctx: Any) -> Tensor:
+    """_BinaryWeight's backward in torch ops."""
+    n = math.prod(w.shape[d] for d in ctx.dims)
+    if alpha.ndim == 0:  # one scale: a BLAS dot product, no temporary
+        dot = torch.dot(grad.reshape(-1), s.reshape(-1))
     else:
-        v.round_()
-    return v.clamp_(-top, top).mul_(unit)
+        dot = (grad * s).sum(ctx.dims, keepdim=True)
+    g = grad * alpha
+    if ctx.name != "ste":
+        g = g.mul_(_derivative(w, ctx.name, ctx.params))
+    if ctx.scale == "mean_abs":
+        return g.addcmul_(s, dot / n)
+    coef = torch.where(alpha > 0, dot / (alpha * n).clamp_min(torch.finfo(
+        alpha.dtype).tiny), torch.zeros_like(dot))  # zero weights: no alpha gradient
+    return g.addcmul_(w, coef)

@@ -1,88 +1,101 @@
-"""confusion-width-depth: the mini-batch confusion matches a loop over mini-batches; decide
-on hand-made minimum cosines; the quick design covers every network decide reads; smoke."""
+"""confusion-width-depth: decide() on synthetic minimum cosines -- a null with no effect,
+and one where BN + skip only shift confusion without stopping its growth with depth, must
+fail; the claimed effects at the pilot's spread pass; one network at init and trained;
+smoke run."""
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
-from signalprop.experiments import RunContext
-from signalprop.experiments._models import relu_mlp
 from signalprop.experiments.claims.meanfield.confusion_width_depth import (
     SIZES,
     decide,
-    measure,
-    minibatch_confusion,
+    name,
+    networks,
+    run_network,
 )
 
-
-def test_minibatch_confusion_matches_loop() -> None:
-    torch.manual_seed(0)
-    model = relu_mlp(2, 8, 5, 3)
-    x, y = torch.randn(24, 5), torch.randint(0, 3, (24,))
-    res = minibatch_confusion(model, x, y, batch=4)
-    grads = []
-    for i in range(0, 24, 4):
-        model.zero_grad()
-        F.cross_entropy(model(x[i:i + 4]), y[i:i + 4]).backward()
-        grads.append(np.concatenate([p.grad.numpy().ravel() for p in model.parameters()]))
-    g = np.array(grads, dtype=np.float64)
-    cos = [g[i] @ g[j] / np.linalg.norm(g[i]) / np.linalg.norm(g[j])
-           for i in range(6) for j in range(i + 1, 6)]
-    assert res.n_pairs == 15
-    assert res.min_cosine == pytest.approx(min(cos), abs=1e-6)
-    assert res.mean_cosine == pytest.approx(np.mean(cos), abs=1e-6)
+Q = SIZES["quick"]
+# per-seed s.d. of the minimum cosine: the pilot's largest (plain ReLU at depth 32)
+SD = {"init": 0.45, "trained": 0.12}
+EFFECT = 0.1  # the smallest effect the seeds are sized for
 
 
-def _measurements(init: dict[str, list[float]], trained: dict[str, list[float]]) -> dict:
-    return {"widths": [16, 64, 256], "depths": [2, 8, 32], "seeds": [0, 1, 2, 3],
-            "min_cosine": {"init": init, "trained": trained}}
+def _means(effect: float, together: bool = True) -> dict[str, float]:
+    """Mean minimum cosine per network: every claimed difference equals ``effect``;
+    ``together=False``: res + BN is better but loses as much with depth as plain."""
+    w, d = Q["widths"], Q["depths"]
+    base = -0.3
+    means = {name("plain", x, d[1]): base for x in w}
+    means[name("plain", w[-1], d[1])] = base + effect
+    means[name("plain", w[1], d[0])] = base + effect
+    means[name("plain", w[1], d[-1])] = base - effect
+    for kind in ("bn", "res"):
+        means[name(kind, w[1], d[-1])] = base
+    deep_resbn = base if together else base - effect
+    means[name("resbn", w[1], d[-1])] = deep_resbn
+    means[name("resbn", w[1], d[0])] = deep_resbn + (0.0 if together else 2 * effect)
+    return means
 
 
-# less confusion (higher min cosine) when wider, shallower, with BN or skips
-EFFECT = {"w256_d8": [-0.10, -0.12, -0.08, -0.11], "w16_d8": [-0.40, -0.35, -0.45, -0.38],
-          "w64_d2": [0.05, 0.02, 0.06, 0.04], "w64_d8": [-0.20, -0.22, -0.18, -0.21],
-          "w64_d32": [-0.60, -0.55, -0.65, -0.58], "bn": [-0.20, -0.25, -0.22, -0.18],
-          "res": [-0.30, -0.28, -0.33, -0.31], "res+bn": [-0.1, -0.1, -0.1, -0.1]}
+def _measurements(means: dict[str, float], rng: np.random.Generator | None) -> dict:
+    seeds = {"init": Q["init_seeds"], "trained": Q["trained_seeds"]}
+    cos = {p: {k: [float(v) for v in mu + (rng.normal(0, SD[p], seeds[p]) if rng else
+                                            np.linspace(-SD[p], SD[p], seeds[p]))]
+               for k, mu in means.items()} for p in seeds}
+    return {"widths": Q["widths"], "depths": Q["depths"], "min_cosine": cos,
+            "init_seeds": seeds["init"], "trained_seeds": seeds["trained"]}
 
 
-def test_decide_passes_the_claimed_ordering_and_fails_the_null() -> None:
-    out = decide(_measurements(EFFECT, EFFECT))
-    assert out.reproduced, out.effect
-    assert len(out.details["checks"]) == 8 and out.effect.endswith("8/8 hold")
-    # the null, at the quick run's noise (s.e. ~0.07): width does not matter at init
-    noisy = {**EFFECT, "w256_d8": [-0.20, -0.45, 0.05, -0.30], "w16_d8": [-0.30, -0.2, -0.45,
-                                                                         -0.35]}
-    out = decide(_measurements(noisy, EFFECT))
-    assert not out.reproduced and out.effect.endswith("7/8 hold")
-    assert not out.details["checks"]["init:wider_less_confused"]["holds"]
+def test_networks_cover_every_check() -> None:
+    nets = [name(*n) for n in networks(Q["widths"], Q["depths"])]
+    assert len(nets) == len(set(nets)) == 9
+    assert set(_means(0.1)) == set(nets)
 
 
-def test_quick_design_covers_the_criterion(tmp_path: Path) -> None:
-    """The quick grids give ``decide`` every network it reads (checked on the design only:
-    the sweep is replaced by a recorder, nothing trains)."""
-    calls: list[tuple[str, dict, dict]] = []
+def test_claimed_effect_passes_at_the_pilot_spread() -> None:
+    passed = [decide(_measurements(_means(EFFECT * 1.5), np.random.default_rng(i))).reproduced
+              for i in range(20)]
+    assert sum(passed) >= 18
+    out = decide(_measurements(_means(EFFECT * 1.5), None))
+    assert out.reproduced and "12/12 hold" in out.effect
 
-    class Stop(Exception):
-        pass
 
-    class Recorder(RunContext):
-        def sweep(self, name, base, grid, seeds):  # noqa: ANN001, ANN201
-            calls.append((name, base, grid))
-            if name == "res-bn":
-                raise Stop
-            return []
+def test_no_effect_fails() -> None:
+    flat = {k: -0.3 for k in _means(EFFECT)}
+    for i in range(10):
+        out = decide(_measurements(flat, np.random.default_rng(i)))
+        assert not out.reproduced
 
-    with pytest.raises(Stop):
-        measure(Recorder("quick", tmp_path, progress=False), SIZES["quick"])
-    got = {(w, d) for _, _, g in calls[:2] for w in g["model_args.width"]
-           for d in g["model_args.depth"]}
-    # widest/narrowest at the middle depth, shallowest/deepest at the middle width
-    assert {(16, 8), (64, 8), (256, 8), (64, 2), (64, 32)} == got
-    assert all(b["schedule"] == "cosine" and b["batch_size"] == 128 for _, b, _ in calls)
-    assert {f"w{w}_d{d}" for w, d in got} | {"bn", "res", "res+bn"} == set(EFFECT)
+
+def test_bn_and_skip_that_only_shift_confusion_fail_the_final_claim() -> None:
+    out = decide(_measurements(_means(0.3, together=False), None))
+    checks = out.details["checks"]
+    assert checks["init:bn_and_skip_reduce"]["holds"] is False  # deep res+BN = deep plain
+    assert checks["init:bn_and_skip_keep_low_with_depth"]["holds"] is False
+    assert not out.reproduced
+
+
+def test_a_network_that_missed_the_target_fails_its_checks() -> None:
+    m = _measurements(_means(0.3), None)
+    m["min_cosine"]["trained"][name("bn", 64, 32)] = []
+    m["missed_target"] = {name("bn", 64, 32): Q["trained_seeds"]}
+    out = decide(m)
+    assert not out.details["checks"]["trained:bn_reduces"]["measured"]
+    assert not out.reproduced and out.details["n_missed_target"] == Q["trained_seeds"]
+
+
+def test_one_network_measures_and_trains_to_the_target() -> None:
+    job = {"kind": "resbn", "width": 16, "depth": 2, "seed": 0, "train": True,
+           "target_loss": 2.0, "max_steps": 400}
+    r = run_network(job)
+    assert -1.0 <= r["init"] <= 1.0 and r["reached"] and not r["diverged"]
+    assert -1.0 <= r["trained"] <= 1.0 and 0 < r["steps"] <= 400 and r["steps"] % 25 == 0
+    assert run_network(job) == r  # deterministic in the seed
+    r = run_network({**job, "train": False})
+    assert math.isnan(r["trained"]) and r["steps"] == 0
 
 
 @pytest.mark.slow

@@ -34,6 +34,9 @@ class Handler:
         self.inputs: list[Any] = []
         self.grads: list[list[Tensor | None]] = []
         self.pending = 0
+        # calls whose output the whole batch shares: their gradients carry a leading
+        # example axis (see ._gram.broadcast)
+        self.shared_calls: set[int] = set()
 
     # ---- forward / backward bookkeeping --------------------------------------------
     def capture(self, args: tuple[Any, ...], kwargs: dict[str, Any], n_leaves: int) -> int:
@@ -60,6 +63,7 @@ class Handler:
     def release(self) -> None:
         self.inputs.clear()
         self.grads.clear()
+        self.shared_calls.clear()
 
     # ---- results -----------------------------------------------------------------------
     def gram(self, exclude: frozenset[str]) -> Tensor | None:

@@ -8,6 +8,11 @@ G_i[u] = sum_{t: idx_it = u} g_it and <G_i, G_j> = sum_u <G_i[u], G_j[u]>. The c
 of the two is used. ``padding_idx`` positions get no gradient; with
 ``scale_grad_by_freq`` each gradient is divided by its token's count in that example
 (its batch of one), as the module's backward does.
+
+An index that is not the model's input (position ids of shape (1, T), a relative-position
+table of shape (T, T)) is one lookup shared by every example: its rows are read by all
+examples, and each example's gradient of the shared output comes from
+:mod:`._gram.broadcast`.
 """
 
 from __future__ import annotations
@@ -29,11 +34,15 @@ class EmbeddingLayer(Handler):
         """(B, T) indices and (B, T, D) masked/scaled output gradients, calls joined."""
         b, m = self.b, self.module
         idxs, gs = [], []
-        for idx, gr in zip(self.inputs, self.grads):
+        for call, (idx, gr) in enumerate(zip(self.inputs, self.grads)):
             g = gr[0]
             if g is None:
                 continue
-            if idx.dim() == 0 or idx.shape[0] != b:
+            if call in self.shared_calls:
+                # one lookup for the whole batch: every example reads the same rows, and
+                # g holds each example's own gradient of the shared output
+                idx = idx.unsqueeze(0).expand(b, *idx.shape)
+            elif idx.dim() == 0 or idx.shape[0] != b:
                 raise ValueError(f"module '{self.name}' received indices of shape "
                                  f"{tuple(idx.shape)} whose first axis is not the batch ({b})")
             idxs.append(idx.reshape(b, -1))

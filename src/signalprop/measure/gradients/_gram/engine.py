@@ -1,12 +1,13 @@
 """Per-example gradient Gram matrix in one forward and one backward pass.
 
 Every module holding trainable parameters gets a handler (Linear/ConvNd/Scaled-WS:
-:mod:`._gram_layers`; Embedding: :mod:`._gram_embedding`; anything else: torch.func,
-:mod:`._gram_func`). The forward records each such module's inputs and adds a zero scalar
-"anchor" to its output; the backward asks autograd for the gradients of sum_i l_i with
-respect to the anchors only, so no parameter gradient is formed, and hooks on the anchored
-outputs hand dL/d(output) to the handler, which turns it into its (B, B) contribution as
-soon as its last call's gradient has arrived and frees it.
+:mod:`._gram.layers`; Embedding: :mod:`._gram.embedding`; LayerNorm/RMSNorm:
+:mod:`._gram.norm`; anything else: torch.func, :mod:`._gram.func`). The forward records
+each such module's inputs and adds a zero scalar "anchor" to its output; the backward asks
+autograd for the gradients of sum_i l_i with respect to the anchors only, so no parameter
+gradient is formed, and hooks on the anchored outputs hand dL/d(output) to the handler,
+which turns it into its (B, B) contribution as soon as its last call's gradient has
+arrived and frees it.
 
 Parameters used by a parent module without calling their own module (the output
 projection of ``nn.MultiheadAttention``) belong to that parent. Parameters shared by
@@ -15,6 +16,7 @@ several modules (tied weights) are materialized per example in each and summed.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +44,15 @@ from signalprop.measure._per_example import (
 )
 from signalprop.measure._stochastic import dropout_policy
 from signalprop.measure.gradients._gram.base import DEFAULT_CHUNK_BYTES, Handler, add_gram
+from signalprop.measure.gradients._gram.broadcast import (
+    input_storages,
+    is_per_example,
+    per_example_grads,
+)
 from signalprop.measure.gradients._gram.embedding import EmbeddingLayer, is_embedding
 from signalprop.measure.gradients._gram.func import FuncLayer
 from signalprop.measure.gradients._gram.layers import WeightLayer, weight_layer_kind
+from signalprop.measure.gradients._gram.norm import NormLayer, is_norm
 from signalprop.results.gram import GramResult
 
 METHODS = ("auto", "factor", "materialize", "func")
@@ -90,6 +98,8 @@ def _make_handler(name: str, module: nn.Module, params: dict[str, nn.Parameter],
             return WeightLayer(name, module, params, b, method, chunk_bytes)
         if is_embedding(module):
             return EmbeddingLayer(name, module, params, b, method, chunk_bytes)
+        if is_norm(module):
+            return NormLayer(name, module, params, b, method, chunk_bytes)
     return FuncLayer(name, module, params, b, method, chunk_bytes)
 
 
@@ -108,6 +118,14 @@ def gram_run(model: nn.Module, loss_fn: LossFn, x: ModelInput, y: Any, b: int, m
             total = run.forward(loss_fn, x, y)
         run.backward(total)
         return _collect(model, run.handlers, run.results, run.arrival, b)
+
+
+def _index(stored: Any) -> Tensor:
+    """The index tensor of a stored embedding call (a tensor, or FuncLayer's (args, kwargs))."""
+    if isinstance(stored, Tensor):
+        return stored
+    args, kwargs = stored
+    return args[0] if args else next(iter(kwargs.values()))
 
 
 def _shared_parameters(handlers: dict[str, Handler]) -> dict[int, list[tuple[Handler, str]]]:
@@ -136,8 +154,8 @@ class _GramPass:
         self.model, self.b, self.first = model, b, called is None
         self.handlers = {n: _make_handler(n, m, ps, b, method, chunk_bytes)
                          for n, (m, ps) in owners.items()}
-        self.shared = _shared_parameters(self.handlers)
-        self.excluded = {h.name: frozenset(a for uses in self.shared.values()
+        self.tied = _shared_parameters(self.handlers)
+        self.excluded = {h.name: frozenset(a for uses in self.tied.values()
                                            for hh, a in uses if hh is h)
                          for h in self.handlers.values()}
         self.results: dict[str, Tensor | None] = {}
@@ -145,11 +163,17 @@ class _GramPass:
         self.anchors: list[Tensor] = []
         self.called: set[int] = set()  # ids of the modules called (first pass only)
         self.capturing = False
+        # lookups shared by the whole batch: (handler, call, output), see ._gram.broadcast
+        self.shared: list[tuple[Handler, int, Tensor]] = []
+        self.storages: set[int] = set()
+        self.losses: Tensor | None = None
+        self.batched = False  # True while the per-example gradients of shared outputs run
 
     # ---- forward ---------------------------------------------------------------------
     def forward(self, loss_fn: LossFn, x: ModelInput, y: Any) -> Tensor:
         """Run the model with the hooks in place; return the sum of per-example losses."""
         model = self.model
+        self.storages = input_storages(x)
         with hooks_removed_after() as handles:
             for h in self.handlers.values():
                 handles.append(h.module.register_forward_hook(self._forward_hook(h),
@@ -168,6 +192,7 @@ class _GramPass:
             self.capturing = False
         losses = per_example_losses(loss_fn, out, y, self.b)
         check_losses(losses, model, x)
+        self.losses = losses
         total = losses.sum()
         if not total.requires_grad:
             raise ValueError("the loss does not depend on any trainable parameter "
@@ -183,6 +208,11 @@ class _GramPass:
                 return None
             leaves, spec = pytree.tree_flatten(out)
             call = h.capture(args, kwargs, len(leaves))
+            if is_embedding(h.module) and isinstance(out, Tensor) and out.requires_grad \
+                    and not is_per_example(_index(h.inputs[call]), self.storages, self.b):
+                h.shared_calls.add(call)
+                self.shared.append((h, call, out))
+                return None
             changed = False
             for k, t in enumerate(leaves):
                 if (isinstance(t, Tensor) and t.is_floating_point() and t.requires_grad
@@ -208,13 +238,21 @@ class _GramPass:
     # ---- backward --------------------------------------------------------------------
     def backward(self, total: Tensor) -> None:
         """Gradients to the anchors only; then every handler's and shared part in results."""
+        if self.shared:
+            self.batched = True  # the anchors' hooks see this backward and ignore it
+            try:
+                grads = per_example_grads(self.losses, [t for _, _, t in self.shared])
+            finally:
+                self.batched = False
+            for (h, call, _), g in zip(self.shared, grads):
+                h.grads[call][0] = g.detach()
         if self.anchors:
             torch.autograd.grad(total, self.anchors, allow_unused=True)
         with torch.no_grad():
             for h in self.handlers.values():
                 if h.name not in self.results:
                     self._finish(h)
-            for uses in self.shared.values():
+            for uses in self.tied.values():
                 rows = sum(h.per_example(a) if h.has_grads() else
                            torch.zeros(self.b, h.params[a].numel(), device=h.params[a].device)
                            for h, a in uses)
@@ -229,6 +267,8 @@ class _GramPass:
         streaming = not isinstance(h, FuncLayer) and not self.excluded[h.name]
 
         def hook(grad: Tensor) -> None:
+            if self.batched:
+                return
             if h.name not in self.arrival:
                 self.arrival.append(h.name)
             h.receive(call, leaf, grad)
@@ -289,6 +329,9 @@ def gradient_gram(
     from per-example inputs a and output gradients g, or from explicitly formed per-example
     weight gradients where that is cheaper for the layer's shapes; Embedding likewise;
     other modules go through torch.func (vmap over per-example vector-Jacobian products).
+    A lookup the whole batch shares (an index that is not the model's input: position ids
+    of shape (1, T), a (T, T) relative-position table) gets each example's own gradient of
+    the shared output from a batched backward of the per-example losses.
 
     Args:
         model: any module that treats examples independently (no BatchNorm in train mode:
@@ -353,7 +396,9 @@ def gradient_gram(
     with batchnorm_policy(model, batchnorm), \
             dropout_policy(model, x, dropout, "the per-example gradient Gram"):
         run = gram_run(model, loss_fn, x, y, b, method)  # type: ignore[arg-type]
-    total = torch.stack(list(run.layers.values())).sum(dim=0)
+    # elementwise additions keep the exact symmetry of every part (a vectorized reduction
+    # over a stacked axis need not: its summation order differs between (i, j) and (j, i))
+    total = functools.reduce(torch.add, run.layers.values())
     return GramResult(label=label or type(model).__name__, matrix=total,
                       layers=run.layers if per_layer else {}, strategies=run.strategies,
                       meta={"batchnorm": batchnorm, "dropout": dropout, "method": method})

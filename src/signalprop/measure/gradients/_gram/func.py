@@ -53,8 +53,13 @@ class FuncLayer(Handler):
         b, bd = self.b, self._in_dim()
         params = {k: p.detach() for k, p in self.params.items()}
         total: dict[str, Tensor] = {}
-        for inputs, grads in zip(self.inputs, self.grads):
+        for call, (inputs, grads) in enumerate(zip(self.inputs, self.grads)):
             if all(g is None for g in grads):
+                continue
+            if call in self.shared_calls:
+                grads_i = self._shared(params, inputs, grads[0])
+                for k, v in grads_i.items():
+                    total[k] = total[k] + v if k in total else v
                 continue
             leaves, spec = pytree.tree_flatten(inputs)
             in_dims = tuple(bd if isinstance(t, Tensor) and t.dim() > bd and t.shape[bd] == b
@@ -94,6 +99,19 @@ class FuncLayer(Handler):
             for k, v in grads_i.items():
                 total[k] = total[k] + v if k in total else v
         return {k: v.reshape(b, -1) for k, v in total.items()}
+
+    def _shared(self, params: dict[str, Tensor], inputs: Any, grad: Tensor
+                ) -> dict[str, Tensor]:
+        """A call whose output the whole batch shares: the same inputs for every example,
+        each with its own output gradient ``grad[i]`` (see ``._gram.broadcast``)."""
+        args, kwargs = inputs
+
+        def f(p: dict[str, Tensor]) -> Tensor:
+            return functional_call(self.module, p, args, kwargs)
+
+        with torch.enable_grad():
+            _, vjp_fn = torch.func.vjp(f, params)
+            return torch.func.vmap(lambda c: vjp_fn(c)[0])(grad)
 
     def _loop(self, params: dict[str, Tensor], leaves: list[Any], spec: Any,
               in_dims: tuple[Any, ...], used: list[int], cots: tuple[Tensor, ...],

@@ -1,0 +1,1 @@
+"""Depth compression: merging convolutions by dropping activations (``depth-dp``)."""
