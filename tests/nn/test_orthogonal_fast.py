@@ -83,3 +83,13 @@ def test_frozen_operator_follows_the_weight_and_is_usable_with_autograd():
     (g,) = torch.autograd.grad(layer(v).square().sum(), v)
     (g_ref,) = torch.autograd.grad(reference(layer, v).square().sum(), v)
     assert torch.allclose(g, g_ref, atol=1e-11)
+
+
+def test_second_derivatives_through_the_solve():
+    # Hessian-vector products (e.g. signalprop's Hessian measurements) differentiate the
+    # backward again: the custom solve backward must stay differentiable under create_graph
+    layer = OrthoConv2d(2, 8, 3, stride=2, dtype=F64)
+    x = torch.randn(2, 2, 4, 4, dtype=F64, requires_grad=True)
+    w = layer.weight.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradgradcheck(lambda v, k: torch.func.functional_call(
+        layer, {"weight": k, "bias": layer.bias}, (v,)), (x, w))
