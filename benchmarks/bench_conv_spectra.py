@@ -11,10 +11,15 @@ Four parts (``--part``), each printing ratios in one run:
   the exact value where one exists and the time per layer
   (``pip install --no-deps orthogonium deel-torchlip``; missing peers are skipped).
 * ``resnet``: ``conv_spectra`` on every convolution of ResNetV2-50 at 32 x 32 (both stems).
-* ``ortho``: ``OrthoConv2d`` forward + backward against a plain ``Conv2d`` of the same shape.
+* ``ortho``: ``OrthoConv2d`` against a plain ``Conv2d`` of the same shape, interleaved, in
+  CPU time, median [quartiles] of per-pair ratios: the training step (forward + backward,
+  weights only and with the input gradient), the eval forward (the orthogonal operator
+  cached), and the Cayley part of the step alone (its floor).
 
     python benchmarks/bench_conv_spectra.py                      # everything, 2 threads
     python benchmarks/bench_conv_spectra.py --part peers --threads 1 --repeats 3
+    python benchmarks/bench_conv_spectra.py --part ortho --threads 1 --repeats 15
+    python benchmarks/bench_conv_spectra.py --small              # a smoke run
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ def dense_svd(conv: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.linalg.svdvals(a)
 
 
-def part_dense(repeats: int) -> None:
+def part_dense(repeats: int, small: bool) -> None:
     torch.manual_seed(0)
     conv = nn.Conv2d(16, 16, 3, padding=1, padding_mode="circular", bias=False).double()
     shape = (16, 16, 16)
@@ -120,7 +125,7 @@ LAYERS = [  # (description, layer, input shape)
 ]
 
 
-def part_peers(repeats: int) -> None:
+def part_peers(repeats: int, small: bool) -> None:
     peers = _peers()
     print("== sigma_max per layer: value (time) ==")
     print(f"{'layer':28s} {'signalprop':>26s} {'orthogonium':>22s} {'deel-torchlip':>22s}")
@@ -146,18 +151,74 @@ def part_peers(repeats: int) -> None:
           "smaller upper bound is tighter\n")
 
 
-def part_resnet(repeats: int) -> None:
-    print("== conv_spectra on every conv of ResNetV2-50 at 32 x 32 ==")
+def part_resnet(repeats: int, small: bool) -> None:
+    threads = torch.get_num_threads()
+    print(f"== conv_spectra on every conv of ResNetV2-50 at 32 x 32 ({threads} thread(s): "
+          f"{threads} layer(s) at a time) ==")
     for stem in ("imagenet", "cifar"):
-        model = sp.models.create_model("resnetv2_50", norm="nf", stem=stem)
+        model = sp.models.create_model("resnetv2_50", norm="nf", stem=stem,
+                                       **({"width": 0.25} if small else {}))
         x = torch.randn(1, 3, 32, 32)
-        t, res = timed(partial(sp.conv_spectra, model, x), repeats)
+        res = sp.conv_spectra(model, x)  # warm-up
+        cpu, wall = [], []
+        for _ in range(repeats):
+            c0, w0 = time.process_time(), time.perf_counter()
+            sp.conv_spectra(model, x)
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - w0)
         methods: dict[str, int] = {}
         for r in res.records:
             methods[r.method] = methods.get(r.method, 0) + 1
-        print(f"stem {stem:8s}: {len(res.records)} convs in {t:.2f} s (target <= 2 s with "
-              f"the default stem); methods {methods}")
-    print()
+        print(f"stem {stem:8s}: {len(res.records)} convs, wall {_spread(wall)} s, CPU "
+              f"{_spread(cpu)} s (target <= 2 s wall on 2 cores, default stem); {methods}")
+    print("(CPU counts every worker; on a busy machine wall time also counts the waits for "
+          "a core)\n")
+
+
+def _spread(v: list[float]) -> str:
+    """median [min-max]"""
+    return f"{statistics.median(v):.2f} [{min(v):.2f}-{max(v):.2f}]"
+
+
+def _ratios(times: dict[str, list[float]], a: str, b: str) -> str:
+    """median [quartiles] of the per-pair ratios a / b"""
+    r = sorted(x / y for x, y in zip(times[a], times[b]))
+    return f"{statistics.median(r):5.2f} [{r[len(r) // 4]:.2f}-{r[(3 * len(r)) // 4]:.2f}]"
+
+
+def _steps(plain: nn.Module, ortho: nn.Module, x: torch.Tensor
+           ) -> dict[str, Callable[[], Any]]:
+    """The runs timed side by side: training steps (weights only, as for a first layer, and
+    with the input gradient, as inside a network), eval forwards, and the Cayley part of
+    OrthoConv2d's step alone (LU, solve, its backward: no FFT, no layout)."""
+    from signalprop.nn.orthogonal import _spectral
+
+    xg = x.clone().requires_grad_(True)
+    grid = tuple(n // s for n, s in zip(x.shape[2:], ortho.stride))
+    h, rest, tall = ortho._system(ortho._taps(grid))
+    h, rest = h.detach(), None if rest is None else rest.detach()
+    f = grid[0] * (grid[1] // 2 + 1)
+    cp = ortho.in_channels * ortho.stride[0] * ortho.stride[1]
+    # the layer's right-hand sides: (F, G, C', B), frequency-major, columns contiguous
+    xs = torch.randn(f, x.shape[0], 1, cp, dtype=torch.complex64).permute(0, 2, 3, 1)
+
+    def cayley() -> None:
+        hh = h.clone().requires_grad_(True)
+        out = _spectral.apply(hh, rest, tall, xs)
+        torch.autograd.backward(out, torch.ones_like(out))
+
+    def train(layer: nn.Module, inp: torch.Tensor) -> Callable[[], None]:
+        return lambda: _train_step(layer, inp)
+
+    def infer(layer: nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            with torch.no_grad():
+                layer(x)
+        return run
+
+    return {"conv": train(plain, x), "ortho": train(ortho, x), "conv_in": train(plain, xg),
+            "ortho_in": train(ortho, xg), "conv_eval": infer(plain),
+            "ortho_eval": infer(ortho), "cayley": cayley}
 
 
 def _train_step(layer: nn.Module, x: torch.Tensor) -> None:
@@ -165,23 +226,34 @@ def _train_step(layer: nn.Module, x: torch.Tensor) -> None:
     layer(x).square().mean().backward()
 
 
-def part_ortho(repeats: int) -> None:
-    print("== OrthoConv2d forward + backward vs Conv2d (same shape) ==")
-    for c, m, s, n, b in ((16, 16, 1, 32, 64), (64, 64, 1, 32, 32), (64, 64, 1, 32, 128),
-                          (32, 128, 2, 32, 32), (32, 128, 2, 32, 128)):
+ORTHO_SHAPES = ((16, 16, 1, 32, 64), (64, 64, 1, 32, 32), (64, 64, 1, 32, 128),
+                (32, 128, 2, 32, 32), (32, 128, 2, 32, 128), (128, 128, 1, 16, 32),
+                (256, 256, 1, 8, 32))
+
+
+def part_ortho(repeats: int, small: bool) -> None:
+    from bench_toolkit import interleaved  # CPU-time side by side, as the other benchmarks
+
+    print(f"== OrthoConv2d / Conv2d (same shape, circular 3x3): {repeats} interleaved runs, "
+          "CPU time, median [quartiles] of per-pair ratios ==")
+    print(f"{'C -> M, stride, batch x C x N x N':34s} {'conv ms':>8s} {'train':>17s} "
+          f"{'train, input grad':>17s} {'eval (cached)':>17s} {'Cayley alone':>17s}")
+    for c, m, s, n, b in ORTHO_SHAPES[:2] if small else ORTHO_SHAPES:
         torch.manual_seed(0)
+        b = 4 if small else b
         x = torch.randn(b, c, n, n)
         plain = nn.Conv2d(c, m, 3, stride=s, padding=1, padding_mode="circular")
         ortho = sp.nn.OrthoConv2d(c, m, 3, stride=s)
-
-        t_plain, _ = timed(partial(_train_step, plain, x), repeats)
-        t_ortho, _ = timed(partial(_train_step, ortho, x), repeats)
-        print(f"{c:3d} -> {m:3d}, stride {s}, {b} x {c} x {n} x {n}: conv "
-              f"{t_plain * 1e3:7.1f} ms  ortho {t_ortho * 1e3:7.1f} ms  ratio "
-              f"{t_ortho / t_plain:5.2f}x (target <= 3x)")
-    print("OrthoConv2d costs two FFTs of the input and one Cayley solve per frequency "
-          "(size min(M, C S^2), the batch as right-hand sides), forward and backward: the "
-          "solve's cost does not grow with the batch, the conv's does\n")
+        t = interleaved(_steps(plain, ortho, x), repeats)
+        desc = f"{c:3d} -> {m:3d}, s{s}, {b:3d} x {c} x {n} x {n}"
+        print(f"{desc:34s} {statistics.median(t['conv']) * 1e3:8.1f} "
+              f"{_ratios(t, 'ortho', 'conv'):>17s} {_ratios(t, 'ortho_in', 'conv_in'):>17s} "
+              f"{_ratios(t, 'ortho_eval', 'conv_eval'):>17s} {_ratios(t, 'cayley', 'conv'):>17s}",
+              flush=True)
+    print("train: forward + backward (target <= 3x); Cayley alone: the LU of the min(M, C S^2)"
+          "-sized system at every frequency, the solve with the batch as right-hand sides and "
+          "their backward, against the conv's training step: the floor of this "
+          "parametrization\n")
 
 
 PARTS = {"dense": part_dense, "peers": part_peers, "resnet": part_resnet,
@@ -193,12 +265,13 @@ def main() -> None:
     ap.add_argument("--part", choices=[*PARTS, "all"], default="all")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--small", action="store_true", help="a seconds-long smoke run")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}\n")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.repeats} repeats\n")
     for name, fn in PARTS.items():
-        if args.part in (name, "all"):
-            fn(args.repeats)
+        if args.part in (name, "all") and not (args.small and name in ("dense", "peers")):
+            fn(args.repeats, args.small)
 
 
 if __name__ == "__main__":

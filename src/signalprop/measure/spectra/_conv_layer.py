@@ -24,6 +24,7 @@ from signalprop.measure._nonfinite import NonFiniteError
 from signalprop.nn._kernel import effective_kernel, nonlinear_input
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 MODES = ("zeros", "circular", "reflect", "replicate")
 
 
@@ -125,7 +126,7 @@ def effective_weight(conv: nn.Module) -> Tensor:
     """The kernel the layer applies (Scaled WS layers standardize theirs, quantized layers
     quantize it: :func:`signalprop.nn._kernel.effective_kernel`), float64."""
     with torch.no_grad():
-        return effective_kernel(conv).detach().to(torch.float64).clone()
+        return effective_kernel(conv).detach().to(torch.float64, copy=True)
 
 
 def conv_operator(conv: nn.Module, input_shape: Any) -> ConvOperator:
@@ -141,7 +142,9 @@ def conv_operator(conv: nn.Module, input_shape: Any) -> ConvOperator:
     what = f"{type(conv).__name__}(kernel_size={tuple(conv.kernel_size)})"
     shape = per_example(input_shape, d, what)
     w = effective_weight(conv)
-    if not bool(torch.isfinite(w).all()):
+    # a finite sum has finite terms (inf and NaN propagate); only an overflowing sum needs
+    # the elementwise check, several times slower on large kernels
+    if not bool(torch.isfinite(w.sum())) and not bool(torch.isfinite(w).all()):
         raise NonFiniteError(f"the kernel of {what} holds NaN/Inf")
     k, s, dil = tuple(conv.kernel_size), tuple(conv.stride), tuple(conv.dilation)
     if conv.in_channels != shape[0]:
@@ -220,13 +223,23 @@ def dense_matrix(op: ConvOperator) -> Tensor:
 
 
 class Products:
-    """A @ v and A^T u for the operator, on flat float64 vectors of one example.
+    """A @ v and A^T u for the operator, on flat float64 vectors.
 
-    The adjoint is the input gradient of the (linear) operator, taken on a graph built once.
+    The adjoint of a zero-padded convolution with the same padding on both sides is a
+    transposed convolution (PyTorch defines it as that input gradient); otherwise (copied
+    borders, asymmetric padding) it is the input gradient taken on a graph built once.
     """
 
     def __init__(self, op: ConvOperator) -> None:
         self.op = op
+        self._pad = tuple(left for left, _ in op.pad)
+        self._direct = op.mode == "zeros" and all(lr[0] == lr[1] for lr in op.pad)
+        if self._direct:  # the input size the transposed convolution must give back
+            self._extra = tuple(
+                n - ((o - 1) * s - 2 * p + dil * (k - 1) + 1)
+                for n, o, s, p, dil, k in zip(op.in_shape[1:], op.out_shape[1:], op.stride,
+                                              self._pad, op.dilation, op.weight.shape[2:]))
+            return
         self._x = torch.zeros((1, *op.in_shape), dtype=torch.float64, requires_grad=True)
         with torch.enable_grad():
             self._y = op.apply(self._x)
@@ -237,6 +250,12 @@ class Products:
             return self.op.apply(v.reshape(-1, *self.op.in_shape)).reshape(v.shape[0], -1)
 
     def adjoint(self, u: Tensor) -> Tensor:
-        """(1, rows) -> (1, cols)."""
+        """(B, rows) -> (B, cols) (B = 1 unless the adjoint is a transposed convolution)."""
+        op = self.op
+        if self._direct:
+            with torch.no_grad():
+                x = _CONV_T[op.d](u.reshape(-1, *op.out_shape), op.weight, None, op.stride,
+                                  self._pad, self._extra, op.groups, op.dilation)
+            return x.reshape(u.shape[0], -1)
         g = torch.autograd.grad(self._y, self._x, u.reshape(self._y.shape), retain_graph=True)
         return g[0].reshape(1, -1)

@@ -4,6 +4,7 @@ sizes a real forward gives them."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import torch
@@ -25,7 +26,11 @@ from signalprop.measure._options import (
     check_seed,
 )
 from signalprop.measure.spectra._conv_spectrum import MAX_DENSE, METHODS, conv_spectrum
-from signalprop.results.conv_spectra import ConvLayerSpectrum, ConvSpectraResult
+from signalprop.results.conv_spectra import (
+    ConvLayerSpectrum,
+    ConvSpectraResult,
+    ConvSpectrumResult,
+)
 
 
 def _is_conv(m: nn.Module) -> bool:
@@ -52,6 +57,51 @@ def _selected(model: nn.Module, blocks: BlockSpec) -> dict[int, str]:
         raise ValueError(f"blocks selects {bad[0]!r}, which is not a convolution; conv_spectra "
                          "measures Conv1d/2d/3d, ConvTranspose and OrthoConv2d layers")
     return {id(b.module): b.name for b in plan.blocks}
+
+
+def _one(name: str, mod: nn.Module, shape: tuple[int, ...], options: dict[str, Any],
+         threads: int | None) -> ConvSpectrumResult:
+    if threads is not None:  # in a worker: its own (thread-local) intra-op thread count
+        torch.set_num_threads(threads)
+    try:
+        return conv_spectrum(mod, shape, values=False, label=name, **options)
+    except ValueError as e:
+        raise ValueError(f"layer {name!r}: {e}") from e
+
+
+def _spectra(calls: list[tuple[str, nn.Module, tuple[int, ...]]], options: dict[str, Any],
+             progress: bool) -> list[ConvSpectrumResult]:
+    """conv_spectrum of every call, once per (module, input shape): a module called again on
+    the same size reuses its result. The layers are independent and most of their time is
+    spent in LAPACK (which releases the GIL) on matrices too small to use several cores
+    well, so with T intra-op threads T layers run at once, one thread each (each result is
+    what a one-thread run gives, bit for bit)."""
+    from tqdm.auto import tqdm
+
+    first: dict[tuple[int, tuple[int, ...]], int] = {}  # (module, shape) -> its job
+    jobs = []
+    for name, mod, shape in calls:
+        if (id(mod), shape) not in first:
+            first[(id(mod), shape)] = len(jobs)
+            jobs.append((name, mod, shape))
+    bar = tqdm(total=len(jobs), desc="conv spectra", disable=not progress, leave=False)
+    workers = min(torch.get_num_threads(), len(jobs))
+    try:
+        if workers <= 1:
+            out = []
+            for name, mod, shape in jobs:
+                out.append(_one(name, mod, shape, options, None))
+                bar.update()
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(_one, name, mod, shape, options, 1)
+                           for name, mod, shape in jobs]
+                for _ in as_completed(futures):
+                    bar.update()
+                out = [fut.result() for fut in futures]  # the first failing layer in order
+    finally:
+        bar.close()
+    return [out[first[(id(mod), shape)]] for _, mod, shape in calls]
 
 
 def conv_spectra(
@@ -126,16 +176,9 @@ def conv_spectra(
     with torch.no_grad(), buffers_restored(model), hooks_removed_after() as handles:
         handles.append(nn.modules.module.register_module_forward_pre_hook(hook))
         forward_or_locate(model, x, handles)
-    from tqdm.auto import tqdm
-
+    options = {"method": method, "steps": steps, "seed": seed, "max_dense": max_dense}
     records = []
-    for i, (name, mod, shape) in enumerate(tqdm(calls, desc="conv spectra",
-                                                disable=not progress, leave=False)):
-        try:
-            r = conv_spectrum(mod, shape, method=method, values=False, steps=steps,
-                              seed=seed, max_dense=max_dense, label=name)
-        except ValueError as e:
-            raise ValueError(f"layer {name!r}: {e}") from e
+    for i, ((name, _, _), r) in enumerate(zip(calls, _spectra(calls, options, progress))):
         records.append(ConvLayerSpectrum(
             name, i, r.layer, r.input_shape, r.output_shape, r.method, r.exact, r.n_values,
             r.sigma_max, r.sigma_min, *r.sigma_max_bounds, *r.sigma_min_bounds))

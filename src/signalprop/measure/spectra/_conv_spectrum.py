@@ -85,7 +85,7 @@ Blocks = tuple[torch.Tensor, torch.Tensor, int, dict[str, Any]]
 
 
 def _pointwise(op: ConvOperator, tap: tuple[int, ...], reads: int) -> Blocks:
-    w = op.weight[(slice(None), slice(None), *tap)]  # (M, Cg)
+    w = op.weight[(slice(None), slice(None), *tap)].contiguous()  # (M, Cg)
     g = op.groups
     mats = w.reshape(g, 1, w.shape[0] // g, w.shape[1])
     zeros = op.n_values - reads * g * min(mats.shape[2:])

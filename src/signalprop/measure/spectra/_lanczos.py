@@ -67,9 +67,9 @@ def _project_out(w: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
     """w (B, n) minus its projection on basis (B, j, n), twice; returns the remainder and
     the coefficients basis @ w (B, j)."""
     total = torch.zeros(basis.shape[:2], dtype=w.dtype, device=w.device)
-    for _ in range(2):
-        coef = torch.einsum("bjn,bn->bj", basis, w)
-        w = w - torch.einsum("bj,bjn->bn", coef, basis)
+    for _ in range(2):  # batched matrix products (einsum's parsing costs more at this size)
+        coef = torch.bmm(basis, w.unsqueeze(2)).squeeze(2)
+        w = w - torch.bmm(coef.unsqueeze(1), basis).squeeze(1)
         total += coef
     return w, total
 
@@ -107,8 +107,8 @@ class _Basis:
                 v = torch.where(broken.unsqueeze(1), self.random_unit(basis), v)
             self.q[:, f0 + i] = v
         block = self.q[:, f0 : f0 + count]
-        coef = torch.einsum("bin,bjn->bij", w, block)
-        left = w - torch.einsum("bij,bjn->bin", coef, block)
+        coef = torch.bmm(w, block.transpose(1, 2))
+        left = w - torch.bmm(coef, block)
         self.discarded += left.square().sum(dim=(1, 2))
         return block
 

@@ -25,10 +25,12 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.utils import _pair
 
 from signalprop._fourier import frequency_matrices, polyphase_kernel
+from signalprop.nn.orthogonal import _spectral
 from signalprop.theory.orthogonal import orthogonal_conv_exists
 
 
@@ -101,10 +103,16 @@ class OrthoConv2d(nn.Module):
     the support of the parameter ``weight`` (the layer is the identity-like map [I; 0] per
     frequency when ``weight`` is 0).
 
-    Cost: two FFTs of the input and, per frequency, one LU solve of the min(M, C S^2)-sized
-    Cayley system with the batch as right-hand sides (the orthogonal matrix is never
-    formed); re-done at every call, and its backward is part of the training cost, which
-    grows as frequencies x min(M, C S^2)^3 whatever the batch.
+    Cost (training): with r = min(M, C S^2) per group and F = N1 (N2 / 2 + 1) frequencies
+    of the N1 x N2 polyphase grid, the Cayley systems are built from the taps (F x k^2 x r^2)
+    and factored once per call (one batched LU: F r^3 / 3 complex multiply-adds, whatever
+    the batch B); the batch goes through them as right-hand sides (solve, and in the
+    backward a solve and an outer product: about 3 F r^2 B), plus an FFT of the input and
+    one of the output each way. The orthogonal matrices are never formed. Without
+    gradients for the weight (eval, ``torch.no_grad``) they are formed once and cached
+    until the weight changes, and a call costs two FFTs and one batched product. Kernels
+    whose taps all land on one polyphase position (1 x 1, or kernel = stride) give the same
+    real matrix at every frequency: a 1 x 1 convolution, no FFT.
 
     Args:
         in_channels: C, as for :class:`torch.nn.Conv2d`.
@@ -160,6 +168,8 @@ class OrthoConv2d(nn.Module):
         self.kernel_size, self.stride, self.dilation = k, s, dil
         self.padding, self.padding_mode = same, padding_mode
         self.case = ex.case
+        self._taps_cache: dict[Any, _spectral.Taps] = {}
+        self._operator_cache: tuple[Any, Tensor] | None = None
         kw = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *k, **kw))
         self.bias = nn.Parameter(torch.empty(out_channels, **kw)) if bias else None
@@ -177,16 +187,44 @@ class OrthoConv2d(nn.Module):
         mats, mult = self._kernel_spectrum(input_size)
         return cayley(mats), mult
 
-    def _kernel_spectrum(self, input_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        """The parameter's (polyphase) Fourier matrices W(u), before the Cayley transform."""
+    def _grid(self, input_size: tuple[int, int]) -> tuple[int, int]:
         h, w = (int(v) for v in input_size)
         if h % self.stride[0] or w % self.stride[1]:
             raise ValueError(f"OrthoConv2d with stride {self.stride} needs an input whose "
                              f"height and width are multiples of it, got {h} x {w}")
-        grid = (h // self.stride[0], w // self.stride[1])
+        return h // self.stride[0], w // self.stride[1]
+
+    def _kernel_spectrum(self, input_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """The parameter's (polyphase) Fourier matrices W(u), before the Cayley transform,
+        by an FFT of the kernel on the whole grid (the reference the fast path is tested
+        against)."""
+        grid = self._grid(input_size)
         offset = tuple(-p for p in self.padding)
         kernel = polyphase_kernel(self.weight, self.stride, self.dilation, offset, grid)
         return frequency_matrices(kernel, self.groups)
+
+    def _taps(self, grid: tuple[int, int]) -> _spectral.Taps:
+        key = (grid, self.weight.dtype, self.weight.device)
+        if key not in self._taps_cache:
+            if len(self._taps_cache) >= 8:
+                self._taps_cache.clear()
+            self._taps_cache[key] = _spectral.taps(
+                self.kernel_size, self.stride, self.dilation, tuple(-p for p in self.padding),
+                grid, self.weight.dtype, self.weight.device)
+        return self._taps_cache[key]
+
+    def _system(self, t: _spectral.Taps) -> tuple[Tensor, Tensor | None, bool]:
+        return _spectral.system(self.weight, t, self.stride[0] * self.stride[1], self.groups)
+
+    def _frozen_operator(self, grid: tuple[int, int], t: _spectral.Taps) -> Tensor:
+        """cayley(W) at every frequency, kept until the weight changes (its version counter,
+        bumped by every in-place update, is part of the key)."""
+        wt = self.weight
+        key = (grid, wt._version, wt.data_ptr(), wt.dtype, wt.device)
+        if self._operator_cache is None or self._operator_cache[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # usable with autograd
+                self._operator_cache = (key, _spectral.operator(*self._system(t)))
+        return self._operator_cache[1]
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 3 and x.shape[0] == self.in_channels:  # unbatched, as nn.Conv2d takes
@@ -199,16 +237,31 @@ class OrthoConv2d(nn.Module):
             self._kernel_spectrum((h, w))  # the size check still applies
             return x.new_zeros(0, self.out_channels, h // self.stride[0], w // self.stride[1])
         (sh, sw), g = self.stride, self.groups
-        w_hat, _ = self._kernel_spectrum((h, w))  # (G, F, Mg, Cg')
-        # space-to-depth: channel c * sh * sw + rh * sw + rw holds x[c, i sh + rh, j sw + rw]
-        xp = x.reshape(b, c, h // sh, sh, w // sw, sw).permute(0, 1, 3, 5, 2, 4)
-        xp = xp.reshape(b, c * sh * sw, h // sh, w // sw)
-        spec = torch.fft.rfft2(xp)  # (B, C', N1, N2 // 2 + 1)
-        f = spec.shape[-2] * spec.shape[-1]
-        spec = spec.reshape(b, g, -1, f).permute(1, 3, 2, 0)  # (G, F, Cg', B)
-        out = cayley_apply(w_hat.to(spec.dtype), spec).permute(3, 0, 2, 1)  # (B, G, Mg, F)
-        out = out.reshape(b, self.out_channels, h // sh, -1)
-        y = torch.fft.irfft2(out, s=(h // sh, w // sw))
+        grid = self._grid((h, w))
+        if (sh, sw) != (1, 1):  # space-to-depth: channel c sh sw + rh sw + rw
+            x = x.reshape(b, c, grid[0], sh, grid[1], sw).permute(0, 1, 3, 5, 2, 4)
+            x = x.reshape(b, c * sh * sw, *grid)
+        t = self._taps(grid)
+        frozen = not (torch.is_grad_enabled() and self.weight.requires_grad)
+        if t.constant:  # the same real matrix at every frequency: a 1 x 1 convolution
+            q = self._frozen_operator(grid, t) if frozen else _spectral.operator(
+                *self._system(t))
+            y = F.conv2d(x, q.reshape(self.out_channels, -1, 1, 1).to(x.dtype), groups=g)
+        else:
+            spec = torch.fft.rfft2(x)  # (B, C', N1, N2 // 2 + 1)
+            f = spec.shape[-2] * spec.shape[-1]
+            # one 2-D transpose to frequency-major (F, B, C'): the columns of every (C', B)
+            # right-hand side are then contiguous (column-major, as the solver wants them)
+            xs = spec.reshape(-1, f).t().contiguous().reshape(f, b, g, -1).permute(0, 2, 3, 1)
+            if frozen:
+                out = self._frozen_operator(grid, t).to(xs.dtype) @ xs
+            else:
+                a, rest, tall = self._system(t)
+                rest = None if rest is None else rest.to(xs.dtype)
+                out = _spectral.apply(a.to(xs.dtype), rest, tall, xs)  # (F, G, Mg, B)
+            out = out.permute(0, 3, 1, 2).reshape(f, -1).t()  # (B M, F)
+            out = out.reshape(b, self.out_channels, grid[0], -1)
+            y = torch.fft.irfft2(out, s=grid)
         if self.bias is not None:
             y = y + self.bias.reshape(1, -1, 1, 1)
         return y
