@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from signalprop.experiments.claims.quantized import binary_spp
 from tests.experiments.claims.quantized._noise import normal
@@ -39,3 +40,11 @@ def test_fitted_gain_is_the_geometric_rate():
 @pytest.mark.slow
 def test_smoke_end_to_end(tmp_path: Path, smoke_run) -> None:
     smoke_run("binary-spp", tmp_path)
+
+
+def test_the_resnet_pair_holds_the_same_float_weights():
+    common = {"norm": "none", "stem": "cifar", "width": 0.25, "num_classes": 10}
+    fnet, qnet = binary_spp.paired_resnets([1, 1], "mean_abs", 3, common)
+    f, q = dict(fnet.named_parameters()), dict(qnet.named_parameters())
+    assert f.keys() == q.keys()
+    assert all(torch.equal(f[k], q[k]) for k in f)
