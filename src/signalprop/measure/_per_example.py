@@ -23,6 +23,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils import _pytree as pytree
 
+from signalprop._forward import module_names, unique_modules
 from signalprop.measure._inputs import batch_size as batch_size  # re-exported
 from signalprop.measure._inputs import check_finite
 
@@ -68,32 +69,16 @@ def batch_loss(loss_fn: LossFn, out: Any, y: Any) -> Tensor:
     return loss.reshape(())
 
 
-def trainable_batchnorms(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The BatchNorm modules in train mode, named and ordered as ``named_modules()`` does.
-
-    One iterative walk: ``named_modules()``'s nested generators cost milliseconds on
-    models with thousands of modules, which spp() pays on every call.
+def trainable_batchnorms(model: nn.Module) -> list[nn.Module]:
+    """The BatchNorm modules in train mode, in ``model.modules()`` order.
 
     Examples:
         >>> net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.BatchNorm1d(2)))
-        >>> [n for n, _ in trainable_batchnorms(net)]
-        ['1.0']
+        >>> trainable_batchnorms(net) == [net[1][0]]
+        True
     """
-    found: list[tuple[str, nn.Module]] = []
-    seen: set[int] = set()
-    stack: list[tuple[str, nn.Module]] = [("", model)]
     batchnorm = nn.modules.batchnorm._BatchNorm
-    while stack:
-        name, m = stack.pop()
-        if id(m) in seen:
-            continue
-        seen.add(id(m))
-        if isinstance(m, batchnorm) and m.training:
-            found.append((name, m))
-        if m._modules:
-            stack.extend((f"{name}.{k}" if name else k, c)
-                         for k, c in reversed(m._modules.items()) if c is not None)
-    return found
+    return [m for m in unique_modules(model) if isinstance(m, batchnorm) and m.training]
 
 
 @contextlib.contextmanager
@@ -121,18 +106,20 @@ def batchnorm_policy(model: nn.Module, batchnorm: str, per_example: bool = True
         yield
         return
     if bns and batchnorm != "eval":
-        names = ", ".join(f"'{n}'" for n, _ in bns[:3]) + (" ..." if len(bns) > 3 else "")
+        name_of = module_names(model)  # names only for the message
+        names = ", ".join(f"'{name_of[id(m)]}'" for m in bns[:3]) + (
+            " ..." if len(bns) > 3 else "")
         why = ("their batch statistics couple the examples, so per-example quantities are "
                "undefined" if per_example else "batchnorm='error' refuses them")
         raise ValueError(
             f"model has {len(bns)} BatchNorm module(s) in train mode ({names}): {why}. Pass "
             "batchnorm='eval' to use the running statistics instead, or call model.eval()")
-    for _, m in bns:
+    for m in bns:
         m.train(False)
     try:
         yield
     finally:
-        for _, m in bns:
+        for m in bns:
             m.train(True)
 
 
