@@ -135,7 +135,7 @@ def test_the_kernel_checks_its_buffers(change, message):
         _fused_add._c_residual_add_sums(x, b, y, 1.0, 2, 3, 4, 1)
 
 
-def test_the_kernel_writes_only_writable_buffers_and_takes_no_addresses():
+def test_the_buffer_entry_point_writes_only_writable_buffers_and_takes_no_addresses():
     x, b, y = (t.numpy() for t in _buffers())
     y.flags.writeable = False
     with pytest.raises(ValueError, match="y must be writable"):
@@ -230,3 +230,44 @@ def test_the_kernel_does_not_depend_on_thread_timing():
 
     first = run()
     assert all(run() == first for _ in range(50))
+
+
+@pytest.mark.parametrize("shape", [(8, 64, 16, 16), (3, 5, 70), (8, 256, 4, 4), (300, 24, 1),
+                                   (1, 4096, 9)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_address_entry_point_equals_the_checked_buffer_one(shape, dtype, threads):
+    # fused_sums hands the kernel addresses (checked in Python right before the call);
+    # the same kernel through checked buffers must give the same y and the same sums.
+    threads(2)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(shape, generator=gen, dtype=dtype)
+    b = torch.randn(shape, generator=gen, dtype=dtype)
+    y, n, c, sums = _fused_add.fused_sums(x, b, 0.3)
+    outer, c_ref, inner = shape[0], shape[1], math.prod(shape[2:])
+    y_buf = torch.empty_like(x)
+    sums_buf = _fused_add._c_residual_add_sums(x.numpy(), b.numpy(), y_buf.numpy(), 0.3,
+                                               outer, c_ref, inner, 2)
+    assert (n, c) == (outer * inner, c_ref)
+    assert torch.equal(y, y_buf) and torch.equal(y, torch.add(x, b, alpha=0.3))
+    assert sums == sums_buf
+
+
+def test_the_address_entry_point_refuses_empty_sizes_and_null_addresses():
+    x = torch.zeros(2, 3, 4)
+    with pytest.raises(ValueError, match="positive"):
+        _fused_add._c_residual_add_sums_at(x.data_ptr(), x.data_ptr(), x.data_ptr(), False,
+                                           1.0, 0, 3, 4, 1)
+    with pytest.raises(ValueError, match="non-zero"):
+        _fused_add._c_residual_add_sums_at(0, x.data_ptr(), x.data_ptr(), False, 1.0, 2, 3,
+                                           4, 1)
+
+
+def test_fused_sums_declines_what_the_kernel_cannot_take():
+    x = torch.randn(2, 3, 4, 5)
+    assert _fused_add.fused_sums(x, x.transpose(2, 3).contiguous().transpose(2, 3), 1.0) is None
+    assert _fused_add.fused_sums(x, x.double(), 1.0) is None
+    assert _fused_add.fused_sums(x.half(), x.half(), 1.0) is None
+    assert _fused_add.fused_sums(x, x[:, :, :1], 1.0) is None
+    assert _fused_add.fused_sums(x.requires_grad_(), torch.randn(2, 3, 4, 5), 1.0) is None
+    with torch.no_grad():  # no graph to record: the kernel takes a leaf that requires grad
+        assert _fused_add.fused_sums(x, torch.randn(2, 3, 4, 5), 1.0) is not None

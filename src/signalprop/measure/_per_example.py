@@ -101,10 +101,10 @@ def batchnorm_policy(model: nn.Module, batchnorm: str, per_example: bool = True
     """
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
-    bns = trainable_batchnorms(model)
-    if bns and batchnorm == "auto" and not per_example:
-        yield
+    if batchnorm == "auto" and not per_example:
+        yield  # the model as it is: no walk over its modules needed
         return
+    bns = trainable_batchnorms(model)
     if bns and batchnorm != "eval":
         name_of = module_names(model)  # names only for the message
         names = ", ".join(f"'{name_of[id(m)]}'" for m in bns[:3]) + (

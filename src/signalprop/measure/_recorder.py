@@ -33,8 +33,9 @@ class BlockRecorder:
         self.calls: collections.Counter[str] = collections.Counter()
         self.transitions: list[int] = []
         self.count = 0
-        self._bar = tqdm(total=total, desc=desc, unit="block", disable=not progress,
-                         leave=False)
+        # no bar object at all without progress: creating a disabled one costs ~0.2 ms
+        self._bar = (tqdm(total=total, desc=desc, unit="block", leave=False) if progress
+                     else None)
 
     def call(self, name: str) -> int:
         """Count one call of block ``name``; returns how many calls it has had."""
@@ -52,10 +53,12 @@ class BlockRecorder:
 
     def tick(self) -> None:
         """One block measured."""
-        self._bar.update()
+        if self._bar is not None:
+            self._bar.update()
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
     def meta(self, model: nn.Module, **extra: Any) -> dict[str, Any]:
         """The result's ``meta``: transitions, the model's mode, and ``extra``."""

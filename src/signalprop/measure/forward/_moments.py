@@ -70,14 +70,17 @@ class ChannelMoments:
 
 def _layout(t: Tensor, channel_dim: int) -> tuple[int, int, int]:
     """(outer, channels, inner) sizes of ``t`` around ``channel_dim``."""
-    if t.dim() == 0:
-        return 1, 1, 1
-    if t.dim() == 1:
-        return 1, 1, t.numel()
-    d = channel_dim % t.dim()
-    outer = math.prod(t.shape[:d])
-    inner = math.prod(t.shape[d + 1 :])
-    return outer, t.shape[d], inner
+    return _shape_layout(t.shape, channel_dim)
+
+
+def _shape_layout(shape: torch.Size, channel_dim: int) -> tuple[int, int, int]:
+    """:func:`_layout` from a shape."""
+    nd = len(shape)
+    if nd < 2:
+        return (1, 1, shape[0]) if nd else (1, 1, 1)
+    d = channel_dim % nd
+    outer = shape[0] if d == 1 else math.prod(shape[:d])
+    return outer, shape[d], math.prod(shape[d + 1 :])
 
 
 def _finish(count: int, s: np.ndarray, ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,17 +91,30 @@ def _finish(count: int, s: np.ndarray, ss: np.ndarray) -> tuple[np.ndarray, np.n
     return mean, var
 
 
-def _from_sums(count: int, c: int, sum_sq_channel_sums: float, sum_squares: float
-               ) -> ChannelMoments | None:
-    """Statistics from sum_c S_c^2 and sum x^2 (``count`` elements per channel), or None
-    when they are non-finite or the cancellation bound fails (the exact path must run)."""
+def _averages(count: int, c: int, sum_sq_channel_sums: float, sum_squares: float
+              ) -> tuple[float, float] | None:
+    """``(avg_sq_mean, avg_var)`` from sum_c S_c^2 and sum x^2 (``count`` elements per
+    channel, ``c`` channels), or None when they are non-finite or the cancellation bound
+    fails (avg_sq_mean / avg_var above 100: the exact path must run)."""
     if not (math.isfinite(sum_squares) and math.isfinite(sum_sq_channel_sums)):
         return None
     avg_sq = sum_sq_channel_sums / (count * count * c)
-    avg_var = max(sum_squares / (count * c) - avg_sq, 0.0)
-    ratio = avg_sq / avg_var if avg_var > 0 else (math.inf if avg_sq > 0 else 0.0)
-    if ratio > _FAST_RATIO_LIMIT:
+    avg_var = sum_squares / (count * c) - avg_sq
+    if avg_var < 0.0:
+        avg_var = 0.0
+    if avg_sq > _FAST_RATIO_LIMIT * avg_var:  # also avg_var == 0 < avg_sq
         return None
+    return avg_sq, avg_var
+
+
+def _from_sums(count: int, c: int, sum_sq_channel_sums: float, sum_squares: float
+               ) -> ChannelMoments | None:
+    """:func:`_averages` as :class:`ChannelMoments` (with the ratio), or None."""
+    avg = _averages(count, c, sum_sq_channel_sums, sum_squares)
+    if avg is None:
+        return None
+    avg_sq, avg_var = avg
+    ratio = avg_sq / avg_var if avg_var > 0 else 0.0  # avg_var == 0 only with avg_sq == 0
     return ChannelMoments(avg_sq, avg_var, 0, ratio)
 
 

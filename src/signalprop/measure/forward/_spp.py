@@ -21,9 +21,14 @@ from signalprop.measure._options import check_bool, check_int, check_label
 from signalprop.measure._per_example import any_tensor, batchnorm_policy
 from signalprop.measure._recorder import BlockRecorder
 from signalprop.measure._stochastic import dropout_policy
-from signalprop.measure.forward._fused_add import fused_add_available, residual_add_moments
+from signalprop.measure.forward._fused_add import (
+    fused_add_available,
+    fused_sums,
+    residual_add_moments,
+)
 from signalprop.measure.forward._moments import (
     ChannelMoments,
+    _averages,
     c_kernel_available,
     channel_moments,
 )
@@ -129,12 +134,28 @@ class _SPPRecorder(BlockRecorder):
     def residual_probe(self, name: str, module: nn.Module) -> Any:
         # The block's own residual add takes the statistics of the branch and of the
         # block output (which it reads and writes anyway) and records the block: no
-        # forward hook, no extra pass over memory.
+        # forward hook, no extra pass over memory. Runs once per block per forward:
+        # the common case (the C kernel took the tensors) builds no statistics objects.
+        cdim = self.channel_dim
+
         def add(shortcut: torch.Tensor, branch: torch.Tensor, alpha: float = 1.0
                 ) -> torch.Tensor:
-            y, mb, my = residual_add_moments(shortcut, branch, alpha, self.channel_dim)
-            self.single.note(name, y)
+            fused = fused_sums(shortcut, branch, alpha, cdim)
             self.call(name)
+            if fused is not None:
+                y, n, c, (sq_b, ss_b, sq_y, ss_y) = fused
+                res, out = _averages(n, c, sq_b, ss_b), _averages(n, c, sq_y, ss_y)
+                if n == 1:
+                    self.single.note(name, y)
+                if res is not None and out is not None:
+                    shown, index = self.place(name, module)
+                    self.records.append(BlockStats(shown, index, out[0], out[1], res[1], 0))
+                    self.tick()
+                    return y
+                mb, my = channel_moments(branch, cdim), channel_moments(y, cdim)
+            else:
+                y, mb, my = residual_add_moments(shortcut, branch, alpha, cdim)
+                self.single.note(name, y)
             self.record(name, module, my, mb.avg_var)
             return y
 
