@@ -7,7 +7,7 @@ The weight of a layer with ``in`` inputs and ``out`` outputs (and kernel taps ``
 
 (for convolutions the Kronecker product acts on the two channel axes, tap by tap). It
 holds n^3 + out * in * prod(k) / n parameters, about 1/n of the dense layer's, and is
-composed in one matrix product over s (:func:`compose_weight`, with its own backward).
+composed in one matrix product over s and one interleaving copy (:func:`compose_weight`).
 
 Initialization (``init``):
 
@@ -39,42 +39,6 @@ from torch import Tensor
 INITS = ("fan_in", "xavier_factors")
 
 
-class _Compose(torch.autograd.Function):
-    """W = sum_s kron(A_s, F_s) as one matmul plus one copy, with a hand-written backward.
-
-    Forward: (A as (a b, s)) @ (F as (s, p q taps)) -> (a, b, p, q, taps) -> interleave to
-    (a p, b q, taps). Backward: the gradient re-laid out as G (a b, p q taps) once, then
-    dF = A (s, a b) @ G and dA = (F (s, p q taps) @ G^T). Autograd's own backward of the
-    equivalent einsum costs several times more (layouts that make the small matmuls slow);
-    the backward is written in differentiable torch ops, so double backward and torch.func
-    transforms work.
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(algebra: Tensor, filters: Tensor) -> Tensor:  # type: ignore[override]
-        n, o, i = filters.shape[:3]
-        kernel = filters.shape[3:]
-        w = torch.mm(algebra.permute(1, 2, 0).reshape(n * n, n), filters.reshape(n, -1))
-        # (a, b, p, [q taps]) -> (a, p, b, [q taps]): 4-D, so the copy moves whole rows
-        w = w.view(n, n, o, -1).transpose(1, 2)
-        return w.reshape(n * o, n * i, *kernel)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
-        ctx.save_for_backward(*inputs)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        algebra, filters = ctx.saved_tensors
-        n, o, i = filters.shape[:3]
-        g = grad.reshape(n, o, n, -1).transpose(1, 2).reshape(n * n, -1)  # (a b, p q taps)
-        d_filters = torch.mm(algebra.reshape(n, n * n), g).view_as(filters)
-        d_algebra = torch.mm(filters.reshape(n, -1), g.T).view_as(algebra)
-        return d_algebra, d_filters
-
-
 def compose_weight(algebra: Tensor, filters: Tensor) -> Tensor:
     """The PH weight sum_s kron(A_s, F_s) on the channel axes, in one contraction.
 
@@ -95,7 +59,14 @@ def compose_weight(algebra: Tensor, filters: Tensor) -> Tensor:
     if algebra.shape != (n, n, n) or filters.dim() < 3 or filters.shape[0] != n:
         raise ValueError(f"algebra must be (n, n, n) and filters (n, out/n, in/n, ...), got "
                          f"{tuple(algebra.shape)} and {tuple(filters.shape)}")
-    return _Compose.apply(algebra, filters)
+    o, i, kernel = filters.shape[1], filters.shape[2], filters.shape[3:]
+    # (A as (a b, s), a transposed view) @ (F as (s, p q taps)) -> (a, b, p, q taps), then
+    # one copy that interleaves the blocks to (a, p, b, q taps): 4-D, so it moves rows.
+    # Plain ops: autograd's backward (one re-layout of the weight gradient, two small
+    # matmuls) runs in C++; a hand-written autograd.Function doing the same cost ~0.1 ms
+    # more per PHMLinear(512, 512) step in Python overhead (benchmarks/bench_phm.py).
+    w = torch.mm(algebra.reshape(n, n * n).T, filters.reshape(n, -1))  # A: a view, no copy
+    return w.view(n, n, o, -1).transpose(1, 2).reshape(n * o, n * i, *kernel)
 
 
 def _divisible(name: str, value: int, n: int) -> int:
