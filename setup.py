@@ -23,6 +23,14 @@ setup(
         Extension("signalprop.measure.forward._cfused",
                   ["src/signalprop/measure/forward/_cfused.c"], libraries=["m"], optional=True,
                   **_FLAGS),
+        # SGD's step and the rounding onto a grid in one pass (QuantizedTraining SR / R).
+        # -ffp-contract=off: only the kernel's explicit fma() calls fuse (SGD's roundings);
+        # -fno-trapping-math: branch-free selects vectorize (no FP exception is relied on).
+        Extension("signalprop.optim._cqstep", ["src/signalprop/optim/_cqstep.c"],
+                  libraries=["m"], optional=True,
+                  **{**_FLAGS, "extra_compile_args": [*_FLAGS["extra_compile_args"],
+                                                      "-ffp-contract=off",
+                                                      "-fno-trapping-math"]}),
         # The binary weight quantizer of signalprop.nn in two passes each way.
         # -ffp-contract=off: products and sums rounded one by one, as torch's ops round them.
         Extension("signalprop.nn.quantized._cquant", ["src/signalprop/nn/quantized/_cquant.c"],

@@ -12,10 +12,12 @@
    (CIFAR stem, 32x32, binary stage convolutions, SGD with momentum): QuantizedTraining.step
    against the same SGD's step on the same network (so both update the same tensors), for
    "bc", "sr" and "r"                                                     target <= 10%
-   With the floors of SR and R: drawing one uniform number per quantized weight from
-   torch's CPU generator (what SR must draw to stay bit-identical), and one in-place pass
-   over the quantized weights (what any rounding must read and write), each / SGD's step;
-   and the overhead as a fraction of the whole training step (forward + backward + step).
+   With SGD on the CPU, SR and R update and round each quantized weight in one pass
+   (signalprop.optim._fused_step); for reference, the general path every other optimizer
+   takes (the optimizer's step, then a rounding pass; SR drawing from torch's generator),
+   and its floors: drawing one uniform number per quantized weight from torch's CPU
+   generator and one in-place pass over the quantized weights, each / SGD's step; and the
+   overhead as a fraction of the whole training step (forward + backward + step).
 
 Runs are interleaved (a, b, a, b, ...) and timed in process CPU time, so a busy machine
 hits both sides alike; ratios are medians of per-pair ratios, with their quartiles.
@@ -37,7 +39,7 @@ from bench_toolkit import interleaved  # the same side-by-side timing
 
 from signalprop.models import quant_resnetv2
 from signalprop.nn import QuantLinear, quantized_layers
-from signalprop.optim import QuantizedTraining
+from signalprop.optim import QuantizedTraining, _fused_step
 
 
 def spread(times: dict[str, list[float]], a: str, b: str) -> str:
@@ -105,6 +107,18 @@ def repeat(fn: Callable[[], object], inner: int) -> Callable[[], None]:
     return run
 
 
+def general_path(step: Callable[[], None]) -> Callable[[], None]:
+    """``step`` with the one-pass SGD kernel switched off (what other optimizers get)."""
+    def run() -> None:
+        saved, _fused_step._kernel_matches = _fused_step._kernel_matches, False
+        try:
+            step()
+        finally:
+            _fused_step._kernel_matches = saved
+
+    return run
+
+
 def floors(net: nn.Module, inner: int) -> dict[str, Callable[[], None]]:
     """What SR / R cannot avoid: the draws (per layer, as SR draws them) and one pass."""
     weights = [m.weight for _, m in quantized_layers(net)]
@@ -137,6 +151,8 @@ def training_costs(depths: object, width: float, batch: int, repeats: int, inner
         F.cross_entropy(net(x), y).backward()  # gradients (and momentum buffers) exist
         steps[f"sgd {mode}"], steps[f"qt {mode}"] = repeat(sgd.step, inner), repeat(qt.step,
                                                                                      inner)
+        if mode != "bc":
+            steps[f"qt {mode} general"] = repeat(general_path(qt.step), inner)
         if mode == "sr":
             steps.update(floors(net, inner))
         for name, opt in (("sgd", sgd), ("qt", qt)):
@@ -160,6 +176,9 @@ def training_costs(depths: object, width: float, batch: int, repeats: int, inner
         print(f"   {mode:2s}: step {step_ms:7.1f} ms   step / SGD step "
               f"{spread(times, f'qt {mode}', f'sgd {mode}')}   whole training step "
               f"{spread(wtimes, f'qt {mode}', f'sgd {mode}')}   (target: step <= 1.10)")
+    for mode in ("sr", "r"):
+        print(f"   {mode:2s} through the general path (other optimizers): step / SGD step "
+              f"{spread(times, f'qt {mode} general', f'sgd {mode}')}")
     for name in ("floor: draws", "floor: one pass"):
         print(f"   {name:16s} / SGD step {spread(times, name, 'sgd sr')}")
 

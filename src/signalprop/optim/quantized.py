@@ -30,6 +30,7 @@ from torch import Tensor
 
 from signalprop.nn.quantized import quantized_layers, round_to_grid, round_to_grid_
 from signalprop.nn.quantized._layers import QuantizationWarning
+from signalprop.optim._fused_step import _is_sgd, fusable, sgd_round_, stream_key
 from signalprop.optim._wrapper import OptimizerWrapper
 
 MODES = ("bc", "sr", "r")
@@ -59,8 +60,12 @@ class QuantizedTraining(OptimizerWrapper):
 
     ``step()`` steps the wrapped optimizer (every parameter, float ones included), then,
     for ``"sr"`` / ``"r"``, rounds the weights of the quantized layers back onto their
-    grids. It has the optimizer's interface (``zero_grad``, ``param_groups``, ``state``,
-    ``state_dict`` / ``load_state_dict``), so LR schedulers, the trainer
+    grids. With ``torch.optim.SGD`` on the CPU the two happen in one pass per quantized
+    weight (:mod:`signalprop.optim._fused_step`: SGD's arithmetic bit for bit, checked
+    before first use; SR's random numbers then come from a counter-based generator keyed
+    by seed, layer and step instead of torch's). It has the optimizer's interface
+    (``zero_grad``, ``param_groups``, ``state``, ``state_dict`` / ``load_state_dict``), so
+    LR schedulers, the trainer
     (``TrainConfig.quantize``) and checkpoints take it as the optimizer.
 
     Args:
@@ -69,7 +74,7 @@ class QuantizedTraining(OptimizerWrapper):
         mode: ``"bc"``, ``"sr"`` or ``"r"``.
         snap: SR / R: quantize off-grid weights silently (a fresh model always is);
             otherwise that is done with a :class:`QuantizationWarning`.
-        seed: seeds the stochastic rounding.
+        seed: seeds the stochastic rounding (both generators).
 
     Raises:
         ValueError: unknown mode, no quantized layer whose weight the optimizer trains,
@@ -114,6 +119,7 @@ class QuantizedTraining(OptimizerWrapper):
         if mode != "bc":
             _refuse_shared(model, self._layers, mode)
         self._generators: dict[str, torch.Generator] = {}
+        self._fused_steps = 0  # one-pass SGD steps taken (keys SR's counter-based draws)
         self._scratch: dict[tuple[torch.device, torch.dtype], Tensor] = {}
         for _, m in self._layers:
             m.training_scheme = mode
@@ -160,21 +166,55 @@ class QuantizedTraining(OptimizerWrapper):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self.optimizer.step()
-        if self.mode != "bc":
+        if self.mode == "bc":
+            self.optimizer.step()
+            return loss
+        fused = self._fusable_layers()
+        if not fused:
+            self.optimizer.step()
             self.round_weights()
+            return loss
+        # The fused layers' weights are stepped and rounded in one pass each (their
+        # gradients are hidden from the wrapped SGD meanwhile, so it skips them); the
+        # others go through SGD's step and the rounding as usual.
+        hidden = [(m.weight, m.weight.grad) for _, m, _ in fused]
+        for p, _ in hidden:
+            p.grad = None
+        try:
+            self.optimizer.step()
+        finally:
+            for p, g in hidden:
+                p.grad = g
+        stochastic = self.mode == "sr"
+        for index, m, group in fused:
+            sgd_round_(self.optimizer, group, m.weight, m.grid_unit, m.weight_levels,
+                       stochastic=stochastic,
+                       key=stream_key(self.seed, index, self._fused_steps))
+        self._fused_steps += 1
+        done = {id(m) for _, m, _ in fused}
+        self.round_weights([m for _, m in self._layers if id(m) not in done])
         return loss
 
-    @torch.no_grad()
-    def round_weights(self) -> None:
-        """Round every quantized weight onto its grid (SR: stochastically, unbiased).
+    def _fusable_layers(self) -> list[tuple[int, nn.Module, dict[str, Any]]]:
+        """(index, layer, param group) of the layers whose step can run in one pass."""
+        if not _is_sgd(self.optimizer):
+            return []
+        group_of = {id(p): g for g in self.optimizer.param_groups for p in g["params"]}
+        return [(i, m, group_of[id(m.weight)]) for i, (_, m) in enumerate(self._layers)
+                if fusable(self.optimizer, group_of[id(m.weight)], m.weight, m.grid_unit)]
 
-        In place, layer by layer; SR draws each layer's random numbers into one scratch
-        buffer per device and dtype (the size of the largest layer), so a step allocates
-        nothing and the draws are those of :func:`round_to_grid` layer after layer.
+    @torch.no_grad()
+    def round_weights(self, layers: list[nn.Module] | None = None) -> None:
+        """Round the quantized weights (default: all) onto their grids (SR: stochastically,
+        unbiased).
+
+        In place, layer by layer; SR draws each layer's random numbers from torch's
+        generator into one scratch buffer per device and dtype (the size of the largest
+        layer), so a step allocates nothing and the draws are those of
+        :func:`round_to_grid` layer after layer.
         """
         stochastic = self.mode == "sr"
-        for _, m in self._layers:
+        for m in [m for _, m in self._layers] if layers is None else layers:
             w = m.weight
             gen = noise = None
             if stochastic:
@@ -206,7 +246,8 @@ class QuantizedTraining(OptimizerWrapper):
                 "quantized": {"mode": self.mode, "seed": self.seed,
                               "grid_units": {n: None if u is None else u.detach().cpu().clone()
                                              for n, u in self.grid_units().items()},
-                              "rng": {k: g.get_state() for k, g in self._generators.items()}}}
+                              "rng": {k: g.get_state() for k, g in self._generators.items()},
+                              "fused_steps": self._fused_steps}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or {"optimizer", "quantized"} - set(state):
@@ -228,6 +269,7 @@ class QuantizedTraining(OptimizerWrapper):
         self._generators = {}
         for key, rng in q["rng"].items():
             self._generator(torch.device(key)).set_state(rng)
+        self._fused_steps = int(q.get("fused_steps", 0))
 
     def __repr__(self) -> str:
         return (f"QuantizedTraining(mode={self.mode!r}, layers={len(self._layers)}, "
