@@ -179,24 +179,23 @@ static int fma_target(void) {
 static void run_range(void *p, const void *g, void *buf, const void *units, int per_row,
                       int is_double, int64_t L, int64_t b0, int64_t b1, const opts_t *o) {
     int fast = fma_target();
+    (void)fast; /* unused without the FMA targets */
     for (int64_t k = b0; k < b1;) {
         int64_t row = k / L, end = (row + 1) * L < b1 ? (row + 1) * L : b1;
         int64_t ui = per_row ? row : 0;
-        if (is_double) {
-            double un = ((const double *)units)[ui];
 #ifdef HAVE_FMA_TARGET
-            if (fast == 2) seg_f64_512(p, g, buf, un, k, end, o); else
-            if (fast) seg_f64_fma(p, g, buf, un, k, end, o); else
+#define DISPATCH(T, S)                                                                     \
+    do {                                                                                   \
+        T un = ((const T *)units)[ui];                                                     \
+        if (fast == 2) seg_##S##_512(p, g, buf, un, k, end, o);                            \
+        else if (fast) seg_##S##_fma(p, g, buf, un, k, end, o);                            \
+        else seg_##S(p, g, buf, un, k, end, o);                                            \
+    } while (0)
+#else
+#define DISPATCH(T, S) seg_##S(p, g, buf, ((const T *)units)[ui], k, end, o)
 #endif
-            seg_f64(p, g, buf, un, k, end, o);
-        } else {
-            float un = ((const float *)units)[ui];
-#ifdef HAVE_FMA_TARGET
-            if (fast == 2) seg_f32_512(p, g, buf, un, k, end, o); else
-            if (fast) seg_f32_fma(p, g, buf, un, k, end, o); else
-#endif
-            seg_f32(p, g, buf, un, k, end, o);
-        }
+        if (is_double) DISPATCH(double, f64); else DISPATCH(float, f32);
+#undef DISPATCH
         k = end;
     }
 }
