@@ -8,7 +8,7 @@ import torch.nn as nn
 from signalprop.nn import QuantLinear
 from signalprop.nn.functional import round_to_grid, round_to_grid_
 from signalprop.nn.quantized import _rounding
-from signalprop.optim import QuantizedTraining
+from signalprop.optim import QuantizedTraining, _fused_step
 
 
 def _bits(t):
@@ -50,7 +50,10 @@ def test_pieces_draw_what_the_whole_tensor_draws():
 
 
 @pytest.mark.parametrize("mode, levels", [("sr", "binary"), ("sr", 3), ("r", "ternary")])
-def test_training_step_on_a_layer_larger_than_one_piece(mode, levels):
+def test_training_step_on_a_layer_larger_than_one_piece(mode, levels, monkeypatch):
+    # the general path (SGD's step, then round_to_grid_ piece by piece with torch's
+    # generator); SGD's one-pass path is tested in tests/optim/test_fused_step.py
+    monkeypatch.setattr(_fused_step, "_kernel_matches", False)
     torch.manual_seed(0)
     net = nn.Sequential(QuantLinear(400, 400, weight_levels=levels))  # 160,000 weights
     assert net[0].weight.numel() > _rounding._PIECE

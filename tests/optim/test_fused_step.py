@@ -207,3 +207,29 @@ def test_the_kernel_checks_its_buffers():
     with pytest.raises(ValueError, match="top must be a whole number"):
         _fused_step._c_sgd_round(p, g, None, unit, 1, False, 0.1, 0.0, 0.0, 0.0, False, False,
                                  False, False, 1.5, 0, 1)
+
+
+def test_a_layer_of_many_chunks_on_two_threads_matches_the_general_path(monkeypatch):
+    # 160,000 weights: many of the kernel's parallel chunks and blocks, rows split across
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        net = nn.Sequential(QuantLinear(400, 400, weight_levels=3, scale=None,
+                                        per_channel=True))
+        ref = copy.deepcopy(net)
+        opts = dict(lr=0.05, momentum=0.9, weight_decay=1e-3)
+        runs = ((net, QuantizedTraining(torch.optim.SGD(net.parameters(), **opts), net, "r",
+                                        snap=True), True),
+                (ref, QuantizedTraining(torch.optim.SGD(ref.parameters(), **opts), ref, "r",
+                                        snap=True), False))
+        for step in range(2):
+            for model, o, one_pass in runs:
+                monkeypatch.setattr(_fused_step, "_kernel_matches", one_pass)
+                o.zero_grad()
+                model(torch.randn(8, 400, generator=torch.Generator().manual_seed(step))
+                      ).square().mean().backward()
+                o.step()
+        torch.testing.assert_close(net[0].weight, ref[0].weight, rtol=0, atol=0)
+    finally:
+        torch.set_num_threads(before)
