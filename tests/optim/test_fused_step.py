@@ -233,3 +233,30 @@ def test_a_layer_of_many_chunks_on_two_threads_matches_the_general_path(monkeypa
         torch.testing.assert_close(net[0].weight, ref[0].weight, rtol=0, atol=0)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def variants():
+    """The kernel variants this CPU runs (generic, AVX2, AVX-512), each selected in turn;
+    the best one again afterwards."""
+    best = _fused_step._cqstep.set_variant(-1)
+    yield [v for v in range(best + 1)]
+    _fused_step._cqstep.set_variant(-1)
+
+
+def test_every_variant_matches_torch_and_draws_the_documented_stream(variants, monkeypatch):
+    # CI machines may lack AVX-512 (or AVX2): each variant must be exact on its own
+    for v in variants:
+        assert _fused_step._cqstep.set_variant(v) == v
+        assert _fused_step._check_kernel(), f"variant {v} differs from torch's SGD + rounding"
+        n = 50_000
+        p = torch.full((n,), 0.1, requires_grad=True)
+        p.grad = torch.zeros(n)
+        sgd = torch.optim.SGD([p], lr=0.1)
+        _fused_step.sgd_round_(sgd, sgd.param_groups[0], p, torch.tensor(1.0), 3,
+                               stochastic=True, key=stream_key(1, 2, 3))
+        r = _uniforms_f32(stream_key(1, 2, 3), n)
+        want = np.clip(np.floor(np.float32(0.1) + r), -3, 3)
+        np.testing.assert_array_equal(p.detach().numpy(), want)
+    with pytest.raises(ValueError, match="variant must be"):
+        _fused_step._cqstep.set_variant(3)

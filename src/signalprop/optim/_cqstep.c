@@ -158,8 +158,12 @@ DEFINE_SEGMENT(seg_f64_512, AVX512_ATTR, double, DBL_MIN, __builtin_fma, __built
 DEFINE_SEGMENT(seg_f32, , float, FLT_MIN, fmaf, rintf, copysignf, UNIFORM_F)
 DEFINE_SEGMENT(seg_f64, , double, DBL_MIN, fma, rint, copysign, UNIFORM_D)
 
-/* 2: AVX-512 (F, DQ, VL, BW) with FMA; 1: AVX2 with FMA; 0: generic. */
-static int fma_target(void) {
+/* The variant set_variant() asked for (-1: the best this CPU runs). */
+static int forced_variant = -1;
+
+/* The best variant this CPU runs: 2 AVX-512 (F, DQ, VL, BW) with FMA; 1 AVX2 with FMA;
+ * 0 generic. */
+static int best_variant(void) {
 #ifdef HAVE_FMA_TARGET
     static int cached = -1;
     if (cached < 0) {
@@ -173,6 +177,11 @@ static int fma_target(void) {
 #else
     return 0;
 #endif
+}
+
+static int fma_target(void) {
+    int best = best_variant();
+    return forced_variant >= 0 && forced_variant < best ? forced_variant : best;
 }
 
 /* Elements [b0, b1), split at row boundaries (row length L, units per row or one). */
@@ -272,7 +281,24 @@ fail:
     return NULL;
 }
 
+/* For tests: run variant v (0 generic, 1 AVX2 + FMA, 2 AVX-512) where the CPU has it, or
+ * the best one (v = -1); returns the variant that runs now. */
+static PyObject *set_variant(PyObject *self, PyObject *args) {
+    int v;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i", &v)) return NULL;
+    if (v < -1 || v > 2) {
+        PyErr_Format(PyExc_ValueError, "variant must be -1, 0, 1 or 2, got %d", v);
+        return NULL;
+    }
+    forced_variant = v;
+    return PyLong_FromLong(fma_target());
+}
+
 static PyMethodDef methods[] = {
+    {"set_variant", set_variant, METH_VARARGS,
+     "set_variant(v) -> the variant now running (tests: 0 generic, 1 AVX2, 2 AVX-512, -1"
+     " the best the CPU has)"},
     {"sgd_round", sgd_round, METH_VARARGS,
      "sgd_round(p, g, buf, unit, rows, per_row, lr, momentum, dampening, weight_decay,"
      " nesterov, maximize, first, stochastic, top, key, threads): torch.optim.SGD's step on p (and"

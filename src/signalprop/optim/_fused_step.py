@@ -23,9 +23,10 @@ from signalprop.nn.quantized import round_to_grid_
 from signalprop.theory.quantized import max_code
 
 try:  # built from _cqstep.c at install; optional
+    from signalprop.optim import _cqstep
     from signalprop.optim._cqstep import sgd_round as _c_sgd_round
 except ImportError:  # pragma: no cover - depends on the build
-    _c_sgd_round = None
+    _cqstep = _c_sgd_round = None
 
 _MASK = (1 << 64) - 1
 # None: not checked yet; then whether the kernel reproduces torch's SGD + rounding.
