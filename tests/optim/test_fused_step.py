@@ -1,7 +1,7 @@
 """QuantizedTraining's one-pass SGD + rounding step: bit for bit the general path (torch's
 SGD, then round_to_grid_) for R, the documented counter-based stream for SR (recomputed
-here with NumPy), unbiased rounding by Monte Carlo, thread independence, the state_dict
-round trip, and the fallbacks."""
+here with NumPy), unbiased rounding by Monte Carlo, thread independence, every kernel
+variant, and the fallbacks (the state_dict round trip: test_quantized_training.py)."""
 
 import copy
 
@@ -146,30 +146,6 @@ def test_the_draws_do_not_depend_on_the_number_of_threads():
     finally:
         torch.set_num_threads(before)
     torch.testing.assert_close(out[0], out[1], rtol=0, atol=0)
-
-
-def test_state_dict_round_trip_continues_the_one_pass_stream():
-    net = _net("ternary", seed=1)
-    opt = QuantizedTraining(torch.optim.SGD(net.parameters(), lr=0.3, momentum=0.9), net, "sr",
-                            snap=True, seed=4)
-    for step in range(3):
-        opt.zero_grad()
-        _loss(net, step).backward()
-        opt.step()
-    state = copy.deepcopy((net.state_dict(), opt.state_dict()))
-    assert state[1]["quantized"]["fused_steps"] == 3
-    twin = _net("ternary", seed=9)
-    twin_opt = QuantizedTraining(torch.optim.SGD(twin.parameters(), lr=0.3, momentum=0.9),
-                                 twin, "sr", snap=True)
-    twin.load_state_dict(state[0])
-    twin_opt.load_state_dict(state[1])
-    for step in range(3, 6):
-        for model, o in ((net, opt), (twin, twin_opt)):
-            o.zero_grad()
-            _loss(model, step).backward()
-            o.step()
-    for a, b in zip(net.parameters(), twin.parameters()):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_other_optimizers_and_a_mismatching_kernel_take_the_general_path(monkeypatch):

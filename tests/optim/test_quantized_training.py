@@ -129,17 +129,23 @@ def test_bad_input(call, match):
 
 
 @pytest.mark.parametrize("mode", ["bc", "sr", "r"])
-def test_state_dict_round_trip_continues_identically(mode):
+@pytest.mark.parametrize("make", [
+    lambda params: torch.optim.Adam(params, lr=0.05),
+    # SR / R take the one-pass SGD step here (its counter-based draws must resume too)
+    lambda params: torch.optim.SGD(params, lr=0.3, momentum=0.9),
+], ids=["adam", "sgd"])
+def test_state_dict_round_trip_continues_identically(mode, make):
     net = _net("ternary", seed=1)
-    opt = QuantizedTraining(torch.optim.Adam(net.parameters(), lr=0.05), net, mode, snap=True)
+    opt = QuantizedTraining(make(net.parameters()), net, mode, snap=True)
     for step in range(3):
         opt.zero_grad()
         _loss(net, step).backward()
         opt.step()
     state = copy.deepcopy((net.state_dict(), opt.state_dict()))
+    one_pass = isinstance(opt.optimizer, torch.optim.SGD) and mode != "bc"
+    assert state[1]["quantized"]["fused_steps"] == (3 if one_pass else 0)
     twin = _net("ternary", seed=9)  # other initial weights: everything comes from the state
-    twin_opt = QuantizedTraining(torch.optim.Adam(twin.parameters(), lr=0.05), twin, mode,
-                                 snap=True)
+    twin_opt = QuantizedTraining(make(twin.parameters()), twin, mode, snap=True)
     twin.load_state_dict(state[0])
     twin_opt.load_state_dict(state[1])
     for step in range(3, 6):
