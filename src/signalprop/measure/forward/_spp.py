@@ -29,6 +29,7 @@ from signalprop.measure.forward._fused_add import (
 from signalprop.measure.forward._moments import (
     ChannelMoments,
     _averages,
+    _from_sums,
     c_kernel_available,
     channel_moments,
 )
@@ -152,7 +153,9 @@ class _SPPRecorder(BlockRecorder):
                     self.records.append(BlockStats(shown, index, out[0], out[1], res[1], 0))
                     self.tick()
                     return y
-                mb, my = channel_moments(branch, cdim), channel_moments(y, cdim)
+                # the exact path for the tensor whose sums could not be used
+                mb = _from_sums(n, c, sq_b, ss_b) or channel_moments(branch, cdim)
+                my = _from_sums(n, c, sq_y, ss_y) or channel_moments(y, cdim)
             else:
                 y, mb, my = residual_add_moments(shortcut, branch, alpha, cdim)
                 self.single.note(name, y)
