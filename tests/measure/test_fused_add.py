@@ -271,3 +271,42 @@ def test_fused_sums_declines_what_the_kernel_cannot_take():
     assert _fused_add.fused_sums(x.requires_grad_(), torch.randn(2, 3, 4, 5), 1.0) is None
     with torch.no_grad():  # no graph to record: the kernel takes a leaf that requires grad
         assert _fused_add.fused_sums(x, torch.randn(2, 3, 4, 5), 1.0) is not None
+
+
+def test_the_probe_takes_the_exact_path_where_the_sums_cannot_be_used(monkeypatch):
+    # A branch output with a huge common offset (mean^2 / var far above 100: the fast sums
+    # lose the variance) and, in another block, an infinite value: the probe re-reads
+    # those tensors exactly, and spp() equals spp() through forward hooks.
+    torch.manual_seed(0)
+    model = sp.models.resnetv2([2, 2], norm="nf", stem="cifar", width=0.25)
+    x = torch.randn(6, 3, 16, 16)
+
+    def shift(mod, args, out):
+        return out + 1e4
+
+    def poison(mod, args, out):
+        out = out.clone()
+        out[0, 0, 0, 0] = math.inf
+        return out
+
+    blocks = [b for b in model.modules() if isinstance(b, ResidualBlock)]
+    h1 = blocks[1].branch_tap.register_forward_hook(shift)
+    h2 = blocks[3].branch_tap.register_forward_hook(poison)
+    try:
+        fused = sp.spp(model, x)
+        monkeypatch.setattr(_spp, "_fusable", lambda block: False)
+        hooked = sp.spp(model, x)
+    finally:
+        h1.remove()
+        h2.remove()
+    assert fused.meta["path"] == "c-hooks+fused"
+    for a, b in zip(_records(fused), _records(hooked), strict=True):
+        assert a[0] == b[0] and a[4] == b[4]
+        for u, v in zip(a[1:4], b[1:4]):
+            assert (u is None) == (v is None)
+            if u is not None and math.isfinite(v):
+                assert u == pytest.approx(v, rel=1e-6)
+    shifted = fused.records[2]  # blocks[1] (after the stem): both sides read it exactly
+    assert shifted.avg_sq_mean > 1e6  # (alpha * 1e4)^2: the fast sums cannot be used
+    assert shifted.avg_var == pytest.approx(hooked.records[2].avg_var, rel=1e-12)
+    assert fused.records[4].nonfinite > 0  # blocks[3]
