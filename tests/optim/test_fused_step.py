@@ -180,9 +180,10 @@ def test_the_kernel_checks_its_buffers():
                                  False, False, 0.0, 0, 1)
     with pytest.raises(ValueError, match="not a positive multiple of rows"):
         _fused_step._c_sgd_round(p, g, None, np.ones(5, np.float32), 5, True, *args[2:])
-    with pytest.raises(ValueError, match="top must be a whole number"):
-        _fused_step._c_sgd_round(p, g, None, unit, 1, False, 0.1, 0.0, 0.0, 0.0, False, False,
-                                 False, False, 1.5, 0, 1)
+    for top in (1.5, -2.0):
+        with pytest.raises(ValueError, match="top must be a whole number"):
+            _fused_step._c_sgd_round(p, g, None, unit, 1, False, 0.1, 0.0, 0.0, 0.0, False,
+                                     False, False, False, top, 0, 1)
 
 
 def test_a_layer_of_many_chunks_on_two_threads_matches_the_general_path(monkeypatch):
@@ -236,3 +237,18 @@ def test_every_variant_matches_torch_and_draws_the_documented_stream(variants, m
         np.testing.assert_array_equal(p.detach().numpy(), want)
     with pytest.raises(ValueError, match="variant must be"):
         _fused_step._cqstep.set_variant(3)
+
+
+def test_a_kernel_that_differs_from_torch_is_never_used(monkeypatch):
+    real = _fused_step._c_sgd_round
+
+    def off_by_a_little(p, g, buf, unit, rows, per_row, lr, *rest):
+        return real(p, g, buf, unit, rows, per_row, lr * (1 + 1e-6), *rest)
+
+    monkeypatch.setattr(_fused_step, "_c_sgd_round", off_by_a_little)
+    monkeypatch.setattr(_fused_step, "_kernel_matches", None)
+    assert not _fused_step.kernel_available()
+    net = _net()
+    opt = QuantizedTraining(torch.optim.SGD(net.parameters(), lr=0.1), net, "r", snap=True)
+    _loss(net, 0).backward()
+    assert opt._fusable_layers() == []

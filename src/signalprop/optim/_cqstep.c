@@ -17,8 +17,9 @@
  *       torch ops;
  *   stochastic: binary copysign(unit, p - unit r), r uniform in [-1, 1); else
  *       clamp(floor(p / u + r), -top, top) * unit, r uniform in [0, 1).
- * top = 0 means the binary grid. The random numbers are counter-based: element k draws
- * h = hash32(hash32(k ^ key_lo) ^ key_hi) (key_lo / key_hi: the 64-bit key's halves;
+ * top = 0 means the binary grid; top = -1 skips the rounding (SGD's step alone, which
+ * the caller's check compares with torch's before anything else). The random numbers
+ * are counter-based: element k draws h = hash32(hash32(k ^ key_lo) ^ key_hi) (key_lo / key_hi: the 64-bit key's halves;
  * float32 uses the top 24 bits of h, float64 53 bits of h and hash32(h ^ 0x9E3779B9)),
  * so they do not depend on the number of threads; the caller makes `key` differ per
  * layer and step. Weights of more than 2^32 elements would repeat draws.
@@ -104,8 +105,10 @@ static inline uint32_t hash32(uint32_t x) {
                     x[j] = FMA(nesterov ? FMA(bv, m, d) : bv, lr, pp[j]);                  \
                 }                                                                          \
             }                                                                              \
-            /* stage 2: the rounding */                                                    \
-            if (!stochastic && binary) {                                                   \
+            /* stage 2: the rounding (none for top < 0: SGD alone, for the check) */     \
+            if (o->top < 0.0) {                                                            \
+                memcpy(pp, x, (size_t)n * sizeof(T));                                      \
+            } else if (!stochastic && binary) {                                            \
                 for (int64_t j = 0; j < n; j++) pp[j] = COPYSIGN(unit, x[j]);              \
             } else if (!stochastic) {                                                      \
                 for (int64_t j = 0; j < n; j++) {                                          \
@@ -227,8 +230,9 @@ static PyObject *sgd_round(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "rows must be positive, got %lld", rows);
         return NULL;
     }
-    if (!(o.top >= 0.0) || o.top != floor(o.top)) {
-        PyErr_SetString(PyExc_ValueError, "top must be a whole number >= 0 (0: binary)");
+    if (!(o.top >= -1.0) || o.top != floor(o.top)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "top must be a whole number >= -1 (0: binary; -1: no rounding)");
         return NULL;
     }
     /* p fixes the element count and type; g and buf must match it */

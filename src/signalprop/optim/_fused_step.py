@@ -14,6 +14,7 @@ tensor learning rate, ``differentiable``) takes the general path.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -96,16 +97,20 @@ def fusable(optimizer: Any, group: dict[str, Any], p: Tensor, unit: Tensor | Non
     return kernel_available()
 
 
-def _top(levels: str | int) -> float:
+def _top(levels: str | int | None) -> float:
+    """The kernel's grid argument: 0 binary, L the largest code, -1 no rounding."""
+    if levels is None:
+        return -1.0
     return 0.0 if levels == "binary" else float(max_code(levels))
 
 
 @torch.no_grad()
 def sgd_round_(optimizer: Any, group: dict[str, Any], p: Tensor, unit: Tensor,
-               levels: str | int, *, stochastic: bool, key: int = 0) -> None:
+               levels: str | int | None, *, stochastic: bool, key: int = 0) -> None:
     """One SGD step on ``p`` (momentum buffer kept in ``optimizer.state[p]``, as SGD keeps
-    it), then ``p`` rounded onto ``unit`` * codes, in one pass. Call only where
-    :func:`fusable` said yes; the gradient is ``p.grad``."""
+    it), then ``p`` rounded onto ``unit`` * codes, in one pass (``levels=None``: no
+    rounding, SGD's step alone). Call only where :func:`fusable` said yes; the gradient
+    is ``p.grad``."""
     momentum = float(group["momentum"])
     state = optimizer.state[p]
     buf = state.get("momentum_buffer") if momentum != 0 else None
@@ -126,22 +131,40 @@ def sgd_round_(optimizer: Any, group: dict[str, Any], p: Tensor, unit: Tensor,
         state["momentum_buffer"] = buf
 
 
-def _reference(p: Tensor, g: Tensor, buf: Tensor | None, unit: Tensor, levels: str | int,
-               opts: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
-    """torch.optim.SGD's step then round_to_grid_ (nearest), on copies."""
+def _sgd_on_copy(p: Tensor, g: Tensor, buf: Tensor | None, opts: dict[str, Any]
+                 ) -> tuple[Tensor, Any]:
+    """A copy of p with gradient g, and an SGD on it holding momentum buffer buf."""
     q = p.clone().requires_grad_()
     q.grad = g.clone()
     sgd = torch.optim.SGD([q], **opts)
     if buf is not None:
         sgd.state[q]["momentum_buffer"] = buf.clone()
+    return q, sgd
+
+
+def _one_step_matches(p: Tensor, g: Tensor, buf: Tensor | None, unit: Tensor,
+                      levels: str | int | None, opts: dict[str, Any]) -> bool:
+    """The kernel's step equals torch's SGD step then round_to_grid_ (nearest; none for
+    ``levels=None``), weights and momentum buffers bit for bit (on copies)."""
+    want, sgd = _sgd_on_copy(p, g, buf, opts)
     sgd.step()
-    with torch.no_grad():
-        round_to_grid_(q, unit, levels, stochastic=False)
-    return q.detach(), sgd.state[q].get("momentum_buffer")
+    if levels is not None:
+        with torch.no_grad():
+            round_to_grid_(want, unit, levels, stochastic=False)
+    got, fused = _sgd_on_copy(p, g, buf, opts)
+    sgd_round_(fused, fused.param_groups[0], got, unit, levels, stochastic=False)
+    want_buf = sgd.state[want].get("momentum_buffer")
+    got_buf = fused.state[got].get("momentum_buffer")
+    if (want_buf is None) != (got_buf is None):
+        return False
+    return torch.equal(got.detach(), want.detach()) and (
+        want_buf is None or torch.equal(got_buf, want_buf))
 
 
 def _check_kernel() -> bool:
-    """The kernel against torch's SGD + nearest rounding, bit for bit, over the options."""
+    """The kernel against torch's SGD step, alone and followed by nearest rounding, bit
+    for bit: both dtypes, a per-row and two per-tensor grids, every grid kind, every SGD
+    option (foreach too), first and later steps."""
     if _c_sgd_round is None:
         return False
     gen = torch.Generator().manual_seed(0)
@@ -149,34 +172,23 @@ def _check_kernel() -> bool:
                                                 weight_decay=1e-3),
                dict(lr=0.2, momentum=0.5, dampening=0.1, weight_decay=0.01, maximize=True),
                dict(lr=0.05), dict(lr=0.1, momentum=0.9, foreach=True)]
+    kinds: tuple[str | int, ...] = ("binary", "ternary", 3)
+    cases = [(k, options[0]) for k in kinds]
+    cases += [(kinds[i % 3], o) for i, o in enumerate(options[1:])]
+    layouts = (((5, 37), True), ((3, 4, 3, 3), False), ((70,), False))
     for dtype in (torch.float32, torch.float64):
-        for shape, per_row in (((5, 37), True), ((3, 4, 3, 3), False), ((70,), False)):
-            cases = [(levels, options[0]) for levels in ("binary", "ternary", 3)]
-            cases += [(("binary", "ternary", 3)[i % 3], o) for i, o in enumerate(options[1:])]
-            for levels, opts in cases:
-                if True:
-                    p = torch.randn(shape, generator=gen, dtype=dtype)
-                    unit = (torch.rand(shape[0], *[1] * (len(shape) - 1), generator=gen,
-                                       dtype=dtype) + 0.5 if per_row
-                            else torch.tensor(0.7, dtype=dtype))
-                    round_to_grid_(p, unit, levels, stochastic=False)
-                    for first in (True, False):
-                        g = torch.randn(shape, generator=gen, dtype=dtype)
-                        buf = None if first else torch.randn(shape, generator=gen, dtype=dtype)
-                        want_p, want_buf = _reference(p, g, buf, unit, levels, opts)
-                        got = p.clone().requires_grad_()
-                        got.grad = g.clone()
-                        sgd = torch.optim.SGD([got], **opts)
-                        if buf is not None:
-                            sgd.state[got]["momentum_buffer"] = buf.clone()
-                        sgd_round_(sgd, sgd.param_groups[0], got, unit, levels,
-                                   stochastic=False)
-                        got_buf = sgd.state[got].get("momentum_buffer")
-                        if not torch.equal(got.detach(), want_p):
-                            return False
-                        if (want_buf is None) != (got_buf is None) or (
-                                want_buf is not None and not torch.equal(got_buf, want_buf)):
-                            return False
+        draw = functools.partial(torch.randn, generator=gen, dtype=dtype)
+        for (shape, per_row), (levels, opts) in ((lay, c) for lay in layouts for c in cases):
+            unit = (draw(shape[0], *[1] * (len(shape) - 1)).abs() + 0.5 if per_row
+                    else torch.tensor(0.7, dtype=dtype))
+            p = round_to_grid_(draw(*shape), unit, levels, stochastic=False)
+            for buf in (None, draw(*shape)):  # the first step, then a later one
+                g = draw(*shape)
+                # SGD's arithmetic alone (a rounding would hide small differences), then
+                # with the rounding
+                for lv in (None, levels):
+                    if not _one_step_matches(p, g, buf, unit, lv, opts):
+                        return False
     return True
 
 
