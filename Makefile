@@ -19,7 +19,8 @@ STAMP  := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | tr -c 'A-Za-z0-9.=
 install: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py Makefile $(wildcard src/signalprop/measure/forward/*.c) \
-		$(wildcard src/signalprop/nn/quantized/*.c)
+		$(wildcard src/signalprop/nn/quantized/*.c) $(wildcard src/signalprop/optim/*.c) \
+		$(wildcard src/signalprop/nn/hypercomplex/*.c) $(wildcard src/signalprop/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet '$(TORCH)'

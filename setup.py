@@ -11,7 +11,7 @@ from setuptools import Extension, setup
 _FLAGS = {
     "extra_compile_args": ["-O3", "-fopenmp"],
     "extra_link_args": ["-fopenmp"],
-    "depends": ["src/signalprop/measure/forward/_csupport.h"],
+    "depends": ["src/signalprop/measure/forward/_csupport.h", "src/signalprop/_cvariant.h"],
 }
 
 setup(
@@ -37,5 +37,8 @@ setup(
                   libraries=["m"], optional=True,
                   **{**_FLAGS, "extra_compile_args": [*_FLAGS["extra_compile_args"],
                                                       "-ffp-contract=off"]}),
+        # The PH weight composition sum_s kron(A_s, F_s) and its backward, one pass each.
+        Extension("signalprop.nn.hypercomplex._cphm",
+                  ["src/signalprop/nn/hypercomplex/_cphm.c"], optional=True, **_FLAGS),
     ]
 )

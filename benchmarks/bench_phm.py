@@ -3,8 +3,9 @@
 PHMLinear(512, 512, n=4) against nn.Linear(512, 512): forward + backward (input, weight
 and bias gradients) at batch 256                                           target <= 1.15
 and, for reference, the Kronecker composition alone (forward + backward of
-``compose_weight``) as a share of the dense step, plus PHConv2d against nn.Conv2d (64
-channels, 3x3, 16x16 maps, batch 32).
+``compose_weight``) as a share of the dense step, the same layer with the composition in
+torch ops (what runs where the C kernel does not: GPU, double backward, torch.func), plus
+PHConv2d against nn.Conv2d (64 channels, 3x3, 16x16 maps, batch 32).
 
 Runs are interleaved (a, b, a, b, ...) so machine load drifts hit both; times are the
 process's CPU time (one thread by default); ratios are medians of per-pair ratios.
@@ -25,7 +26,14 @@ import torch
 import torch.nn as nn
 
 import signalprop as sp
-from signalprop.nn.hypercomplex import compose_weight
+from signalprop.nn.hypercomplex import _fused, compose_weight
+
+
+class TorchOpsPHMLinear(sp.nn.PHMLinear):
+    """PHMLinear with the composition in torch ops (the fallback path)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, _fused.compose_torch(self.A, self.F), self.bias)
 
 
 def interleaved(fns: dict[str, Callable[[], None]], repeats: int, inner: int
@@ -70,6 +78,8 @@ def main() -> None:
     d, n = args.features, args.n
     x = torch.randn(args.batch, d, requires_grad=True)
     dense, phm = nn.Linear(d, d), sp.nn.PHMLinear(d, d, n)
+    phm_torch = TorchOpsPHMLinear(d, d, n)
+    print(f"C composition in use: {_fused.handles(phm.A, phm.F)}")
     a, f = phm.A.detach().clone().requires_grad_(), phm.F.detach().clone().requires_grad_()
     grad = torch.randn(d, d)
 
@@ -78,7 +88,8 @@ def main() -> None:
         compose_weight(a, f).backward(grad)
 
     times = interleaved({"dense": fwd_bwd(dense, x), "phm": fwd_bwd(phm, x),
-                         "compose": compose}, args.repeats, args.inner)
+                         "phm_torch": fwd_bwd(phm_torch, x), "compose": compose},
+                        args.repeats, args.inner)
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     print(f"threads {args.threads}, batch {args.batch}, {d} -> {d}, n = {n}; "
           f"median CPU ms per forward+backward")
@@ -86,6 +97,8 @@ def main() -> None:
           f"compose_weight alone {ms['compose']:.3f}")
     print(f"  PHMLinear / nn.Linear = {ratio(times, 'phm', 'dense'):.3f}   (target <= 1.15)")
     print(f"  composition share of the dense step = {ratio(times, 'compose', 'dense'):.3f}")
+    print(f"  PHMLinear with the composition in torch ops / nn.Linear = "
+          f"{ratio(times, 'phm_torch', 'dense'):.3f}   ({ms['phm_torch']:.3f} ms)")
     c = max(n, d // 8 // n * n)
     xc = torch.randn(max(2, args.batch // 8), c, 16, 16, requires_grad=True)
     conv, phc = nn.Conv2d(c, c, 3, padding=1), sp.nn.PHConv2d(c, c, 3, n, padding=1)

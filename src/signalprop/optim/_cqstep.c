@@ -40,6 +40,7 @@
 #include <omp.h>
 #endif
 
+#include "../_cvariant.h"
 #include "../measure/forward/_csupport.h"
 
 #define CHUNK 16384 /* elements per unit of parallel work */
@@ -143,16 +144,11 @@ static inline uint32_t hash32(uint32_t x) {
 #define UNIFORM_D(h)                                                                       \
     ((double)(int64_t)(((uint64_t)(h) << 21) | (hash32((h) ^ 0x9E3779B9u) >> 11)) * 0x1.0p-53)
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define HAVE_FMA_TARGET 1
-#define FMA_ATTR __attribute__((target("avx2,fma")))
+#ifdef HAVE_FMA_TARGET
 DEFINE_SEGMENT(seg_f32_fma, FMA_ATTR, float, FLT_MIN, __builtin_fmaf, __builtin_rintf,
                __builtin_copysignf, UNIFORM_F)
 DEFINE_SEGMENT(seg_f64_fma, FMA_ATTR, double, DBL_MIN, __builtin_fma, __builtin_rint,
                __builtin_copysign, UNIFORM_D)
-#define AVX512_ATTR                                                                        \
-    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,"                   \
-                          "prefer-vector-width=512")))
 DEFINE_SEGMENT(seg_f32_512, AVX512_ATTR, float, FLT_MIN, __builtin_fmaf, __builtin_rintf,
                __builtin_copysignf, UNIFORM_F)
 DEFINE_SEGMENT(seg_f64_512, AVX512_ATTR, double, DBL_MIN, __builtin_fma, __builtin_rint,
@@ -161,36 +157,10 @@ DEFINE_SEGMENT(seg_f64_512, AVX512_ATTR, double, DBL_MIN, __builtin_fma, __built
 DEFINE_SEGMENT(seg_f32, , float, FLT_MIN, fmaf, rintf, copysignf, UNIFORM_F)
 DEFINE_SEGMENT(seg_f64, , double, DBL_MIN, fma, rint, copysign, UNIFORM_D)
 
-/* The variant set_variant() asked for (-1: the best this CPU runs). */
-static int forced_variant = -1;
-
-/* The best variant this CPU runs: 2 AVX-512 (F, DQ, VL, BW) with FMA; 1 AVX2 with FMA;
- * 0 generic. */
-static int best_variant(void) {
-#ifdef HAVE_FMA_TARGET
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        if (cached && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
-            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-            cached = 2;
-    }
-    return cached;
-#else
-    return 0;
-#endif
-}
-
-static int fma_target(void) {
-    int best = best_variant();
-    return forced_variant >= 0 && forced_variant < best ? forced_variant : best;
-}
-
 /* Elements [b0, b1), split at row boundaries (row length L, units per row or one). */
 static void run_range(void *p, const void *g, void *buf, const void *units, int per_row,
                       int is_double, int64_t L, int64_t b0, int64_t b1, const opts_t *o) {
-    int fast = fma_target();
+    int fast = current_variant();
     (void)fast; /* unused without the FMA targets */
     for (int64_t k = b0; k < b1;) {
         int64_t row = k / L, end = (row + 1) * L < b1 ? (row + 1) * L : b1;
@@ -283,20 +253,6 @@ fail:
     for (int k = 0; k < 4; k++)
         if (held & (1 << k)) PyBuffer_Release(&views[k]);
     return NULL;
-}
-
-/* For tests: run variant v (0 generic, 1 AVX2 + FMA, 2 AVX-512) where the CPU has it, or
- * the best one (v = -1); returns the variant that runs now. */
-static PyObject *set_variant(PyObject *self, PyObject *args) {
-    int v;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "i", &v)) return NULL;
-    if (v < -1 || v > 2) {
-        PyErr_Format(PyExc_ValueError, "variant must be -1, 0, 1 or 2, got %d", v);
-        return NULL;
-    }
-    forced_variant = v;
-    return PyLong_FromLong(fma_target());
 }
 
 static PyMethodDef methods[] = {

@@ -7,7 +7,7 @@ The weight of a layer with ``in`` inputs and ``out`` outputs (and kernel taps ``
 
 (for convolutions the Kronecker product acts on the two channel axes, tap by tap). It
 holds n^3 + out * in * prod(k) / n parameters, about 1/n of the dense layer's, and is
-composed in one matrix product over s and one interleaving copy (:func:`compose_weight`).
+composed in one pass (:func:`compose_weight`).
 
 Initialization (``init``):
 
@@ -36,11 +36,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from signalprop.nn.hypercomplex import _fused
+
 INITS = ("fan_in", "xavier_factors")
 
 
 def compose_weight(algebra: Tensor, filters: Tensor) -> Tensor:
-    """The PH weight sum_s kron(A_s, F_s) on the channel axes, in one contraction.
+    """The PH weight sum_s kron(A_s, F_s) on the channel axes.
+
+    On CPU (float32/float64, contiguous factors) a C kernel writes W in one pass and its
+    backward reads the weight gradient once for both factor gradients; elsewhere (GPU,
+    ``create_graph=True`` backward, torch.func transforms, ``torch.compile``) torch ops
+    take one matrix product and one interleaving copy. Both agree to rounding.
 
     Args:
         algebra: A, shape (n, n, n): n algebra matrices of n x n.
@@ -59,14 +66,7 @@ def compose_weight(algebra: Tensor, filters: Tensor) -> Tensor:
     if algebra.shape != (n, n, n) or filters.dim() < 3 or filters.shape[0] != n:
         raise ValueError(f"algebra must be (n, n, n) and filters (n, out/n, in/n, ...), got "
                          f"{tuple(algebra.shape)} and {tuple(filters.shape)}")
-    o, i, kernel = filters.shape[1], filters.shape[2], filters.shape[3:]
-    # (A as (a b, s), a transposed view) @ (F as (s, p q taps)) -> (a, b, p, q taps), then
-    # one copy that interleaves the blocks to (a, p, b, q taps): 4-D, so it moves rows.
-    # Plain ops: autograd's backward (one re-layout of the weight gradient, two small
-    # matmuls) runs in C++; a hand-written autograd.Function doing the same cost ~0.1 ms
-    # more per PHMLinear(512, 512) step in Python overhead (benchmarks/bench_phm.py).
-    w = torch.mm(algebra.reshape(n, n * n).T, filters.reshape(n, -1))  # A: a view, no copy
-    return w.view(n, n, o, -1).transpose(1, 2).reshape(n * o, n * i, *kernel)
+    return _fused.compose(algebra, filters)
 
 
 def _divisible(name: str, value: int, n: int) -> int:
