@@ -11,10 +11,11 @@ Four parts (``--part``), each printing ratios in one run:
   the exact value where one exists and the time per layer
   (``pip install --no-deps orthogonium deel-torchlip``; missing peers are skipped).
 * ``resnet``: ``conv_spectra`` on every convolution of ResNetV2-50 at 32 x 32 (both stems).
-* ``ortho``: ``OrthoConv2d`` against a plain ``Conv2d`` of the same shape, interleaved, in
-  CPU time, median [quartiles] of per-pair ratios: the training step (forward + backward,
-  weights only and with the input gradient), the eval forward (the orthogonal operator
-  cached), and the Cayley part of the step alone (its floor).
+* ``ortho``: ``OrthoConv2d`` (both constructions, ``bcop`` and ``cayley``) against a plain
+  circular ``Conv2d`` of the same shape, interleaved, in CPU time, median [quartiles] of
+  per-pair ratios: the training step (forward + backward, weights only and with the input
+  gradient), the eval forward (the orthogonal operator cached), and the Cayley part of the
+  Cayley layer's step alone (its floor).
 
     python benchmarks/bench_conv_spectra.py                      # everything, 2 threads
     python benchmarks/bench_conv_spectra.py --part peers --threads 1 --repeats 3
@@ -186,29 +187,27 @@ def _ratios(times: dict[str, list[float]], a: str, b: str) -> str:
     return f"{statistics.median(r):5.2f} [{r[len(r) // 4]:.2f}-{r[(3 * len(r)) // 4]:.2f}]"
 
 
-def _steps(plain: nn.Module, ortho: nn.Module, x: torch.Tensor
+def _steps(plain: nn.Module, bcop: nn.Module, cay: nn.Module, x: torch.Tensor
            ) -> dict[str, Callable[[], Any]]:
-    """The runs timed side by side: training steps (weights only, as for a first layer, and
-    with the input gradient, as inside a network), eval forwards, and the Cayley part of
-    OrthoConv2d's step alone (LU, solve, its backward: no FFT, no layout)."""
+    """The runs timed side by side, for the plain conv and both constructions: training
+    steps (weights only, as for a first layer, and with the input gradient, as inside a
+    network), eval forwards, and the Cayley part of the Cayley layer's step alone (LU,
+    solve, its backward: no FFT, no layout)."""
     from signalprop.nn.orthogonal import _spectral
 
     xg = x.clone().requires_grad_(True)
-    grid = tuple(n // s for n, s in zip(x.shape[2:], ortho.stride))
-    h, rest, tall = ortho._system(ortho._taps(grid))
+    grid = tuple(n // s for n, s in zip(x.shape[2:], cay.stride))
+    h, rest, tall = cay._system(cay._taps(grid))
     h, rest = h.detach(), None if rest is None else rest.detach()
     f = grid[0] * (grid[1] // 2 + 1)
-    cp = ortho.in_channels * ortho.stride[0] * ortho.stride[1]
+    cp = cay.in_channels * cay.stride[0] * cay.stride[1]
     # the layer's right-hand sides: (F, G, C', B), frequency-major, columns contiguous
     xs = torch.randn(f, x.shape[0], 1, cp, dtype=torch.complex64).permute(0, 2, 3, 1)
 
-    def cayley() -> None:
+    def cayley_alone() -> None:
         hh = h.clone().requires_grad_(True)
         out = _spectral.apply(hh, rest, tall, xs)
         torch.autograd.backward(out, torch.ones_like(out))
-
-    def train(layer: nn.Module, inp: torch.Tensor) -> Callable[[], None]:
-        return lambda: _train_step(layer, inp)
 
     def infer(layer: nn.Module) -> Callable[[], None]:
         def run() -> None:
@@ -216,9 +215,13 @@ def _steps(plain: nn.Module, ortho: nn.Module, x: torch.Tensor
                 layer(x)
         return run
 
-    return {"conv": train(plain, x), "ortho": train(ortho, x), "conv_in": train(plain, xg),
-            "ortho_in": train(ortho, xg), "conv_eval": infer(plain),
-            "ortho_eval": infer(ortho), "cayley": cayley}
+    runs: dict[str, Callable[[], Any]] = {}
+    for name, layer in (("conv", plain), ("bcop", bcop), ("cayley", cay)):
+        runs[name] = partial(_train_step, layer, x)
+        runs[f"{name}_in"] = partial(_train_step, layer, xg)
+        runs[f"{name}_eval"] = infer(layer)
+    runs["cayley_alone"] = cayley_alone
+    return runs
 
 
 def _train_step(layer: nn.Module, x: torch.Tensor) -> None:
@@ -236,24 +239,30 @@ def part_ortho(repeats: int, small: bool) -> None:
 
     print(f"== OrthoConv2d / Conv2d (same shape, circular 3x3): {repeats} interleaved runs, "
           "CPU time, median [quartiles] of per-pair ratios ==")
-    print(f"{'C -> M, stride, batch x C x N x N':34s} {'conv ms':>8s} {'train':>17s} "
-          f"{'train, input grad':>17s} {'eval (cached)':>17s} {'Cayley alone':>17s}")
+    cols = ("train", "train, input grad", "eval")
+    print(f"{'C -> M, stride, batch x C x N x N':34s} {'conv ms':>8s} "
+          + " ".join(f"{'bcop ' + c:>22s}" for c in cols) + " "
+          + " ".join(f"{'cayley ' + c:>24s}" for c in cols) + f" {'Cayley alone':>17s}")
     for c, m, s, n, b in ORTHO_SHAPES[:2] if small else ORTHO_SHAPES:
         torch.manual_seed(0)
         b = 4 if small else b
         x = torch.randn(b, c, n, n)
         plain = nn.Conv2d(c, m, 3, stride=s, padding=1, padding_mode="circular")
-        ortho = sp.nn.OrthoConv2d(c, m, 3, stride=s)
-        t = interleaved(_steps(plain, ortho, x), repeats)
+        bcop = sp.nn.OrthoConv2d(c, m, 3, stride=s, construction="bcop")
+        cay = sp.nn.OrthoConv2d(c, m, 3, stride=s, construction="cayley")
+        t = interleaved(_steps(plain, bcop, cay, x), repeats)
         desc = f"{c:3d} -> {m:3d}, s{s}, {b:3d} x {c} x {n} x {n}"
-        print(f"{desc:34s} {statistics.median(t['conv']) * 1e3:8.1f} "
-              f"{_ratios(t, 'ortho', 'conv'):>17s} {_ratios(t, 'ortho_in', 'conv_in'):>17s} "
-              f"{_ratios(t, 'ortho_eval', 'conv_eval'):>17s} {_ratios(t, 'cayley', 'conv'):>17s}",
-              flush=True)
-    print("train: forward + backward (target <= 3x); Cayley alone: the LU of the min(M, C S^2)"
-          "-sized system at every frequency, the solve with the batch as right-hand sides and "
-          "their backward, against the conv's training step: the floor of this "
-          "parametrization\n")
+        row = [f"{desc:34s} {statistics.median(t['conv']) * 1e3:8.1f}"]
+        for name, width in (("bcop", 22), ("cayley", 24)):
+            for suffix in ("", "_in", "_eval"):
+                row.append(f"{_ratios(t, name + suffix, 'conv' + suffix):>{width}s}")
+        row.append(f"{_ratios(t, 'cayley_alone', 'conv'):>17s}")
+        print(" ".join(row), flush=True)
+    print("train: forward + backward (target <= 3x); bcop: the kernel composed from c x c "
+          "matrices (c = max(M, C S^2)) and one conv2d of the space-to-depth input; Cayley "
+          "alone: the LU of the min(M, C S^2)-sized system at every frequency, the solve with "
+          "the batch as right-hand sides and their backward, against the conv's training "
+          "step: the floor of that parametrization\n")
 
 
 PARTS = {"dense": part_dense, "peers": part_peers, "resnet": part_resnet,

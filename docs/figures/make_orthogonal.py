@@ -33,7 +33,7 @@ def _curves(c: int, m: int) -> dict[str, torch.Tensor]:
             vals = sp.conv_spectrum(conv, shape).singular_values
             curves[f"{step} Adam steps on L_orth (L_orth {loss.item():.1e})"] = vals
     ortho = sp.nn.OrthoConv2d(c, m, 3, dtype=torch.float64)
-    curves["OrthoConv2d (Cayley)"] = sp.conv_spectrum(ortho, shape).singular_values
+    curves["OrthoConv2d (BCOP)"] = sp.conv_spectrum(ortho, shape).singular_values
     return curves
 
 

@@ -147,9 +147,12 @@ def test_penalty_bad_input():
 @pytest.mark.parametrize("args,shape", [
     ((4, 4, 3), (4, 6, 6)), ((4, 16, 3, 2), (4, 8, 8)), ((4, 8, 3, 2), (4, 8, 6)),
     ((8, 4, 3), (8, 5, 5)), ((4, 6, 3, (2, 1), "same", (1, 2), 2), (4, 8, 6)),
-    ((2, 4, (3, 1), 1), (2, 5, 3))])
-def test_orthoconv_operator_is_orthogonal(args, shape):
-    layer = OrthoConv2d(*args, dtype=F64)
+    ((2, 4, (3, 1), 1), (2, 5, 3)), ((6, 6, 5, 1, "same", 1, 3), (6, 7, 8)),
+    ((3, 3, 5), (3, 2, 2)), ((4, 4, 4), (4, 6, 6)), ((4, 4, 3, 1, "same", 2), (4, 6, 6)),
+    ((4, 16, 2, 2), (4, 6, 6)), ((3, 3, 3, 2, "same", 2), (3, 8, 8))])
+@pytest.mark.parametrize("construction", ["bcop", "cayley"])
+def test_orthoconv_operator_is_orthogonal(args, shape, construction):
+    layer = OrthoConv2d(*args, dtype=F64, construction=construction)
     a = dense_module(layer, shape)
     sv = torch.linalg.svdvals(a)
     assert torch.allclose(sv[: min(a.shape)], torch.ones(min(a.shape), dtype=F64), atol=1e-12)
@@ -163,15 +166,21 @@ def dense_module(layer, shape):
     return out.reshape(n, -1).T
 
 
-def test_orthoconv_keeps_norms_trains_and_starts_from_identity_at_zero():
-    iso = OrthoConv2d(3, 12, 3, stride=2, bias=False)  # M = C S^2: an isometry
+@pytest.mark.parametrize("construction", ["bcop", "cayley"])
+def test_orthoconv_keeps_norms_and_trains(construction):
+    iso = OrthoConv2d(3, 12, 3, stride=2, bias=False, construction=construction)  # M = C S^2
     x = torch.randn(5, 3, 8, 8)
     assert torch.allclose(iso(x).flatten(1).norm(dim=1), x.flatten(1).norm(dim=1), rtol=1e-5)
-    layer = OrthoConv2d(3, 6, 3)
-    layer(x).square().sum().backward()
-    assert layer.weight.grad is not None and bool(layer.weight.grad.abs().sum() > 0)
-    assert layer.bias.grad is not None
-    eye = OrthoConv2d(3, 3, 3, bias=False)
+    layer = OrthoConv2d(3, 6, 3, construction=construction)
+    layer(x)[:, 0].sum().backward()  # not a norm: an orthogonal map keeps those
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and bool(p.grad.abs().sum() > 0), name
+    assert f"construction={construction!r}" in repr(layer)
+
+
+def test_cayley_orthoconv_starts_from_identity_at_zero():
+    x = torch.randn(5, 3, 8, 8)
+    eye = OrthoConv2d(3, 3, 3, bias=False, construction="cayley")
     with torch.no_grad():
         eye.weight.zero_()
     assert torch.allclose(eye(x), x, atol=1e-6)
@@ -186,6 +195,10 @@ def test_orthoconv_refuses_what_cannot_be_orthogonal():
         OrthoConv2d(4, 4, 3, padding_mode="zeros")
     with pytest.raises(ValueError, match="padding must be 'same'"):
         OrthoConv2d(4, 4, 3, padding=0)
+    with pytest.raises(ValueError, match="construction='fft' is not allowed; valid: bcop, cayley"):
+        OrthoConv2d(4, 4, 3, construction="fft")
+    with pytest.raises(ValueError, match="conv_weight.. is the kernel of construction='bcop'"):
+        OrthoConv2d(4, 4, 3, construction="cayley").conv_weight()
     layer = OrthoConv2d(2, 8, 3, stride=2)
     with pytest.raises(ValueError, match="multiples of it, got 7 x 8"):
         layer(torch.randn(1, 2, 7, 8))

@@ -1,7 +1,9 @@
-"""OrthoConv2d's fast path (Cayley systems built from the taps, solved with the batch as
-right-hand sides; a frozen operator cached without gradients) against the reference path:
-the kernel's FFT on the whole grid (polyphase_kernel + frequency_matrices), the explicit
-Cayley matrices (cayley) applied frequency by frequency."""
+"""OrthoConv2d's fast paths (Cayley: systems built from the taps, solved with the batch as
+right-hand sides; BCOP: one conv2d of the space-to-depth input; both with a frozen
+operator cached without gradients) against the reference path: the layer's orthogonal
+matrices from ``frequency_matrices`` (Cayley: the kernel's FFT on the whole grid and the
+explicit Cayley matrices; BCOP: the FFT of the composed kernel folded back to a strided
+one) applied frequency by frequency."""
 
 import pytest
 import torch
@@ -35,50 +37,67 @@ CASES = [  # (OrthoConv2d args, input shape): square, tall, wide, strided, group
     ((4, 8, 1, 1, "same", 1, 2), (4, 4, 4))]
 
 
+@pytest.mark.parametrize("construction", ["bcop", "cayley"])
 @pytest.mark.parametrize("args,shape", CASES)
-def test_fast_path_equals_the_reference_with_gradients(args, shape):
+def test_fast_path_equals_the_reference_with_gradients(args, shape, construction):
     torch.manual_seed(0)
-    layer = OrthoConv2d(*args, dtype=F64)
+    layer = OrthoConv2d(*args, dtype=F64, construction=construction)
     with torch.no_grad():
         layer.bias.normal_()
     x = torch.randn(3, *shape, dtype=F64, requires_grad=True)
     y, ref = layer(x), reference(layer, x)
     assert torch.allclose(y, ref, rtol=0, atol=1e-12)
     gy = torch.randn_like(y)
-    grads = torch.autograd.grad(y, (x, layer.weight, layer.bias), gy)
-    refs = torch.autograd.grad(ref, (x, layer.weight, layer.bias), gy)
+    params = (x, *layer.parameters())
+    grads = torch.autograd.grad(y, params, gy)
+    refs = torch.autograd.grad(ref, params, gy)
     for a, b in zip(grads, refs):
         assert torch.allclose(a, b, rtol=0, atol=1e-11 * max(1.0, float(b.abs().max())))
     with torch.no_grad():  # the cached frozen operator
         assert torch.allclose(layer(x), ref, rtol=0, atol=1e-12)
 
 
+def test_gradcheck_on_small_bcop_layers():
+    for args in ((2, 8, 3, 2), (3, 2, 3), (2, 3, (3, 2))):
+        layer = OrthoConv2d(*args, dtype=F64, bias=False)
+        names = [n for n, _ in layer.named_parameters()]
+        x = torch.randn(2, args[0], 4, 4, dtype=F64, requires_grad=True)
+
+        def run(v, *ps, layer=layer, names=names):
+            return torch.func.functional_call(layer, dict(zip(names, ps)), (v,))
+        params = [p.detach().clone().requires_grad_(True) for p in layer.parameters()]
+        assert torch.autograd.gradcheck(run, (x, *params))
+        assert torch.autograd.gradgradcheck(run, (x, *params))
+
+
 def test_gradcheck_on_a_small_strided_layer():
-    layer = OrthoConv2d(2, 8, 3, stride=2, dtype=F64)
+    layer = OrthoConv2d(2, 8, 3, stride=2, dtype=F64, construction="cayley")
     x = torch.randn(2, 2, 4, 4, dtype=F64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v, w: torch.func.functional_call(
         layer, {"weight": w, "bias": layer.bias}, (v,)), (x, layer.weight.detach().clone()
                                                           .requires_grad_(True)))
 
 
-def test_frozen_operator_follows_the_weight_and_is_usable_with_autograd():
+@pytest.mark.parametrize("construction", ["bcop", "cayley"])
+def test_frozen_operator_follows_the_weights_and_is_usable_with_autograd(construction):
     torch.manual_seed(1)
-    layer = OrthoConv2d(4, 4, 3, dtype=F64)
+    layer = OrthoConv2d(4, 4, 3, dtype=F64, construction=construction)
     x = torch.randn(2, 4, 6, 6, dtype=F64)
     with torch.no_grad():
         before = layer(x)
         assert layer._operator_cache is not None
         assert torch.equal(layer(x), before)  # served from the cache
     layer(x)[:, 0].sum().backward()  # not a norm: an orthogonal map keeps those
+    first = next(p for p in layer.parameters() if p.grad is not None and p is not layer.bias)
     with torch.no_grad():  # an in-place update (as an optimizer's): the cache is stale
-        layer.weight.sub_(0.5 * layer.weight.grad)
+        first.sub_(0.5 * first.grad)
     with torch.no_grad():
         after = layer(x)
     assert not torch.allclose(after, before)
     assert torch.allclose(after, reference(layer, x), atol=1e-12)
     with torch.inference_mode():
         layer(x + 1)  # cached under inference mode, still usable outside it
-    layer.weight.requires_grad_(False)  # frozen layer, input gradient through the cache
+    layer.requires_grad_(False)  # frozen layer, input gradient through the cache
     v = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(layer(v).square().sum(), v)
     (g_ref,) = torch.autograd.grad(reference(layer, v).square().sum(), v)
@@ -88,7 +107,7 @@ def test_frozen_operator_follows_the_weight_and_is_usable_with_autograd():
 def test_second_derivatives_through_the_solve():
     # Hessian-vector products (e.g. signalprop's Hessian measurements) differentiate the
     # backward again: the custom solve backward must stay differentiable under create_graph
-    layer = OrthoConv2d(2, 8, 3, stride=2, dtype=F64)
+    layer = OrthoConv2d(2, 8, 3, stride=2, dtype=F64, construction="cayley")
     x = torch.randn(2, 2, 4, 4, dtype=F64, requires_grad=True)
     w = layer.weight.detach().clone().requires_grad_(True)
     assert torch.autograd.gradgradcheck(lambda v, k: torch.func.functional_call(

@@ -22,7 +22,8 @@ Every public name is importable flat, ``signalprop.nn.X``; the modules show the 
   ``compose_weight``) and their conversion from dense layers (``to_ph_layer``,
   ``nearest_ph_factors``).
 - ``orthogonal/``: orthogonal convolutions: the L_orth regularizer (``orth_penalty``) and
-  an exactly orthogonal circular convolution (``OrthoConv2d``, Cayley transform).
+  an exactly orthogonal circular convolution (``OrthoConv2d``: block convolutions or the
+  Cayley transform).
 - ``quantized/``: low-precision layers (``QuantLinear``, ``QuantConv1d/2d``) with binary,
   ternary or k-bit weights and binary inputs, their ``WeightQuantizer``, the surrogate
   gradients of sign (``sign_surrogate``, ``ReSTESchedule``) and ``quantize_modules``.

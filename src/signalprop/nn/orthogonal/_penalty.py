@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from signalprop.nn._kernel import effective_kernel
-from signalprop.nn.orthogonal._cayley import OrthoConv2d
+from signalprop.nn.orthogonal._layer import OrthoConv2d
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
