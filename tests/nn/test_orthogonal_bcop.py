@@ -131,3 +131,16 @@ def test_weight_reads_as_a_conv2d_kernel_and_the_state_dict_round_trips():
     assert torch.equal(twin(x), layer(x))
     cay = OrthoConv2d(4, 16, 3, stride=2, construction="cayley")
     assert isinstance(cay.weight, nn.Parameter) and set(cay.state_dict()) == {"weight", "bias"}
+
+
+def test_a_depthwise_layer_is_a_signed_identity_not_a_shift():
+    # one channel per group: every orthogonal FIR filter is a signed shift; the layer
+    # keeps the tap at offset 0 (a 7 x 7 "same" window would otherwise move the image)
+    layer = OrthoConv2d(8, 8, 7, groups=8, bias=False, dtype=F64)
+    x = torch.randn(2, 8, 9, 9, dtype=F64)
+    signs = torch.sign(layer.ortho.detach()).reshape(1, 8, 1, 1)
+    assert torch.allclose(layer(x), signs * x)
+    for taps in ((3, 3), (4, 2), (1, 5)):
+        k = _bcop.compose_kernel(torch.ones(1, 1, 1, dtype=F64), None, None, taps)
+        nz = k[0, :, :, 0, 0].nonzero().tolist()
+        assert nz == [[(taps[0] - 1) // 2, (taps[1] - 1) // 2]]

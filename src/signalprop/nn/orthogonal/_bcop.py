@@ -63,7 +63,7 @@ def _block(k: Tensor, u: Tensor, axis: int) -> Tensor:
 
 
 def compose_kernel(ortho: Tensor, rows: Tensor | None, cols: Tensor | None,
-                   taps: tuple[int, int]) -> Tensor:
+                   taps: tuple[int, int], centre: tuple[int, int] | None = None) -> Tensor:
     """The (G, kh, kw, c, c) kernel H * B_1 * ... of orthogonal block convolutions.
 
     Args:
@@ -71,7 +71,10 @@ def compose_kernel(ortho: Tensor, rows: Tensor | None, cols: Tensor | None,
         rows: (G, kh - 1, c, r) parameters of the vertical blocks' U (None: no parameter,
             kh = 1 or c = 1, r = 0).
         cols: (G, kw - 1, c, r) parameters of the horizontal blocks' U (None likewise).
-        taps: (kh, kw). A block without parameters (r = 0) has P = 0: a one-tap shift.
+        taps: (kh, kw).
+        centre: per axis, the tap a kernel without projector parameters (c = 1, r = 0)
+            puts its one non-zero entry at (default: the middle, (taps - 1) // 2): its
+            first ``centre`` blocks are shifts (P = 0), the others identities (P = I).
 
     Returns:
         Taps k[g, i, j] (c x c, output x input) of a cross-correlation kernel whose
@@ -86,11 +89,16 @@ def compose_kernel(ortho: Tensor, rows: Tensor | None, cols: Tensor | None,
     k = orthonormal_columns(ortho)[:, None, None]
     us_h = None if rows is None else orthonormal_columns(rows)
     us_w = None if cols is None else orthonormal_columns(cols)
+    centre = tuple((t - 1) // 2 for t in taps) if centre is None else centre
     for i in range(max(taps) - 1):  # alternate the axes
-        if i < taps[0] - 1:
-            k = _block(k, us_h[:, i], 1) if us_h is not None else F.pad(k, (0,) * 6 + (1, 0))
-        if i < taps[1] - 1:
-            k = _block(k, us_w[:, i], 2) if us_w is not None else F.pad(k, (0,) * 4 + (1, 0))
+        for axis, us in ((1, us_h), (2, us_w)):
+            if i >= taps[axis - 1] - 1:
+                continue
+            if us is not None:
+                k = _block(k, us[:, i], axis)
+            else:  # P = 0 (a shift: a zero tap in front) or P = I (a zero tap behind)
+                pad = (1, 0) if i < centre[axis - 1] else (0, 1)
+                k = F.pad(k, (0,) * (2 * (4 - axis)) + pad)
     return k
 
 

@@ -190,8 +190,9 @@ class OrthoConv2d(nn.Module):
         if self.construction != "bcop":
             raise ValueError("conv_weight() is the kernel of construction='bcop'; a 'cayley' "
                              "layer's operator spans the whole input (frequency_matrices())")
-        taps = (self._bcop_axes[0][1], self._bcop_axes[1][1])
-        k = _bcop.compose_kernel(self.ortho, self.proj_h, self.proj_w, taps)  # (G, th, tw, c, c)
+        taps = tuple(t for _, t, _ in self._bcop_axes)
+        centre = tuple(min(max(-lo, 0), t - 1) for lo, t, _ in self._bcop_axes)  # offset 0
+        k = _bcop.compose_kernel(self.ortho, self.proj_h, self.proj_w, taps, centre)
         g, mg = self.groups, self.out_channels // self.groups
         cin = self.in_channels // g * self.stride[0] * self.stride[1]
         k = k[..., :mg, :cin].permute(0, 3, 4, 1, 2)
