@@ -86,7 +86,7 @@ def test_float32_is_within_float32_rounding_of_the_float64_values(variant, shape
     abs_da, abs_df = torch.autograd.grad(kron_loop(abs_a, abs_f), (abs_a, abs_f),
                                          g.double().abs())
     assert ((df.double() - ef).abs() <= 4 * n * n * eps * abs_df).all()
-    terms = f[0, 0].numel()  # float runs of one filter row; double across rows
+    terms = f[0, 0].numel()  # per-lane float runs: 8 rows x L / lanes <= L terms; then double
     assert ((da.double() - ea).abs() <= 2 * terms * eps * abs_da).all()
 
 
@@ -156,6 +156,12 @@ def test_layouts_and_modes_the_kernel_does_not_read_take_the_torch_ops():
     assert not _fused.handles(a, f.transpose(1, 2))
     assert not _fused.handles(a.half(), f.half())
     assert not _fused.handles(a.float(), f)
+    n = _fused.MAX_N + 1  # beyond the kernel's scratch limit: torch ops, same values
+    big_a, big_f = torch.randn(n, n, n, dtype=torch.float64), torch.randn(n, 1, 1,
+                                                                          dtype=torch.float64)
+    assert not _fused.handles(big_a, big_f)
+    assert _fused.handles(big_a[:-1, :-1, :-1].contiguous(), big_f[:-1])  # n = MAX_N
+    torch.testing.assert_close(compose_weight(big_a, big_f), kron_loop(big_a, big_f))
 
     class Recorder(TorchFunctionMode):
         def __init__(self):

@@ -17,9 +17,11 @@
  * and the backward reads G once for both gradients.
  *
  * Precision: each W entry and each dF entry is a sum of n (n^2) products in the element
- * type, as torch's products take them; each dA entry sums R * L products, in the element
- * type within one row segment of L and in double across the R segments (torch sums all in
- * the element type). The results agree with torch's to rounding, not bit for bit.
+ * type, as torch's products take them; each dA entry sums R * L products: lane-wise in the
+ * element type over FOLD_ROWS filter rows (8 L / lanes terms per lane), then in double
+ * (torch sums all in the element type). The results agree with torch's to rounding, not
+ * bit for bit. Stack and scratch grow with n (n^2 offsets, n^3 vectors per thread): the
+ * caller limits n (_fused.MAX_N).
  *
  * Entry points take addresses: the one caller (_fused.py) checks dtype, device, shapes
  * and contiguity right before it calls. Variants: generic, AVX2 + FMA, AVX-512, chosen

@@ -11,8 +11,10 @@ backward of a graph (``create_graph=True`` gets the torch ops, which are differe
 again), with no torch.func transform, forward-mode tangent, torch-function mode or
 ``torch.compile`` in play; everywhere else (and when the extension was not built, or its
 check at first use failed) :func:`compose_torch` runs. Results agree with the torch ops to
-rounding (sums are taken in another order; the algebra gradient is summed in double across
-filter rows), not bit for bit.
+rounding (sums are taken in another order; the algebra gradient is summed in the element
+type over runs of 8 filter rows per vector lane, then in double), not bit for bit. Algebras
+larger than n = MAX_N (the kernel keeps n^3 vector accumulators per thread) take the torch
+ops too.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ except ImportError:  # pragma: no cover - a torch without functorch
 
 _DTYPES = (torch.float32, torch.float64)
 _PLAIN = (torch.Tensor, nn.Parameter)
+MAX_N = 64  # largest algebra the kernel takes (n^3 * 72 bytes of scratch per thread)
 _checked: bool | None = None  # None: not yet; then whether the kernel passed its check
 
 
@@ -90,6 +93,7 @@ def handles(algebra: Tensor, filters: Tensor) -> bool:
                 or fwAD.unpack_dual(t).tangent is not None:
             return False
     return (algebra.dtype == filters.dtype and filters.numel() > 0
+            and algebra.shape[0] <= MAX_N
             and not torch._C._is_torch_function_mode_enabled() and not _compiling()
             and kernel_available())
 
